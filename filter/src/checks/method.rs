@@ -1,0 +1,65 @@
+//! Allowed HTTP methods per policy.
+
+use crate::rejection::Rejection;
+use crate::request::RequestView;
+
+/// The methods a policy admits, plus the precomputed `allow` header value for 405 responses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodSet {
+    methods: Vec<String>,
+    allow_header: String,
+}
+
+impl MethodSet {
+    /// `methods` must already be validated tokens without duplicates (the config compiler does it).
+    pub fn new(methods: Vec<String>) -> MethodSet {
+        let allow_header = methods.join(", ");
+        MethodSet {
+            methods,
+            allow_header,
+        }
+    }
+
+    pub fn check<'g>(&'g self, request: &RequestView<'_>) -> Result<(), Rejection<'g>> {
+        // Methods are case-sensitive (RFC 9110 §9.1): `get` is not `GET`.
+        let method = request.method();
+        if self.methods.iter().any(|m| m.as_bytes() == method) {
+            Ok(())
+        } else {
+            Err(Rejection::MethodNotAllowed {
+                allow: &self.allow_header,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_table() {
+        let set = MethodSet::new(vec!["GET".into(), "HEAD".into()]);
+        for (method, ok) in [
+            ("GET", true),
+            ("HEAD", true),
+            ("POST", false),
+            ("get", false),
+            ("", false),
+        ] {
+            let h = vec![(":method".to_string(), method.as_bytes().to_vec())];
+            let view = RequestView {
+                headers: &h,
+                client_ip: None,
+                route_policy: None,
+            };
+            match set.check(&view) {
+                Ok(()) => assert!(ok, "{method} admitted"),
+                Err(r) => {
+                    assert!(!ok, "{method} refused");
+                    assert_eq!(r, Rejection::MethodNotAllowed { allow: "GET, HEAD" });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! One module per check, in the order the pipeline runs them: cheap shape checks first, so that
+//! oversized or malformed requests are refused before any per-key work.
+
+pub mod api_key;
+pub mod ip;
+pub mod method;
+pub mod request_limits;

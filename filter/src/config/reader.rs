@@ -1,0 +1,203 @@
+//! A small reader over `serde_json::Value` that tracks the JSON path of every value, so that
+//! each configuration error names exactly where it is, and that collects errors instead of
+//! stopping at the first.
+
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// One configuration error: where, and what is wrong. Never contains secret material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = if self.path.is_empty() {
+            "(root)"
+        } else {
+            &self.path
+        };
+        write!(f, "{path}: {}", self.message)
+    }
+}
+
+/// Every error found in one configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigErrors {
+    pub fn add(&mut self, path: &str, message: impl Into<String>) {
+        self.0.push(ConfigError {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+pub fn child(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+pub fn item(path: &str, index: usize) -> String {
+    format!("{path}[{index}]")
+}
+
+/// The fields of one JSON object. Fields are taken by name; whatever is left when the object is
+/// finished is an unknown field, reported as an error (typos must not silently disable a check).
+pub struct Fields<'a> {
+    path: String,
+    map: &'a Map<String, Value>,
+    taken: Vec<&'static str>,
+}
+
+impl<'a> Fields<'a> {
+    pub fn of(value: &'a Value, path: &str, errors: &mut ConfigErrors) -> Option<Fields<'a>> {
+        match value {
+            Value::Object(map) => Some(Fields {
+                path: path.to_string(),
+                map,
+                taken: Vec::new(),
+            }),
+            other => {
+                errors.add(path, format!("expected an object, found {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    /// The field's value and path; `null` counts as absent.
+    pub fn take(&mut self, name: &'static str) -> Option<(&'a Value, String)> {
+        self.taken.push(name);
+        match self.map.get(name) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some((v, child(&self.path, name))),
+        }
+    }
+
+    /// Whether the field is present and not `null`, without taking it.
+    pub fn map_has(&self, name: &str) -> bool {
+        self.map.get(name).is_some_and(|v| !v.is_null())
+    }
+
+    pub fn finish(self, errors: &mut ConfigErrors) {
+        for name in self.map.keys() {
+            if !self.taken.contains(&name.as_str()) {
+                errors.add(&child(&self.path, name), "unknown field");
+            }
+        }
+    }
+}
+
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+pub fn string<'a>(v: &'a Value, path: &str, errors: &mut ConfigErrors) -> Option<&'a str> {
+    match v {
+        Value::String(s) => Some(s),
+        other => {
+            errors.add(path, format!("expected a string, found {}", kind(other)));
+            None
+        }
+    }
+}
+
+pub fn boolean(v: &Value, path: &str, errors: &mut ConfigErrors) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        other => {
+            errors.add(path, format!("expected a boolean, found {}", kind(other)));
+            None
+        }
+    }
+}
+
+/// A whole number in `min..=max`.
+pub fn integer(
+    v: &Value,
+    path: &str,
+    min: u64,
+    max: u64,
+    errors: &mut ConfigErrors,
+) -> Option<u64> {
+    match v.as_u64() {
+        Some(n) if (min..=max).contains(&n) => Some(n),
+        Some(_) => {
+            errors.add(path, format!("must be between {min} and {max}"));
+            None
+        }
+        None => {
+            errors.add(path, format!("expected a whole number, found {}", kind(v)));
+            None
+        }
+    }
+}
+
+pub fn array<'a>(v: &'a Value, path: &str, errors: &mut ConfigErrors) -> Option<&'a [Value]> {
+    match v {
+        Value::Array(items) => Some(items),
+        other => {
+            errors.add(path, format!("expected an array, found {}", kind(other)));
+            None
+        }
+    }
+}
+
+/// A JSON object used as a map of named entries (`policies`, `clients`).
+pub fn named<'a>(
+    v: &'a Value,
+    path: &str,
+    errors: &mut ConfigErrors,
+) -> Option<&'a Map<String, Value>> {
+    match v {
+        Value::Object(map) => Some(map),
+        other => {
+            errors.add(path, format!("expected an object, found {}", kind(other)));
+            None
+        }
+    }
+}
+
+/// Strings of an array, each with its path; non-strings are reported and skipped.
+pub fn strings<'a>(v: &'a Value, path: &str, errors: &mut ConfigErrors) -> Vec<(&'a str, String)> {
+    let Some(items) = array(v, path, errors) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item_value)| {
+            let p = item(path, i);
+            string(item_value, &p, errors).map(|s| (s, p))
+        })
+        .collect()
+}

@@ -1,0 +1,158 @@
+//! Raw proxy-wasm host calls for the request path, wrapped to return `Result` on every status.
+//!
+//! The SDK's helpers `panic!` on statuses they do not expect (and `unwrap` UTF-8 when decoding
+//! header maps); a panic traps the VM and fails every request on that worker until it is
+//! replaced. These wrappers never panic: an unexpected status becomes an `Err` the caller maps
+//! to a fail-closed response.
+
+use std::ptr::null_mut;
+
+use proxy_wasm::types::{MapType, Status};
+
+/// A host status other than `Ok`, as its raw code (for logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostError(pub u32);
+
+impl From<Status> for HostError {
+    fn from(s: Status) -> Self {
+        HostError(s as u32)
+    }
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> Status;
+    fn proxy_remove_header_map_value(map_type: MapType, key: *const u8, key_size: usize) -> Status;
+    fn proxy_replace_header_map_value(
+        map_type: MapType,
+        key: *const u8,
+        key_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> Status;
+    fn proxy_get_current_time_nanoseconds(time: *mut u64) -> Status;
+    fn proxy_get_property(
+        path: *const u8,
+        path_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> Status;
+    fn proxy_send_local_response(
+        status_code: u32,
+        details: *const u8,
+        details_size: usize,
+        body: *const u8,
+        body_size: usize,
+        headers: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> Status;
+}
+
+fn check(status: Status) -> Result<(), HostError> {
+    match status {
+        Status::Ok => Ok(()),
+        other => Err(other.into()),
+    }
+}
+
+/// Takes ownership of a buffer the host allocated through the module's allocator.
+///
+/// SAFETY: `data` and `size` must come from a successful host call that allocated them with
+/// `proxy_on_memory_allocate` (the SDK's allocator, a `Vec<u8>` of exactly `size` bytes).
+unsafe fn take_host_buffer(data: *mut u8, size: usize) -> Vec<u8> {
+    if data.is_null() {
+        Vec::new()
+    } else {
+        Vec::from_raw_parts(data, size, size)
+    }
+}
+
+/// All request headers with their raw value bytes, in order.
+pub fn request_headers() -> Result<Vec<(String, Vec<u8>)>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers are valid; on Ok the host hands over an allocation of `size` bytes.
+    let buffer = unsafe {
+        check(proxy_get_header_map_pairs(
+            MapType::HttpRequestHeaders,
+            &mut data,
+            &mut size,
+        ))?;
+        take_host_buffer(data, size)
+    };
+    crate::request::decode_header_pairs(&buffer)
+        .ok_or(HostError(Status::SerializationFailure as u32))
+}
+
+pub fn remove_request_header(name: &str) -> Result<(), HostError> {
+    // SAFETY: pointer and length describe a live &str.
+    check(unsafe {
+        proxy_remove_header_map_value(MapType::HttpRequestHeaders, name.as_ptr(), name.len())
+    })
+}
+
+/// Sets (replaces every copy of) a request header.
+pub fn set_request_header(name: &str, value: &str) -> Result<(), HostError> {
+    // SAFETY: pointers and lengths describe live &strs.
+    check(unsafe {
+        proxy_replace_header_map_value(
+            MapType::HttpRequestHeaders,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+/// The host clock, in whole seconds since the Unix epoch.
+pub fn now_unix_seconds() -> Result<i64, HostError> {
+    let mut nanos: u64 = 0;
+    // SAFETY: valid out-pointer.
+    check(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
+    i64::try_from(nanos / 1_000_000_000).map_err(|_| HostError(Status::InternalFailure as u32))
+}
+
+/// A property as raw bytes; `None` when Envoy does not have it.
+pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+    // The ABI takes the path segments joined by NULs.
+    let joined = path.join("\0");
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: valid path buffer and out-pointers; on Ok the host hands over `size` bytes.
+    unsafe {
+        match proxy_get_property(joined.as_ptr(), joined.len(), &mut data, &mut size) {
+            Status::Ok if data.is_null() => Ok(None),
+            Status::Ok => Ok(Some(take_host_buffer(data, size))),
+            Status::NotFound => Ok(None),
+            other => Err(other.into()),
+        }
+    }
+}
+
+/// Sends a local reply (the request is not forwarded).
+pub fn send_local_response(
+    status: u32,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(), HostError> {
+    let encoded = crate::request::encode_header_pairs(headers);
+    // SAFETY: all pointers and lengths describe live buffers for the duration of the call.
+    check(unsafe {
+        proxy_send_local_response(
+            status,
+            null_mut(),
+            0,
+            body.as_ptr(),
+            body.len(),
+            encoded.as_ptr(),
+            encoded.len(),
+            -1,
+        )
+    })
+}

@@ -1,0 +1,206 @@
+//! The per-request context: read facts, decide, apply.
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+
+use super::abi::{self, HostError};
+use super::root::Shared;
+use crate::checks::api_key::CredentialLocation;
+use crate::cidr::parse_socket_ip;
+use crate::metrics::Outcome;
+use crate::pipeline::decide;
+use crate::rejection::Rejection;
+use crate::request::RequestView;
+use crate::response::render;
+use crate::time::UnixTime;
+use crate::verdict::{Admission, Decision, Verdict};
+
+const ROUTE_POLICY_PATH: [&str; 5] = [
+    "xds",
+    "route_metadata",
+    "filter_metadata",
+    "api_guard",
+    "policy",
+];
+const SOURCE_ADDRESS_PATH: [&str; 2] = ["source", "address"];
+
+pub struct GuardRequest {
+    shared: Option<Rc<Shared>>,
+}
+
+impl GuardRequest {
+    pub fn new(shared: Option<Rc<Shared>>) -> Self {
+        GuardRequest { shared }
+    }
+}
+
+impl Context for GuardRequest {}
+
+impl HttpContext for GuardRequest {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            deny(&Rejection::HostFailure, None);
+            return Action::Pause;
+        };
+        let headers = match abi::request_headers() {
+            Ok(h) => h,
+            Err(e) => {
+                log::error!(
+                    "api_guard: cannot read request headers (host status {})",
+                    e.0
+                );
+                count(
+                    &shared,
+                    None,
+                    Outcome::Denied(Rejection::HostFailure.reason()),
+                );
+                deny(&Rejection::HostFailure, None);
+                return Action::Pause;
+            }
+        };
+        // An unreadable address is `None`, which IP rules treat as not allowed.
+        let client_ip = abi::property(&SOURCE_ADDRESS_PATH)
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| parse_socket_ip(&s));
+        // Route metadata is operator-controlled; a non-UTF-8 or unreadable value selects no
+        // known policy, which fails closed as an unknown policy.
+        let route_policy = match abi::property(&ROUTE_POLICY_PATH) {
+            Ok(None) => None,
+            Ok(Some(bytes)) => {
+                Some(String::from_utf8(bytes).unwrap_or_else(|_| "(non-utf8)".into()))
+            }
+            Err(_) => Some("(unreadable)".into()),
+        };
+        let now = match abi::now_unix_seconds() {
+            Ok(t) => UnixTime(t),
+            Err(e) => {
+                log::error!("api_guard: cannot read the clock (host status {})", e.0);
+                count(
+                    &shared,
+                    None,
+                    Outcome::Denied(Rejection::HostFailure.reason()),
+                );
+                deny(&Rejection::HostFailure, request_id(&headers));
+                return Action::Pause;
+            }
+        };
+        let view = RequestView {
+            headers: &headers,
+            client_ip,
+            route_policy: route_policy.as_deref(),
+        };
+        let decision = decide(&shared.guard, &view, now);
+        let request_id = request_id(&headers);
+
+        match &decision.verdict {
+            Verdict::Allow(admission) => match apply(&shared, admission) {
+                Ok(()) => {
+                    count(&shared, decision.policy, Outcome::Allowed);
+                    log::debug!(
+                        "api_guard: allow policy={} client_id={} key_id={}",
+                        policy_name(&shared, &decision),
+                        admission.identity.map_or("-", |(c, _)| c),
+                        admission.identity.map_or("-", |(_, k)| k),
+                    );
+                    Action::Continue
+                }
+                Err(e) => {
+                    log::error!(
+                        "api_guard: cannot edit the request (host status {}); denying",
+                        e.0
+                    );
+                    count(
+                        &shared,
+                        decision.policy,
+                        Outcome::Denied(Rejection::HostFailure.reason()),
+                    );
+                    deny(&Rejection::HostFailure, request_id);
+                    Action::Pause
+                }
+            },
+            Verdict::Deny(rejection) => {
+                count(&shared, decision.policy, Outcome::of(&decision));
+                if matches!(rejection, Rejection::UnknownPolicy) {
+                    let name = route_policy.as_deref().unwrap_or_default();
+                    if shared.first_sighting_of_unknown_policy(name) {
+                        log::warn!("api_guard: route names unknown policy {name:?}; its requests are denied");
+                    }
+                }
+                log::info!(
+                    "api_guard: deny policy={} reason={} client_id={} key_id={} request_id={}",
+                    policy_name(&shared, &decision),
+                    rejection.reason().as_str(),
+                    rejection.client_id().unwrap_or("-"),
+                    rejection.key_id().unwrap_or("-"),
+                    request_id
+                        .and_then(|r| std::str::from_utf8(r).ok())
+                        .filter(|r| r.len() <= 128)
+                        .unwrap_or("-"),
+                );
+                deny(rejection, request_id);
+                Action::Pause
+            }
+        }
+    }
+}
+
+fn request_id(headers: &[(String, Vec<u8>)]) -> Option<&[u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n == "x-request-id")
+        .map(|(_, v)| v.as_slice())
+}
+
+fn policy_name<'a>(shared: &'a Shared, decision: &Decision<'_>) -> &'a str {
+    decision
+        .policy
+        .and_then(|id| shared.guard.policy(id))
+        .map_or(crate::metrics::NO_POLICY_LABEL, |p| p.name.as_str())
+}
+
+fn count(shared: &Shared, policy: Option<crate::policy::PolicyId>, outcome: Outcome) {
+    if let Some(id) = shared.metrics.get(policy, outcome) {
+        // A failed increment loses one count; it must not affect the request.
+        let _ = proxy_wasm::hostcalls::increment_metric(id, 1);
+    }
+}
+
+/// Applies an admission: identity headers are removed from every request (clients cannot forge
+/// them), then set from the established identity, and the credential is stripped if asked.
+fn apply(shared: &Shared, admission: &Admission<'_>) -> Result<(), HostError> {
+    let identity = &shared.guard.identity_headers;
+    abi::remove_request_header(&identity.client_id)?;
+    abi::remove_request_header(&identity.key_id)?;
+    if let Some((client_id, key_id)) = admission.identity {
+        abi::set_request_header(&identity.client_id, client_id)?;
+        abi::set_request_header(&identity.key_id, key_id)?;
+    }
+    match &admission.strip {
+        Some(CredentialLocation::Header(name)) => abi::remove_request_header(name)?,
+        Some(CredentialLocation::Query { path_without_key }) => {
+            abi::set_request_header(":path", path_without_key)?
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+fn deny(rejection: &Rejection<'_>, request_id: Option<&[u8]>) {
+    let response = render(rejection, request_id);
+    let headers: Vec<(&str, &str)> = response
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .collect();
+    if let Err(e) = abi::send_local_response(response.status, &headers, response.body.as_bytes()) {
+        // Nothing else can be done from here; the request was paused and is not forwarded.
+        log::error!(
+            "api_guard: cannot send the local reply (host status {})",
+            e.0
+        );
+    }
+}

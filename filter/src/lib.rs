@@ -1,0 +1,26 @@
+//! api-guard: an Envoy proxy-wasm filter that decides, per request and per route, whether a
+//! request may reach the upstream.
+//!
+//! The request flow reads from the module list:
+//! `config` compiles the plugin configuration into a [`policy::Guard`]; for each request the
+//! adapter builds a [`request::RequestView`], `pipeline` selects the route's policy (`route`)
+//! and runs the `checks` in order, producing a [`verdict::Decision`]; `response` is the single
+//! place where rejections become HTTP answers and `metrics` names the decision counters.
+//! Only `host` touches proxy-wasm; everything else is plain Rust, tested natively.
+
+pub mod checks;
+pub mod cidr;
+pub mod config;
+pub mod digest;
+pub mod metrics;
+pub mod pipeline;
+pub mod policy;
+pub mod rejection;
+pub mod request;
+pub mod response;
+pub mod route;
+pub mod time;
+pub mod verdict;
+
+#[cfg(target_arch = "wasm32")]
+mod host;

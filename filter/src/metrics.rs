@@ -1,0 +1,126 @@
+//! Decision counters: one per policy and outcome, named so that Envoy's `stats_tags` can turn
+//! the policy and reason into Prometheus labels:
+//!
+//! `api_guard.policy.<policy>.allowed` and `api_guard.policy.<policy>.denied.<reason>`
+//!
+//! Decisions taken without a policy (no policy, unknown policy, pass-through) count under the
+//! policy label `_none`, which no configured policy can be named (names start with [A-Za-z0-9]).
+//! The table is built once at configure time; per request it is two index operations.
+
+use crate::policy::{Guard, PolicyId};
+use crate::rejection::Reason;
+use crate::verdict::{Decision, Verdict};
+
+pub const NO_POLICY_LABEL: &str = "_none";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allowed,
+    Denied(Reason),
+}
+
+pub const OUTCOMES: usize = 1 + Reason::ALL.len();
+
+impl Outcome {
+    pub fn of(decision: &Decision<'_>) -> Outcome {
+        match &decision.verdict {
+            Verdict::Allow(_) => Outcome::Allowed,
+            Verdict::Deny(r) => Outcome::Denied(r.reason()),
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Outcome::Allowed => 0,
+            Outcome::Denied(r) => 1 + r.index(),
+        }
+    }
+
+    fn all() -> impl Iterator<Item = Outcome> {
+        std::iter::once(Outcome::Allowed).chain(Reason::ALL.iter().map(|r| Outcome::Denied(*r)))
+    }
+
+    pub fn metric_name(self, policy_label: &str) -> String {
+        match self {
+            Outcome::Allowed => format!("api_guard.policy.{policy_label}.allowed"),
+            Outcome::Denied(r) => format!("api_guard.policy.{policy_label}.denied.{}", r.as_str()),
+        }
+    }
+}
+
+/// Metric handles (the host's ids) for every policy label and outcome.
+#[derive(Debug, Clone)]
+pub struct MetricTable<T> {
+    /// Row 0 is `_none`; row `i + 1` is policy `i`.
+    rows: Vec<[Option<T>; OUTCOMES]>,
+}
+
+impl<T: Copy> MetricTable<T> {
+    /// Defines every counter through `define` (the host's `define_metric`); a counter the host
+    /// refuses is left out and simply not counted, never a reason to fail a request.
+    pub fn build(guard: &Guard, mut define: impl FnMut(&str) -> Option<T>) -> MetricTable<T> {
+        let labels =
+            std::iter::once(NO_POLICY_LABEL).chain(guard.policies.iter().map(|p| p.name.as_str()));
+        let rows = labels
+            .map(|label| {
+                let mut row = [None; OUTCOMES];
+                for outcome in Outcome::all() {
+                    if let Some(slot) = row.get_mut(outcome.index()) {
+                        *slot = define(&outcome.metric_name(label));
+                    }
+                }
+                row
+            })
+            .collect();
+        MetricTable { rows }
+    }
+
+    pub fn get(&self, policy: Option<PolicyId>, outcome: Outcome) -> Option<T> {
+        let row = policy.map_or(0, |id| id.0 + 1);
+        self.rows.get(row)?.get(outcome.index()).copied().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compile;
+
+    #[test]
+    fn table_names_and_lookup() {
+        let guard = compile(br#"{"policies":{"api":{},"web":{}}}"#).unwrap();
+        let mut names = Vec::new();
+        let table = MetricTable::build(&guard, |name| {
+            names.push(name.to_string());
+            Some(names.len() as u32 - 1)
+        });
+        assert_eq!(names.len(), 3 * OUTCOMES);
+        let api = guard.by_name["api"];
+        let id = table
+            .get(Some(api), Outcome::Denied(Reason::ApiKeyExpired))
+            .unwrap();
+        assert_eq!(
+            names[id as usize],
+            "api_guard.policy.api.denied.api_key_expired"
+        );
+        let id = table
+            .get(None, Outcome::Denied(Reason::UnknownPolicy))
+            .unwrap();
+        assert_eq!(
+            names[id as usize],
+            "api_guard.policy._none.denied.unknown_policy"
+        );
+        let id = table
+            .get(Some(guard.by_name["web"]), Outcome::Allowed)
+            .unwrap();
+        assert_eq!(names[id as usize], "api_guard.policy.web.allowed");
+        assert_eq!(table.get(Some(PolicyId(99)), Outcome::Allowed), None);
+    }
+
+    #[test]
+    fn refused_definitions_are_skipped() {
+        let guard = compile(br#"{"policies":{"api":{}}}"#).unwrap();
+        let table: MetricTable<u32> = MetricTable::build(&guard, |_| None);
+        assert_eq!(table.get(None, Outcome::Allowed), None);
+    }
+}

@@ -1,0 +1,199 @@
+//! The request pipeline: select the route's policy, then run its checks in order. Pure: the
+//! adapter gathers the facts into a [`RequestView`], passes the host clock in, and applies the
+//! [`Decision`].
+
+use crate::policy::Guard;
+use crate::request::RequestView;
+use crate::route::{select, Selection};
+use crate::time::UnixTime;
+use crate::verdict::{Admission, Decision, Verdict};
+
+pub fn decide<'g>(guard: &'g Guard, request: &RequestView<'_>, now: UnixTime) -> Decision<'g> {
+    let id = match select(guard, request.route_policy) {
+        Selection::Policy(id) => id,
+        Selection::PassThrough => {
+            return Decision {
+                policy: None,
+                verdict: Verdict::Allow(Admission::default()),
+            }
+        }
+        Selection::NoPolicy => {
+            return Decision {
+                policy: None,
+                verdict: Verdict::Deny(crate::rejection::Rejection::NoPolicy),
+            }
+        }
+        Selection::UnknownPolicy => {
+            return Decision {
+                policy: None,
+                verdict: Verdict::Deny(crate::rejection::Rejection::UnknownPolicy),
+            }
+        }
+    };
+    let verdict = match guard.policy(id) {
+        Some(policy) => match run_checks(guard, policy, request, now) {
+            Ok(admission) => Verdict::Allow(admission),
+            Err(rejection) => Verdict::Deny(rejection),
+        },
+        // Unreachable by construction (ids come from the same table); still fail closed.
+        None => Verdict::Deny(crate::rejection::Rejection::UnknownPolicy),
+    };
+    Decision {
+        policy: Some(id),
+        verdict,
+    }
+}
+
+fn run_checks<'g>(
+    guard: &'g Guard,
+    policy: &'g crate::policy::RoutePolicy,
+    request: &RequestView<'_>,
+    now: UnixTime,
+) -> Result<Admission<'g>, crate::rejection::Rejection<'g>> {
+    policy.request_limits.check(request)?;
+    if let Some(methods) = &policy.methods {
+        methods.check(request)?;
+    }
+    if let Some(ip) = &policy.ip {
+        ip.check(request)?;
+    }
+    let mut admission = Admission::default();
+    if let Some(rule) = &policy.api_key {
+        let who = rule.check(&guard.api_keys, request, now)?;
+        admission.identity = Some((who.client_id, who.key_id));
+        admission.strip = who.strip;
+    }
+    Ok(admission)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::api_key::CredentialLocation;
+    use crate::config::compile;
+    use crate::rejection::{KeyProblem, Rejection};
+
+    const CONFIG: &str = r#"{
+        "clients": {
+            "acme": {"keys": [{"id": "acme-1", "sha256": "a52782e3a2d4dd2f95f640b9abfb3b2a6b8e722c65f55be830f6e5f619f7f873"}]}
+        },
+        "policies": {
+            "api": {
+                "methods": ["GET"],
+                "ip": {"allow": ["10.0.0.0/8"]},
+                "api_key": {}
+            },
+            "open": {}
+        }
+    }"#;
+
+    fn decide_for(
+        policy: Option<&str>,
+        ip: &str,
+        method: &str,
+        key: Option<&str>,
+    ) -> (Option<String>, Verdict<'static>) {
+        let guard: &'static Guard = Box::leak(Box::new(compile(CONFIG.as_bytes()).unwrap()));
+        let mut headers = vec![
+            (":method".to_string(), method.as_bytes().to_vec()),
+            (":path".to_string(), b"/x".to_vec()),
+        ];
+        if let Some(k) = key {
+            headers.push(("x-api-key".to_string(), k.as_bytes().to_vec()));
+        }
+        let view = RequestView {
+            headers: &headers,
+            client_ip: ip.parse().ok(),
+            route_policy: policy,
+        };
+        let d = decide(guard, &view, UnixTime(0));
+        (
+            d.policy.map(|id| guard.policies[id.0].name.clone()),
+            d.verdict,
+        )
+    }
+
+    #[test]
+    fn pipeline_table() {
+        let admitted = Verdict::Allow(Admission {
+            identity: Some(("acme", "acme-1")),
+            strip: Some(CredentialLocation::Header("x-api-key")),
+        });
+        let cases = [
+            (
+                Some("api"),
+                "10.1.1.1",
+                "GET",
+                Some("demo-key-123"),
+                admitted,
+            ),
+            // Order: method before IP before key.
+            (
+                Some("api"),
+                "11.1.1.1",
+                "POST",
+                None,
+                Verdict::Deny(Rejection::MethodNotAllowed { allow: "GET" }),
+            ),
+            (
+                Some("api"),
+                "11.1.1.1",
+                "GET",
+                Some("demo-key-123"),
+                Verdict::Deny(Rejection::IpDenied),
+            ),
+            (
+                Some("api"),
+                "10.1.1.1",
+                "GET",
+                None,
+                Verdict::Deny(Rejection::ApiKeyMissing),
+            ),
+            (
+                Some("api"),
+                "10.1.1.1",
+                "GET",
+                Some("wrong"),
+                Verdict::Deny(Rejection::ApiKeyInvalid {
+                    problem: KeyProblem::Unknown,
+                    key_id: None,
+                }),
+            ),
+            (
+                Some("open"),
+                "11.1.1.1",
+                "DELETE",
+                None,
+                Verdict::Allow(Admission::default()),
+            ),
+            (
+                Some("nope"),
+                "10.1.1.1",
+                "GET",
+                None,
+                Verdict::Deny(Rejection::UnknownPolicy),
+            ),
+            (
+                None,
+                "10.1.1.1",
+                "GET",
+                None,
+                Verdict::Deny(Rejection::NoPolicy),
+            ),
+        ];
+        for (policy, ip, method, key, want) in cases {
+            assert_eq!(
+                decide_for(policy, ip, method, key).1,
+                want,
+                "{policy:?} {ip} {method} {key:?}"
+            );
+        }
+        assert_eq!(
+            decide_for(Some("api"), "10.1.1.1", "GET", None)
+                .0
+                .as_deref(),
+            Some("api")
+        );
+        assert_eq!(decide_for(Some("nope"), "10.1.1.1", "GET", None).0, None);
+    }
+}

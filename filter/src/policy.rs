@@ -1,0 +1,65 @@
+//! The compiled configuration: named route policies and the tables they share. Built once by
+//! `config::compile`; immutable afterwards, shared by every request of the VM.
+
+use std::collections::HashMap;
+
+use crate::checks::api_key::{ApiKeyRule, ApiKeys};
+use crate::checks::ip::IpRule;
+use crate::checks::method::MethodSet;
+use crate::checks::request_limits::RequestLimits;
+
+/// Index of a policy in [`Guard::policies`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PolicyId(pub usize);
+
+/// What happens on a route that names no policy when there is no `default` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnmatchedRoutes {
+    Deny,
+    /// Pass requests through unchecked (identity headers are still removed).
+    Allow,
+}
+
+/// The upstream headers that carry the identity api-guard established. Client-sent copies are
+/// removed from every request so they can only ever come from api-guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    pub client_id: String,
+    pub key_id: String,
+}
+
+impl Default for IdentityHeaders {
+    fn default() -> Self {
+        IdentityHeaders {
+            client_id: "x-api-guard-client-id".into(),
+            key_id: "x-api-guard-key-id".into(),
+        }
+    }
+}
+
+/// One named policy: the checks a route that selects it runs, in pipeline order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePolicy {
+    pub name: String,
+    pub request_limits: RequestLimits,
+    /// `None` admits every method.
+    pub methods: Option<MethodSet>,
+    pub ip: Option<IpRule>,
+    pub api_key: Option<ApiKeyRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    pub policies: Vec<RoutePolicy>,
+    pub by_name: HashMap<String, PolicyId>,
+    pub default_policy: Option<PolicyId>,
+    pub unmatched_routes: UnmatchedRoutes,
+    pub identity_headers: IdentityHeaders,
+    pub api_keys: ApiKeys,
+}
+
+impl Guard {
+    pub fn policy(&self, id: PolicyId) -> Option<&RoutePolicy> {
+        self.policies.get(id.0)
+    }
+}

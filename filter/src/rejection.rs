@@ -1,0 +1,189 @@
+//! Why a request was refused. Each variant has one stable [`Reason`] (metrics, logs) and one
+//! response (see `response.rs`, the only place that turns rejections into HTTP answers).
+
+/// What is wrong with a key that was found in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyProblem {
+    Unknown,
+    Expired,
+    NotYetValid,
+    Disabled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection<'g> {
+    /// The route names no policy, there is no `default` policy, and unmatched routes are denied.
+    NoPolicy,
+    /// The route names a policy that the configuration does not define (fail closed).
+    UnknownPolicy,
+    UriTooLong,
+    HeadersTooLarge,
+    MethodNotAllowed {
+        allow: &'g str,
+    },
+    IpDenied,
+    /// The client address could not be read, so no IP rule can be satisfied.
+    ClientIpUnknown,
+    ApiKeyMissing,
+    /// More than one credential in one request.
+    ApiKeyAmbiguous,
+    ApiKeyInvalid {
+        problem: KeyProblem,
+        key_id: Option<&'g str>,
+    },
+    /// A valid key of a client this policy does not admit.
+    ClientNotAllowed {
+        client_id: &'g str,
+        key_id: &'g str,
+    },
+    /// The host refused a call the decision depends on (reading headers, editing the request):
+    /// fail closed rather than forward a request that was not fully checked or cleaned.
+    HostFailure,
+}
+
+/// The stable, fine-grained reason for a decision: metric name suffixes and log fields.
+/// Clients see a coarser code (an expired key and an unknown key look the same from outside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    NoPolicy,
+    UnknownPolicy,
+    UriTooLong,
+    HeadersTooLarge,
+    MethodNotAllowed,
+    IpDenied,
+    ClientIpUnknown,
+    ApiKeyMissing,
+    ApiKeyAmbiguous,
+    ApiKeyUnknown,
+    ApiKeyExpired,
+    ApiKeyNotYetValid,
+    ApiKeyDisabled,
+    ClientNotAllowed,
+    HostFailure,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 15] = [
+        Reason::NoPolicy,
+        Reason::UnknownPolicy,
+        Reason::UriTooLong,
+        Reason::HeadersTooLarge,
+        Reason::MethodNotAllowed,
+        Reason::IpDenied,
+        Reason::ClientIpUnknown,
+        Reason::ApiKeyMissing,
+        Reason::ApiKeyAmbiguous,
+        Reason::ApiKeyUnknown,
+        Reason::ApiKeyExpired,
+        Reason::ApiKeyNotYetValid,
+        Reason::ApiKeyDisabled,
+        Reason::ClientNotAllowed,
+        Reason::HostFailure,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NoPolicy => "no_policy",
+            Reason::UnknownPolicy => "unknown_policy",
+            Reason::UriTooLong => "uri_too_long",
+            Reason::HeadersTooLarge => "headers_too_large",
+            Reason::MethodNotAllowed => "method_not_allowed",
+            Reason::IpDenied => "ip_denied",
+            Reason::ClientIpUnknown => "client_ip_unknown",
+            Reason::ApiKeyMissing => "api_key_missing",
+            Reason::ApiKeyAmbiguous => "api_key_ambiguous",
+            Reason::ApiKeyUnknown => "api_key_unknown",
+            Reason::ApiKeyExpired => "api_key_expired",
+            Reason::ApiKeyNotYetValid => "api_key_not_yet_valid",
+            Reason::ApiKeyDisabled => "api_key_disabled",
+            Reason::ClientNotAllowed => "client_not_allowed",
+            Reason::HostFailure => "host_failure",
+        }
+    }
+
+    /// Dense index, for metric tables.
+    pub fn index(self) -> usize {
+        Reason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+impl Rejection<'_> {
+    pub fn reason(&self) -> Reason {
+        match self {
+            Rejection::NoPolicy => Reason::NoPolicy,
+            Rejection::UnknownPolicy => Reason::UnknownPolicy,
+            Rejection::UriTooLong => Reason::UriTooLong,
+            Rejection::HeadersTooLarge => Reason::HeadersTooLarge,
+            Rejection::MethodNotAllowed { .. } => Reason::MethodNotAllowed,
+            Rejection::IpDenied => Reason::IpDenied,
+            Rejection::ClientIpUnknown => Reason::ClientIpUnknown,
+            Rejection::ApiKeyMissing => Reason::ApiKeyMissing,
+            Rejection::ApiKeyAmbiguous => Reason::ApiKeyAmbiguous,
+            Rejection::ApiKeyInvalid { problem, .. } => match problem {
+                KeyProblem::Unknown => Reason::ApiKeyUnknown,
+                KeyProblem::Expired => Reason::ApiKeyExpired,
+                KeyProblem::NotYetValid => Reason::ApiKeyNotYetValid,
+                KeyProblem::Disabled => Reason::ApiKeyDisabled,
+            },
+            Rejection::ClientNotAllowed { .. } => Reason::ClientNotAllowed,
+            Rejection::HostFailure => Reason::HostFailure,
+        }
+    }
+
+    /// The key id involved, for logs (never the key).
+    pub fn key_id(&self) -> Option<&str> {
+        match self {
+            Rejection::ApiKeyInvalid { key_id, .. } => *key_id,
+            Rejection::ClientNotAllowed { key_id, .. } => Some(key_id),
+            _ => None,
+        }
+    }
+
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Rejection::ClientNotAllowed { client_id, .. } => Some(client_id),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_unique_and_indexed() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+            assert!(r
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'));
+        }
+        let mut names: Vec<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Reason::ALL.len());
+    }
+
+    #[test]
+    fn key_problems_map_to_distinct_reasons() {
+        let r = |p| Rejection::ApiKeyInvalid {
+            problem: p,
+            key_id: Some("k1"),
+        };
+        assert_eq!(r(KeyProblem::Expired).reason(), Reason::ApiKeyExpired);
+        assert_eq!(r(KeyProblem::Disabled).reason(), Reason::ApiKeyDisabled);
+        assert_eq!(
+            r(KeyProblem::NotYetValid).reason(),
+            Reason::ApiKeyNotYetValid
+        );
+        assert_eq!(r(KeyProblem::Unknown).key_id(), Some("k1"));
+        assert_eq!(Rejection::IpDenied.key_id(), None);
+        let c = Rejection::ClientNotAllowed {
+            client_id: "c",
+            key_id: "k",
+        };
+        assert_eq!((c.client_id(), c.key_id()), (Some("c"), Some("k")));
+    }
+}

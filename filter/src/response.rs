@@ -1,0 +1,187 @@
+//! The single place that maps rejections to HTTP responses: status, headers and a JSON body with
+//! a stable machine-readable code. Nothing from the request is echoed except a sanitised request id.
+
+use crate::rejection::Rejection;
+
+/// A local reply for the adapter to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalResponse {
+    pub status: u32,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+/// Realm sent in `www-authenticate` challenges.
+pub const REALM: &str = "api-guard";
+
+/// (status, client-facing code, message)
+fn describe(rejection: &Rejection<'_>) -> (u32, &'static str, &'static str) {
+    match rejection {
+        Rejection::NoPolicy | Rejection::UnknownPolicy => (
+            403,
+            "route_forbidden",
+            "This route is not open to requests.",
+        ),
+        Rejection::UriTooLong => (414, "uri_too_long", "The request URI is too long."),
+        Rejection::HeadersTooLarge => (
+            431,
+            "headers_too_large",
+            "The request headers are too large.",
+        ),
+        Rejection::MethodNotAllowed { .. } => (
+            405,
+            "method_not_allowed",
+            "This method is not allowed on this route.",
+        ),
+        Rejection::IpDenied | Rejection::ClientIpUnknown => (
+            403,
+            "ip_forbidden",
+            "Requests from this address are not allowed.",
+        ),
+        Rejection::ApiKeyMissing => (401, "api_key_missing", "An API key is required."),
+        Rejection::ApiKeyAmbiguous => (
+            400,
+            "api_key_ambiguous",
+            "The request carries more than one API key.",
+        ),
+        Rejection::ApiKeyInvalid { .. } => (401, "api_key_invalid", "The API key is not valid."),
+        Rejection::ClientNotAllowed { .. } => (
+            403,
+            "client_forbidden",
+            "This client is not allowed on this route.",
+        ),
+        Rejection::HostFailure => (500, "internal_error", "The request could not be checked."),
+    }
+}
+
+/// Request ids are echoed only when they look like ids; anything else is dropped, so the body can
+/// never carry attacker-chosen text.
+fn sanitize_request_id(id: Option<&[u8]>) -> Option<&str> {
+    let id = id?;
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        std::str::from_utf8(id).ok()
+    } else {
+        None
+    }
+}
+
+pub fn render(rejection: &Rejection<'_>, request_id: Option<&[u8]>) -> LocalResponse {
+    let (status, code, message) = describe(rejection);
+    let mut headers = vec![
+        ("content-type", "application/json".to_string()),
+        ("cache-control", "no-store".to_string()),
+    ];
+    match rejection {
+        Rejection::ApiKeyMissing | Rejection::ApiKeyInvalid { .. } => {
+            headers.push(("www-authenticate", format!("ApiKey realm=\"{REALM}\"")));
+        }
+        Rejection::MethodNotAllowed { allow } => headers.push(("allow", allow.to_string())),
+        _ => {}
+    }
+    let body = serde_json::json!({
+        "error": code,
+        "message": message,
+        "request_id": sanitize_request_id(request_id),
+    })
+    .to_string();
+    LocalResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rejection::KeyProblem;
+
+    #[test]
+    fn response_table() {
+        type Case<'a> = (Rejection<'a>, u32, &'a str, Option<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
+            (Rejection::NoPolicy, 403, "route_forbidden", None),
+            (Rejection::UnknownPolicy, 403, "route_forbidden", None),
+            (Rejection::UriTooLong, 414, "uri_too_long", None),
+            (Rejection::HeadersTooLarge, 431, "headers_too_large", None),
+            (
+                Rejection::MethodNotAllowed { allow: "GET, HEAD" },
+                405,
+                "method_not_allowed",
+                Some(("allow", "GET, HEAD")),
+            ),
+            (Rejection::IpDenied, 403, "ip_forbidden", None),
+            (Rejection::ClientIpUnknown, 403, "ip_forbidden", None),
+            (
+                Rejection::ApiKeyMissing,
+                401,
+                "api_key_missing",
+                Some(("www-authenticate", "ApiKey realm=\"api-guard\"")),
+            ),
+            (Rejection::ApiKeyAmbiguous, 400, "api_key_ambiguous", None),
+            (
+                Rejection::ApiKeyInvalid {
+                    problem: KeyProblem::Expired,
+                    key_id: Some("k-1"),
+                },
+                401,
+                "api_key_invalid",
+                Some(("www-authenticate", "ApiKey realm=\"api-guard\"")),
+            ),
+            (
+                Rejection::ClientNotAllowed {
+                    client_id: "c",
+                    key_id: "k",
+                },
+                403,
+                "client_forbidden",
+                None,
+            ),
+            (Rejection::HostFailure, 500, "internal_error", None),
+        ];
+        for (rejection, status, code, header) in cases {
+            let r = render(&rejection, Some(b"abc-123"));
+            assert_eq!(r.status, status, "{rejection:?}");
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(body["error"], code);
+            assert_eq!(body["request_id"], "abc-123");
+            assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+            assert!(r
+                .headers
+                .contains(&("content-type", "application/json".to_string())));
+            if let Some((name, value)) = header {
+                assert!(
+                    r.headers.contains(&(name, value.to_string())),
+                    "{rejection:?} {:?}",
+                    r.headers
+                );
+            }
+            // Key ids and client ids are for logs, not for clients.
+            assert!(!r.body.contains("k-1"));
+        }
+    }
+
+    #[test]
+    fn request_id_is_sanitised() {
+        let body = |id: Option<&[u8]>| -> serde_json::Value {
+            serde_json::from_str(&render(&Rejection::IpDenied, id).body).unwrap()
+        };
+        assert_eq!(
+            body(Some(b"0f1e-22")),
+            serde_json::json!({"error":"ip_forbidden","message":"Requests from this address are not allowed.","request_id":"0f1e-22"})
+        );
+        for bad in [&b""[..], b"<script>", b"a b", &[0xff], &[b'a'; 129]] {
+            assert_eq!(
+                body(Some(bad))["request_id"],
+                serde_json::Value::Null,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(body(None)["request_id"], serde_json::Value::Null);
+    }
+}
