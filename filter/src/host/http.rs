@@ -48,7 +48,7 @@ impl HttpContext for GuardRequest {
             Ok(h) => h,
             Err(e) => {
                 log::error!(
-                    "api_guard: cannot read request headers (host status {})",
+                    "cannot read request headers (host status {})",
                     e.0
                 );
                 count(
@@ -78,7 +78,7 @@ impl HttpContext for GuardRequest {
         let now = match abi::now_unix_seconds() {
             Ok(t) => UnixTime(t),
             Err(e) => {
-                log::error!("api_guard: cannot read the clock (host status {})", e.0);
+                log::error!("cannot read the clock (host status {})", e.0);
                 count(
                     &shared,
                     None,
@@ -101,7 +101,7 @@ impl HttpContext for GuardRequest {
                 Ok(()) => {
                     count(&shared, decision.policy, Outcome::Allowed);
                     log::debug!(
-                        "api_guard: allow policy={} client_id={} key_id={}",
+                        "allow policy={} client_id={} key_id={}",
                         policy_name(&shared, &decision),
                         admission.identity.map_or("-", |(c, _)| c),
                         admission.identity.map_or("-", |(_, k)| k),
@@ -110,7 +110,7 @@ impl HttpContext for GuardRequest {
                 }
                 Err(e) => {
                     log::error!(
-                        "api_guard: cannot edit the request (host status {}); denying",
+                        "cannot edit the request (host status {}); denying",
                         e.0
                     );
                     count(
@@ -127,11 +127,11 @@ impl HttpContext for GuardRequest {
                 if matches!(rejection, Rejection::UnknownPolicy) {
                     let name = route_policy.as_deref().unwrap_or_default();
                     if shared.first_sighting_of_unknown_policy(name) {
-                        log::warn!("api_guard: route names unknown policy {name:?}; its requests are denied");
+                        log::warn!("route names unknown policy {name:?}; its requests are denied");
                     }
                 }
                 log::info!(
-                    "api_guard: deny policy={} reason={} client_id={} key_id={} request_id={}",
+                    "deny policy={} reason={} client_id={} key_id={} request_id={}",
                     policy_name(&shared, &decision),
                     rejection.reason().as_str(),
                     rejection.client_id().unwrap_or("-"),
@@ -199,7 +199,7 @@ fn deny(rejection: &Rejection<'_>, request_id: Option<&[u8]>) {
     if let Err(e) = abi::send_local_response(response.status, &headers, response.body.as_bytes()) {
         // Nothing else can be done from here; the request was paused and is not forwarded.
         log::error!(
-            "api_guard: cannot send the local reply (host status {})",
+            "cannot send the local reply (host status {})",
             e.0
         );
     }

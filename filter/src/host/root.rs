@@ -51,7 +51,7 @@ impl RootContext for GuardRoot {
                 Ok(bytes) => bytes.unwrap_or_default(),
                 Err(status) => {
                     log::error!(
-                        "api_guard: cannot read the plugin configuration (host status {status:?})"
+                        "cannot read the plugin configuration (host status {status:?})"
                     );
                     return false;
                 }
@@ -62,7 +62,7 @@ impl RootContext for GuardRoot {
                     proxy_wasm::hostcalls::define_metric(MetricType::Counter, name).ok()
                 });
                 log::info!(
-                    "api_guard: configuration accepted: {} policies, unmatched routes {:?}",
+                    "configuration accepted: {} policies, unmatched routes {:?}",
                     guard.policies.len(),
                     guard.unmatched_routes
                 );
@@ -77,10 +77,10 @@ impl RootContext for GuardRoot {
                 // Every error with its JSON path; Envoy refuses the configuration (at startup it
                 // exits, on a dynamic update it keeps the previous listener).
                 for e in &errors.0 {
-                    log::error!("api_guard: invalid configuration: {e}");
+                    log::error!("invalid configuration: {e}");
                 }
                 log::error!(
-                    "api_guard: configuration rejected with {} error(s)",
+                    "configuration rejected with {} error(s)",
                     errors.0.len()
                 );
                 false
