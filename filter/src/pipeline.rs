@@ -196,4 +196,93 @@ mod tests {
         );
         assert_eq!(decide_for(Some("nope"), "10.1.1.1", "GET", None).0, None);
     }
+
+    fn demo_guard() -> Guard {
+        let json = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../policies/demo.json"
+        ))
+        .unwrap();
+        compile(&json).unwrap()
+    }
+
+    #[test]
+    fn hostile_requests_are_decided_not_panicked() {
+        let guard = demo_guard();
+        let huge = vec![b'a'; 1 << 20];
+        let cases: Vec<Vec<(String, Vec<u8>)>> = vec![
+            vec![],
+            vec![(":path".into(), vec![])],
+            vec![
+                (":method".into(), vec![0xff]),
+                (":path".into(), vec![0xc3, 0x28, b'?', 0xff]),
+            ],
+            vec![
+                (":method".into(), b"GET".to_vec()),
+                (":path".into(), huge.clone()),
+            ],
+            vec![
+                (":method".into(), b"GET".to_vec()),
+                ("x-api-key".into(), huge),
+            ],
+            vec![
+                (":method".into(), b"GET".to_vec()),
+                (":path".into(), b"/?api_key=%".to_vec()),
+            ],
+            vec![
+                (":method".into(), b"GET".to_vec()),
+                ("x-api-key".into(), vec![]),
+                ("x-api-key".into(), vec![0]),
+            ],
+        ];
+        for headers in &cases {
+            for policy in [
+                None,
+                Some("api"),
+                Some("public"),
+                Some("internal"),
+                Some(""),
+            ] {
+                let view = RequestView {
+                    headers,
+                    client_ip: None,
+                    route_policy: policy,
+                };
+                let d = decide(&guard, &view, UnixTime(i64::MAX));
+                // `public` may admit a plain GET; everything else here lacks a key or an address.
+                if policy != Some("public") {
+                    assert!(matches!(d.verdict, Verdict::Deny(_)), "{policy:?} {d:?}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the client sends, a decision comes back (no panic), and it never admits a
+        /// request to the key-protected route without the one valid key.
+        #[test]
+        fn any_request_gets_a_decision(
+            headers in proptest::collection::vec(
+                (proptest::sample::select(vec![":method", ":path", "x-api-key", "x-forwarded-for", "cookie"]),
+                 proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)),
+                0..8),
+            policy in proptest::option::of(proptest::sample::select(vec!["api", "public", "internal", "nope"])),
+            v4 in proptest::prelude::any::<u32>(),
+            now in proptest::prelude::any::<i64>(),
+        ) {
+            let guard = demo_guard();
+            let headers: Vec<(String, Vec<u8>)> = headers.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+            let view = RequestView {
+                headers: &headers,
+                client_ip: Some(std::net::IpAddr::V4(v4.into())),
+                route_policy: policy,
+            };
+            let d = decide(&guard, &view, UnixTime(now));
+            if policy == Some("api") {
+                if let Verdict::Allow(_) = d.verdict {
+                    proptest::prop_assert!(headers.iter().any(|(n, v)| n == "x-api-key" && v == b"demo-key-123"));
+                }
+            }
+        }
+    }
 }

@@ -47,10 +47,7 @@ impl HttpContext for GuardRequest {
         let headers = match abi::request_headers() {
             Ok(h) => h,
             Err(e) => {
-                log::error!(
-                    "cannot read request headers (host status {})",
-                    e.0
-                );
+                log::error!("cannot read request headers (host status {})", e.0);
                 count(
                     &shared,
                     None,
@@ -109,10 +106,7 @@ impl HttpContext for GuardRequest {
                     Action::Continue
                 }
                 Err(e) => {
-                    log::error!(
-                        "cannot edit the request (host status {}); denying",
-                        e.0
-                    );
+                    log::error!("cannot edit the request (host status {}); denying", e.0);
                     count(
                         &shared,
                         decision.policy,
@@ -198,9 +192,6 @@ fn deny(rejection: &Rejection<'_>, request_id: Option<&[u8]>) {
         .collect();
     if let Err(e) = abi::send_local_response(response.status, &headers, response.body.as_bytes()) {
         // Nothing else can be done from here; the request was paused and is not forwarded.
-        log::error!(
-            "cannot send the local reply (host status {})",
-            e.0
-        );
+        log::error!("cannot send the local reply (host status {})", e.0);
     }
 }

@@ -50,9 +50,7 @@ impl RootContext for GuardRoot {
             {
                 Ok(bytes) => bytes.unwrap_or_default(),
                 Err(status) => {
-                    log::error!(
-                        "cannot read the plugin configuration (host status {status:?})"
-                    );
+                    log::error!("cannot read the plugin configuration (host status {status:?})");
                     return false;
                 }
             };
@@ -79,10 +77,7 @@ impl RootContext for GuardRoot {
                 for e in &errors.0 {
                     log::error!("invalid configuration: {e}");
                 }
-                log::error!(
-                    "configuration rejected with {} error(s)",
-                    errors.0.len()
-                );
+                log::error!("configuration rejected with {} error(s)", errors.0.len());
                 false
             }
         }
