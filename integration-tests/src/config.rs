@@ -1,0 +1,286 @@
+//! An Envoy bootstrap loaded from `envoy/`, with the only edits tests are allowed to make.
+//!
+//! Tests run the shipped configuration, not a test-only copy: they may swap the plugin
+//! configuration string and the upstream endpoints; [`Envoy`](crate::Envoy) itself rewrites
+//! ports (to free ones) and relative file paths (to absolute ones) when it starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use serde_yaml::{Mapping, Value};
+
+use crate::workspace_root;
+
+/// The name of the wasm filter entry in `http_filters` (and of the plugin).
+pub const FILTER_NAME: &str = "api_guard";
+/// The cluster every route sends to.
+pub const UPSTREAM_CLUSTER: &str = "upstream";
+
+#[derive(Debug, Clone)]
+pub struct EnvoyConfig {
+    yaml: Value,
+    source: PathBuf,
+    concurrency: u32,
+}
+
+impl EnvoyConfig {
+    /// Loads a bootstrap, e.g. `"envoy/envoy.yaml"`, relative to the workspace root.
+    pub fn load(relative: &str) -> EnvoyConfig {
+        let source = workspace_root().join(relative);
+        let text = std::fs::read_to_string(&source)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", source.display()));
+        let yaml = serde_yaml::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", source.display()));
+        EnvoyConfig {
+            yaml,
+            source,
+            concurrency: 2,
+        }
+    }
+
+    /// Replaces the `api_guard` wasm filter's configuration string in every listener.
+    /// Panics if the bootstrap has no such filter.
+    pub fn with_plugin_config(mut self, json: &str) -> Self {
+        let mut replaced = 0;
+        for value in plugin_configuration_values(&mut self.yaml) {
+            *value = Value::String(json.to_string());
+            replaced += 1;
+        }
+        assert!(
+            replaced > 0,
+            "{}: no {FILTER_NAME} wasm filter to configure",
+            self.source.display()
+        );
+        self
+    }
+
+    /// Points the `upstream` cluster at exactly `addrs` (round-robin as configured).
+    pub fn with_upstreams(mut self, addrs: &[SocketAddr]) -> Self {
+        let lb_endpoints: Vec<_> = addrs
+            .iter()
+            .map(|a| {
+                json!({"endpoint": {"address": {"socket_address": {
+                    "address": a.ip().to_string(),
+                    "port_value": a.port(),
+                }}}})
+            })
+            .collect();
+        let endpoints = serde_yaml::to_value(json!([{ "lb_endpoints": lb_endpoints }]))
+            .expect("JSON always converts to YAML");
+        let cluster = seq_mut(&mut self.yaml, &["static_resources", "clusters"])
+            .into_iter()
+            .flatten()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(UPSTREAM_CLUSTER))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: no cluster named {UPSTREAM_CLUSTER:?}",
+                    self.source.display()
+                )
+            });
+        let assignment = cluster
+            .get_mut("load_assignment")
+            .and_then(Value::as_mapping_mut)
+            .unwrap_or_else(|| panic!("cluster {UPSTREAM_CLUSTER:?} has no load_assignment"));
+        assignment.insert("endpoints".into(), endpoints);
+        self
+    }
+
+    /// Envoy worker threads (`--concurrency`); 2 unless changed.
+    pub fn with_concurrency(mut self, workers: u32) -> Self {
+        self.concurrency = workers;
+        self
+    }
+
+    /// The `api_guard` plugin configuration string of every listener, in listener order.
+    pub fn plugin_configs(&self) -> Vec<String> {
+        // The search is written once, for mutable access; a copy of a small tree is cheap.
+        let mut yaml = self.yaml.clone();
+        plugin_configuration_values(&mut yaml)
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// The `upstream` cluster's endpoints as written in the file.
+    pub fn upstream_endpoints(&self) -> Vec<SocketAddr> {
+        let clusters = self.yaml["static_resources"]["clusters"].as_sequence();
+        let Some(cluster) = clusters
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"].as_str() == Some(UPSTREAM_CLUSTER))
+        else {
+            return Vec::new();
+        };
+        let localities = cluster["load_assignment"]["endpoints"].as_sequence();
+        localities
+            .into_iter()
+            .flatten()
+            .filter_map(|locality| locality["lb_endpoints"].as_sequence())
+            .flatten()
+            .filter_map(|e| {
+                let address = &e["endpoint"]["address"]["socket_address"];
+                let ip: std::net::IpAddr = address["address"].as_str()?.parse().ok()?;
+                let port = u16::try_from(address["port_value"].as_u64()?).ok()?;
+                Some(SocketAddr::new(ip, port))
+            })
+            .collect()
+    }
+
+    /// The parsed bootstrap, read-only.
+    pub fn yaml(&self) -> &Value {
+        &self.yaml
+    }
+
+    /// The file this configuration was loaded from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    pub(crate) fn concurrency(&self) -> u32 {
+        self.concurrency
+    }
+
+    /// The bootstrap as the harness runs it: every listener and the admin on port 0 (Envoy picks
+    /// free ports, read back from the admin API: no probe-then-bind race), and every relative
+    /// `filename` made absolute. Panics with a hint if a referenced file is missing.
+    pub(crate) fn for_test_run(&self) -> Value {
+        let mut yaml = self.yaml.clone();
+        for listener in seq_mut(&mut yaml, &["static_resources", "listeners"])
+            .into_iter()
+            .flatten()
+        {
+            set_port_zero(listener);
+        }
+        if let Some(admin) = yaml.get_mut("admin") {
+            set_port_zero(admin);
+        }
+        let root = workspace_root();
+        for_each_mapping(&mut yaml, &mut |m| {
+            let Some(Value::String(file)) = m.get_mut("filename") else {
+                return;
+            };
+            let path = root.join(&*file);
+            assert!(
+                path.is_file(),
+                "{} is missing: {}",
+                path.display(),
+                missing_file_hint(file)
+            );
+            *file = path.to_string_lossy().into_owned();
+        });
+        yaml
+    }
+}
+
+fn missing_file_hint(file: &str) -> &'static str {
+    if file.ends_with(".wasm") {
+        "run `make wasm`"
+    } else if file.contains("certs/") {
+        "run `make certs`"
+    } else {
+        "check the path (relative paths start at the repository root)"
+    }
+}
+
+fn set_port_zero(node: &mut Value) {
+    if let Some(address) = node
+        .get_mut("address")
+        .and_then(|a| a.get_mut("socket_address"))
+        .and_then(Value::as_mapping_mut)
+    {
+        address.insert("port_value".into(), 0.into());
+    }
+}
+
+/// The sequence at `path` (mapping keys), if there is one.
+fn seq_mut<'a>(root: &'a mut Value, path: &[&str]) -> Option<&'a mut Vec<Value>> {
+    let mut node = root;
+    for key in path {
+        node = node.get_mut(*key)?;
+    }
+    node.as_sequence_mut()
+}
+
+/// Calls `f` on every mapping in the tree, parents before children.
+fn for_each_mapping(value: &mut Value, f: &mut dyn FnMut(&mut Mapping)) {
+    match value {
+        Value::Mapping(m) => {
+            f(m);
+            for (_, child) in m.iter_mut() {
+                for_each_mapping(child, f);
+            }
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                for_each_mapping(item, f);
+            }
+        }
+        Value::Tagged(tagged) => for_each_mapping(&mut tagged.value, f),
+        _ => {}
+    }
+}
+
+/// `typed_config.config.configuration.value` of every `http_filters` entry named `api_guard`.
+fn plugin_configuration_values(yaml: &mut Value) -> Vec<&mut Value> {
+    let mut out = Vec::new();
+    collect_plugin_values(yaml, &mut out);
+    out
+}
+
+fn collect_plugin_values<'a>(value: &'a mut Value, out: &mut Vec<&'a mut Value>) {
+    match value {
+        Value::Mapping(m) => {
+            for (key, child) in m.iter_mut() {
+                if key.as_str() == Some("http_filters") {
+                    for filter in child.as_sequence_mut().into_iter().flatten() {
+                        if filter.get("name").and_then(Value::as_str) != Some(FILTER_NAME) {
+                            continue;
+                        }
+                        let value = filter
+                            .get_mut("typed_config")
+                            .and_then(|t| t.get_mut("config"))
+                            .and_then(|c| c.get_mut("configuration"))
+                            .and_then(|c| c.get_mut("value"));
+                        out.extend(value);
+                    }
+                } else {
+                    collect_plugin_values(child, out);
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                collect_plugin_values(item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_the_shipped_config() {
+        let a: SocketAddr = "127.0.0.1:1111".parse().unwrap();
+        let b: SocketAddr = "[::1]:2222".parse().unwrap();
+        let config = EnvoyConfig::load("envoy/envoy.yaml")
+            .with_plugin_config(r#"{"policies":{}}"#)
+            .with_upstreams(&[a, b]);
+        assert_eq!(config.plugin_configs(), vec![r#"{"policies":{}}"#; 2]);
+        assert_eq!(config.upstream_endpoints(), vec![a, b]);
+    }
+
+    #[test]
+    fn shipped_config_targets_the_demo_replicas() {
+        let config = EnvoyConfig::load("envoy/envoy.yaml");
+        let expected: Vec<SocketAddr> = vec![
+            "127.0.0.1:8081".parse().unwrap(),
+            "127.0.0.1:8082".parse().unwrap(),
+        ];
+        assert_eq!(config.upstream_endpoints(), expected);
+        assert_eq!(config.concurrency(), 2);
+    }
+}

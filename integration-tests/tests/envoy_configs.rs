@@ -1,0 +1,163 @@
+//! The shipped Envoy configurations are valid for the Envoy we test with, and cannot drift from
+//! the demo policy or from docker-compose.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use integration_tests::{envoy_bin, wasm_path, workspace_root, EnvoyConfig};
+use serde_yaml::Value;
+
+/// Every Envoy bootstrap under `envoy/`, relative to the root (`envoy/istio/` holds Kubernetes
+/// manifests, not bootstraps).
+fn bootstraps() -> Vec<PathBuf> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let relative = path.strip_prefix(root).unwrap().to_path_buf();
+            if path.is_dir() {
+                if relative != Path::new("envoy/istio") {
+                    walk(&path, root, out);
+                }
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
+                out.push(relative);
+            }
+        }
+    }
+    let root = workspace_root();
+    let mut out = Vec::new();
+    walk(&root.join("envoy"), &root, &mut out);
+    out
+}
+
+#[test]
+fn every_bootstrap_passes_envoy_validate() {
+    // Validation loads the module and runs its configure step: the module must exist.
+    wasm_path();
+    let configs = bootstraps();
+    for expected in [
+        "envoy/envoy.yaml",
+        "envoy/bench/none.yaml",
+        "envoy/bench/native.yaml",
+        "envoy/bench/api-guard.yaml",
+    ] {
+        assert!(
+            configs.contains(&PathBuf::from(expected)),
+            "{expected} not found in {configs:?}"
+        );
+    }
+    for config in configs {
+        // From the root, exactly as the demo and docker-compose start Envoy.
+        let output = Command::new(envoy_bin())
+            .args(["--mode", "validate", "-c"])
+            .arg(&config)
+            .current_dir(workspace_root())
+            .output()
+            .expect("cannot run envoy");
+        assert!(
+            output.status.success(),
+            "envoy --mode validate -c {} failed ({}):\n{}{}",
+            config.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn shipped_plugin_configuration_is_the_demo_policy() {
+    let demo_path = workspace_root().join("policies/demo.json");
+    let demo: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&demo_path).unwrap()).unwrap();
+    let embedded = EnvoyConfig::load("envoy/envoy.yaml").plugin_configs();
+    assert_eq!(
+        embedded.len(),
+        2,
+        "one api_guard filter per listener (http, https)"
+    );
+    for config in embedded {
+        let config: serde_json::Value = serde_json::from_str(&config)
+            .unwrap_or_else(|e| panic!("embedded plugin configuration is not JSON: {e}"));
+        assert_eq!(
+            config, demo,
+            "envoy/envoy.yaml and policies/demo.json differ"
+        );
+    }
+}
+
+fn compose() -> Value {
+    let path = workspace_root().join("docker-compose.yml");
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn command_of(service: &Value) -> String {
+    match &service["command"] {
+        Value::String(s) => s.clone(),
+        Value::Sequence(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => panic!("unexpected command: {other:?}"),
+    }
+}
+
+#[test]
+fn docker_compose_runs_the_shipped_config() {
+    let compose = compose();
+    let envoy = &compose["services"]["envoy"];
+    let volumes: Vec<&str> = envoy["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        volumes.contains(&".:/api-guard:ro"),
+        "repository mounted read-only: {volumes:?}"
+    );
+    assert_eq!(
+        envoy["working_dir"].as_str(),
+        Some("/api-guard"),
+        "relative paths start at the root"
+    );
+    let command = command_of(envoy);
+    assert!(
+        command.contains("-c /api-guard/envoy/envoy.yaml"),
+        "{command}"
+    );
+    assert!(envoy["image"]
+        .as_str()
+        .unwrap()
+        .starts_with("envoyproxy/envoy:v1.40"));
+}
+
+#[test]
+fn docker_compose_replicas_are_the_configured_upstreams() {
+    let compose = compose();
+    let mut listening: Vec<std::net::SocketAddr> = ["replica-1", "replica-2"]
+        .iter()
+        .map(|name| {
+            let command = command_of(&compose["services"][*name]);
+            assert!(command.contains(&format!("--name {name}")), "{command}");
+            let addr = command
+                .split_whitespace()
+                .skip_while(|w| *w != "--listen")
+                .nth(1);
+            addr.unwrap_or_else(|| panic!("{name}: no --listen in {command}"))
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    listening.sort();
+    let mut configured = EnvoyConfig::load("envoy/envoy.yaml").upstream_endpoints();
+    configured.sort();
+    assert_eq!(listening, configured);
+}
