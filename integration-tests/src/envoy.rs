@@ -200,6 +200,11 @@ impl Envoy {
     }
 
     /// Whether the process is still running (it should be, unless a test killed it on purpose).
+    /// The Envoy process id (for CPU pinning in the benchmark).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }

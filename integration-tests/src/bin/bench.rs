@@ -5,6 +5,11 @@
 //! one Envoy at a time, rounds interleaved (A B C A B C ...) so drift (thermal, noisy neighbours)
 //! hits every scenario alike; the table reports the median round. Compare ratios, not absolute
 //! numbers. `BENCH_SECONDS` (default 5) and `BENCH_ROUNDS` (default 3) override the run length.
+//!
+//! On a machine with two or more CPUs, every Envoy is pinned to the last CPU and wrk, the
+//! upstream and this process to the others (`taskset`), so each Envoy worker has a core of its
+//! own and the load generator does not steal its cycles: throughput then measures what the
+//! filter chain costs Envoy. `BENCH_PIN=0` turns pinning off.
 
 use std::fmt::Write as _;
 use std::process::{Command, ExitCode};
@@ -97,6 +102,10 @@ fn run() -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run {WRK} ({e}): install it (apt-get install wrk)"))?;
 
+    let pinning = Pinning::detect()?;
+    if let Some(pin) = &pinning {
+        pin.pin_pid(std::process::id(), &pin.load_cpus)?;
+    }
     let upstream = Upstream::start("bench");
     upstream.set_recording(false);
     let envoys: Vec<Envoy> = scenarios
@@ -110,6 +119,9 @@ fn run() -> Result<(), String> {
         .collect::<Result<_, _>>()?;
 
     for (scenario, envoy) in scenarios.iter().zip(&envoys) {
+        if let Some(pin) = &pinning {
+            pin.pin_pid(envoy.pid(), &pin.envoy_cpu)?;
+        }
         check_access_control(scenario, envoy)?;
     }
 
@@ -117,11 +129,26 @@ fn run() -> Result<(), String> {
     for round in 1..=rounds {
         for ((scenario, envoy), runs) in scenarios.iter().zip(&envoys).zip(&mut results) {
             eprintln!("round {round}/{rounds}: {} ({seconds} s)", scenario.name);
-            runs.push(run_wrk(scenario, envoy.http_port, seconds)?);
+            runs.push(run_wrk(
+                scenario,
+                envoy.http_port,
+                seconds,
+                pinning.as_ref(),
+            )?);
         }
     }
 
-    println!("\n{}", table(&scenarios, &results, seconds, rounds));
+    let placement = match &pinning {
+        Some(p) => format!(
+            "Envoy pinned to CPU {}, wrk + upstream to CPU {}",
+            p.envoy_cpu, p.load_cpus
+        ),
+        None => "no CPU pinning".to_string(),
+    };
+    println!(
+        "\n{}",
+        table(&scenarios, &results, seconds, rounds, &placement)
+    );
     Ok(())
 }
 
@@ -164,8 +191,66 @@ fn check_access_control(scenario: &Scenario, envoy: &Envoy) -> Result<(), String
     Ok(())
 }
 
-fn run_wrk(scenario: &Scenario, port: u16, seconds: u32) -> Result<Run, String> {
-    let mut command = Command::new(WRK);
+/// CPU placement: Envoy on one CPU, everything else on the rest.
+struct Pinning {
+    envoy_cpu: String,
+    load_cpus: String,
+}
+
+impl Pinning {
+    fn detect() -> Result<Option<Pinning>, String> {
+        if std::env::var("BENCH_PIN").is_ok_and(|v| v == "0") {
+            return Ok(None);
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus < 2 {
+            return Ok(None);
+        }
+        Command::new("taskset")
+            .arg("--version")
+            .output()
+            .map_err(|e| {
+                format!("cannot run taskset ({e}); set BENCH_PIN=0 to run without pinning")
+            })?;
+        Ok(Some(Pinning {
+            envoy_cpu: (cpus - 1).to_string(),
+            load_cpus: if cpus == 2 {
+                "0".to_string()
+            } else {
+                format!("0-{}", cpus - 2)
+            },
+        }))
+    }
+
+    /// Pins every thread of a process.
+    fn pin_pid(&self, pid: u32, cpus: &str) -> Result<(), String> {
+        let status = Command::new("taskset")
+            .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("taskset: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("taskset -a -p -c {cpus} {pid} failed ({status})"))
+        }
+    }
+}
+
+fn run_wrk(
+    scenario: &Scenario,
+    port: u16,
+    seconds: u32,
+    pinning: Option<&Pinning>,
+) -> Result<Run, String> {
+    let mut command = match pinning {
+        Some(pin) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &pin.load_cpus, WRK]);
+            c
+        }
+        None => Command::new(WRK),
+    };
     command.args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency"]);
     for (name, value) in &scenario.headers {
         command.arg("-H").arg(format!("{name}: {value}"));
@@ -236,7 +321,13 @@ fn median<T: Copy>(values: &[T], key: impl Fn(&T) -> f64) -> T {
     sorted[sorted.len() / 2]
 }
 
-fn table(scenarios: &[Scenario], results: &[Vec<Run>], seconds: u32, rounds: u32) -> String {
+fn table(
+    scenarios: &[Scenario],
+    results: &[Vec<Run>],
+    seconds: u32,
+    rounds: u32,
+    placement: &str,
+) -> String {
     // Median round per scenario, by throughput; its latencies go with it, so a row is one real run.
     let medians: Vec<Run> = results
         .iter()
@@ -255,7 +346,7 @@ fn table(scenarios: &[Scenario], results: &[Vec<Run>], seconds: u32, rounds: u32
         _ => "-".to_string(),
     };
     let mut out = format!(
-        "wrk -t1 -c32 -d{seconds}s, Envoy --concurrency 1, median of {rounds} interleaved rounds\n\n\
+        "wrk -t1 -c32 -d{seconds}s, Envoy --concurrency 1, {placement}, median of {rounds} interleaved rounds\n\n\
          | config | req/s | p50 | p99 | vs no filter | vs native |\n\
          |---|---:|---:|---:|---:|---:|\n"
     );
