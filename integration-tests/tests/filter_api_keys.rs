@@ -147,6 +147,7 @@ fn key_statuses_and_upstream_view() {
         .request("POST", "/api/orders")
         .header("x-api-key", "acme-new")
         .header("x-api-guard-client-id", "admin")
+        .header("x-api-guard-client-id", "root")
         .header("x-api-guard-key-id", "forged")
         .send();
     assert_eq!(r.status, 200, "{}", r.text());
@@ -202,6 +203,7 @@ fn key_statuses_and_upstream_view() {
         .envoy
         .request("GET", "/public/x")
         .header("x-api-guard-client-id", "admin")
+        .header("x-api-guard-client-id", "root")
         .header("x-api-guard-key-id", "forged")
         .send();
     assert_eq!(r.status, 200);

@@ -94,7 +94,7 @@ impl HttpContext for GuardRequest {
         let request_id = request_id(&headers);
 
         match &decision.verdict {
-            Verdict::Allow(admission) => match apply(&shared, admission) {
+            Verdict::Allow(admission) => match apply(&shared, &headers, admission) {
                 Ok(()) => {
                     count(&shared, decision.policy, Outcome::Allowed);
                     log::debug!(
@@ -165,13 +165,27 @@ fn count(shared: &Shared, policy: Option<crate::policy::PolicyId>, outcome: Outc
 
 /// Applies an admission: identity headers are removed from every request (clients cannot forge
 /// them), then set from the established identity, and the credential is stripped if asked.
-fn apply(shared: &Shared, admission: &Admission<'_>) -> Result<(), HostError> {
+/// Host calls are the main per-request cost of a wasm filter, so a header is only removed when
+/// the request carries it, and setting a header replaces every client-sent copy anyway.
+fn apply(
+    shared: &Shared,
+    headers: &[(String, Vec<u8>)],
+    admission: &Admission<'_>,
+) -> Result<(), HostError> {
     let identity = &shared.guard.identity_headers;
-    abi::remove_request_header(&identity.client_id)?;
-    abi::remove_request_header(&identity.key_id)?;
-    if let Some((client_id, key_id)) = admission.identity {
-        abi::set_request_header(&identity.client_id, client_id)?;
-        abi::set_request_header(&identity.key_id, key_id)?;
+    let present = |name: &str| headers.iter().any(|(n, _)| n == name);
+    match admission.identity {
+        Some((client_id, key_id)) => {
+            abi::set_request_header(&identity.client_id, client_id)?;
+            abi::set_request_header(&identity.key_id, key_id)?;
+        }
+        None => {
+            for name in [&identity.client_id, &identity.key_id] {
+                if present(name) {
+                    abi::remove_request_header(name)?;
+                }
+            }
+        }
     }
     match &admission.strip {
         Some(CredentialLocation::Header(name)) => abi::remove_request_header(name)?,
