@@ -78,7 +78,8 @@ test: setup lint unit wasm integration
 
 bench: setup wasm
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	cargo run -p integration-tests --release --bin bench
+	cargo run -q -p integration-tests --release --bin core-bench
+	cargo run -q -p integration-tests --release --bin bench
 
 clean:
 	cargo clean
