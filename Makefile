@@ -48,8 +48,17 @@ $(CERT_DIR)/server.crt:
 	  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
 	  -keyout $(CERT_DIR)/server.key -out $(CERT_DIR)/server.crt 2>/dev/null
 
+# proxy-wasm callbacks api-guard does not implement. Envoy enters the VM for every callback a
+# module exports, on every request; the Rust SDK exports all of them. Removing these exports
+# (the code stays) makes Envoy skip those entries: a do-nothing Rust filter went from 0.81x to
+# 0.92x of no-filter throughput in our measurements. Keep this list in step with the
+# `HttpContext` methods in filter/src/host/http.rs; REQUIRED_CALLBACKS must stay exported.
+UNUSED_CALLBACKS   := proxy_on_request_body,proxy_on_request_trailers,proxy_on_response_headers,proxy_on_response_body,proxy_on_response_trailers,proxy_on_log,proxy_on_done
+REQUIRED_CALLBACKS := proxy_on_vm_start,proxy_on_configure,proxy_on_context_create,proxy_on_request_headers,proxy_on_delete,proxy_on_memory_allocate
+
 wasm: wasm-target
 	cargo build -p api-guard --target $(WASM_TARGET) --release
+	cargo run -q -p wasm-trim --release -- --drop $(UNUSED_CALLBACKS) --require $(REQUIRED_CALLBACKS) $(WASM)
 
 build: wasm
 	cargo build -p integration-tests --release --bins
