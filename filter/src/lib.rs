@@ -15,6 +15,7 @@ pub mod digest;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
+pub mod ratelimit;
 pub mod rejection;
 pub mod request;
 pub mod response;

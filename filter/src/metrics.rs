@@ -8,6 +8,7 @@
 //! The table is built once at configure time; per request it is two index operations.
 
 use crate::policy::{Guard, PolicyId};
+use crate::ratelimit::Event;
 use crate::rejection::Reason;
 use crate::verdict::{Decision, Verdict};
 
@@ -81,6 +82,52 @@ impl<T: Copy> MetricTable<T> {
     }
 }
 
+/// Rate-limit counters: `api_guard.rate_limit.<policy>.<limit>.<event>`, one per policy, limit
+/// and [`Event`] (allowed, limited, shadow_limited, cas_retries_exhausted, store_errors,
+/// overflow), defined at configure time.
+#[derive(Debug, Clone)]
+pub struct RateLimitMetrics<T> {
+    /// `rows[policy][limit][event]`.
+    rows: Vec<Vec<[Option<T>; Event::ALL.len()]>>,
+}
+
+pub fn rate_limit_metric_name(policy: &str, limit: &str, event: Event) -> String {
+    format!("api_guard.rate_limit.{policy}.{limit}.{}", event.as_str())
+}
+
+impl<T: Copy> RateLimitMetrics<T> {
+    pub fn build(guard: &Guard, mut define: impl FnMut(&str) -> Option<T>) -> RateLimitMetrics<T> {
+        let rows = guard
+            .policies
+            .iter()
+            .map(|p| {
+                p.rate_limits
+                    .iter()
+                    .map(|l| {
+                        let mut row = [None; Event::ALL.len()];
+                        for e in Event::ALL {
+                            if let Some(slot) = row.get_mut(e.index()) {
+                                *slot = define(&rate_limit_metric_name(&p.name, &l.name, e));
+                            }
+                        }
+                        row
+                    })
+                    .collect()
+            })
+            .collect();
+        RateLimitMetrics { rows }
+    }
+
+    pub fn get(&self, policy: PolicyId, limit: usize, event: Event) -> Option<T> {
+        self.rows
+            .get(policy.0)?
+            .get(limit)?
+            .get(event.index())
+            .copied()
+            .flatten()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +162,30 @@ mod tests {
             .unwrap();
         assert_eq!(names[id as usize], "api_guard.policy.web.allowed");
         assert_eq!(table.get(Some(PolicyId(99)), Outcome::Allowed), None);
+    }
+
+    #[test]
+    fn rate_limit_names() {
+        let guard = compile(
+            br#"{"policies":{"api":{"rate_limits":[
+                {"name":"per_second","rate":10,"per":"second","key":"ip"},
+                {"name":"per_hour","rate":1000,"per":"hour","key":"policy"}]},"web":{}}}"#,
+        )
+        .unwrap();
+        let mut names = Vec::new();
+        let table = RateLimitMetrics::build(&guard, |name| {
+            names.push(name.to_string());
+            Some(names.len() - 1)
+        });
+        assert_eq!(names.len(), 2 * Event::ALL.len());
+        let api = guard.by_name["api"];
+        let id = table.get(api, 1, Event::ShadowLimited).unwrap();
+        assert_eq!(
+            names[id],
+            "api_guard.rate_limit.api.per_hour.shadow_limited"
+        );
+        assert_eq!(table.get(api, 2, Event::Allowed), None);
+        assert_eq!(table.get(guard.by_name["web"], 0, Event::Allowed), None);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! [`Decision`].
 
 use crate::policy::Guard;
+use crate::ratelimit::store::SharedStore;
+use crate::ratelimit::{enforce, Event};
 use crate::request::RequestView;
 use crate::route::{select, Selection};
 use crate::time::UnixTime;
@@ -42,6 +44,37 @@ pub fn decide<'g>(guard: &'g Guard, request: &RequestView<'_>, now: UnixTime) ->
         policy: Some(id),
         verdict,
     }
+}
+
+/// [`decide`], then the selected policy's rate limits for a request every other check
+/// admitted (rate limits count only requests that would otherwise pass). `now_ns` is the same
+/// host clock in nanoseconds; `events` receives (limit index, event) for metrics and logs.
+pub fn decide_limited<'g>(
+    guard: &'g Guard,
+    request: &RequestView<'_>,
+    now: UnixTime,
+    now_ns: u64,
+    store: &dyn SharedStore,
+    events: &mut Vec<(usize, Event)>,
+) -> Decision<'g> {
+    let mut decision = decide(guard, request, now);
+    if let (Some(id), Verdict::Allow(admission)) = (decision.policy, &decision.verdict) {
+        if let Some(policy) = guard.policy(id) {
+            if !policy.rate_limits.is_empty() {
+                if let Err(rejection) = enforce(
+                    &policy.rate_limits,
+                    request,
+                    admission,
+                    store,
+                    now_ns,
+                    events,
+                ) {
+                    decision.verdict = Verdict::Deny(rejection);
+                }
+            }
+        }
+    }
+    decision
 }
 
 fn run_checks<'g>(

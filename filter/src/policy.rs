@@ -46,6 +46,8 @@ pub struct RoutePolicy {
     pub methods: Option<MethodSet>,
     pub ip: Option<IpRule>,
     pub api_key: Option<ApiKeyRule>,
+    /// Checked last, only for requests every other check admitted; in order.
+    pub rate_limits: Vec<crate::ratelimit::RateLimit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

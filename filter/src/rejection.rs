@@ -39,6 +39,11 @@ pub enum Rejection<'g> {
     /// The host refused a call the decision depends on (reading headers, editing the request):
     /// fail closed rather than forward a request that was not fully checked or cleaned.
     HostFailure,
+    /// An enforced rate limit has no room for this request.
+    RateLimited(crate::ratelimit::Limited<'g>),
+    /// A rate limit's shared state could not be read or updated (store error, or every CAS
+    /// retry met a concurrent writer) and the limit's `on_store_error` is `deny`.
+    RateLimitUnavailable,
 }
 
 /// The stable, fine-grained reason for a decision: metric name suffixes and log fields.
@@ -60,10 +65,12 @@ pub enum Reason {
     ApiKeyDisabled,
     ClientNotAllowed,
     HostFailure,
+    RateLimited,
+    RateLimitUnavailable,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 17] = [
         Reason::NoPolicy,
         Reason::UnknownPolicy,
         Reason::UriTooLong,
@@ -79,6 +86,8 @@ impl Reason {
         Reason::ApiKeyDisabled,
         Reason::ClientNotAllowed,
         Reason::HostFailure,
+        Reason::RateLimited,
+        Reason::RateLimitUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +107,8 @@ impl Reason {
             Reason::ApiKeyDisabled => "api_key_disabled",
             Reason::ClientNotAllowed => "client_not_allowed",
             Reason::HostFailure => "host_failure",
+            Reason::RateLimited => "rate_limited",
+            Reason::RateLimitUnavailable => "rate_limit_unavailable",
         }
     }
 
@@ -127,6 +138,8 @@ impl Rejection<'_> {
             },
             Rejection::ClientNotAllowed { .. } => Reason::ClientNotAllowed,
             Rejection::HostFailure => Reason::HostFailure,
+            Rejection::RateLimited(_) => Reason::RateLimited,
+            Rejection::RateLimitUnavailable => Reason::RateLimitUnavailable,
         }
     }
 

@@ -51,6 +51,16 @@ fn describe(rejection: &Rejection<'_>) -> (u32, &'static str, &'static str) {
             "This client is not allowed on this route.",
         ),
         Rejection::HostFailure => (500, "internal_error", "The request could not be checked."),
+        Rejection::RateLimited(_) => (
+            429,
+            "rate_limited",
+            "Too many requests; retry after the time in the retry-after header.",
+        ),
+        Rejection::RateLimitUnavailable => (
+            503,
+            "rate_limit_unavailable",
+            "The request could not be checked against its rate limits; retry later.",
+        ),
     }
 }
 
@@ -70,6 +80,24 @@ fn sanitize_request_id(id: Option<&[u8]>) -> Option<&str> {
     }
 }
 
+/// `retry-after` and the IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers-11,
+/// Structured Field lists): `RateLimit-Policy: "<limit>";q=<burst>;w=<seconds to refill it>`
+/// and `RateLimit: "<limit>";r=0;t=<seconds until the bucket is full again>`. Limit names are
+/// `[A-Za-z0-9_-]`, so they are valid sf-strings without escaping.
+pub fn rate_limit_headers(l: &crate::ratelimit::Limited<'_>) -> [(&'static str, String); 3] {
+    [
+        ("retry-after", l.retry_after_secs.to_string()),
+        (
+            "ratelimit-policy",
+            format!("\"{}\";q={};w={}", l.limit, l.quota, l.window_secs),
+        ),
+        (
+            "ratelimit",
+            format!("\"{}\";r=0;t={}", l.limit, l.reset_secs),
+        ),
+    ]
+}
+
 pub fn render(rejection: &Rejection<'_>, request_id: Option<&[u8]>) -> LocalResponse {
     let (status, code, message) = describe(rejection);
     let mut headers = vec![
@@ -81,6 +109,7 @@ pub fn render(rejection: &Rejection<'_>, request_id: Option<&[u8]>) -> LocalResp
             headers.push(("www-authenticate", format!("ApiKey realm=\"{REALM}\"")));
         }
         Rejection::MethodNotAllowed { allow } => headers.push(("allow", allow.to_string())),
+        Rejection::RateLimited(l) => headers.extend(rate_limit_headers(l)),
         _ => {}
     }
     let body = serde_json::json!({
@@ -143,6 +172,24 @@ mod tests {
                 None,
             ),
             (Rejection::HostFailure, 500, "internal_error", None),
+            (
+                Rejection::RateLimited(crate::ratelimit::Limited {
+                    limit: "burst",
+                    quota: 20,
+                    window_secs: 2,
+                    retry_after_secs: 1,
+                    reset_secs: 2,
+                }),
+                429,
+                "rate_limited",
+                Some(("ratelimit-policy", "\"burst\";q=20;w=2")),
+            ),
+            (
+                Rejection::RateLimitUnavailable,
+                503,
+                "rate_limit_unavailable",
+                None,
+            ),
         ];
         for (rejection, status, code, header) in cases {
             let r = render(&rejection, Some(b"abc-123"));
@@ -164,6 +211,30 @@ mod tests {
             // Key ids and client ids are for logs, not for clients.
             assert!(!r.body.contains("k-1"));
         }
+    }
+
+    #[test]
+    fn rate_limited_headers() {
+        let r = render(
+            &Rejection::RateLimited(crate::ratelimit::Limited {
+                limit: "per_hour",
+                quota: 1000,
+                window_secs: 3600,
+                retry_after_secs: 4,
+                reset_secs: 3600,
+            }),
+            None,
+        );
+        let h = |n: &str| {
+            r.headers
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(h("retry-after"), Some("4"));
+        assert_eq!(h("ratelimit-policy"), Some("\"per_hour\";q=1000;w=3600"));
+        assert_eq!(h("ratelimit"), Some("\"per_hour\";r=0;t=3600"));
+        assert_eq!(h("cache-control"), Some("no-store"));
     }
 
     #[test]

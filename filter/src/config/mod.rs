@@ -4,6 +4,7 @@
 //!
 //! The full reference of fields and defaults is `docs/configuration.md`.
 
+mod ratelimits;
 mod reader;
 
 pub use reader::{ConfigError, ConfigErrors};
@@ -113,7 +114,7 @@ fn compile_root(root: &Value, errors: &mut ConfigErrors) -> Option<Guard> {
     })
 }
 
-fn is_policy_name(s: &str) -> bool {
+pub(crate) fn is_policy_name(s: &str) -> bool {
     let b = s.as_bytes();
     (1..=64).contains(&b.len())
         && b.first().is_some_and(u8::is_ascii_alphanumeric)
@@ -135,7 +136,7 @@ const IDENTIFIER_RULE: &str =
 
 /// A lowercase HTTP header name (RFC 9110 token). Envoy hands names to filters in lowercase, so
 /// an uppercase name in the configuration would never match.
-fn header_name(v: &Value, path: &str, errors: &mut ConfigErrors) -> Option<String> {
+pub(crate) fn header_name(v: &Value, path: &str, errors: &mut ConfigErrors) -> Option<String> {
     let s = string(v, path, errors)?;
     let token = !s.is_empty()
         && s.bytes()
@@ -317,6 +318,10 @@ fn compile_policy(
     let api_key = fields
         .take("api_key")
         .and_then(|(v, p)| compile_api_key(v, &p, ctx, errors));
+    let rate_limits = fields
+        .take("rate_limits")
+        .map(|(v, p)| ratelimits::compile(name, v, &p, api_key.is_some(), errors))
+        .unwrap_or_default();
     fields.finish(errors);
     Some(RoutePolicy {
         name: name.to_string(),
@@ -324,6 +329,7 @@ fn compile_policy(
         methods,
         ip,
         api_key,
+        rate_limits,
     })
 }
 

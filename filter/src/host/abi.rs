@@ -35,6 +35,20 @@ extern "C" {
         value_size: usize,
     ) -> Status;
     fn proxy_get_current_time_nanoseconds(time: *mut u64) -> Status;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> Status;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> Status;
     fn proxy_get_property(
         path: *const u8,
         path_size: usize,
@@ -110,12 +124,74 @@ pub fn set_request_header(name: &str, value: &str) -> Result<(), HostError> {
     })
 }
 
-/// The host clock, in whole seconds since the Unix epoch.
-pub fn now_unix_seconds() -> Result<i64, HostError> {
+/// The host clock, in nanoseconds since the Unix epoch.
+pub fn now_unix_nanos() -> Result<u64, HostError> {
     let mut nanos: u64 = 0;
     // SAFETY: valid out-pointer.
     check(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
-    i64::try_from(nanos / 1_000_000_000).map_err(|_| HostError(Status::InternalFailure as u32))
+    Ok(nanos)
+}
+
+/// A shared-data value and its CAS token; a missing key is `(None, None)`.
+pub fn get_shared_data(key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: valid key buffer and out-pointers; on Ok the host hands over `size` bytes.
+    unsafe {
+        match proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) {
+            Status::Ok => {
+                let value = take_host_buffer(data, size);
+                Ok((Some(value), (cas != 0).then_some(cas)))
+            }
+            Status::NotFound => Ok((None, None)),
+            other => Err(other.into()),
+        }
+    }
+}
+
+/// Writes a shared-data value; with `Some(cas)` only if the key is unchanged since that read
+/// (`Err(Status::CasMismatch)` otherwise). A missing key is created whatever `cas` is.
+pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Status> {
+    // SAFETY: pointers and lengths describe live buffers for the duration of the call.
+    let status = unsafe {
+        proxy_set_shared_data(
+            key.as_ptr(),
+            key.len(),
+            value.as_ptr(),
+            value.len(),
+            cas.unwrap_or(0),
+        )
+    };
+    match status {
+        Status::Ok => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// Envoy's shared data (per `vm_id`, shared by every worker) as the limiter's store.
+pub struct HostStore;
+
+impl crate::ratelimit::store::SharedStore for HostStore {
+    fn get(
+        &self,
+        key: &str,
+    ) -> Result<crate::ratelimit::store::Versioned, crate::ratelimit::store::StoreError> {
+        get_shared_data(key).map_err(|e| crate::ratelimit::store::StoreError::Unavailable(e.0))
+    }
+
+    fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        cas: Option<u32>,
+    ) -> Result<(), crate::ratelimit::store::StoreError> {
+        use crate::ratelimit::store::StoreError;
+        set_shared_data(key, value, cas).map_err(|s| match s {
+            Status::CasMismatch => StoreError::CasMismatch,
+            other => StoreError::Unavailable(other as u32),
+        })
+    }
 }
 
 /// A property as raw bytes; `None` when Envoy does not have it.

@@ -10,7 +10,8 @@ use super::root::Shared;
 use crate::checks::api_key::CredentialLocation;
 use crate::cidr::parse_socket_ip;
 use crate::metrics::Outcome;
-use crate::pipeline::decide;
+use crate::pipeline::decide_limited;
+use crate::ratelimit::Event;
 use crate::rejection::Rejection;
 use crate::request::RequestView;
 use crate::response::render;
@@ -72,8 +73,11 @@ impl HttpContext for GuardRequest {
             }
             Err(_) => Some("(unreadable)".into()),
         };
-        let now = match abi::now_unix_seconds() {
-            Ok(t) => UnixTime(t),
+        let (now, now_ns) = match abi::now_unix_nanos() {
+            Ok(ns) => (
+                UnixTime(i64::try_from(ns / 1_000_000_000).unwrap_or(i64::MAX)),
+                ns,
+            ),
             Err(e) => {
                 log::error!("cannot read the clock (host status {})", e.0);
                 count(
@@ -90,8 +94,19 @@ impl HttpContext for GuardRequest {
             client_ip,
             route_policy: route_policy.as_deref(),
         };
-        let decision = decide(&shared.guard, &view, now);
+        let mut events = Vec::new();
+        let decision = decide_limited(
+            &shared.guard,
+            &view,
+            now,
+            now_ns,
+            &abi::HostStore,
+            &mut events,
+        );
         let request_id = request_id(&headers);
+        if !events.is_empty() {
+            rate_limit_events(&shared, &decision, &events, request_id);
+        }
 
         match &decision.verdict {
             Verdict::Allow(admission) => match apply(&shared, &headers, admission) {
@@ -138,6 +153,51 @@ impl HttpContext for GuardRequest {
                 deny(rejection, request_id);
                 Action::Pause
             }
+        }
+    }
+}
+
+/// Counts rate-limit events and logs the ones an operator must see (shadow denials, store
+/// failures). Never logs the key itself (it may be a header value or an address).
+fn rate_limit_events(
+    shared: &Shared,
+    decision: &Decision<'_>,
+    events: &[(usize, Event)],
+    request_id: Option<&[u8]>,
+) {
+    let Some(policy_id) = decision.policy else {
+        return;
+    };
+    let Some(policy) = shared.guard.policy(policy_id) else {
+        return;
+    };
+    let client_id = match &decision.verdict {
+        Verdict::Allow(a) => a.identity.map_or("-", |(c, _)| c),
+        Verdict::Deny(_) => "-",
+    };
+    let rid = request_id
+        .and_then(|r| std::str::from_utf8(r).ok())
+        .filter(|r| r.len() <= 128)
+        .unwrap_or("-");
+    for (limit, event) in events {
+        if let Some(id) = shared.rate_limit_metrics.get(policy_id, *limit, *event) {
+            let _ = proxy_wasm::hostcalls::increment_metric(id, 1);
+        }
+        let name = policy
+            .rate_limits
+            .get(*limit)
+            .map_or("-", |l| l.name.as_str());
+        match event {
+            Event::ShadowLimited => log::info!(
+                "shadow_limited policy={} limit={name} client_id={client_id} request_id={rid}",
+                policy.name
+            ),
+            Event::CasRetriesExhausted | Event::StoreErrors => log::warn!(
+                "rate limit state unavailable ({}) policy={} limit={name} request_id={rid}",
+                event.as_str(),
+                policy.name
+            ),
+            _ => {}
         }
     }
 }

@@ -10,7 +10,7 @@ use proxy_wasm::types::{BufferType, ContextType, MetricType};
 
 use super::http::GuardRequest;
 use crate::config::compile;
-use crate::metrics::MetricTable;
+use crate::metrics::{MetricTable, RateLimitMetrics};
 use crate::policy::Guard;
 
 /// How many distinct unknown policy names a VM remembers for log de-duplication.
@@ -20,6 +20,7 @@ const MAX_REMEMBERED_UNKNOWN_POLICIES: usize = 64;
 pub struct Shared {
     pub guard: Guard,
     pub metrics: MetricTable<u32>,
+    pub rate_limit_metrics: RateLimitMetrics<u32>,
     unknown_policies_logged: RefCell<HashSet<String>>,
 }
 
@@ -33,6 +34,31 @@ impl Shared {
         }
         seen.insert(name.to_string());
         true
+    }
+}
+
+/// Creates every rate-limit table's shared-data keys that do not exist yet, before this VM
+/// serves requests: creation is the one write that cannot be a compare-and-swap, so it is done
+/// here (the first VM to configure creates them; the others, and restarted VMs, find them and
+/// write nothing). A failure is logged, not fatal: the request path creates a missing slot
+/// itself, and a store that keeps failing is handled by each limit's `on_store_error`.
+fn create_rate_limit_tables(guard: &Guard) {
+    for policy in &guard.policies {
+        for limit in &policy.rate_limits {
+            match limit.table.ensure_created(&super::abi::HostStore) {
+                Ok(0) => {}
+                Ok(n) => log::debug!(
+                    "rate limit {}.{}: created {n} shared-data keys",
+                    policy.name,
+                    limit.name
+                ),
+                Err(e) => log::warn!(
+                    "rate limit {}.{}: cannot create its shared-data keys ({e:?})",
+                    policy.name,
+                    limit.name
+                ),
+            }
+        }
     }
 }
 
@@ -59,6 +85,10 @@ impl RootContext for GuardRoot {
                 let metrics = MetricTable::build(&guard, |name| {
                     proxy_wasm::hostcalls::define_metric(MetricType::Counter, name).ok()
                 });
+                let rate_limit_metrics = RateLimitMetrics::build(&guard, |name| {
+                    proxy_wasm::hostcalls::define_metric(MetricType::Counter, name).ok()
+                });
+                create_rate_limit_tables(&guard);
                 log::info!(
                     "configuration accepted: {} policies, unmatched routes {:?}",
                     guard.policies.len(),
@@ -67,6 +97,7 @@ impl RootContext for GuardRoot {
                 self.shared = Some(Rc::new(Shared {
                     guard,
                     metrics,
+                    rate_limit_metrics,
                     unknown_policies_logged: RefCell::new(HashSet::new()),
                 }));
                 true
