@@ -71,3 +71,12 @@ pub fn try_wasm_path() -> Result<PathBuf, String> {
         ))
     }
 }
+
+/// The hex SHA-256 digest of an API key, as the plugin configuration stores it.
+pub fn key_digest(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

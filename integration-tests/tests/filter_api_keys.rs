@@ -1,16 +1,8 @@
 //! API keys through the real Envoy: statuses, rotation windows, credential stripping, identity
 //! headers, and what the upstream actually received.
 
-use integration_tests::{Envoy, EnvoyConfig, Upstream};
+use integration_tests::{key_digest, Envoy, EnvoyConfig, Upstream};
 use serde_json::json;
-use sha2::{Digest, Sha256};
-
-fn digest(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// Policies for the routes of envoy/envoy.yaml: /api needs a key of an admitted client,
 /// /internal needs a key of any client with tight request limits, /public needs nothing.
@@ -18,13 +10,13 @@ fn config() -> String {
     json!({
         "clients": {
             "acme": {"keys": [
-                {"id": "acme-2026", "sha256": digest("acme-new"), "not_before": "2026-01-01T00:00:00Z"},
-                {"id": "acme-2025", "sha256": digest("acme-old"), "expires": "2026-01-01T00:00:00Z"},
-                {"id": "acme-future", "sha256": digest("acme-future"), "not_before": "2099-01-01T00:00:00Z"}
+                {"id": "acme-2026", "sha256": key_digest("acme-new"), "not_before": "2026-01-01T00:00:00Z"},
+                {"id": "acme-2025", "sha256": key_digest("acme-old"), "expires": "2026-01-01T00:00:00Z"},
+                {"id": "acme-future", "sha256": key_digest("acme-future"), "not_before": "2099-01-01T00:00:00Z"}
             ]},
             "globex": {"keys": [
-                {"id": "globex-1", "sha256": digest("globex-key")},
-                {"id": "globex-2", "sha256": digest("globex-off"), "disabled": true}
+                {"id": "globex-1", "sha256": key_digest("globex-key")},
+                {"id": "globex-2", "sha256": key_digest("globex-off"), "disabled": true}
             ]}
         },
         "policies": {

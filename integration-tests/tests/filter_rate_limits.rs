@@ -9,22 +9,14 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use integration_tests::{Envoy, EnvoyConfig, Upstream};
+use integration_tests::{key_digest, Envoy, EnvoyConfig, Upstream};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-
-fn digest(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 fn config(policies: Value) -> String {
     json!({
         "clients": {
-            "acme": {"keys": [{"id": "acme-1", "sha256": digest("acme-key")}]},
-            "globex": {"keys": [{"id": "globex-1", "sha256": digest("globex-key")}]}
+            "acme": {"keys": [{"id": "acme-1", "sha256": key_digest("acme-key")}]},
+            "globex": {"keys": [{"id": "globex-1", "sha256": key_digest("globex-key")}]}
         },
         "policies": policies
     })

@@ -13,7 +13,7 @@ use api_guard::pipeline::decide;
 use api_guard::request::RequestView;
 use api_guard::time::UnixTime;
 use api_guard::verdict::Verdict;
-use sha2::{Digest, Sha256};
+use integration_tests::key_digest;
 
 /// Counts allocations so the table can show allocations per request.
 struct Counting;
@@ -37,13 +37,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn hex(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn config(keys: usize) -> String {
     let clients: serde_json::Map<String, serde_json::Value> = (0..keys)
         .map(|i| {
@@ -54,7 +47,7 @@ fn config(keys: usize) -> String {
             };
             (
                 format!("client-{i}"),
-                serde_json::json!({"keys": [{"id": format!("k{i}"), "sha256": hex(&key)}]}),
+                serde_json::json!({"keys": [{"id": format!("k{i}"), "sha256": key_digest(&key)}]}),
             )
         })
         .collect();
