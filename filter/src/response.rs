@@ -64,9 +64,9 @@ fn describe(rejection: &Rejection<'_>) -> (u32, &'static str, &'static str) {
     }
 }
 
-/// Request ids are echoed only when they look like ids; anything else is dropped, so the body can
-/// never carry attacker-chosen text.
-fn sanitize_request_id(id: Option<&[u8]>) -> Option<&str> {
+/// Request ids are echoed (in bodies and log lines) only when they look like ids; anything else
+/// is dropped, so neither can carry attacker-chosen text such as a forged `key=value` log field.
+pub fn sanitize_request_id(id: Option<&[u8]>) -> Option<&str> {
     let id = id?;
     let ok = !id.is_empty()
         && id.len() <= 128

@@ -14,7 +14,7 @@ use crate::pipeline::decide_limited;
 use crate::ratelimit::Event;
 use crate::rejection::Rejection;
 use crate::request::RequestView;
-use crate::response::render;
+use crate::response::{render, sanitize_request_id};
 use crate::time::UnixTime;
 use crate::verdict::{Admission, Decision, Verdict};
 
@@ -145,10 +145,7 @@ impl HttpContext for GuardRequest {
                     rejection.reason().as_str(),
                     rejection.client_id().unwrap_or("-"),
                     rejection.key_id().unwrap_or("-"),
-                    request_id
-                        .and_then(|r| std::str::from_utf8(r).ok())
-                        .filter(|r| r.len() <= 128)
-                        .unwrap_or("-"),
+                    sanitize_request_id(request_id).unwrap_or("-"),
                 );
                 deny(rejection, request_id);
                 Action::Pause
@@ -175,10 +172,7 @@ fn rate_limit_events(
         Verdict::Allow(a) => a.identity.map_or("-", |(c, _)| c),
         Verdict::Deny(_) => "-",
     };
-    let rid = request_id
-        .and_then(|r| std::str::from_utf8(r).ok())
-        .filter(|r| r.len() <= 128)
-        .unwrap_or("-");
+    let rid = sanitize_request_id(request_id).unwrap_or("-");
     for (limit, event) in events {
         if let Some(id) = shared.rate_limit_metrics.get(policy_id, *limit, *event) {
             let _ = proxy_wasm::hostcalls::increment_metric(id, 1);
