@@ -21,7 +21,7 @@ use crate::cidr::{Cidr, CidrSet};
 use crate::digest::KeyDigest;
 use crate::policy::{Guard, IdentityHeaders, PolicyId, RoutePolicy, UnmatchedRoutes};
 use crate::time::parse_rfc3339;
-use reader::{array, boolean, child, integer, item, named, string, strings, Fields};
+use reader::{array, boolean, child, choice, integer, item, named, string, strings, Fields};
 
 /// The name of the policy used by routes that do not name one.
 pub const DEFAULT_POLICY: &str = "default";
@@ -55,18 +55,15 @@ pub fn compile(json: &[u8]) -> Result<Guard, ConfigErrors> {
 fn compile_root(root: &Value, errors: &mut ConfigErrors) -> Option<Guard> {
     let mut fields = Fields::of(root, "", errors)?;
 
-    let unmatched_routes = match fields.take("unmatched_routes") {
-        None => UnmatchedRoutes::Deny,
-        Some((v, path)) => match string(v, &path, errors) {
-            Some("deny") => UnmatchedRoutes::Deny,
-            Some("allow") => UnmatchedRoutes::Allow,
-            Some(_) => {
-                errors.add(&path, "expected \"deny\" or \"allow\"");
-                UnmatchedRoutes::Deny
-            }
-            None => UnmatchedRoutes::Deny,
-        },
-    };
+    let unmatched_routes = choice(
+        fields.take("unmatched_routes"),
+        &[
+            ("deny", UnmatchedRoutes::Deny),
+            ("allow", UnmatchedRoutes::Allow),
+        ],
+        UnmatchedRoutes::Deny,
+        errors,
+    );
 
     let identity_headers = match fields.take("identity_headers") {
         None => IdentityHeaders::default(),

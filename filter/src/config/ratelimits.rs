@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::reader::{array, child, integer, item, kind, string, ConfigErrors, Fields};
+use super::reader::{array, child, choice, integer, item, kind, string, ConfigErrors, Fields};
 use super::{header_name, is_policy_name};
 use crate::ratelimit::gcra::Gcra;
 use crate::ratelimit::table::Table;
@@ -100,30 +100,18 @@ fn compile_limit(
         }
         Some((v, p)) => key_source(v, &p, has_api_key, errors),
     };
-    let mode = match fields.take("mode") {
-        None => Mode::Enforce,
-        Some((v, p)) => match string(v, &p, errors) {
-            Some("enforce") => Mode::Enforce,
-            Some("shadow") => Mode::Shadow,
-            Some(_) => {
-                errors.add(&p, "expected \"enforce\" or \"shadow\"");
-                Mode::Enforce
-            }
-            None => Mode::Enforce,
-        },
-    };
-    let on_store_error = match fields.take("on_store_error") {
-        None => OnStoreError::Deny,
-        Some((v, p)) => match string(v, &p, errors) {
-            Some("deny") => OnStoreError::Deny,
-            Some("allow") => OnStoreError::Allow,
-            Some(_) => {
-                errors.add(&p, "expected \"deny\" or \"allow\"");
-                OnStoreError::Deny
-            }
-            None => OnStoreError::Deny,
-        },
-    };
+    let mode = choice(
+        fields.take("mode"),
+        &[("enforce", Mode::Enforce), ("shadow", Mode::Shadow)],
+        Mode::Enforce,
+        errors,
+    );
+    let on_store_error = choice(
+        fields.take("on_store_error"),
+        &[("deny", OnStoreError::Deny), ("allow", OnStoreError::Allow)],
+        OnStoreError::Deny,
+        errors,
+    );
     let max_keys = match fields.take("max_keys") {
         None => Some(DEFAULT_MAX_KEYS),
         Some((v, p)) => {

@@ -201,3 +201,27 @@ pub fn strings<'a>(v: &'a Value, path: &str, errors: &mut ConfigErrors) -> Vec<(
         })
         .collect()
 }
+
+/// A field that must be one of a few strings, e.g. `"deny"` or `"allow"`; absent means
+/// `default`, and anything else is reported (`expected "deny" or "allow"`) and also `default`.
+pub fn choice<T: Copy>(
+    field: Option<(&Value, String)>,
+    options: &[(&str, T)],
+    default: T,
+    errors: &mut ConfigErrors,
+) -> T {
+    let Some((v, path)) = field else {
+        return default;
+    };
+    let Some(s) = string(v, &path, errors) else {
+        return default;
+    };
+    match options.iter().find(|(name, _)| *name == s) {
+        Some((_, value)) => *value,
+        None => {
+            let names: Vec<String> = options.iter().map(|(n, _)| format!("{n:?}")).collect();
+            errors.add(&path, format!("expected {}", names.join(" or ")));
+            default
+        }
+    }
+}
