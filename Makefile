@@ -16,14 +16,24 @@ CERT_DIR      := target/certs
 ENVOY_BIN ?= $(abspath $(VENV))/envoy-bin
 export ENVOY_BIN
 
-.PHONY: help setup wasm-target envoy certs wasm build run test lint unit integration bench clean
+.PHONY: pytools help setup wasm-target envoy certs wasm build run test lint unit integration fuzz fuzz-tools fuzz-replay bench clean
 
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
-	@echo "make test   - formatting, clippy (host + wasm), unit tests, wasm build, integration tests"
+	@echo "make test   - formatting, clippy (host + wasm), unit tests, wasm build, integration tests, fuzzing"
 	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, api-guard"
+	@echo "make fuzz   - every fuzz target for FUZZ_SECONDS (default $(FUZZ_SECONDS)) s each (part of make test)"
 
-setup: wasm-target envoy
+setup: wasm-target envoy pytools
+
+# Python tools for tests: PyJWT and jwcrypto mint JWTs independently of the filter's jwt-simple.
+PYTOOLS_STAMP := $(VENV)/.pytools-installed
+pytools: $(PYTOOLS_STAMP)
+
+$(PYTOOLS_STAMP): tools/jwt-fixtures/requirements.txt tools/jwt-fixtures/requirements-jwe.txt
+	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/jwt-fixtures/requirements.txt -r tools/jwt-fixtures/requirements-jwe.txt
+	@touch $@
 
 wasm-target:
 	@rustup target list --installed 2>/dev/null | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
@@ -54,7 +64,7 @@ $(CERT_DIR)/server.crt:
 # 0.92x of no-filter throughput in our measurements. Keep this list in step with the
 # `HttpContext` methods in filter/src/host/http.rs; REQUIRED_CALLBACKS must stay exported.
 UNUSED_CALLBACKS   := proxy_on_request_body,proxy_on_request_trailers,proxy_on_response_headers,proxy_on_response_body,proxy_on_response_trailers,proxy_on_log,proxy_on_done
-REQUIRED_CALLBACKS := proxy_on_vm_start,proxy_on_configure,proxy_on_context_create,proxy_on_request_headers,proxy_on_delete,proxy_on_memory_allocate
+REQUIRED_CALLBACKS := proxy_on_vm_start,proxy_on_configure,proxy_on_context_create,proxy_on_request_headers,proxy_on_delete,proxy_on_memory_allocate,proxy_on_tick,proxy_on_http_call_response
 
 wasm: wasm-target
 	cargo build -p api-guard --target $(WASM_TARGET) --release
@@ -79,8 +89,51 @@ integration: setup certs wasm
 	@mkdir -p target
 	cargo test -p integration-tests -- --test-threads 2 2>&1 | tee target/integration-tests.log
 
+# Fuzzing (fuzz/, its own workspace): cargo-fuzz drives libFuzzer. `--sanitizer none` keeps it on
+# the stable toolchain (AddressSanitizer needs nightly's -Zsanitizer, and safe Rust does not need
+# it to find panics, overflows, hangs and runaway memory). cargo-fuzz is installed, pinned, into
+# $(TOOLS) so a fresh machine gets it from `make test`. Each target runs FUZZ_SECONDS from its
+# checked-in seeds (fuzz/corpus/<target>); inputs it discovers go to $(FUZZ_OUT)/corpus, never into
+# the checked-in seeds. A crash, a panic, an input slower than 10 s or over 2 GiB fails the target,
+# and the input is kept in fuzz/artifacts/<target>/ (replay: make fuzz-replay ARTIFACT=<file>).
+TOOLS              := .tools
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ         := $(abspath $(TOOLS))/bin/cargo-fuzz
+FUZZ_SECONDS       ?= 15
+FUZZ_OUT           := $(abspath target/fuzz)
+FUZZ_TARGETS       := $(sort $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs))))
+FUZZ_HOST          := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+FUZZ_FLAGS         := --sanitizer none --target $(FUZZ_HOST) --target-dir $(FUZZ_OUT)
+FUZZ_BIN           := $(FUZZ_OUT)/$(FUZZ_HOST)/release
+
+fuzz-tools:
+	@$(CARGO_FUZZ) --version 2>/dev/null | grep -qx 'cargo-fuzz $(CARGO_FUZZ_VERSION)' || \
+	  cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root $(TOOLS)
+
+# Built once, then each binary is run directly: the run fuzzes exactly what was built.
+fuzz: fuzz-tools
+	cd fuzz && $(CARGO_FUZZ) build $(FUZZ_FLAGS)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_OUT)/corpus/$$t fuzz/artifacts/$$t && \
+	  echo "fuzz $$t: $(FUZZ_SECONDS) s" && \
+	  $(FUZZ_BIN)/$$t $(FUZZ_OUT)/corpus/$$t fuzz/corpus/$$t -artifact_prefix=fuzz/artifacts/$$t/ \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    > $(FUZZ_OUT)/$$t.log 2>&1 || { \
+	      tail -n 40 $(FUZZ_OUT)/$$t.log; \
+	      echo "fuzz $$t: FAILED, input kept in fuzz/artifacts/$$t/ (full log: $(FUZZ_OUT)/$$t.log)" >&2; \
+	      echo "replay: make fuzz-replay ARTIFACT=fuzz/artifacts/$$t/<file>" >&2; exit 1; }; \
+	  awk '/^stat::number_of_executed_units/ { n = $$2 } /^stat::new_units_added/ { u = $$2 } \
+	    END { printf "  %d inputs, %d new coverage units, no crash\n", n, u }' $(FUZZ_OUT)/$$t.log; \
+	done
+
+# Replays one saved input (a crash artifact or a corpus file) against its target, with a backtrace.
+fuzz-replay: fuzz-tools
+	@test -n "$(ARTIFACT)" || { echo "usage: make fuzz-replay ARTIFACT=fuzz/artifacts/<target>/<file>" >&2; exit 1; }
+	cd fuzz && $(CARGO_FUZZ) build $(FUZZ_FLAGS)
+	RUST_BACKTRACE=1 $(FUZZ_BIN)/$(notdir $(patsubst %/,%,$(dir $(ARTIFACT)))) $(ARTIFACT)
+
 # Every check and test; ends with one line totalling every test binary's results.
-test: setup lint unit wasm integration
+test: setup lint unit wasm integration fuzz
 	@ls -l $(WASM)
 	@cat target/unit-tests.log target/integration-tests.log | \
 	  awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }'

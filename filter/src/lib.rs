@@ -12,6 +12,7 @@ pub mod checks;
 pub mod cidr;
 pub mod config;
 pub mod digest;
+pub mod jwt;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;

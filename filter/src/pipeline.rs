@@ -2,15 +2,24 @@
 //! adapter gathers the facts into a [`RequestView`], passes the host clock in, and applies the
 //! [`Decision`].
 
+use crate::checks::jwt;
+use crate::jwt::provider::AuthMode;
+use crate::jwt::runtime::TokenRuntime;
 use crate::policy::Guard;
 use crate::ratelimit::store::SharedStore;
 use crate::ratelimit::{enforce, Event};
+use crate::rejection::{KeyProblem, Rejection};
 use crate::request::RequestView;
 use crate::route::{select, Selection};
 use crate::time::UnixTime;
 use crate::verdict::{Admission, Decision, Verdict};
 
-pub fn decide<'g>(guard: &'g Guard, request: &RequestView<'_>, now: UnixTime) -> Decision<'g> {
+pub fn decide<'g>(
+    guard: &'g Guard,
+    request: &RequestView<'_>,
+    now: UnixTime,
+    runtime: &mut TokenRuntime,
+) -> Decision<'g> {
     let id = match select(guard, request.route_policy) {
         Selection::Policy(id) => id,
         Selection::PassThrough => {
@@ -33,7 +42,7 @@ pub fn decide<'g>(guard: &'g Guard, request: &RequestView<'_>, now: UnixTime) ->
         }
     };
     let verdict = match guard.policy(id) {
-        Some(policy) => match run_checks(guard, policy, request, now) {
+        Some(policy) => match run_checks(guard, policy, request, now, runtime) {
             Ok(admission) => Verdict::Allow(admission),
             Err(rejection) => Verdict::Deny(rejection),
         },
@@ -55,9 +64,10 @@ pub fn decide_limited<'g>(
     now: UnixTime,
     now_ns: u64,
     store: &dyn SharedStore,
+    runtime: &mut TokenRuntime,
     events: &mut Vec<(usize, Event)>,
 ) -> Decision<'g> {
-    let mut decision = decide(guard, request, now);
+    let mut decision = decide(guard, request, now, runtime);
     if let (Some(id), Verdict::Allow(admission)) = (decision.policy, &decision.verdict) {
         if let Some(policy) = guard.policy(id) {
             if !policy.rate_limits.is_empty() {
@@ -82,7 +92,8 @@ fn run_checks<'g>(
     policy: &'g crate::policy::RoutePolicy,
     request: &RequestView<'_>,
     now: UnixTime,
-) -> Result<Admission<'g>, crate::rejection::Rejection<'g>> {
+    runtime: &mut TokenRuntime,
+) -> Result<Admission<'g>, Rejection<'g>> {
     policy.request_limits.check(request)?;
     if let Some(methods) = &policy.methods {
         methods.check(request)?;
@@ -91,12 +102,61 @@ fn run_checks<'g>(
         ip.check(request)?;
     }
     let mut admission = Admission::default();
-    if let Some(rule) = &policy.api_key {
-        let who = rule.check(&guard.api_keys, request, now)?;
+    // Each credential check gives Ok, "missing", or a real refusal; the policy's auth mode
+    // decides which combinations pass. A present but invalid credential is always refused.
+    let key = policy.api_key.as_ref().map(|rule| {
+        rule.check(&guard.api_keys, request, now).and_then(|who| {
+            if runtime.revocations.revokes_key(who.key_id, now) {
+                Err(Rejection::ApiKeyInvalid {
+                    problem: KeyProblem::Revoked,
+                    key_id: Some(who.key_id),
+                })
+            } else {
+                Ok(who)
+            }
+        })
+    });
+    if let Some(Err(r)) = &key {
+        if !is_missing(r) || policy.auth == AuthMode::All {
+            return Err(r.clone());
+        }
+    }
+    let token = policy
+        .jwt
+        .as_ref()
+        .map(|rule| jwt::check(guard, rule, runtime, request, now));
+    if let Some(Err(r)) = &token {
+        if !is_missing(r) || policy.auth == AuthMode::All {
+            return Err(r.clone());
+        }
+    }
+    let key = key.and_then(Result::ok);
+    let token = token.and_then(Result::ok);
+    // `any`: at least one credential; both missing is refused with the token challenge when a
+    // JWT is accepted (bearer clients are the common case), else the key challenge.
+    if policy.auth == AuthMode::Any && key.is_none() && token.is_none() {
+        return Err(Rejection::Token {
+            problem: crate::jwt::TokenProblem::Missing,
+            provider: None,
+        });
+    }
+    if let Some(who) = key {
         admission.identity = Some((who.client_id, who.key_id));
         admission.strip = who.strip;
     }
+    admission.token = token;
     Ok(admission)
+}
+
+fn is_missing(r: &Rejection<'_>) -> bool {
+    matches!(
+        r,
+        Rejection::ApiKeyMissing
+            | Rejection::Token {
+                problem: crate::jwt::TokenProblem::Missing,
+                ..
+            }
+    )
 }
 
 #[cfg(test)]
@@ -139,7 +199,7 @@ mod tests {
             client_ip: ip.parse().ok(),
             route_policy: policy,
         };
-        let d = decide(guard, &view, UnixTime(0));
+        let d = decide(guard, &view, UnixTime(0), &mut TokenRuntime::new(guard));
         (
             d.policy.map(|id| guard.policies[id.0].name.clone()),
             d.verdict,
@@ -151,6 +211,7 @@ mod tests {
         let admitted = Verdict::Allow(Admission {
             identity: Some(("acme", "acme-1")),
             strip: Some(CredentialLocation::Header("x-api-key")),
+            token: None,
         });
         let cases = [
             (
@@ -281,7 +342,12 @@ mod tests {
                     client_ip: None,
                     route_policy: policy,
                 };
-                let d = decide(&guard, &view, UnixTime(i64::MAX));
+                let d = decide(
+                    &guard,
+                    &view,
+                    UnixTime(i64::MAX),
+                    &mut TokenRuntime::new(&guard),
+                );
                 // `public` may admit a plain GET; everything else here lacks a key or an address.
                 if policy != Some("public") {
                     assert!(matches!(d.verdict, Verdict::Deny(_)), "{policy:?} {d:?}");
@@ -310,7 +376,7 @@ mod tests {
                 client_ip: Some(std::net::IpAddr::V4(v4.into())),
                 route_policy: policy,
             };
-            let d = decide(&guard, &view, UnixTime(now));
+            let d = decide(&guard, &view, UnixTime(now), &mut TokenRuntime::new(&guard));
             if policy == Some("api") {
                 if let Verdict::Allow(_) = d.verdict {
                     proptest::prop_assert!(headers.iter().any(|(n, v)| n == "x-api-key" && v == b"demo-key-123"));

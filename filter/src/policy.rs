@@ -7,6 +7,9 @@ use crate::checks::api_key::{ApiKeyRule, ApiKeys};
 use crate::checks::ip::IpRule;
 use crate::checks::method::MethodSet;
 use crate::checks::request_limits::RequestLimits;
+use crate::config::RevocationConfig;
+use crate::jwt::cache::CacheSettings;
+use crate::jwt::provider::{AuthMode, JwtProvider, JwtRule, ProviderId};
 
 /// Index of a policy in [`Guard::policies`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,7 +41,7 @@ impl Default for IdentityHeaders {
 }
 
 /// One named policy: the checks a route that selects it runs, in pipeline order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct RoutePolicy {
     pub name: String,
     pub request_limits: RequestLimits,
@@ -46,11 +49,14 @@ pub struct RoutePolicy {
     pub methods: Option<MethodSet>,
     pub ip: Option<IpRule>,
     pub api_key: Option<ApiKeyRule>,
+    pub jwt: Option<JwtRule>,
+    /// How `api_key` and `jwt` combine (all / any / optional).
+    pub auth: AuthMode,
     /// Checked last, only for requests every other check admitted; in order.
     pub rate_limits: Vec<crate::ratelimit::RateLimit>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Guard {
     pub policies: Vec<RoutePolicy>,
     pub by_name: HashMap<String, PolicyId>,
@@ -58,10 +64,17 @@ pub struct Guard {
     pub unmatched_routes: UnmatchedRoutes,
     pub identity_headers: IdentityHeaders,
     pub api_keys: ApiKeys,
+    pub jwt_providers: Vec<JwtProvider>,
+    pub revocation: RevocationConfig,
+    pub jwt_cache: CacheSettings,
 }
 
 impl Guard {
     pub fn policy(&self, id: PolicyId) -> Option<&RoutePolicy> {
         self.policies.get(id.0)
+    }
+
+    pub fn provider(&self, id: ProviderId) -> Option<&JwtProvider> {
+        self.jwt_providers.get(id.0)
     }
 }

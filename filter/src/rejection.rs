@@ -1,6 +1,8 @@
 //! Why a request was refused. Each variant has one stable [`Reason`] (metrics, logs) and one
 //! response (see `response.rs`, the only place that turns rejections into HTTP answers).
 
+use crate::jwt::TokenProblem;
+
 /// What is wrong with a key that was found in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyProblem {
@@ -8,6 +10,8 @@ pub enum KeyProblem {
     Expired,
     NotYetValid,
     Disabled,
+    /// On the revocation list (configuration or remote).
+    Revoked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +48,20 @@ pub enum Rejection<'g> {
     /// A rate limit's shared state could not be read or updated (store error, or every CAS
     /// retry met a concurrent writer) and the limit's `on_store_error` is `deny`.
     RateLimitUnavailable,
+    /// A JWT (or the lack of one) that does not satisfy the policy.
+    Token {
+        problem: TokenProblem,
+        /// The provider that judged the token, when one did.
+        provider: Option<&'g str>,
+    },
+    /// The provider's remote JWKS has not been fetched since Envoy started: 503, retry soon.
+    KeysUnavailable {
+        provider: &'g str,
+    },
+    /// The provider's last good JWKS is older than its `max_stale_seconds`: fail closed.
+    KeysStale {
+        provider: &'g str,
+    },
 }
 
 /// The stable, fine-grained reason for a decision: metric name suffixes and log fields.
@@ -67,10 +85,14 @@ pub enum Reason {
     HostFailure,
     RateLimited,
     RateLimitUnavailable,
+    ApiKeyRevoked,
+    Jwt(TokenProblem),
+    JwksUnavailable,
+    JwksStale,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 43] = [
         Reason::NoPolicy,
         Reason::UnknownPolicy,
         Reason::UriTooLong,
@@ -88,6 +110,32 @@ impl Reason {
         Reason::HostFailure,
         Reason::RateLimited,
         Reason::RateLimitUnavailable,
+        Reason::ApiKeyRevoked,
+        Reason::Jwt(TokenProblem::Missing),
+        Reason::Jwt(TokenProblem::Ambiguous),
+        Reason::Jwt(TokenProblem::TooLarge),
+        Reason::Jwt(TokenProblem::Malformed),
+        Reason::Jwt(TokenProblem::AlgorithmNotAllowed),
+        Reason::Jwt(TokenProblem::UnknownCritical),
+        Reason::Jwt(TokenProblem::EmbeddedKey),
+        Reason::Jwt(TokenProblem::KidMissing),
+        Reason::Jwt(TokenProblem::UnknownKid),
+        Reason::Jwt(TokenProblem::NoMatchingKey),
+        Reason::Jwt(TokenProblem::BadSignature),
+        Reason::Jwt(TokenProblem::DecryptFailed),
+        Reason::Jwt(TokenProblem::Expired),
+        Reason::Jwt(TokenProblem::MissingExpiry),
+        Reason::Jwt(TokenProblem::NotYetValid),
+        Reason::Jwt(TokenProblem::IssuedInFuture),
+        Reason::Jwt(TokenProblem::LifetimeTooLong),
+        Reason::Jwt(TokenProblem::WrongIssuer),
+        Reason::Jwt(TokenProblem::WrongAudience),
+        Reason::Jwt(TokenProblem::MissingClaim),
+        Reason::Jwt(TokenProblem::ClaimMismatch),
+        Reason::Jwt(TokenProblem::InsufficientScope),
+        Reason::Jwt(TokenProblem::Revoked),
+        Reason::JwksUnavailable,
+        Reason::JwksStale,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +157,10 @@ impl Reason {
             Reason::HostFailure => "host_failure",
             Reason::RateLimited => "rate_limited",
             Reason::RateLimitUnavailable => "rate_limit_unavailable",
+            Reason::ApiKeyRevoked => "api_key_revoked",
+            Reason::Jwt(p) => p.metric_name(),
+            Reason::JwksUnavailable => "jwks_unavailable",
+            Reason::JwksStale => "jwks_stale",
         }
     }
 
@@ -135,11 +187,15 @@ impl Rejection<'_> {
                 KeyProblem::Expired => Reason::ApiKeyExpired,
                 KeyProblem::NotYetValid => Reason::ApiKeyNotYetValid,
                 KeyProblem::Disabled => Reason::ApiKeyDisabled,
+                KeyProblem::Revoked => Reason::ApiKeyRevoked,
             },
             Rejection::ClientNotAllowed { .. } => Reason::ClientNotAllowed,
             Rejection::HostFailure => Reason::HostFailure,
             Rejection::RateLimited(_) => Reason::RateLimited,
             Rejection::RateLimitUnavailable => Reason::RateLimitUnavailable,
+            Rejection::Token { problem, .. } => Reason::Jwt(*problem),
+            Rejection::KeysUnavailable { .. } => Reason::JwksUnavailable,
+            Rejection::KeysStale { .. } => Reason::JwksStale,
         }
     }
 
@@ -148,6 +204,17 @@ impl Rejection<'_> {
         match self {
             Rejection::ApiKeyInvalid { key_id, .. } => *key_id,
             Rejection::ClientNotAllowed { key_id, .. } => Some(key_id),
+            _ => None,
+        }
+    }
+
+    /// The JWT provider involved, for logs.
+    pub fn provider(&self) -> Option<&str> {
+        match self {
+            Rejection::Token { provider, .. } => *provider,
+            Rejection::KeysUnavailable { provider } | Rejection::KeysStale { provider } => {
+                Some(provider)
+            }
             _ => None,
         }
     }

@@ -1,6 +1,7 @@
 //! The single place that maps rejections to HTTP responses: status, headers and a JSON body with
 //! a stable machine-readable code. Nothing from the request is echoed except a sanitised request id.
 
+use crate::jwt::TokenProblem;
 use crate::rejection::Rejection;
 
 /// A local reply for the adapter to send.
@@ -61,6 +62,37 @@ fn describe(rejection: &Rejection<'_>) -> (u32, &'static str, &'static str) {
             "rate_limit_unavailable",
             "The request could not be checked against its rate limits; retry later.",
         ),
+        Rejection::Token { problem, .. } => match problem {
+            TokenProblem::Missing => (401, "token_missing", "A bearer token is required."),
+            TokenProblem::Ambiguous => (
+                400,
+                "token_ambiguous",
+                "The request carries more than one token.",
+            ),
+            TokenProblem::InsufficientScope => (
+                403,
+                "insufficient_scope",
+                "The token does not grant the scope this route requires.",
+            ),
+            TokenProblem::ClaimMismatch => (
+                403,
+                "token_forbidden",
+                "The token's claims do not allow this route.",
+            ),
+            // Every other problem looks the same from outside: which check failed (signature,
+            // key, expiry, revocation) is in the metrics and logs, not in the answer.
+            _ => (401, "invalid_token", "The bearer token is not valid."),
+        },
+        Rejection::KeysUnavailable { .. } => (
+            503,
+            "jwks_unavailable",
+            "The token issuer's keys are not available yet; retry shortly.",
+        ),
+        Rejection::KeysStale { .. } => (
+            503,
+            "jwks_stale",
+            "The token issuer's keys could not be refreshed; retry later.",
+        ),
     }
 }
 
@@ -110,6 +142,24 @@ pub fn render(rejection: &Rejection<'_>, request_id: Option<&[u8]>) -> LocalResp
         }
         Rejection::MethodNotAllowed { allow } => headers.push(("allow", allow.to_string())),
         Rejection::RateLimited(l) => headers.extend(rate_limit_headers(l)),
+        Rejection::Token { problem, .. } => {
+            let challenge = match problem {
+                TokenProblem::Missing => format!("Bearer realm=\"{REALM}\""),
+                TokenProblem::Ambiguous => {
+                    format!("Bearer realm=\"{REALM}\", error=\"invalid_request\"")
+                }
+                TokenProblem::InsufficientScope | TokenProblem::ClaimMismatch => {
+                    format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\"")
+                }
+                _ => format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""),
+            };
+            headers.push(("www-authenticate", challenge));
+        }
+        Rejection::KeysUnavailable { .. } => headers.push((
+            "retry-after",
+            crate::jwt::keysource::UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
+        )),
+        Rejection::KeysStale { .. } => headers.push(("retry-after", "30".to_string())),
         _ => {}
     }
     let body = serde_json::json!({

@@ -1,6 +1,7 @@
 //! The decision for one request, and what the adapter must do to the request when it passes.
 
 use crate::checks::api_key::CredentialLocation;
+use crate::checks::jwt::TokenAdmission;
 use crate::policy::PolicyId;
 use crate::rejection::Rejection;
 
@@ -11,6 +12,8 @@ pub struct Admission<'g> {
     pub identity: Option<(&'g str, &'g str)>,
     /// The credential to remove, if the policy strips it.
     pub strip: Option<CredentialLocation<'g>>,
+    /// The accepted JWT, if the policy checked one.
+    pub token: Option<TokenAdmission<'g>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,8 @@ use crate::workspace_root;
 pub const FILTER_NAME: &str = "api_guard";
 /// The cluster every route sends to.
 pub const UPSTREAM_CLUSTER: &str = "upstream";
+/// The cluster of the shared auth service (JWKS, revocation list, introspection).
+pub const AUTH_CLUSTER: &str = "auth";
 
 #[derive(Debug, Clone)]
 pub struct EnvoyConfig {
@@ -56,7 +58,17 @@ impl EnvoyConfig {
     }
 
     /// Points the `upstream` cluster at exactly `addrs` (round-robin as configured).
-    pub fn with_upstreams(mut self, addrs: &[SocketAddr]) -> Self {
+    pub fn with_upstreams(self, addrs: &[SocketAddr]) -> Self {
+        self.with_cluster_endpoints(UPSTREAM_CLUSTER, addrs)
+    }
+
+    /// Points the `auth` cluster (JWKS, revocation list, introspection) at `addr`.
+    pub fn with_auth_service(self, addr: SocketAddr) -> Self {
+        self.with_cluster_endpoints(AUTH_CLUSTER, &[addr])
+    }
+
+    /// Points a static cluster of the bootstrap at exactly `addrs`. Panics if there is none.
+    pub fn with_cluster_endpoints(mut self, name: &str, addrs: &[SocketAddr]) -> Self {
         let lb_endpoints: Vec<_> = addrs
             .iter()
             .map(|a| {
@@ -68,20 +80,16 @@ impl EnvoyConfig {
             .collect();
         let endpoints = serde_yaml::to_value(json!([{ "lb_endpoints": lb_endpoints }]))
             .expect("JSON always converts to YAML");
+        let source = self.source.display().to_string();
         let cluster = seq_mut(&mut self.yaml, &["static_resources", "clusters"])
             .into_iter()
             .flatten()
-            .find(|c| c.get("name").and_then(Value::as_str) == Some(UPSTREAM_CLUSTER))
-            .unwrap_or_else(|| {
-                panic!(
-                    "{}: no cluster named {UPSTREAM_CLUSTER:?}",
-                    self.source.display()
-                )
-            });
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+            .unwrap_or_else(|| panic!("{source}: no cluster named {name:?}"));
         let assignment = cluster
             .get_mut("load_assignment")
             .and_then(Value::as_mapping_mut)
-            .unwrap_or_else(|| panic!("cluster {UPSTREAM_CLUSTER:?} has no load_assignment"));
+            .unwrap_or_else(|| panic!("cluster {name:?} has no load_assignment"));
         assignment.insert("endpoints".into(), endpoints);
         self
     }

@@ -8,6 +8,7 @@
 //!
 //! Everything talks to loopback only, and every wait is bounded.
 
+pub mod auth_server;
 pub mod client;
 pub mod config;
 pub mod echo;
@@ -17,6 +18,7 @@ mod tempdir;
 
 use std::path::{Path, PathBuf};
 
+pub use auth_server::{AuthRequest, AuthServer};
 pub use client::{RequestBuilder, Response};
 pub use config::EnvoyConfig;
 pub use echo::{RecordedRequest, Upstream};

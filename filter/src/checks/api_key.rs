@@ -238,7 +238,10 @@ pub fn percent_decode(input: &[u8]) -> Vec<u8> {
 }
 
 /// Decoded values of every query parameter whose decoded name is `name`.
-fn query_values<'p>(path: &'p [u8], name: &'p str) -> impl Iterator<Item = Vec<u8>> + 'p {
+pub(crate) fn query_values<'p>(
+    path: &'p [u8],
+    name: &'p str,
+) -> impl Iterator<Item = Vec<u8>> + 'p {
     query_of(path)
         .unwrap_or_default()
         .split(|&b| b == b'&')
@@ -248,7 +251,7 @@ fn query_values<'p>(path: &'p [u8], name: &'p str) -> impl Iterator<Item = Vec<u
 }
 
 /// The request target with every `name` parameter removed, the rest byte-for-byte unchanged.
-fn path_without_param(path: &[u8], name: &str) -> String {
+pub(crate) fn path_without_param(path: &[u8], name: &str) -> String {
     let Some(q) = path.iter().position(|&b| b == b'?') else {
         return String::from_utf8_lossy(path).into_owned();
     };

@@ -3,5 +3,6 @@
 
 pub mod api_key;
 pub mod ip;
+pub mod jwt;
 pub mod method;
 pub mod request_limits;

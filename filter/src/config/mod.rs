@@ -4,9 +4,11 @@
 //!
 //! The full reference of fields and defaults is `docs/configuration.md`.
 
+mod jwt;
 mod ratelimits;
 mod reader;
 
+pub use jwt::RevocationConfig;
 pub use reader::{ConfigError, ConfigErrors};
 
 use std::collections::{HashMap, HashSet};
@@ -19,6 +21,7 @@ use crate::checks::method::MethodSet;
 use crate::checks::request_limits::RequestLimits;
 use crate::cidr::{Cidr, CidrSet};
 use crate::digest::KeyDigest;
+use crate::jwt::provider::AuthMode;
 use crate::policy::{Guard, IdentityHeaders, PolicyId, RoutePolicy, UnmatchedRoutes};
 use crate::time::parse_rfc3339;
 use reader::{array, boolean, child, choice, integer, item, named, string, strings, Fields};
@@ -75,6 +78,20 @@ fn compile_root(root: &Value, errors: &mut ConfigErrors) -> Option<Guard> {
         Some((v, path)) => compile_clients(v, &path, errors),
     };
 
+    let jwt_providers = match fields.take("jwt_providers") {
+        None => Vec::new(),
+        Some((v, path)) => jwt::compile_providers(v, &path, errors),
+    };
+    let provider_names: Vec<String> = jwt_providers.iter().map(|p| p.name.clone()).collect();
+    let revocation = match fields.take("revocation") {
+        None => RevocationConfig::default(),
+        Some((v, path)) => jwt::compile_revocation(v, &path, errors),
+    };
+    let jwt_cache = match fields.take("jwt_cache") {
+        None => Default::default(),
+        Some((v, path)) => jwt::compile_cache(v, &path, errors),
+    };
+
     let mut policies = Vec::new();
     if let Some((v, path)) = fields.take("policies") {
         if let Some(map) = named(v, &path, errors) {
@@ -86,6 +103,7 @@ fn compile_root(root: &Value, errors: &mut ConfigErrors) -> Option<Guard> {
                 let ctx = PolicyContext {
                     identity: &identity_headers,
                     client_ids: &client_ids,
+                    providers: &provider_names,
                 };
                 if let Some(policy) = compile_policy(name, value, &p, &ctx, errors) {
                     policies.push(policy);
@@ -108,6 +126,9 @@ fn compile_root(root: &Value, errors: &mut ConfigErrors) -> Option<Guard> {
         unmatched_routes,
         identity_headers,
         api_keys,
+        jwt_providers,
+        revocation,
+        jwt_cache,
     })
 }
 
@@ -294,6 +315,7 @@ fn compile_key(v: &Value, path: &str, errors: &mut ConfigErrors) -> Option<(ApiK
 struct PolicyContext<'a> {
     identity: &'a IdentityHeaders,
     client_ids: &'a [String],
+    providers: &'a [String],
 }
 
 fn compile_policy(
@@ -315,6 +337,33 @@ fn compile_policy(
     let api_key = fields
         .take("api_key")
         .and_then(|(v, p)| compile_api_key(v, &p, ctx, errors));
+    let jwt = fields
+        .take("jwt")
+        .and_then(|(v, p)| jwt::compile_rule(v, &p, ctx.providers, errors));
+    let auth_field = fields.take("auth");
+    let auth_path = auth_field.as_ref().map(|(_, p)| p.clone());
+    let auth = choice(
+        auth_field,
+        &[
+            ("all", AuthMode::All),
+            ("any", AuthMode::Any),
+            ("optional", AuthMode::Optional),
+        ],
+        AuthMode::All,
+        errors,
+    );
+    if auth == AuthMode::Any && (api_key.is_none() || jwt.is_none()) {
+        errors.add(
+            auth_path.as_deref().unwrap_or(path),
+            "\"auth\": \"any\" needs both \"api_key\" and \"jwt\" (either one then suffices)",
+        );
+    }
+    if auth == AuthMode::Optional && api_key.is_none() && jwt.is_none() {
+        errors.add(
+            auth_path.as_deref().unwrap_or(path),
+            "\"auth\": \"optional\" needs \"api_key\" or \"jwt\"",
+        );
+    }
     let rate_limits = fields
         .take("rate_limits")
         .map(|(v, p)| ratelimits::compile(name, v, &p, api_key.is_some(), errors))
@@ -326,6 +375,8 @@ fn compile_policy(
         methods,
         ip,
         api_key,
+        jwt,
+        auth,
         rate_limits,
     })
 }

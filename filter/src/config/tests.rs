@@ -160,7 +160,12 @@ fn unknown_policy_metadata_never_panics() {
         client_ip: None,
         route_policy: Some("\u{0}"),
     };
-    let d = crate::pipeline::decide(&g, &view, crate::time::UnixTime(0));
+    let d = crate::pipeline::decide(
+        &g,
+        &view,
+        crate::time::UnixTime(0),
+        &mut crate::jwt::runtime::TokenRuntime::new(&g),
+    );
     assert_eq!(
         d.verdict,
         crate::verdict::Verdict::Deny(Rejection::UnknownPolicy)

@@ -7,7 +7,7 @@
 
 use std::ptr::null_mut;
 
-use proxy_wasm::types::{MapType, Status};
+use proxy_wasm::types::{BufferType, MapType, Status, StreamType};
 
 /// A host status other than `Ok`, as its raw code (for logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,22 @@ extern "C" {
         value_size: usize,
     ) -> Status;
     fn proxy_get_current_time_nanoseconds(time: *mut u64) -> Status;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> Status;
+    fn proxy_continue_stream(stream_type: StreamType) -> Status;
+    fn proxy_get_header_map_value(
+        map_type: MapType,
+        key: *const u8,
+        key_size: usize,
+        value: *mut *mut u8,
+        value_size: *mut usize,
+    ) -> Status;
+    fn proxy_get_buffer_bytes(
+        buffer_type: BufferType,
+        start: usize,
+        max_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> Status;
     fn proxy_get_shared_data(
         key_data: *const u8,
         key_size: usize,
@@ -231,4 +247,61 @@ pub fn send_local_response(
             -1,
         )
     })
+}
+
+pub fn set_tick_period_ms(ms: u32) -> Result<(), HostError> {
+    // SAFETY: plain value argument.
+    check(unsafe { proxy_set_tick_period_milliseconds(ms) })
+}
+
+/// Lets a paused request continue (after an asynchronous step such as a JWKS refetch).
+pub fn resume_request() -> Result<(), HostError> {
+    // SAFETY: plain value argument.
+    check(unsafe { proxy_continue_stream(StreamType::HttpRequest) })
+}
+
+/// The `:status` of the HTTP callout whose response is being delivered (`None` if absent or
+/// not a number). Envoy synthesizes 503 for an unreachable cluster and 504 for a timeout.
+pub fn http_call_status() -> Option<u16> {
+    let key = ":status";
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: valid key buffer and out-pointers; on Ok the host hands over `size` bytes.
+    let value = unsafe {
+        match proxy_get_header_map_value(
+            MapType::HttpCallResponseHeaders,
+            key.as_ptr(),
+            key.len(),
+            &mut data,
+            &mut size,
+        ) {
+            Status::Ok => take_host_buffer(data, size),
+            _ => return None,
+        }
+    };
+    std::str::from_utf8(&value).ok()?.parse().ok()
+}
+
+/// The body of the HTTP callout whose response is being delivered, up to `max` bytes
+/// (`None`: larger than `max`, or unreadable).
+pub fn http_call_body(size: usize, max: usize) -> Option<Vec<u8>> {
+    if size > max {
+        return None;
+    }
+    let mut data: *mut u8 = null_mut();
+    let mut got: usize = 0;
+    // SAFETY: valid out-pointers; on Ok the host hands over `got` bytes.
+    unsafe {
+        match proxy_get_buffer_bytes(
+            BufferType::HttpCallResponseBody,
+            0,
+            size,
+            &mut data,
+            &mut got,
+        ) {
+            Status::Ok => Some(take_host_buffer(data, got)),
+            Status::NotFound => Some(Vec::new()),
+            _ => None,
+        }
+    }
 }

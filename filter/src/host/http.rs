@@ -6,9 +6,14 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::abi::{self, HostError};
+use super::fetch::{self, FetchTarget};
 use super::root::Shared;
 use crate::checks::api_key::CredentialLocation;
 use crate::cidr::parse_socket_ip;
+use crate::jwt::keysource::try_early_refetch;
+use crate::jwt::provider::ProviderId;
+use crate::jwt::source::TokenLocation;
+use crate::jwt::TokenProblem;
 use crate::metrics::Outcome;
 use crate::pipeline::decide_limited;
 use crate::ratelimit::Event;
@@ -29,18 +34,55 @@ const SOURCE_ADDRESS_PATH: [&str; 2] = ["source", "address"];
 
 pub struct GuardRequest {
     shared: Option<Rc<Shared>>,
+    /// An unknown-`kid` JWKS refetch this request waits for: (callout token, provider).
+    refetch: Option<(u32, ProviderId)>,
 }
 
 impl GuardRequest {
     pub fn new(shared: Option<Rc<Shared>>) -> Self {
-        GuardRequest { shared }
+        GuardRequest {
+            shared,
+            refetch: None,
+        }
     }
 }
 
-impl Context for GuardRequest {}
+impl Context for GuardRequest {
+    /// The refetch this request was paused for has answered: install the keys (if good), then
+    /// decide again, once (a second unknown `kid` is refused, not refetched).
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _t: usize) {
+        let Some((pending, provider)) = self.refetch else {
+            return;
+        };
+        if pending != token {
+            return;
+        }
+        self.refetch = None;
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        if let Ok(ns) = abi::now_unix_nanos() {
+            let now = UnixTime(i64::try_from(ns / 1_000_000_000).unwrap_or(i64::MAX));
+            fetch::complete(&shared, FetchTarget::Keys(provider), body_size, now);
+        }
+        if let Action::Continue = self.run(false) {
+            if let Err(e) = abi::resume_request() {
+                log::error!("cannot resume the request (host status {})", e.0);
+            }
+        }
+    }
+}
 
 impl HttpContext for GuardRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        self.run(true)
+    }
+}
+
+impl GuardRequest {
+    /// Reads the facts, decides and applies. `may_refetch`: an unknown `kid` of a remote
+    /// provider may pause the request for one JWKS refetch.
+    fn run(&mut self, may_refetch: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
             deny(&Rejection::HostFailure, None);
             return Action::Pause;
@@ -95,14 +137,17 @@ impl HttpContext for GuardRequest {
             route_policy: route_policy.as_deref(),
         };
         let mut events = Vec::new();
+        let mut runtime = shared.runtime.borrow_mut();
         let decision = decide_limited(
             &shared.guard,
             &view,
             now,
             now_ns,
             &abi::HostStore,
+            &mut runtime,
             &mut events,
         );
+        drop(runtime);
         let request_id = request_id(&headers);
         if !events.is_empty() {
             rate_limit_events(&shared, &decision, &events, request_id);
@@ -113,10 +158,14 @@ impl HttpContext for GuardRequest {
                 Ok(()) => {
                     count(&shared, decision.policy, Outcome::Allowed);
                     log::debug!(
-                        "allow policy={} client_id={} key_id={}",
+                        "allow policy={} client_id={} key_id={} subject_present={}",
                         policy_name(&shared, &decision),
                         admission.identity.map_or("-", |(c, _)| c),
                         admission.identity.map_or("-", |(_, k)| k),
+                        admission
+                            .token
+                            .as_ref()
+                            .is_some_and(|t| t.subject.is_some()),
                     );
                     Action::Continue
                 }
@@ -131,6 +180,10 @@ impl HttpContext for GuardRequest {
                     Action::Pause
                 }
             },
+            Verdict::Deny(Rejection::Token {
+                problem: TokenProblem::UnknownKid,
+                provider: Some(name),
+            }) if may_refetch && self.start_refetch(&shared, name, now) => Action::Pause,
             Verdict::Deny(rejection) => {
                 count(&shared, decision.policy, Outcome::of(&decision));
                 if matches!(rejection, Rejection::UnknownPolicy) {
@@ -140,9 +193,10 @@ impl HttpContext for GuardRequest {
                     }
                 }
                 log::info!(
-                    "deny policy={} reason={} client_id={} key_id={} request_id={}",
+                    "deny policy={} reason={} provider={} client_id={} key_id={} request_id={}",
                     policy_name(&shared, &decision),
                     rejection.reason().as_str(),
+                    rejection.provider().unwrap_or("-"),
                     rejection.client_id().unwrap_or("-"),
                     rejection.key_id().unwrap_or("-"),
                     sanitize_request_id(request_id).unwrap_or("-"),
@@ -150,6 +204,35 @@ impl HttpContext for GuardRequest {
                 deny(rejection, request_id);
                 Action::Pause
             }
+        }
+    }
+
+    /// Starts an unknown-`kid` refetch of a remote provider's JWKS if the Envoy-wide rate limit
+    /// allows one now. `false`: refuse the request as it is.
+    fn start_refetch(&mut self, shared: &Shared, provider: &str, now: UnixTime) -> bool {
+        let Some(id) = shared
+            .guard
+            .jwt_providers
+            .iter()
+            .position(|p| p.name == provider)
+            .map(ProviderId)
+        else {
+            return false;
+        };
+        let Some(source) = fetch::source_of(shared, FetchTarget::Keys(id)) else {
+            return false;
+        };
+        match try_early_refetch(&abi::HostStore, source, now) {
+            Ok(true) => {}
+            _ => return false,
+        }
+        log::info!("unknown kid for provider {provider}: refetching its JWKS");
+        match fetch::dispatch(shared, FetchTarget::Keys(id)) {
+            Some(token) => {
+                self.refetch = Some((token, id));
+                true
+            }
+            None => false,
         }
     }
 }
@@ -245,6 +328,31 @@ fn apply(
         Some(CredentialLocation::Header(name)) => abi::remove_request_header(name)?,
         Some(CredentialLocation::Query { path_without_key }) => {
             abi::set_request_header(":path", path_without_key)?
+        }
+        None => {}
+    }
+    let forwarded: &[(&str, String)] = admission
+        .token
+        .as_ref()
+        .map_or(&[], |t| t.forward.as_slice());
+    // Claim headers come only from api-guard: client-sent copies go, whether or not a token was
+    // accepted; setting a header replaces every copy anyway.
+    for name in &shared.claim_headers {
+        if present(name) && !forwarded.iter().any(|(h, _)| h == name) {
+            abi::remove_request_header(name)?;
+        }
+    }
+    for (header, value) in forwarded {
+        abi::set_request_header(header, value)?;
+    }
+    match admission.token.as_ref().and_then(|t| t.strip.as_ref()) {
+        Some(TokenLocation::Header(name)) => abi::remove_request_header(name)?,
+        Some(TokenLocation::Cookie { rest: Some(rest) }) => {
+            abi::set_request_header("cookie", rest)?
+        }
+        Some(TokenLocation::Cookie { rest: None }) => abi::remove_request_header("cookie")?,
+        Some(TokenLocation::Query { path_without_token }) => {
+            abi::set_request_header(":path", path_without_token)?
         }
         None => {}
     }

@@ -2,6 +2,7 @@
 //! Envoy, calls the pure core, and applies the verdict.
 
 mod abi;
+mod fetch;
 mod http;
 mod root;
 

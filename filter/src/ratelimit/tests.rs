@@ -65,7 +65,15 @@ fn run<'g>(
         client_ip: r.ip.parse().ok(),
         route_policy: Some("p"),
     };
-    decide_limited(g, &view, UnixTime((now / S) as i64), now, store, events)
+    decide_limited(
+        g,
+        &view,
+        UnixTime((now / S) as i64),
+        now,
+        store,
+        &mut crate::jwt::runtime::TokenRuntime::new(g),
+        events,
+    )
 }
 
 fn admitted(g: &Guard, store: &MemoryStore, r: &Req, n: usize, now: u64) -> usize {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use api_guard::config::compile;
+use api_guard::jwt::runtime::TokenRuntime;
 use api_guard::pipeline::decide;
 use api_guard::request::RequestView;
 use api_guard::time::UnixTime;
@@ -89,10 +90,11 @@ fn main() {
             client_ip: Some("127.0.0.1".parse().expect("literal address")),
             route_policy: None,
         };
+        let mut runtime = TokenRuntime::new(&guard);
         // Warm up, and make sure the benchmark measures admissions.
         for _ in 0..1000 {
             assert!(matches!(
-                decide(&guard, &view, UnixTime(1_800_000_000)).verdict,
+                decide(&guard, &view, UnixTime(1_800_000_000), &mut runtime).verdict,
                 Verdict::Allow(_)
             ));
         }
@@ -103,6 +105,7 @@ fn main() {
                 black_box(&guard),
                 black_box(&view),
                 UnixTime(1_800_000_000),
+                &mut runtime,
             ));
         }
         let elapsed = started.elapsed();
