@@ -356,6 +356,175 @@ mod tests {
         }
     }
 
+    /// API key and JWT together, per auth mode. The key `demo-key-123` is acme-1's;
+    /// `revoked-key-456` is old-1's, revoked by key id in the configuration.
+    fn auth_guard() -> Guard {
+        let jwks = crate::jwt::verify::tests::fixture()["jwks"].clone();
+        let config = serde_json::json!({
+            "clients": {
+                "acme": {"keys": [{"id": "acme-1", "sha256": "a52782e3a2d4dd2f95f640b9abfb3b2a6b8e722c65f55be830f6e5f619f7f873"}]},
+                "old": {"keys": [{"id": "old-1", "sha256": "a910551965708168716403f67a0a0303e942da5f3aeb99f49661dd87ba4d9bf2"}]}
+            },
+            "jwt_providers": {"corp": {"issuer": "https://issuer.test", "audiences": ["api"], "jwks": jwks}},
+            "revocation": {"key_ids": ["old-1"]},
+            "policies": {
+                "all": {"api_key": {}, "jwt": {"providers": ["corp"]}},
+                "any": {"api_key": {}, "jwt": {"providers": ["corp"]}, "auth": "any"},
+                "optional": {"api_key": {}, "jwt": {"providers": ["corp"]}, "auth": "optional"},
+                "jwt_only": {"jwt": {"providers": ["corp"]}},
+                "jwt_optional": {"jwt": {"providers": ["corp"]}, "auth": "optional"},
+                "key_only": {"api_key": {}},
+                "scoped_any": {"api_key": {}, "jwt": {"providers": ["corp"], "required_scopes": ["admin"]}, "auth": "any"}
+            }
+        });
+        compile(config.to_string().as_bytes()).unwrap()
+    }
+
+    /// A verdict in one line: `allow key=<key id> sub=<subject>` or the metric reason.
+    fn summary(v: &Verdict<'_>) -> String {
+        match v {
+            Verdict::Allow(a) => format!(
+                "allow key={} sub={}",
+                a.identity.map_or("-", |(_, k)| k),
+                a.token
+                    .as_ref()
+                    .map_or("-", |t| t.subject.as_deref().unwrap_or("?"))
+            ),
+            Verdict::Deny(r) => r.reason().as_str().to_string(),
+        }
+    }
+
+    #[test]
+    fn auth_modes_table() {
+        use crate::jwt::verify::tests::{token, NOW};
+        let guard = auth_guard();
+        const GOOD: Option<&str> = Some("demo-key-123");
+        const WRONG: Option<&str> = Some("wrong-key");
+        const REVOKED: Option<&str> = Some("revoked-key-456");
+        const VALID: Option<&str> = Some("valid_es256");
+        const EXPIRED: Option<&str> = Some("expired");
+        const BOTH: &str = "allow key=acme-1 sub=user-1";
+        let cases: Vec<(&str, Option<&str>, Option<&str>, &str)> = vec![
+            // all: both credentials required, the key is checked first.
+            ("all", GOOD, VALID, BOTH),
+            ("all", None, VALID, "api_key_missing"),
+            ("all", GOOD, None, "jwt_missing"),
+            ("all", None, None, "api_key_missing"),
+            ("all", WRONG, VALID, "api_key_unknown"),
+            ("all", GOOD, EXPIRED, "jwt_expired"),
+            ("all", REVOKED, VALID, "api_key_revoked"),
+            // any: one suffices, but a present invalid credential is refused.
+            ("any", GOOD, VALID, BOTH),
+            ("any", GOOD, None, "allow key=acme-1 sub=-"),
+            ("any", None, VALID, "allow key=- sub=user-1"),
+            ("any", None, None, "jwt_missing"),
+            ("any", WRONG, VALID, "api_key_unknown"),
+            ("any", GOOD, EXPIRED, "jwt_expired"),
+            ("any", REVOKED, None, "api_key_revoked"),
+            ("any", REVOKED, VALID, "api_key_revoked"),
+            // optional: nothing passes, present credentials must be valid.
+            ("optional", None, None, "allow key=- sub=-"),
+            ("optional", GOOD, None, "allow key=acme-1 sub=-"),
+            ("optional", None, VALID, "allow key=- sub=user-1"),
+            ("optional", GOOD, VALID, BOTH),
+            ("optional", WRONG, None, "api_key_unknown"),
+            ("optional", None, EXPIRED, "jwt_expired"),
+            ("optional", REVOKED, None, "api_key_revoked"),
+            // A single credential kind.
+            ("jwt_only", None, VALID, "allow key=- sub=user-1"),
+            ("jwt_only", None, None, "jwt_missing"),
+            ("jwt_only", GOOD, None, "jwt_missing"),
+            ("jwt_optional", None, None, "allow key=- sub=-"),
+            ("jwt_optional", None, EXPIRED, "jwt_expired"),
+            ("key_only", REVOKED, None, "api_key_revoked"),
+            ("key_only", GOOD, EXPIRED, "allow key=acme-1 sub=-"),
+            // any: a token that verifies but lacks the scope is a present, refused credential.
+            ("scoped_any", GOOD, VALID, "jwt_insufficient_scope"),
+            ("scoped_any", GOOD, None, "allow key=acme-1 sub=-"),
+        ];
+        for (policy, key, jwt, want) in cases {
+            let mut headers = vec![
+                (":method".to_string(), b"GET".to_vec()),
+                (":path".to_string(), b"/x".to_vec()),
+            ];
+            if let Some(k) = key {
+                headers.push(("x-api-key".to_string(), k.as_bytes().to_vec()));
+            }
+            if let Some(t) = jwt {
+                headers.push((
+                    "authorization".to_string(),
+                    format!("Bearer {}", token(t)).into_bytes(),
+                ));
+            }
+            let view = RequestView {
+                headers: &headers,
+                client_ip: None,
+                route_policy: Some(policy),
+            };
+            let d = decide(&guard, &view, NOW, &mut TokenRuntime::new(&guard));
+            assert_eq!(
+                summary(&d.verdict),
+                want,
+                "{policy} key={key:?} jwt={jwt:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn revoked_key_reports_its_id_and_remote_lists_apply() {
+        use crate::jwt::revocation::RevocationList;
+        use crate::jwt::verify::tests::NOW;
+        let guard = auth_guard();
+        let decide_key = |rt: &mut TokenRuntime, key: &str| {
+            let headers = vec![
+                (":method".to_string(), b"GET".to_vec()),
+                ("x-api-key".to_string(), key.as_bytes().to_vec()),
+            ];
+            let view = RequestView {
+                headers: &headers,
+                client_ip: None,
+                route_policy: Some("key_only"),
+            };
+            decide(&guard, &view, NOW, rt).verdict
+        };
+        let mut rt = TokenRuntime::new(&guard);
+        assert_eq!(
+            decide_key(&mut rt, "revoked-key-456"),
+            Verdict::Deny(Rejection::ApiKeyInvalid {
+                problem: KeyProblem::Revoked,
+                key_id: Some("old-1"),
+            })
+        );
+        assert!(matches!(
+            decide_key(&mut rt, "demo-key-123"),
+            Verdict::Allow(_)
+        ));
+        // A remote list revoking acme-1 merges with the configured one; neither replaces the other.
+        let remote = RevocationList::parse(&serde_json::json!({"key_ids": ["acme-1"]})).unwrap();
+        rt.install_revocations(&guard, remote, NOW);
+        assert_eq!(
+            decide_key(&mut rt, "demo-key-123"),
+            Verdict::Deny(Rejection::ApiKeyInvalid {
+                problem: KeyProblem::Revoked,
+                key_id: Some("acme-1"),
+            })
+        );
+        assert_eq!(
+            summary(&decide_key(&mut rt, "revoked-key-456")),
+            "api_key_revoked"
+        );
+        // An entry that expired no longer applies.
+        let expired = RevocationList::parse(
+            &serde_json::json!({"key_ids": [{"value": "acme-1", "expires": "2020-01-01T00:00:00Z"}]}),
+        )
+        .unwrap();
+        rt.install_revocations(&guard, expired, NOW);
+        assert!(matches!(
+            decide_key(&mut rt, "demo-key-123"),
+            Verdict::Allow(_)
+        ));
+    }
+
     proptest::proptest! {
         /// Whatever the client sends, a decision comes back (no panic), and it never admits a
         /// request to the key-protected route without the one valid key.

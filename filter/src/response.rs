@@ -240,6 +240,36 @@ mod tests {
                 "rate_limit_unavailable",
                 None,
             ),
+            (
+                Rejection::ApiKeyInvalid {
+                    problem: KeyProblem::Revoked,
+                    key_id: Some("k-1"),
+                },
+                401,
+                "api_key_invalid",
+                Some(("www-authenticate", "ApiKey realm=\"api-guard\"")),
+            ),
+            (
+                Rejection::Token {
+                    problem: TokenProblem::Missing,
+                    provider: None,
+                },
+                401,
+                "token_missing",
+                Some(("www-authenticate", "Bearer realm=\"api-guard\"")),
+            ),
+            (
+                Rejection::KeysUnavailable { provider: "corp" },
+                503,
+                "jwks_unavailable",
+                Some(("retry-after", "2")),
+            ),
+            (
+                Rejection::KeysStale { provider: "corp" },
+                503,
+                "jwks_stale",
+                Some(("retry-after", "30")),
+            ),
         ];
         for (rejection, status, code, header) in cases {
             let r = render(&rejection, Some(b"abc-123"));
@@ -260,6 +290,118 @@ mod tests {
             }
             // Key ids and client ids are for logs, not for clients.
             assert!(!r.body.contains("k-1"));
+        }
+    }
+
+    /// Every token problem and key-set state: status, client code, and the exact
+    /// `www-authenticate` / `retry-after` (absent where `None`). Which check failed is never
+    /// visible to the client beyond these classes, and the provider name is not echoed.
+    #[test]
+    fn jwt_response_table() {
+        const INVALID: &str = "Bearer realm=\"api-guard\", error=\"invalid_token\"";
+        const SCOPE: &str = "Bearer realm=\"api-guard\", error=\"insufficient_scope\"";
+        let token = |problem| Rejection::Token {
+            problem,
+            provider: Some("secret-provider-name"),
+        };
+        type Case<'a> = (
+            Rejection<'a>,
+            u32,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let mut cases: Vec<Case> = vec![
+            (
+                token(TokenProblem::Missing),
+                401,
+                "token_missing",
+                Some("Bearer realm=\"api-guard\""),
+                None,
+            ),
+            (
+                token(TokenProblem::Ambiguous),
+                400,
+                "token_ambiguous",
+                Some("Bearer realm=\"api-guard\", error=\"invalid_request\""),
+                None,
+            ),
+            (
+                token(TokenProblem::InsufficientScope),
+                403,
+                "insufficient_scope",
+                Some(SCOPE),
+                None,
+            ),
+            (
+                token(TokenProblem::ClaimMismatch),
+                403,
+                "token_forbidden",
+                Some(SCOPE),
+                None,
+            ),
+            (
+                Rejection::KeysUnavailable {
+                    provider: "secret-provider-name",
+                },
+                503,
+                "jwks_unavailable",
+                None,
+                Some("2"),
+            ),
+            (
+                Rejection::KeysStale {
+                    provider: "secret-provider-name",
+                },
+                503,
+                "jwks_stale",
+                None,
+                Some("30"),
+            ),
+            (
+                Rejection::ApiKeyInvalid {
+                    problem: KeyProblem::Revoked,
+                    key_id: Some("k-1"),
+                },
+                401,
+                "api_key_invalid",
+                Some("ApiKey realm=\"api-guard\""),
+                None,
+            ),
+        ];
+        // Every other problem is one class from outside: 401 invalid_token.
+        let special = [
+            TokenProblem::Missing,
+            TokenProblem::Ambiguous,
+            TokenProblem::InsufficientScope,
+            TokenProblem::ClaimMismatch,
+        ];
+        for p in TokenProblem::ALL
+            .into_iter()
+            .filter(|p| !special.contains(p))
+        {
+            cases.push((token(p), 401, "invalid_token", Some(INVALID), None));
+        }
+        assert_eq!(cases.len(), TokenProblem::ALL.len() + 3);
+        for (rejection, status, code, challenge, retry) in cases {
+            let r = render(&rejection, None);
+            let h = |n: &str| {
+                let all: Vec<&str> = r
+                    .headers
+                    .iter()
+                    .filter(|(k, _)| *k == n)
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                assert!(all.len() <= 1, "{n} twice: {rejection:?}");
+                all.first().copied()
+            };
+            assert_eq!(r.status, status, "{rejection:?}");
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(body["error"], code, "{rejection:?}");
+            assert_eq!(h("www-authenticate"), challenge, "{rejection:?}");
+            assert_eq!(h("retry-after"), retry, "{rejection:?}");
+            assert_eq!(h("cache-control"), Some("no-store"));
+            assert!(!r.body.contains("secret-provider-name") && !r.body.contains("k-1"));
         }
     }
 

@@ -24,6 +24,7 @@ pub struct EnvoyConfig {
     yaml: Value,
     source: PathBuf,
     concurrency: u32,
+    dynamic_listeners: bool,
 }
 
 impl EnvoyConfig {
@@ -38,7 +39,20 @@ impl EnvoyConfig {
             yaml,
             source,
             concurrency: 2,
+            dynamic_listeners: false,
         }
+    }
+
+    /// Serves the bootstrap's listeners through file-based LDS instead of `static_resources`,
+    /// so a test can update them at runtime ([`Envoy::update_plugin_config`](crate::Envoy)),
+    /// the way a control plane would.
+    pub fn with_dynamic_listeners(mut self) -> Self {
+        self.dynamic_listeners = true;
+        self
+    }
+
+    pub(crate) fn dynamic_listeners(&self) -> bool {
+        self.dynamic_listeners
     }
 
     /// Replaces the `api_guard` wasm filter's configuration string in every listener.
@@ -230,7 +244,7 @@ fn for_each_mapping(value: &mut Value, f: &mut dyn FnMut(&mut Mapping)) {
 }
 
 /// `typed_config.config.configuration.value` of every `http_filters` entry named `api_guard`.
-fn plugin_configuration_values(yaml: &mut Value) -> Vec<&mut Value> {
+pub(crate) fn plugin_configuration_values(yaml: &mut Value) -> Vec<&mut Value> {
     let mut out = Vec::new();
     collect_plugin_values(yaml, &mut out);
     out

@@ -46,6 +46,8 @@ pub struct Envoy {
     pub https_port: Option<u16>,
     pub admin_port: u16,
     listener_ports: BTreeMap<String, u16>,
+    /// With dynamic listeners: the LDS file Envoy watches, and the listeners as first served.
+    lds: Option<(PathBuf, Vec<serde_yaml::Value>)>,
     child: Child,
     log_path: PathBuf,
     // Declared last: removed after the process is gone.
@@ -69,8 +71,11 @@ impl Envoy {
     /// Missing prerequisites are not start failures: it panics with a hint if the Envoy binary,
     /// the module or a certificate is missing (`make setup`, `make wasm`, `make certs`).
     pub fn try_start(config: EnvoyConfig) -> Result<Envoy, StartFailure> {
-        let bootstrap = config.for_test_run();
+        let mut bootstrap = config.for_test_run();
         let dir = TempDir::new("api-guard-envoy").expect("cannot create a temporary directory");
+        let lds = config
+            .dynamic_listeners()
+            .then(|| move_listeners_to_lds(&mut bootstrap, dir.path()));
         let config_path = dir.path().join("envoy.yaml");
         let admin_address_path = dir.path().join("admin-address");
         let log_path = dir.path().join("envoy.log");
@@ -109,6 +114,7 @@ impl Envoy {
             https_port: None,
             admin_port: 0,
             listener_ports: BTreeMap::new(),
+            lds,
             child,
             log_path,
             _dir: dir,
@@ -199,6 +205,47 @@ impl Envoy {
         RequestBuilder::new(method, path, self.http_port, self.https_port)
     }
 
+    /// Replaces the plugin configuration of every listener through LDS (the listeners keep their
+    /// ports), like a control plane pushing a changed policy. Returns at once; use
+    /// [`Envoy::lds_updates`] to see whether Envoy applied or rejected it.
+    /// Panics unless the Envoy was started [`with_dynamic_listeners`](EnvoyConfig::with_dynamic_listeners).
+    pub fn update_plugin_config(&self, json: &str) {
+        let (path, listeners) = self
+            .lds
+            .as_ref()
+            .expect("update_plugin_config needs EnvoyConfig::with_dynamic_listeners");
+        let mut listeners = listeners.clone();
+        for listener in &mut listeners {
+            let name = listener["name"].as_str().unwrap_or_default().to_string();
+            if let (Some(port), Some(address)) = (
+                self.listener_ports.get(&name),
+                listener
+                    .get_mut("address")
+                    .and_then(|a| a.get_mut("socket_address"))
+                    .and_then(serde_yaml::Value::as_mapping_mut),
+            ) {
+                address.insert("port_value".into(), u64::from(*port).into());
+            }
+            for value in crate::config::plugin_configuration_values(listener) {
+                *value = serde_yaml::Value::String(json.to_string());
+            }
+        }
+        write_lds(path, &listeners);
+    }
+
+    /// (accepted, rejected) LDS updates so far, from Envoy's own counters.
+    pub fn lds_updates(&self) -> (u64, u64) {
+        let stats = self.admin_get("/stats?filter=listener_manager.lds.update_");
+        let read = |name: &str| {
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("listener_manager.lds.{name}: ")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (read("update_success"), read("update_rejected"))
+    }
+
     /// Whether the process is still running (it should be, unless a test killed it on purpose).
     /// The Envoy process id (for CPU pinning in the benchmark).
     pub fn pid(&self) -> u32 {
@@ -221,6 +268,79 @@ impl Drop for Envoy {
             );
         }
     }
+}
+
+/// Moves `static_resources.listeners` into an LDS file in `dir` and points the bootstrap at it.
+fn move_listeners_to_lds(
+    bootstrap: &mut serde_yaml::Value,
+    dir: &Path,
+) -> (PathBuf, Vec<serde_yaml::Value>) {
+    let listeners = bootstrap
+        .get_mut("static_resources")
+        .and_then(serde_yaml::Value::as_mapping_mut)
+        .and_then(|m| m.remove("listeners"))
+        .and_then(|l| l.as_sequence().cloned())
+        .unwrap_or_default();
+    // Fixed ports from the start: an update that keeps the listener's address is applied in
+    // place (only the filter chains are swapped and drained); one that changes it (port 0 -> N)
+    // would replace the listener and reset connections waiting in the old socket's queue.
+    let mut listeners = listeners;
+    for listener in &mut listeners {
+        if let Some(address) = listener
+            .get_mut("address")
+            .and_then(|a| a.get_mut("socket_address"))
+            .and_then(serde_yaml::Value::as_mapping_mut)
+        {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("cannot find a free port");
+            address.insert("port_value".into(), u64::from(port).into());
+        }
+    }
+    let path = dir.join("lds.yaml");
+    write_lds(&path, &listeners);
+    let dynamic = serde_yaml::to_value(serde_json::json!({
+        "lds_config": {
+            "resource_api_version": "V3",
+            "path_config_source": {"path": path.to_string_lossy()}
+        }
+    }))
+    .expect("JSON always converts to YAML");
+    if let Some(root) = bootstrap.as_mapping_mut() {
+        root.insert("dynamic_resources".into(), dynamic);
+        root.insert(
+            "node".into(),
+            serde_yaml::to_value(
+                serde_json::json!({"id": "api-guard-test", "cluster": "api-guard"}),
+            )
+            .expect("JSON always converts to YAML"),
+        );
+    }
+    (path, listeners)
+}
+
+/// Writes an LDS file atomically (Envoy watches for the rename).
+fn write_lds(path: &Path, listeners: &[serde_yaml::Value]) {
+    let resources: Vec<serde_yaml::Value> = listeners
+        .iter()
+        .map(|l| {
+            let mut l = l.clone();
+            if let Some(m) = l.as_mapping_mut() {
+                m.insert(
+                    "@type".into(),
+                    "type.googleapis.com/envoy.config.listener.v3.Listener".into(),
+                );
+            }
+            l
+        })
+        .collect();
+    let mut doc = serde_yaml::Mapping::new();
+    doc.insert("resources".into(), serde_yaml::Value::Sequence(resources));
+    let tmp = path.with_extension("yaml.tmp");
+    std::fs::write(&tmp, serde_yaml::to_string(&doc).expect("YAML serializes"))
+        .expect("cannot write the LDS file");
+    std::fs::rename(&tmp, path).expect("cannot move the LDS file into place");
 }
 
 /// `--admin-address-path` holds `127.0.0.1:PORT` once the admin listener is bound.

@@ -42,7 +42,41 @@ fn add_all(errors: &mut ConfigErrors, base: &str, problems: Vec<JwksError>) {
     }
 }
 
-pub fn compile_providers(v: &Value, path: &str, errors: &mut ConfigErrors) -> Vec<JwtProvider> {
+/// Headers a claim may never be forwarded into: request framing and routing, credentials, and
+/// the identity headers api-guard sets from API keys (a token claim must not pose as a key's
+/// client id).
+pub struct Reserved<'a> {
+    pub identity: [&'a str; 2],
+}
+
+fn reserved_header(h: &str, reserved: &Reserved<'_>, sources: &[TokenSource]) -> bool {
+    const FIXED: [&str; 10] = [
+        "host",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "te",
+        "connection",
+        "x-api-key",
+    ];
+    h.starts_with(':')
+        || h.starts_with("x-envoy-")
+        || FIXED.contains(&h)
+        || reserved.identity.contains(&h)
+        || sources
+            .iter()
+            .any(|s| matches!(s, TokenSource::Header { name, .. } if name == h))
+}
+
+pub fn compile_providers(
+    v: &Value,
+    path: &str,
+    reserved: &Reserved<'_>,
+    errors: &mut ConfigErrors,
+) -> Vec<JwtProvider> {
     let Some(map) = named(v, path, errors) else {
         return Vec::new();
     };
@@ -55,7 +89,7 @@ pub fn compile_providers(v: &Value, path: &str, errors: &mut ConfigErrors) -> Ve
                 "provider names are 1-64 characters of [A-Za-z0-9_-], starting with a letter or digit",
             );
         }
-        if let Some(provider) = compile_provider(name, value, &p, errors) {
+        if let Some(provider) = compile_provider(name, value, &p, reserved, errors) {
             out.push(provider);
         }
     }
@@ -78,6 +112,7 @@ fn compile_provider(
     name: &str,
     v: &Value,
     path: &str,
+    reserved: &Reserved<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<JwtProvider> {
     let mut fields = Fields::of(v, path, errors)?;
@@ -184,6 +219,11 @@ fn compile_provider(
     };
 
     let inline = fields.take("jwks");
+    let inline_key_count = inline
+        .as_ref()
+        .and_then(|(v, _)| v.get("keys"))
+        .and_then(Value::as_array)
+        .map(Vec::len);
     let remote = fields.take("remote_jwks");
     let keys = match (inline, remote) {
         (Some((v, p)), None) => match parse_jwks(v, JwksMode::Strict, allowed) {
@@ -210,7 +250,8 @@ fn compile_provider(
         }
     };
     if kid == Kid::Optional {
-        let single = matches!(&keys, Some(ProviderKeys::Inline(set)) if set.kids().count() <= 1 && set.len() <= 3);
+        // One JWK in the document (a key may serve several algorithms; that is still one key).
+        let single = matches!(&keys, Some(ProviderKeys::Inline(_))) && inline_key_count == Some(1);
         if !single {
             errors.add(
                 kid_path.as_deref().unwrap_or(path),
@@ -237,11 +278,7 @@ fn compile_provider(
                 for (claim, header) in map {
                     let hp = child(&p, claim);
                     if let Some(h) = header_name(header, &hp, errors) {
-                        if h.starts_with(':')
-                            || h == "host"
-                            || h == "authorization"
-                            || h == "cookie"
-                        {
+                        if reserved_header(&h, reserved, &sources) {
                             errors.add(&hp, "cannot forward a claim into this header");
                         } else if !headers.insert(h.clone()) {
                             errors.add(&hp, "two claims forwarded into the same header");

@@ -80,7 +80,12 @@ fn compile_root(root: &Value, errors: &mut ConfigErrors) -> Option<Guard> {
 
     let jwt_providers = match fields.take("jwt_providers") {
         None => Vec::new(),
-        Some((v, path)) => jwt::compile_providers(v, &path, errors),
+        Some((v, path)) => {
+            let reserved = jwt::Reserved {
+                identity: [&identity_headers.client_id, &identity_headers.key_id],
+            };
+            jwt::compile_providers(v, &path, &reserved, errors)
+        }
     };
     let provider_names: Vec<String> = jwt_providers.iter().map(|p| p.name.clone()).collect();
     let revocation = match fields.take("revocation") {
@@ -526,3 +531,5 @@ fn compile_api_key(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_jwt;

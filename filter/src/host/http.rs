@@ -324,12 +324,23 @@ fn apply(
             }
         }
     }
-    match &admission.strip {
-        Some(CredentialLocation::Header(name)) => abi::remove_request_header(name)?,
-        Some(CredentialLocation::Query { path_without_key }) => {
+    // Both credentials in the query: strip the token's parameter from the key-stripped path, so
+    // one `:path` write removes both.
+    let token_strip = admission.token.as_ref().and_then(|t| t.strip.as_ref());
+    match (&admission.strip, token_strip) {
+        (
+            Some(CredentialLocation::Query { path_without_key }),
+            Some(TokenLocation::Query { name, .. }),
+        ) => {
+            let both =
+                crate::checks::api_key::path_without_param(path_without_key.as_bytes(), name);
+            abi::set_request_header(":path", &both)?;
+        }
+        (Some(CredentialLocation::Query { path_without_key }), _) => {
             abi::set_request_header(":path", path_without_key)?
         }
-        None => {}
+        (Some(CredentialLocation::Header(name)), _) => abi::remove_request_header(name)?,
+        (None, _) => {}
     }
     let forwarded: &[(&str, String)] = admission
         .token
@@ -345,15 +356,17 @@ fn apply(
     for (header, value) in forwarded {
         abi::set_request_header(header, value)?;
     }
-    match admission.token.as_ref().and_then(|t| t.strip.as_ref()) {
+    let key_rewrote_path = matches!(admission.strip, Some(CredentialLocation::Query { .. }));
+    match token_strip {
+        Some(TokenLocation::Query { .. }) if key_rewrote_path => {}
         Some(TokenLocation::Header(name)) => abi::remove_request_header(name)?,
         Some(TokenLocation::Cookie { rest: Some(rest) }) => {
             abi::set_request_header("cookie", rest)?
         }
         Some(TokenLocation::Cookie { rest: None }) => abi::remove_request_header("cookie")?,
-        Some(TokenLocation::Query { path_without_token }) => {
-            abi::set_request_header(":path", path_without_token)?
-        }
+        Some(TokenLocation::Query {
+            path_without_token, ..
+        }) => abi::set_request_header(":path", path_without_token)?,
         None => {}
     }
     Ok(())

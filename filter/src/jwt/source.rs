@@ -38,6 +38,8 @@ pub enum TokenLocation<'g> {
         rest: Option<String>,
     },
     Query {
+        /// The parameter name (to strip it again if another credential rewrote the path).
+        name: &'g str,
         path_without_token: String,
     },
 }
@@ -113,6 +115,7 @@ pub fn location<'g>(source: &'g TokenSource, request: &RequestView<'_>) -> Token
             }
         }
         TokenSource::Query(name) => TokenLocation::Query {
+            name,
             path_without_token: path_without_param(request.path(), name),
         },
     }
@@ -258,6 +261,7 @@ mod tests {
         assert_eq!(
             location(&TokenSource::Query("access_token".into()), &v),
             TokenLocation::Query {
+                name: "access_token",
                 path_without_token: "/a?x=1".into()
             }
         );
