@@ -12,8 +12,10 @@ pub mod checks;
 pub mod cidr;
 pub mod config;
 pub mod digest;
+pub mod introspect;
 pub mod jwt;
 pub mod metrics;
+pub mod payload;
 pub mod pipeline;
 pub mod policy;
 pub mod ratelimit;
@@ -21,6 +23,7 @@ pub mod rejection;
 pub mod request;
 pub mod response;
 pub mod route;
+pub mod screening;
 pub mod time;
 pub mod verdict;
 

@@ -2,9 +2,11 @@
 //! adapter gathers the facts into a [`RequestView`], passes the host clock in, and applies the
 //! [`Decision`].
 
+use crate::checks::introspection::{self, IntroFacts, IntroOutcome};
 use crate::checks::jwt;
 use crate::jwt::provider::AuthMode;
 use crate::jwt::runtime::TokenRuntime;
+use crate::payload::{check_json, BodyPlan, PayloadProblem};
 use crate::policy::Guard;
 use crate::ratelimit::store::SharedStore;
 use crate::ratelimit::{enforce, Event};
@@ -12,13 +14,46 @@ use crate::rejection::{KeyProblem, Rejection};
 use crate::request::RequestView;
 use crate::route::{select, Selection};
 use crate::time::UnixTime;
-use crate::verdict::{Admission, Decision, Verdict};
+use crate::verdict::{Admission, BodyCheck, Decision, Verdict};
 
+/// Decides a request from its headers, as if they ended the request (no body follows).
 pub fn decide<'g>(
     guard: &'g Guard,
     request: &RequestView<'_>,
     now: UnixTime,
     runtime: &mut TokenRuntime,
+) -> Decision<'g> {
+    decide_headers(guard, request, now, runtime, true, None)
+}
+
+/// The host's facts for a full decision.
+pub struct Env<'a> {
+    pub store: &'a dyn SharedStore,
+    pub now: UnixTime,
+    pub now_ns: u64,
+    /// The headers end the request (no body follows).
+    pub end_of_stream: bool,
+    /// This request's introspection callout failed: the policy's `on_failure` applies.
+    pub service_failed: bool,
+}
+
+/// What a decision reports for metrics and logs.
+#[derive(Debug, Default)]
+pub struct Events {
+    /// (limit index, event) per rate limit.
+    pub rate_limits: Vec<(usize, Event)>,
+    pub introspection: Vec<crate::introspect::Event>,
+}
+
+/// Decides a request from its headers; `end_of_stream` is the host's flag that no body follows.
+/// Without `intro` (no shared store), policies that need the auth service fail closed.
+pub fn decide_headers<'g>(
+    guard: &'g Guard,
+    request: &RequestView<'_>,
+    now: UnixTime,
+    runtime: &mut TokenRuntime,
+    end_of_stream: bool,
+    intro: Option<&mut IntroFacts<'_>>,
 ) -> Decision<'g> {
     let id = match select(guard, request.route_policy) {
         Selection::Policy(id) => id,
@@ -42,10 +77,12 @@ pub fn decide<'g>(
         }
     };
     let verdict = match guard.policy(id) {
-        Some(policy) => match run_checks(guard, policy, request, now, runtime) {
-            Ok(admission) => Verdict::Allow(admission),
-            Err(rejection) => Verdict::Deny(rejection),
-        },
+        Some(policy) => {
+            match run_checks(guard, policy, request, now, runtime, end_of_stream, intro) {
+                Ok(admission) => Verdict::Allow(admission),
+                Err(rejection) => Verdict::Deny(rejection),
+            }
+        }
         // Unreachable by construction (ids come from the same table); still fail closed.
         None => Verdict::Deny(crate::rejection::Rejection::UnknownPolicy),
     };
@@ -61,13 +98,27 @@ pub fn decide<'g>(
 pub fn decide_limited<'g>(
     guard: &'g Guard,
     request: &RequestView<'_>,
-    now: UnixTime,
-    now_ns: u64,
-    store: &dyn SharedStore,
+    env: &Env<'_>,
     runtime: &mut TokenRuntime,
-    events: &mut Vec<(usize, Event)>,
+    events: &mut Events,
 ) -> Decision<'g> {
-    let mut decision = decide(guard, request, now, runtime);
+    let (store, now_ns) = (env.store, env.now_ns);
+    let mut facts = IntroFacts {
+        store,
+        now_ms: now_ns / 1_000_000,
+        service_failed: env.service_failed,
+        events: Vec::new(),
+    };
+    let mut decision = decide_headers(
+        guard,
+        request,
+        env.now,
+        runtime,
+        env.end_of_stream,
+        Some(&mut facts),
+    );
+    events.introspection.append(&mut facts.events);
+    let events = &mut events.rate_limits;
     if let (Some(id), Verdict::Allow(admission)) = (decision.policy, &decision.verdict) {
         if let Some(policy) = guard.policy(id) {
             if !policy.rate_limits.is_empty() {
@@ -93,6 +144,8 @@ fn run_checks<'g>(
     request: &RequestView<'_>,
     now: UnixTime,
     runtime: &mut TokenRuntime,
+    end_of_stream: bool,
+    intro: Option<&mut IntroFacts<'_>>,
 ) -> Result<Admission<'g>, Rejection<'g>> {
     policy.request_limits.check(request)?;
     if let Some(methods) = &policy.methods {
@@ -100,6 +153,21 @@ fn run_checks<'g>(
     }
     if let Some(ip) = &policy.ip {
         ip.check(request)?;
+    }
+    let mut detections = Vec::new();
+    if let Some(rule) = &policy.screening {
+        if let Some(d) = rule.screen_request(request) {
+            if rule.blocks() {
+                return Err(Rejection::Blocked(d));
+            }
+            detections.push(d);
+        }
+    }
+    if let Some(rule) = &policy.query {
+        rule.check(request).map_err(Rejection::Payload)?;
+    }
+    if let Some(rule) = &policy.headers {
+        rule.check(request).map_err(Rejection::Payload)?;
     }
     let mut admission = Admission::default();
     // Each credential check gives Ok, "missing", or a real refusal; the policy's auth mode
@@ -116,6 +184,15 @@ fn run_checks<'g>(
             }
         })
     });
+    // An API key the configuration does not know may still be valid at the auth service:
+    // with introspection in the policy, it is the service's to judge.
+    let key = match key {
+        Some(Err(Rejection::ApiKeyInvalid {
+            problem: KeyProblem::Unknown,
+            ..
+        })) if policy.introspection.is_some() => None,
+        other => other,
+    };
     if let Some(Err(r)) = &key {
         if !is_missing(r) || policy.auth == AuthMode::All {
             return Err(r.clone());
@@ -130,11 +207,36 @@ fn run_checks<'g>(
             return Err(r.clone());
         }
     }
+    let introspected = match (&policy.introspection, &guard.introspection) {
+        (Some(rule), Some(service)) => match intro {
+            None => Some(Err(Rejection::AuthServiceUnavailable { retry_after: 1 })),
+            Some(facts) => Some(match introspection::check(service, rule, request, facts) {
+                IntroOutcome::Admit(who, refresh) => Ok((who, refresh)),
+                IntroOutcome::Missing => Err(Rejection::Token {
+                    problem: crate::jwt::TokenProblem::Missing,
+                    provider: None,
+                }),
+                IntroOutcome::Refuse(r) => Err(r),
+                // Not a refusal: the whole decision waits for the service.
+                IntroOutcome::Pending(p) => return Err(Rejection::IntrospectionPending(p)),
+            }),
+        },
+        _ => None,
+    };
+    if let Some(Err(r)) = &introspected {
+        // Present credentials that the service refused are refused in every auth mode; a
+        // missing one only under `all` (unless an API key / token already identified the caller).
+        let identified = matches!(&key, Some(Ok(_))) || matches!(&token, Some(Ok(_)));
+        if !is_missing(r) || (policy.auth == AuthMode::All && !identified) {
+            return Err(r.clone());
+        }
+    }
     let key = key.and_then(Result::ok);
     let token = token.and_then(Result::ok);
+    let introspected = introspected.and_then(Result::ok);
     // `any`: at least one credential; both missing is refused with the token challenge when a
     // JWT is accepted (bearer clients are the common case), else the key challenge.
-    if policy.auth == AuthMode::Any && key.is_none() && token.is_none() {
+    if policy.auth == AuthMode::Any && key.is_none() && token.is_none() && introspected.is_none() {
         return Err(Rejection::Token {
             problem: crate::jwt::TokenProblem::Missing,
             provider: None,
@@ -145,7 +247,86 @@ fn run_checks<'g>(
         admission.strip = who.strip;
     }
     admission.token = token;
+    if let Some((who, refresh)) = introspected {
+        admission.introspected = Some(who);
+        admission.refresh = refresh;
+    }
+    admission.detections = detections;
+    // Body shape last among the checks: only authenticated requests get their bodies read.
+    if let Some(payload) = &policy.payload {
+        match payload
+            .on_headers(request, end_of_stream)
+            .map_err(Rejection::Payload)?
+        {
+            BodyPlan::None => {}
+            BodyPlan::Inspect { max_bytes, json } => {
+                admission.body = Some(BodyCheck {
+                    max_bytes,
+                    buffer: json.is_some(),
+                    method: request.method().to_vec(),
+                    screen_media_type: None,
+                });
+            }
+        }
+    }
+    // Body screening: form and JSON bodies are buffered (up to the payload limit, or 1 MiB)
+    // and their values screened at the end.
+    if let (Some(rule), false) = (&policy.screening, end_of_stream) {
+        if let Some(media) = screened_media_type(request) {
+            if rule.screens_bodies() {
+                let check = admission.body.get_or_insert_with(|| BodyCheck {
+                    max_bytes: crate::payload::DEFAULT_MAX_BODY_BYTES,
+                    buffer: true,
+                    method: request.method().to_vec(),
+                    screen_media_type: None,
+                });
+                check.buffer = true;
+                check.screen_media_type = Some(media);
+            }
+        }
+    }
     Ok(admission)
+}
+
+/// The body's media type if screening reads that kind of body (forms and JSON).
+fn screened_media_type(request: &RequestView<'_>) -> Option<String> {
+    let media = crate::payload::parse_media_type(request.header("content-type")?)?;
+    let name = format!("{}/{}", media.type_, media.subtype).to_ascii_lowercase();
+    let screened = name == "application/x-www-form-urlencoded" || media.is_json();
+    screened.then_some(name)
+}
+
+/// Checks a whole (buffered) body of a request admitted with a [`BodyCheck`] under `policy`.
+/// `Ok(Some(d))`: a screening finding of a policy in `detect` mode (count and log it).
+pub fn check_body<'g>(
+    guard: &'g Guard,
+    policy: crate::policy::PolicyId,
+    check: &BodyCheck,
+    body: &[u8],
+) -> Result<Option<crate::screening::Detection>, Rejection<'g>> {
+    if u64::try_from(body.len()).unwrap_or(u64::MAX) > check.max_bytes {
+        return Err(Rejection::Payload(PayloadProblem::BodyTooLarge));
+    }
+    let Some(policy) = guard.policy(policy) else {
+        // Unreachable by construction; fail closed.
+        return Err(Rejection::UnknownPolicy);
+    };
+    if let Some(json) = policy
+        .payload
+        .as_ref()
+        .and_then(|p| p.settings_for(&check.method).json.as_ref())
+    {
+        check_json(json, body).map_err(Rejection::Payload)?;
+    }
+    if let (Some(rule), Some(media)) = (&policy.screening, &check.screen_media_type) {
+        if let Some(d) = rule.screen_body(media, body) {
+            if rule.blocks() {
+                return Err(Rejection::Blocked(d));
+            }
+            return Ok(Some(d));
+        }
+    }
+    Ok(None)
 }
 
 fn is_missing(r: &Rejection<'_>) -> bool {
@@ -211,7 +392,7 @@ mod tests {
         let admitted = Verdict::Allow(Admission {
             identity: Some(("acme", "acme-1")),
             strip: Some(CredentialLocation::Header("x-api-key")),
-            token: None,
+            ..Admission::default()
         });
         let cases = [
             (

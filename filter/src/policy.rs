@@ -8,8 +8,11 @@ use crate::checks::ip::IpRule;
 use crate::checks::method::MethodSet;
 use crate::checks::request_limits::RequestLimits;
 use crate::config::RevocationConfig;
+use crate::introspect::{IntrospectionRule, IntrospectionService};
 use crate::jwt::cache::CacheSettings;
 use crate::jwt::provider::{AuthMode, JwtProvider, JwtRule, ProviderId};
+use crate::payload::{ParamRule, PayloadRule};
+use crate::screening::ScreeningRule;
 
 /// Index of a policy in [`Guard::policies`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,6 +55,15 @@ pub struct RoutePolicy {
     pub jwt: Option<JwtRule>,
     /// How `api_key` and `jwt` combine (all / any / optional).
     pub auth: AuthMode,
+    /// Query parameter and header rules (400).
+    pub query: Option<ParamRule>,
+    pub headers: Option<ParamRule>,
+    /// Body size, content type, JSON limits and schema (413 / 415 / 400).
+    pub payload: Option<PayloadRule>,
+    /// Opaque tokens / unknown API keys judged by the shared auth service.
+    pub introspection: Option<IntrospectionRule>,
+    /// Injection and bad-bot screening (403), or detection only.
+    pub screening: Option<ScreeningRule>,
     /// Checked last, only for requests every other check admitted; in order.
     pub rate_limits: Vec<crate::ratelimit::RateLimit>,
 }
@@ -67,6 +79,7 @@ pub struct Guard {
     pub jwt_providers: Vec<JwtProvider>,
     pub revocation: RevocationConfig,
     pub jwt_cache: CacheSettings,
+    pub introspection: Option<IntrospectionService>,
 }
 
 impl Guard {

@@ -2,6 +2,7 @@
 //! response (see `response.rs`, the only place that turns rejections into HTTP answers).
 
 use crate::jwt::TokenProblem;
+use crate::payload::PayloadProblem;
 
 /// What is wrong with a key that was found in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,19 @@ pub enum Rejection<'g> {
     KeysStale {
         provider: &'g str,
     },
+    /// Body size, content type, JSON shape or schema, or a query/header rule.
+    Payload(PayloadProblem<'g>),
+    /// The auth service says the credential is not active (unknown, revoked, expired).
+    IntrospectionInactive,
+    /// The auth service could not answer (down, slow, breaker open) and the policy fails closed.
+    AuthServiceUnavailable {
+        retry_after: u32,
+    },
+    /// Injection or bad-bot screening matched (policy in `block` mode).
+    Blocked(crate::screening::Detection),
+    /// Not a refusal: the decision waits for the auth service. The adapter pauses the request
+    /// and decides again; it is never rendered or counted.
+    IntrospectionPending(crate::checks::introspection::Pending),
 }
 
 /// The stable, fine-grained reason for a decision: metric name suffixes and log fields.
@@ -89,10 +103,29 @@ pub enum Reason {
     Jwt(TokenProblem),
     JwksUnavailable,
     JwksStale,
+    IntrospectionInactive,
+    AuthServiceUnavailable,
+    BlockedSqli,
+    BlockedXss,
+    BlockedPathTraversal,
+    BlockedCommandInjection,
+    BadBot,
+    BodyTooLarge,
+    UnsupportedMediaType,
+    MalformedJson,
+    DuplicateKey,
+    JsonLimits,
+    SchemaViolation,
+    MissingParameter,
+    MissingHeader,
+    ForbiddenParameter,
+    ForbiddenHeader,
+    InvalidParameter,
+    InvalidHeader,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 43] = [
+    pub const ALL: [Reason; 62] = [
         Reason::NoPolicy,
         Reason::UnknownPolicy,
         Reason::UriTooLong,
@@ -136,6 +169,25 @@ impl Reason {
         Reason::Jwt(TokenProblem::Revoked),
         Reason::JwksUnavailable,
         Reason::JwksStale,
+        Reason::IntrospectionInactive,
+        Reason::AuthServiceUnavailable,
+        Reason::BlockedSqli,
+        Reason::BlockedXss,
+        Reason::BlockedPathTraversal,
+        Reason::BlockedCommandInjection,
+        Reason::BadBot,
+        Reason::BodyTooLarge,
+        Reason::UnsupportedMediaType,
+        Reason::MalformedJson,
+        Reason::DuplicateKey,
+        Reason::JsonLimits,
+        Reason::SchemaViolation,
+        Reason::MissingParameter,
+        Reason::MissingHeader,
+        Reason::ForbiddenParameter,
+        Reason::ForbiddenHeader,
+        Reason::InvalidParameter,
+        Reason::InvalidHeader,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -161,12 +213,60 @@ impl Reason {
             Reason::Jwt(p) => p.metric_name(),
             Reason::JwksUnavailable => "jwks_unavailable",
             Reason::JwksStale => "jwks_stale",
+            Reason::IntrospectionInactive => "introspection_inactive",
+            Reason::AuthServiceUnavailable => "auth_service_unavailable",
+            Reason::BlockedSqli => "blocked_sqli",
+            Reason::BlockedXss => "blocked_xss",
+            Reason::BlockedPathTraversal => "blocked_path_traversal",
+            Reason::BlockedCommandInjection => "blocked_command_injection",
+            Reason::BadBot => "bad_bot",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::UnsupportedMediaType => "unsupported_media_type",
+            Reason::MalformedJson => "malformed_json",
+            Reason::DuplicateKey => "duplicate_key",
+            Reason::JsonLimits => "json_limits",
+            Reason::SchemaViolation => "schema_violation",
+            Reason::MissingParameter => "missing_parameter",
+            Reason::MissingHeader => "missing_header",
+            Reason::ForbiddenParameter => "forbidden_parameter",
+            Reason::ForbiddenHeader => "forbidden_header",
+            Reason::InvalidParameter => "invalid_parameter",
+            Reason::InvalidHeader => "invalid_header",
+        }
+    }
+
+    pub fn blocked(class: crate::screening::Class) -> Reason {
+        use crate::screening::Class;
+        match class {
+            Class::Sqli => Reason::BlockedSqli,
+            Class::Xss => Reason::BlockedXss,
+            Class::Traversal => Reason::BlockedPathTraversal,
+            Class::CommandInjection => Reason::BlockedCommandInjection,
+            Class::Bot => Reason::BadBot,
         }
     }
 
     /// Dense index, for metric tables.
     pub fn index(self) -> usize {
         Reason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+fn payload_reason(p: &PayloadProblem<'_>) -> Reason {
+    use crate::payload::ParamKind::{Header, Query};
+    match p {
+        PayloadProblem::BodyTooLarge => Reason::BodyTooLarge,
+        PayloadProblem::UnsupportedMediaType => Reason::UnsupportedMediaType,
+        PayloadProblem::MalformedJson => Reason::MalformedJson,
+        PayloadProblem::DuplicateKey => Reason::DuplicateKey,
+        PayloadProblem::JsonLimits(_) => Reason::JsonLimits,
+        PayloadProblem::SchemaViolation { .. } => Reason::SchemaViolation,
+        PayloadProblem::MissingParameter { kind: Query, .. } => Reason::MissingParameter,
+        PayloadProblem::MissingParameter { kind: Header, .. } => Reason::MissingHeader,
+        PayloadProblem::ForbiddenParameter { kind: Query, .. } => Reason::ForbiddenParameter,
+        PayloadProblem::ForbiddenParameter { kind: Header, .. } => Reason::ForbiddenHeader,
+        PayloadProblem::InvalidParameter { kind: Query, .. } => Reason::InvalidParameter,
+        PayloadProblem::InvalidParameter { kind: Header, .. } => Reason::InvalidHeader,
     }
 }
 
@@ -196,6 +296,13 @@ impl Rejection<'_> {
             Rejection::Token { problem, .. } => Reason::Jwt(*problem),
             Rejection::KeysUnavailable { .. } => Reason::JwksUnavailable,
             Rejection::KeysStale { .. } => Reason::JwksStale,
+            Rejection::Payload(p) => payload_reason(p),
+            Rejection::IntrospectionInactive => Reason::IntrospectionInactive,
+            Rejection::Blocked(d) => Reason::blocked(d.class),
+            // Pending is never counted; mapped for totality.
+            Rejection::AuthServiceUnavailable { .. } | Rejection::IntrospectionPending(_) => {
+                Reason::AuthServiceUnavailable
+            }
         }
     }
 

@@ -93,6 +93,43 @@ fn describe(rejection: &Rejection<'_>) -> (u32, &'static str, &'static str) {
             "jwks_stale",
             "The token issuer's keys could not be refreshed; retry later.",
         ),
+        Rejection::Payload(p) => (u32::from(p.status()), p.code(), payload_message(p)),
+        // The class is the code; what matched, and where, stays in the logs (rule id and
+        // location), never in the answer.
+        Rejection::Blocked(d) => (
+            403,
+            crate::rejection::Reason::blocked(d.class).as_str(),
+            "The request was blocked by the API gateway's screening.",
+        ),
+        Rejection::IntrospectionInactive => {
+            (401, "invalid_token", "The bearer token is not valid.")
+        }
+        Rejection::AuthServiceUnavailable { .. } | Rejection::IntrospectionPending(_) => (
+            503,
+            "auth_unavailable",
+            "The credential could not be checked right now; retry after the time in the retry-after header.",
+        ),
+    }
+}
+
+fn payload_message(p: &crate::payload::PayloadProblem<'_>) -> &'static str {
+    use crate::payload::PayloadProblem as P;
+    match p {
+        P::BodyTooLarge => "The request body is too large.",
+        P::UnsupportedMediaType => "This content type is not accepted here.",
+        P::MalformedJson => "The request body is not well-formed JSON.",
+        P::DuplicateKey => "The JSON body repeats a member name.",
+        P::JsonLimits(_) => "The JSON body exceeds a structural limit (see `keyword`).",
+        P::SchemaViolation { .. } => {
+            "The JSON body does not match the schema (see `pointer` and `keyword`)."
+        }
+        P::MissingParameter { .. } => "A required parameter is missing (see `parameter`).",
+        P::ForbiddenParameter { .. } => {
+            "A parameter that is not allowed here is present (see `parameter`)."
+        }
+        P::InvalidParameter { .. } => {
+            "A parameter value is not valid (see `parameter` and `keyword`)."
+        }
     }
 }
 
@@ -160,14 +197,36 @@ pub fn render(rejection: &Rejection<'_>, request_id: Option<&[u8]>) -> LocalResp
             crate::jwt::keysource::UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
         )),
         Rejection::KeysStale { .. } => headers.push(("retry-after", "30".to_string())),
+        Rejection::IntrospectionInactive => headers.push((
+            "www-authenticate",
+            format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""),
+        )),
+        Rejection::AuthServiceUnavailable { retry_after } => {
+            headers.push(("retry-after", retry_after.to_string()))
+        }
+        Rejection::IntrospectionPending(_) => headers.push(("retry-after", "1".to_string())),
         _ => {}
     }
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "error": code,
         "message": message,
         "request_id": sanitize_request_id(request_id),
-    })
-    .to_string();
+    });
+    // Where a payload problem is, never what the offending value was: a JSON pointer (member
+    // names come from the body; serde_json escapes them), the keyword or limit, the
+    // configured parameter name.
+    if let (Rejection::Payload(p), Some(map)) = (rejection, body.as_object_mut()) {
+        if let Some(pointer) = p.pointer() {
+            map.insert("pointer".into(), pointer.into());
+        }
+        if let Some(keyword) = p.keyword() {
+            map.insert("keyword".into(), keyword.into());
+        }
+        if let Some(parameter) = p.parameter() {
+            map.insert("parameter".into(), parameter.into());
+        }
+    }
+    let body = body.to_string();
     LocalResponse {
         status,
         headers,

@@ -14,8 +14,33 @@ pub struct Admission<'g> {
     pub strip: Option<CredentialLocation<'g>>,
     /// The accepted JWT, if the policy checked one.
     pub token: Option<TokenAdmission<'g>>,
+    /// The body must still be checked (`pipeline::check_body`) before the request goes on.
+    pub body: Option<BodyCheck>,
+    /// Who the auth service said the caller is.
+    pub introspected: Option<crate::checks::introspection::Introspected>,
+    /// A stale answer was served and this worker must refresh it in the background.
+    pub refresh: Option<crate::checks::introspection::Refresh>,
+    /// Screening findings of a policy in `detect` (shadow) mode: counted and logged only.
+    pub detections: Vec<crate::screening::Detection>,
 }
 
+/// What the adapter must do with the request body of an admitted request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodyCheck {
+    /// 413 as soon as more than this many bytes arrived.
+    pub max_bytes: u64,
+    /// Hold the headers and buffer the whole body for `pipeline::check_body` (JSON checks,
+    /// body screening); otherwise only count bytes while the body streams through.
+    pub buffer: bool,
+    /// The request method (per-method payload settings).
+    pub method: Vec<u8>,
+    /// Lowercase `type/subtype` of the body, when body screening applies to it.
+    pub screen_media_type: Option<String>,
+}
+
+// One per request, built in place and moved rarely: boxing the admission would cost an
+// allocation on every admitted request to save a few hundred bytes of stack.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict<'g> {
     Allow(Admission<'g>),

@@ -68,9 +68,13 @@ struct Canned {
     body: Vec<u8>,
 }
 
+/// Computes a response from the request: (status, content type, body).
+pub type Handler = Arc<dyn Fn(&AuthRequest) -> (u16, String, Vec<u8>) + Send + Sync>;
+
 /// State shared by the handle and every server thread; survives stop/restart.
 #[derive(Default)]
 struct Shared {
+    handlers: Mutex<HashMap<String, Handler>>,
     responses: Mutex<HashMap<String, Canned>>,
     delays: Mutex<HashMap<String, Duration>>,
     hits: Mutex<HashMap<String, usize>>,
@@ -170,6 +174,16 @@ impl AuthServer {
     /// The last [`MAX_LOGGED_REQUESTS`] requests, oldest first.
     pub fn requests(&self) -> Vec<AuthRequest> {
         lock(&self.shared.log).iter().cloned().collect()
+    }
+
+    /// Answers a path with a function of the request (e.g. an introspection endpoint that
+    /// answers per token). Takes precedence over [`AuthServer::set`] for that path.
+    pub fn set_handler(
+        &self,
+        path: &str,
+        handler: impl Fn(&AuthRequest) -> (u16, String, Vec<u8>) + Send + Sync + 'static,
+    ) {
+        lock(&self.shared.handlers).insert(path.to_string(), Arc::new(handler));
     }
 
     /// Forgets the request log and the hit counters (responses and delays stay).
@@ -420,12 +434,29 @@ fn serve_connection(stream: TcpStream, shared: &Shared, stopping: &AtomicBool) {
         if stopping.load(Ordering::SeqCst) {
             return;
         }
-        let canned = {
-            let responses = lock(&shared.responses);
-            responses
+        let handler = {
+            let handlers = lock(&shared.handlers);
+            handlers
                 .get(&request.path)
-                .or_else(|| responses.get(&route))
+                .or_else(|| handlers.get(&route))
                 .cloned()
+        };
+        let canned = match handler {
+            Some(h) => {
+                let (status, content_type, body) = h(&request);
+                Some(Canned {
+                    status,
+                    content_type,
+                    body,
+                })
+            }
+            None => {
+                let responses = lock(&shared.responses);
+                responses
+                    .get(&request.path)
+                    .or_else(|| responses.get(&route))
+                    .cloned()
+            }
         };
         let canned = canned.unwrap_or_else(|| Canned {
             status: 404,

@@ -211,11 +211,13 @@ fn key_statuses_and_upstream_view() {
     // Logs carry the policy, reason and key id, never a key.
     let log = s.envoy.log();
     assert!(
-        log.contains("deny policy=api reason=api_key_expired client_id=- key_id=acme-2025"),
+        log.contains(
+            "deny policy=api reason=api_key_expired provider=- client_id=- key_id=acme-2025"
+        ),
         "{log}"
     );
     assert!(
-        log.contains("deny policy=api reason=client_not_allowed client_id=globex key_id=globex-1")
+        log.contains("deny policy=api reason=client_not_allowed provider=- client_id=globex key_id=globex-1")
     );
     for secret in ["acme-new", "acme-old", "globex-key", "globex-off"] {
         assert!(!log.contains(secret), "log contains the key {secret}");

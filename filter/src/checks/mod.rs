@@ -2,6 +2,7 @@
 //! oversized or malformed requests are refused before any per-key work.
 
 pub mod api_key;
+pub mod introspection;
 pub mod ip;
 pub mod jwt;
 pub mod method;

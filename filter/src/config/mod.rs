@@ -8,7 +8,7 @@ mod jwt;
 mod ratelimits;
 mod reader;
 
-pub use jwt::RevocationConfig;
+pub use jwt::{RevocationConfig, DEFAULT_SUBJECT_HEADER};
 pub use reader::{ConfigError, ConfigErrors};
 
 use std::collections::{HashMap, HashSet};
@@ -21,8 +21,11 @@ use crate::checks::method::MethodSet;
 use crate::checks::request_limits::RequestLimits;
 use crate::cidr::{Cidr, CidrSet};
 use crate::digest::KeyDigest;
+use crate::introspect::{compile_rule as compile_introspection_rule, compile_service};
 use crate::jwt::provider::AuthMode;
+use crate::payload::{compile_params, compile_payload, ParamKind};
 use crate::policy::{Guard, IdentityHeaders, PolicyId, RoutePolicy, UnmatchedRoutes};
+use crate::screening::compile_screening;
 use crate::time::parse_rfc3339;
 use reader::{array, boolean, child, choice, integer, item, named, string, strings, Fields};
 
@@ -92,6 +95,9 @@ fn compile_root(root: &Value, errors: &mut ConfigErrors) -> Option<Guard> {
         None => RevocationConfig::default(),
         Some((v, path)) => jwt::compile_revocation(v, &path, errors),
     };
+    let introspection = fields
+        .take("introspection")
+        .and_then(|(v, p)| external(compile_service(v, &p), errors));
     let jwt_cache = match fields.take("jwt_cache") {
         None => Default::default(),
         Some((v, path)) => jwt::compile_cache(v, &path, errors),
@@ -109,6 +115,7 @@ fn compile_root(root: &Value, errors: &mut ConfigErrors) -> Option<Guard> {
                     identity: &identity_headers,
                     client_ids: &client_ids,
                     providers: &provider_names,
+                    has_introspection: introspection.is_some(),
                 };
                 if let Some(policy) = compile_policy(name, value, &p, &ctx, errors) {
                     policies.push(policy);
@@ -134,6 +141,7 @@ fn compile_root(root: &Value, errors: &mut ConfigErrors) -> Option<Guard> {
         jwt_providers,
         revocation,
         jwt_cache,
+        introspection,
     })
 }
 
@@ -321,6 +329,7 @@ struct PolicyContext<'a> {
     identity: &'a IdentityHeaders,
     client_ids: &'a [String],
     providers: &'a [String],
+    has_introspection: bool,
 }
 
 fn compile_policy(
@@ -345,6 +354,15 @@ fn compile_policy(
     let jwt = fields
         .take("jwt")
         .and_then(|(v, p)| jwt::compile_rule(v, &p, ctx.providers, errors));
+    let introspection = fields.take("introspection").and_then(|(v, p)| {
+        if !ctx.has_introspection {
+            errors.add(
+                &p,
+                "a policy's \"introspection\" needs the top-level \"introspection\" service",
+            );
+        }
+        external(compile_introspection_rule(v, &p), errors)
+    });
     let auth_field = fields.take("auth");
     let auth_path = auth_field.as_ref().map(|(_, p)| p.clone());
     let auth = choice(
@@ -357,18 +375,34 @@ fn compile_policy(
         AuthMode::All,
         errors,
     );
-    if auth == AuthMode::Any && (api_key.is_none() || jwt.is_none()) {
+    let credentials = [api_key.is_some(), jwt.is_some(), introspection.is_some()]
+        .iter()
+        .filter(|c| **c)
+        .count();
+    if auth == AuthMode::Any && credentials < 2 {
         errors.add(
             auth_path.as_deref().unwrap_or(path),
-            "\"auth\": \"any\" needs both \"api_key\" and \"jwt\" (either one then suffices)",
+            "\"auth\": \"any\" needs two of \"api_key\", \"jwt\", \"introspection\" (either one then suffices)",
         );
     }
-    if auth == AuthMode::Optional && api_key.is_none() && jwt.is_none() {
+    if auth == AuthMode::Optional && credentials == 0 {
         errors.add(
             auth_path.as_deref().unwrap_or(path),
-            "\"auth\": \"optional\" needs \"api_key\" or \"jwt\"",
+            "\"auth\": \"optional\" needs \"api_key\", \"jwt\" or \"introspection\"",
         );
     }
+    let query = fields
+        .take("query")
+        .and_then(|(v, p)| external(compile_params(v, &p, ParamKind::Query), errors));
+    let headers = fields
+        .take("headers")
+        .and_then(|(v, p)| external(compile_params(v, &p, ParamKind::Header), errors));
+    let payload = fields
+        .take("payload")
+        .and_then(|(v, p)| external(compile_payload(v, &p), errors));
+    let screening = fields
+        .take("screening")
+        .and_then(|(v, p)| external(compile_screening(v, &p), errors));
     let rate_limits = fields
         .take("rate_limits")
         .map(|(v, p)| ratelimits::compile(name, v, &p, api_key.is_some(), errors))
@@ -382,8 +416,26 @@ fn compile_policy(
         api_key,
         jwt,
         auth,
+        query,
+        headers,
+        payload,
+        introspection,
+        screening,
         rate_limits,
     })
+}
+
+/// The result of a compiler that reports `(path, message)` pairs, folded into `errors`.
+fn external<T>(result: Result<T, Vec<(String, String)>>, errors: &mut ConfigErrors) -> Option<T> {
+    match result {
+        Ok(rule) => Some(rule),
+        Err(problems) => {
+            for (path, message) in problems {
+                errors.add(&path, message);
+            }
+            None
+        }
+    }
 }
 
 fn compile_request_limits(v: &Value, path: &str, errors: &mut ConfigErrors) -> RequestLimits {

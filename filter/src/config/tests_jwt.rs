@@ -424,11 +424,11 @@ fn jwt_error_paths_table() {
          "policies.p.jwt.claims[0].matches: unknown field".into()),
         // auth modes.
         (json!({"jwt_providers": {"corp": provider(json!({}))}, "policies": {"p": {"jwt": {"providers": ["corp"]}, "auth": "any"}}}),
-         "policies.p.auth: \"auth\": \"any\" needs both \"api_key\" and \"jwt\" (either one then suffices)".into()),
+         "policies.p.auth: \"auth\": \"any\" needs two of \"api_key\", \"jwt\", \"introspection\" (either one then suffices)".into()),
         (json!({"policies": {"p": {"api_key": {}, "auth": "any"}}}),
-         "policies.p.auth: \"auth\": \"any\" needs both \"api_key\" and \"jwt\" (either one then suffices)".into()),
+         "policies.p.auth: \"auth\": \"any\" needs two of \"api_key\", \"jwt\", \"introspection\" (either one then suffices)".into()),
         (json!({"policies": {"p": {"auth": "optional"}}}),
-         "policies.p.auth: \"auth\": \"optional\" needs \"api_key\" or \"jwt\"".into()),
+         "policies.p.auth: \"auth\": \"optional\" needs \"api_key\", \"jwt\" or \"introspection\"".into()),
         (json!({"policies": {"p": {"api_key": {}, "auth": "either"}}}),
          "policies.p.auth: expected \"all\" or \"any\" or \"optional\"".into()),
         // Revocation entries.

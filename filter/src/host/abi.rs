@@ -305,3 +305,17 @@ pub fn http_call_body(size: usize, max: usize) -> Option<Vec<u8>> {
         }
     }
 }
+
+/// The buffered request body (the first `size` bytes).
+pub fn request_body(size: usize) -> Result<Vec<u8>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut got: usize = 0;
+    // SAFETY: valid out-pointers; on Ok the host hands over `got` bytes.
+    unsafe {
+        match proxy_get_buffer_bytes(BufferType::HttpRequestBody, 0, size, &mut data, &mut got) {
+            Status::Ok => Ok(take_host_buffer(data, got)),
+            Status::NotFound => Ok(Vec::new()),
+            other => Err(other.into()),
+        }
+    }
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::abi::{self, HostStore};
 use super::root::Shared;
+use crate::introspect::{parse_answer, request_body, Event, TokenDigest, Transition};
 use crate::jwt::keys::{parse_jwks_bytes, JwksMode};
 use crate::jwt::keysource::{publish, release_lease, RemoteSource};
 use crate::jwt::provider::{ProviderId, ProviderKeys};
@@ -168,4 +169,89 @@ pub fn complete(shared: &Shared, target: FetchTarget, body_size: usize, now: Uni
             false
         }
     }
+}
+
+/// Starts an introspection callout (RFC 7662: POST, form body) for a credential whose cache
+/// slot this worker claimed. `None`: the call could not be made (counted as a failure; the
+/// claim is released and the breaker told).
+pub fn dispatch_introspection(
+    shared: &Shared,
+    credential: &str,
+    digest: &TokenDigest,
+) -> Option<u32> {
+    let service = shared.guard.introspection.as_ref()?;
+    let body = request_body(credential);
+    match proxy_wasm::hostcalls::dispatch_http_call(
+        &service.cluster,
+        service.request_headers(),
+        Some(&body),
+        vec![],
+        Duration::from_millis(service.timeout_ms),
+    ) {
+        Ok(token) => Some(token),
+        Err(status) => {
+            log::warn!(
+                "cannot call the introspection service through cluster {:?} (host status {status:?})",
+                service.cluster
+            );
+            introspection_failed(shared, digest);
+            None
+        }
+    }
+}
+
+fn introspection_failed(shared: &Shared, digest: &TokenDigest) {
+    let Some(service) = shared.guard.introspection.as_ref() else {
+        return;
+    };
+    let now_ms = abi::now_unix_nanos().map(|ns| ns / 1_000_000).unwrap_or(0);
+    let _ = service.cache().release(&HostStore, digest, now_ms);
+    if let Ok(Transition::Opened) = service.breaker().record(&HostStore, false, now_ms) {
+        log::warn!("introspection service failing: circuit breaker open");
+    }
+    shared.count_introspection(Event::CalloutFailed);
+}
+
+/// Handles an introspection answer: a 200 whose body parses is cached for every worker (and
+/// closes the breaker); anything else releases the claim and counts a failure. `true`: success.
+pub fn complete_introspection(
+    shared: &Shared,
+    digest: &TokenDigest,
+    body_size: usize,
+    started_ms: u64,
+) -> bool {
+    let Some(service) = shared.guard.introspection.as_ref() else {
+        return false;
+    };
+    let now_ms = abi::now_unix_nanos().map(|ns| ns / 1_000_000).unwrap_or(0);
+    shared.record_callout_ms(now_ms.saturating_sub(started_ms));
+    let status = abi::http_call_status();
+    let answer = if status == Some(200) {
+        abi::http_call_body(body_size, 64 * 1024).and_then(|b| {
+            parse_answer(&b, UnixTime(i64::try_from(now_ms / 1000).unwrap_or(0))).ok()
+        })
+    } else {
+        None
+    };
+    let Some(answer) = answer else {
+        log::warn!(
+            "introspection failed: status {}",
+            status.map_or("none".to_string(), |s| s.to_string())
+        );
+        introspection_failed(shared, digest);
+        return false;
+    };
+    match service
+        .cache()
+        .store_answer(&HostStore, digest, &answer, now_ms)
+    {
+        Ok(stored) if stored.evicted => shared.count_introspection(Event::Evicted),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot cache the introspection answer ({e:?})"),
+    }
+    if let Ok(Transition::Closed) = service.breaker().record(&HostStore, true, now_ms) {
+        log::info!("introspection service answering again: circuit breaker closed");
+    }
+    shared.count_introspection(Event::CalloutOk);
+    true
 }

@@ -1,6 +1,7 @@
 //! The per-request context: read facts, decide, apply.
 
-use std::rc::Rc;
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -9,19 +10,23 @@ use super::abi::{self, HostError};
 use super::fetch::{self, FetchTarget};
 use super::root::Shared;
 use crate::checks::api_key::CredentialLocation;
+use crate::checks::introspection::Pending;
 use crate::cidr::parse_socket_ip;
+use crate::introspect::TokenDigest;
 use crate::jwt::keysource::try_early_refetch;
 use crate::jwt::provider::ProviderId;
 use crate::jwt::source::TokenLocation;
 use crate::jwt::TokenProblem;
 use crate::metrics::Outcome;
-use crate::pipeline::decide_limited;
+use crate::payload::PayloadProblem;
+use crate::pipeline::{check_body, decide_limited, Env, Events};
+use crate::policy::PolicyId;
 use crate::ratelimit::Event;
 use crate::rejection::Rejection;
 use crate::request::RequestView;
 use crate::response::{render, sanitize_request_id};
 use crate::time::UnixTime;
-use crate::verdict::{Admission, Decision, Verdict};
+use crate::verdict::{Admission, BodyCheck, Decision, Verdict};
 
 const ROUTE_POLICY_PATH: [&str; 5] = [
     "xds",
@@ -32,25 +37,114 @@ const ROUTE_POLICY_PATH: [&str; 5] = [
 ];
 const SOURCE_ADDRESS_PATH: [&str; 2] = ["source", "address"];
 
+/// The proxy-wasm context object: a handle on the request's state, which the root context can
+/// also reach (to resume a request that waited for another worker's introspection callout).
 pub struct GuardRequest {
-    shared: Option<Rc<Shared>>,
-    /// An unknown-`kid` JWKS refetch this request waits for: (callout token, provider).
-    refetch: Option<(u32, ProviderId)>,
+    core: Rc<RefCell<RequestCore>>,
 }
 
 impl GuardRequest {
-    pub fn new(shared: Option<Rc<Shared>>) -> Self {
-        GuardRequest {
-            shared,
-            refetch: None,
-        }
+    pub fn new(shared: Option<Rc<Shared>>, context_id: u32) -> Self {
+        let core = Rc::new(RefCell::new(RequestCore::new(shared, context_id)));
+        core.borrow_mut().me = Rc::downgrade(&core);
+        GuardRequest { core }
     }
 }
 
 impl Context for GuardRequest {
-    /// The refetch this request was paused for has answered: install the keys (if good), then
-    /// decide again, once (a second unknown `kid` is refused, not refetched).
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _t: usize) {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, t: usize) {
+        self.core
+            .borrow_mut()
+            .on_http_call_response(token, headers, body_size, t);
+    }
+}
+
+impl HttpContext for GuardRequest {
+    fn on_http_request_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
+        self.core
+            .borrow_mut()
+            .on_http_request_headers(num_headers, end_of_stream)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.core
+            .borrow_mut()
+            .on_http_request_body(body_size, end_of_stream)
+    }
+}
+
+/// Where a request stands with the auth service.
+#[derive(Debug)]
+enum IntroWait {
+    /// This request's own callout: (token, digest, started at ms).
+    Callout(u32, TokenDigest, u64),
+    /// Waiting for another worker's callout (the root context polls).
+    Waiting,
+}
+
+pub struct RequestCore {
+    shared: Option<Rc<Shared>>,
+    context_id: u32,
+    me: Weak<RefCell<RequestCore>>,
+    intro: Option<IntroWait>,
+    /// This request's introspection callout failed: decide with the policy's `on_failure`.
+    intro_failed: bool,
+    /// An unknown-`kid` JWKS refetch this request waits for: (callout token, provider).
+    refetch: Option<(u32, ProviderId)>,
+    /// The headers ended the request (no body follows).
+    end_of_stream: bool,
+    /// The body still to check, once the headers were admitted.
+    body: Option<PendingBody>,
+    /// Body bytes that arrived while the request waited for a refetch: (size, end of stream).
+    body_while_waiting: Option<(usize, bool)>,
+}
+
+struct PendingBody {
+    policy: PolicyId,
+    check: BodyCheck,
+    /// Bytes seen so far (streamed mode; in buffered mode Envoy reports the running total).
+    received: u64,
+    request_id: Option<String>,
+}
+
+impl RequestCore {
+    fn new(shared: Option<Rc<Shared>>, context_id: u32) -> Self {
+        RequestCore {
+            shared,
+            context_id,
+            me: Weak::new(),
+            intro: None,
+            intro_failed: false,
+            refetch: None,
+            end_of_stream: true,
+            body: None,
+            body_while_waiting: None,
+        }
+    }
+}
+
+impl RequestCore {
+    /// A callout this request was paused for has answered: an introspection answer, or the
+    /// JWKS refetch (install the keys if good, then decide again, once: a second unknown `kid`
+    /// is refused, not refetched).
+    pub fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _t: usize,
+    ) {
+        if let Some(IntroWait::Callout(pending, digest, started_ms)) = self.intro {
+            if pending == token {
+                self.intro = None;
+                if let Some(shared) = self.shared.clone() {
+                    let ok = fetch::complete_introspection(&shared, &digest, body_size, started_ms);
+                    self.intro_failed = !ok;
+                }
+                self.decide_again();
+                return;
+            }
+        }
         let Some((pending, provider)) = self.refetch else {
             return;
         };
@@ -65,21 +159,119 @@ impl Context for GuardRequest {
             let now = UnixTime(i64::try_from(ns / 1_000_000_000).unwrap_or(i64::MAX));
             fetch::complete(&shared, FetchTarget::Keys(provider), body_size, now);
         }
-        if let Action::Continue = self.run(false) {
-            if let Err(e) = abi::resume_request() {
-                log::error!("cannot resume the request (host status {})", e.0);
+        self.decide_again();
+    }
+}
+
+impl RequestCore {
+    pub fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.end_of_stream = end_of_stream;
+        self.run(true)
+    }
+
+    /// Bodies of admitted requests with a [`BodyCheck`]: counted while they stream (413 as soon
+    /// as the limit is passed), or held and buffered (the headers too, thanks to
+    /// `allow_on_headers_stop_iteration`) and checked whole at the end. Never more than the
+    /// limit is buffered: the count is checked before Envoy is asked to buffer more.
+    pub fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.refetch.is_some() || self.intro.is_some() {
+            // Still deciding the headers: hold the body until the decision.
+            self.body_while_waiting = Some((body_size, end_of_stream));
+            return Action::Pause;
+        }
+        let (Some(shared), Some(pending)) = (self.shared.clone(), self.body.as_mut()) else {
+            return Action::Continue;
+        };
+        let size = u64::try_from(body_size).unwrap_or(u64::MAX);
+        let total = if pending.check.buffer {
+            size
+        } else {
+            pending.received = pending.received.saturating_add(size);
+            pending.received
+        };
+        let verdict = if total > pending.check.max_bytes {
+            Err(Rejection::Payload(PayloadProblem::BodyTooLarge))
+        } else if !end_of_stream {
+            return if pending.check.buffer {
+                Action::Pause
+            } else {
+                Action::Continue
+            };
+        } else if pending.check.buffer {
+            match abi::request_body(body_size) {
+                Ok(body) => check_body(&shared.guard, pending.policy, &pending.check, &body).map(
+                    |detection| {
+                        if let Some(d) = detection {
+                            shared.screening_finding(&d, false);
+                        }
+                    },
+                ),
+                Err(e) => {
+                    log::error!("cannot read the request body (host status {})", e.0);
+                    Err(Rejection::HostFailure)
+                }
+            }
+        } else {
+            Ok(())
+        };
+        let policy = Some(pending.policy);
+        let request_id = pending.request_id.take();
+        self.body = None;
+        match verdict {
+            Ok(()) => {
+                count(&shared, policy, Outcome::Allowed);
+                Action::Continue
+            }
+            Err(rejection) => {
+                count(&shared, policy, Outcome::Denied(rejection.reason()));
+                if let Rejection::Blocked(d) = &rejection {
+                    shared.screening_finding(d, true);
+                }
+                log::info!(
+                    "deny policy={} reason={} request_id={}",
+                    policy
+                        .and_then(|id| shared.guard.policy(id))
+                        .map_or("-", |p| p.name.as_str()),
+                    rejection.reason().as_str(),
+                    request_id.as_deref().unwrap_or("-"),
+                );
+                deny(&rejection, request_id.as_deref().map(str::as_bytes));
+                Action::Pause
             }
         }
     }
 }
 
-impl HttpContext for GuardRequest {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.run(true)
+impl RequestCore {
+    /// Decides again after a pause (a callout answered, or the auth service answered for a
+    /// waiting request); judges body bytes that arrived meanwhile; resumes if admitted.
+    pub fn decide_again(&mut self) {
+        let mut action = self.run(false);
+        if let (Action::Continue | Action::Pause, Some((size, eos))) =
+            (action, self.body_while_waiting.take())
+        {
+            if self.body.is_some() {
+                action = self.on_http_request_body(size, eos);
+            } else if self.intro.is_some() || self.refetch.is_some() {
+                // Still waiting: keep the body bytes in mind.
+                self.body_while_waiting = Some((size, eos));
+            }
+        }
+        if let Action::Continue = action {
+            if let Err(e) = abi::resume_request() {
+                log::error!("cannot resume the request (host status {})", e.0);
+            }
+        }
     }
-}
 
-impl GuardRequest {
+    /// The token of this request's own introspection callout, if one is in flight.
+    pub fn callout_token(&self) -> Option<u32> {
+        match self.intro {
+            Some(IntroWait::Callout(token, ..)) => Some(token),
+            _ => None,
+        }
+    }
+
     /// Reads the facts, decides and applies. `may_refetch`: an unknown `kid` of a remote
     /// provider may pause the request for one JWKS refetch.
     fn run(&mut self, may_refetch: bool) -> Action {
@@ -136,26 +328,48 @@ impl GuardRequest {
             client_ip,
             route_policy: route_policy.as_deref(),
         };
-        let mut events = Vec::new();
-        let mut runtime = shared.runtime.borrow_mut();
-        let decision = decide_limited(
-            &shared.guard,
-            &view,
+        let mut events = Events::default();
+        let env = Env {
+            store: &abi::HostStore,
             now,
             now_ns,
-            &abi::HostStore,
-            &mut runtime,
-            &mut events,
-        );
+            end_of_stream: self.end_of_stream,
+            service_failed: self.intro_failed,
+        };
+        let mut runtime = shared.runtime.borrow_mut();
+        let decision = decide_limited(&shared.guard, &view, &env, &mut runtime, &mut events);
         drop(runtime);
         let request_id = request_id(&headers);
-        if !events.is_empty() {
-            rate_limit_events(&shared, &decision, &events, request_id);
+        if !events.rate_limits.is_empty() {
+            rate_limit_events(&shared, &decision, &events.rate_limits, request_id);
+        }
+        for event in &events.introspection {
+            shared.count_introspection(*event);
         }
 
         match &decision.verdict {
+            Verdict::Deny(Rejection::IntrospectionPending(pending)) => {
+                self.wait_for_service(&shared, pending.clone(), now_ns / 1_000_000)
+            }
             Verdict::Allow(admission) => match apply(&shared, &headers, admission) {
                 Ok(()) => {
+                    for d in &admission.detections {
+                        shared.screening_finding(d, false);
+                    }
+                    if let (Some(check), Some(policy)) = (&admission.body, decision.policy) {
+                        // Counted (allowed or denied) once the body is judged.
+                        self.body = Some(PendingBody {
+                            policy,
+                            check: check.clone(),
+                            received: 0,
+                            request_id: sanitize_request_id(request_id).map(str::to_string),
+                        });
+                        return if check.buffer {
+                            Action::Pause
+                        } else {
+                            Action::Continue
+                        };
+                    }
                     count(&shared, decision.policy, Outcome::Allowed);
                     log::debug!(
                         "allow policy={} client_id={} key_id={} subject_present={}",
@@ -186,6 +400,9 @@ impl GuardRequest {
             }) if may_refetch && self.start_refetch(&shared, name, now) => Action::Pause,
             Verdict::Deny(rejection) => {
                 count(&shared, decision.policy, Outcome::of(&decision));
+                if let Rejection::Blocked(d) = rejection {
+                    shared.screening_finding(d, true);
+                }
                 if matches!(rejection, Rejection::UnknownPolicy) {
                     let name = route_policy.as_deref().unwrap_or_default();
                     if shared.first_sighting_of_unknown_policy(name) {
@@ -205,6 +422,43 @@ impl GuardRequest {
                 Action::Pause
             }
         }
+    }
+
+    /// The decision needs the auth service: make this worker's callout, or wait for another
+    /// worker's (the root context decides again for waiting requests on a short tick).
+    fn wait_for_service(&mut self, shared: &Rc<Shared>, pending: Pending, now_ms: u64) -> Action {
+        match pending {
+            Pending::Callout { credential, digest } => {
+                match fetch::dispatch_introspection(shared, &credential, &digest) {
+                    Some(token) => {
+                        self.intro = Some(IntroWait::Callout(token, digest, now_ms));
+                        Action::Pause
+                    }
+                    None => {
+                        // Could not even call: the service is unavailable for this request.
+                        self.intro_failed = true;
+                        self.run(false)
+                    }
+                }
+            }
+            Pending::Wait { .. } => {
+                if shared.add_waiter(self.context_id, self.me.clone()) {
+                    self.intro = Some(IntroWait::Waiting);
+                    Action::Pause
+                } else {
+                    // Too many waiting requests: decide as if the service were down.
+                    self.intro_failed = true;
+                    self.run(false)
+                }
+            }
+        }
+    }
+
+    /// Called by the root context for a waiting request: decide again (the answer may be in
+    /// the cache now, or the other worker's claim expired and this one calls).
+    pub fn retry_after_wait(&mut self) {
+        self.intro = None;
+        self.decide_again();
     }
 
     /// Starts an unknown-`kid` refetch of a remote provider's JWKS if the Envoy-wide rate limit
@@ -342,6 +596,9 @@ fn apply(
         (Some(CredentialLocation::Header(name)), _) => abi::remove_request_header(name)?,
         (None, _) => {}
     }
+    if let Some(refresh) = &admission.refresh {
+        shared.queue_refresh(refresh.clone());
+    }
     let forwarded: &[(&str, String)] = admission
         .token
         .as_ref()
@@ -355,6 +612,15 @@ fn apply(
     }
     for (header, value) in forwarded {
         abi::set_request_header(header, value)?;
+    }
+    // After the removals above: these replace any client-sent copy themselves.
+    if let Some(who) = &admission.introspected {
+        if let Some(client) = &who.client_id {
+            abi::set_request_header(&identity.client_id, client)?;
+        }
+        if let Some(subject) = &who.subject {
+            abi::set_request_header(crate::config::DEFAULT_SUBJECT_HEADER, subject)?;
+        }
     }
     let key_rewrote_path = matches!(admission.strip, Some(CredentialLocation::Query { .. }));
     match token_strip {

@@ -3,15 +3,17 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, MetricType};
 
 use super::abi::{self, HostStore};
 use super::fetch::{self, FetchTarget};
-use super::http::GuardRequest;
+use super::http::{GuardRequest, RequestCore};
+use crate::checks::introspection::Refresh;
 use crate::config::compile;
+use crate::introspect::{Event, TokenDigest};
 use crate::jwt::keysource::{try_lease, Synced};
 use crate::jwt::runtime::TokenRuntime;
 use crate::metrics::{MetricTable, RateLimitMetrics};
@@ -36,7 +38,26 @@ pub struct Shared {
     /// Every header a provider forwards a claim into: client-sent copies are removed.
     pub claim_headers: Vec<String>,
     fetch_metrics: FetchMetrics,
+    /// Counters per introspection event, and the callout latency histogram.
+    intro_metrics: Vec<Option<u32>>,
+    intro_latency: Option<u32>,
+    /// Stale answers this VM claimed to refresh (the root context makes the callouts).
+    refresh_queue: RefCell<Vec<Refresh>>,
+    /// Requests waiting for another worker's introspection callout.
+    waiters: RefCell<Vec<(u32, Weak<RefCell<RequestCore>>)>>,
+    /// The tick period without waiters (0: no tick).
+    base_tick_ms: u32,
+    /// Screening counters, defined on first use: `api_guard.screening.<class>.<blocked|detected>`
+    /// and `api_guard.screening.rule.<rule id>` (rule ids are a fixed set in the code).
+    screening_metrics: RefCell<HashMap<String, Option<u32>>>,
 }
+
+/// Bounds on the per-VM introspection queues (beyond them a request is decided as if the
+/// service were down, per its policy).
+const MAX_WAITERS: usize = 4096;
+const MAX_REFRESHES: usize = 256;
+/// While requests wait for another worker's answer, the root polls the shared cache this often.
+const WAIT_TICK_MS: u32 = 20;
 
 /// Counters per remote document: (fetch ok, fetch failed, age gauge).
 #[derive(Default)]
@@ -78,6 +99,76 @@ impl FetchMetrics {
 }
 
 impl Shared {
+    pub fn count_introspection(&self, event: Event) {
+        if let Some(Some(id)) = Event::ALL
+            .iter()
+            .position(|e| *e == event)
+            .and_then(|i| self.intro_metrics.get(i))
+        {
+            let _ = proxy_wasm::hostcalls::increment_metric(*id, 1);
+        }
+    }
+
+    pub fn record_callout_ms(&self, ms: u64) {
+        if let Some(id) = self.intro_latency {
+            let _ = proxy_wasm::hostcalls::record_metric(id, ms);
+        }
+    }
+
+    /// Counts and logs a screening finding: class, rule id and location, never the value.
+    pub fn screening_finding(&self, d: &crate::screening::Detection, blocked: bool) {
+        let outcome = if blocked { "blocked" } else { "detected" };
+        for name in [
+            format!("api_guard.screening.{}.{outcome}", d.class.as_str()),
+            format!("api_guard.screening.rule.{}", d.rule_id),
+        ] {
+            let mut metrics = self.screening_metrics.borrow_mut();
+            // Bounded: classes x 2 + the rule ids the detectors define.
+            if metrics.len() >= 512 && !metrics.contains_key(&name) {
+                continue;
+            }
+            let id = *metrics.entry(name.clone()).or_insert_with(|| {
+                proxy_wasm::hostcalls::define_metric(MetricType::Counter, &name).ok()
+            });
+            if let Some(id) = id {
+                let _ = proxy_wasm::hostcalls::increment_metric(id, 1);
+            }
+        }
+        log::info!(
+            "screening {outcome} class={} rule={} location={}",
+            d.class.as_str(),
+            d.rule_id,
+            d.location.key()
+        );
+    }
+
+    pub fn queue_refresh(&self, refresh: Refresh) {
+        let mut queue = self.refresh_queue.borrow_mut();
+        if queue.len() < MAX_REFRESHES {
+            queue.push(refresh);
+        }
+    }
+
+    /// Registers a waiting request; `false` when the list is full.
+    pub fn add_waiter(&self, context_id: u32, core: Weak<RefCell<RequestCore>>) -> bool {
+        let mut waiters = self.waiters.borrow_mut();
+        if waiters.len() >= MAX_WAITERS {
+            return false;
+        }
+        if waiters.is_empty() {
+            if let Err(e) = abi::set_tick_period_ms(WAIT_TICK_MS) {
+                log::warn!(
+                    "cannot shorten the tick for waiting requests (host status {})",
+                    e.0
+                );
+            }
+        }
+        if !waiters.iter().any(|(id, _)| *id == context_id) {
+            waiters.push((context_id, core));
+        }
+        true
+    }
+
     pub fn metrics_fetch(&self, target: FetchTarget, ok: bool) {
         let slot = usize::from(!ok);
         if let Some(id) = self
@@ -136,6 +227,49 @@ fn create_rate_limit_tables(guard: &Guard) {
     }
 }
 
+impl GuardRoot {
+    /// Decides again for every request waiting on another worker's introspection callout (the
+    /// answer may be cached now, or that claim expired and one of these calls). Host calls made
+    /// while deciding must target the waiting request, hence the effective-context switch.
+    fn resume_waiters(&mut self, shared: &Rc<Shared>) {
+        let waiters = std::mem::take(&mut *shared.waiters.borrow_mut());
+        for (context_id, core) in waiters {
+            let Some(core) = core.upgrade() else {
+                continue;
+            };
+            if proxy_wasm::hostcalls::set_effective_context(context_id).is_err() {
+                continue;
+            }
+            core.borrow_mut().retry_after_wait();
+            self.track_callout(context_id, &core);
+        }
+        if shared.waiters.borrow().is_empty() {
+            let _ = abi::set_tick_period_ms(shared.base_tick_ms);
+        }
+    }
+
+    /// A waiting request that this root resumed may have started its own callout: its answer
+    /// comes back to this root, which hands it on.
+    fn track_callout(&mut self, context_id: u32, core: &Rc<RefCell<RequestCore>>) {
+        if let Some(token) = core.borrow().callout_token() {
+            self.on_behalf
+                .insert(token, (context_id, Rc::downgrade(core)));
+        }
+    }
+
+    /// Background refreshes of stale answers that requests of this VM claimed.
+    fn start_refreshes(&mut self, shared: &Rc<Shared>, now_ms: u64) {
+        let queue = std::mem::take(&mut *shared.refresh_queue.borrow_mut());
+        for refresh in queue {
+            if let Some(token) =
+                fetch::dispatch_introspection(shared, &refresh.credential, &refresh.digest)
+            {
+                self.refreshing.insert(token, (refresh.digest, now_ms));
+            }
+        }
+    }
+}
+
 /// Every header a provider forwards a claim into.
 fn claim_headers(guard: &Guard) -> Vec<String> {
     let mut out: Vec<String> = guard
@@ -143,6 +277,10 @@ fn claim_headers(guard: &Guard) -> Vec<String> {
         .iter()
         .flat_map(|p| p.forward_claims.iter().map(|(_, h)| h.clone()))
         .collect();
+    if guard.introspection.is_some() {
+        // The introspected subject travels in the default subject header.
+        out.push(crate::config::DEFAULT_SUBJECT_HEADER.to_string());
+    }
     out.sort();
     out.dedup();
     out
@@ -153,6 +291,13 @@ pub struct GuardRoot {
     shared: Option<Rc<Shared>>,
     /// Callouts this VM started from its tick: token -> document.
     pending: HashMap<u32, FetchTarget>,
+    /// Background refreshes of stale introspection answers: token -> (digest, started ms).
+    refreshing: HashMap<u32, (TokenDigest, u64)>,
+    /// When the periodic work (sync, fetches) last ran.
+    last_periodic_ms: u64,
+    /// Callouts started from this root's tick on behalf of a waiting request (its answer is
+    /// delivered here, to the context that dispatched): token -> (request context, request).
+    on_behalf: HashMap<u32, (u32, Weak<RefCell<RequestCore>>)>,
 }
 
 fn now() -> Option<(UnixTime, u64)> {
@@ -165,6 +310,22 @@ fn now() -> Option<(UnixTime, u64)> {
 
 impl Context for GuardRoot {
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _t: usize) {
+        if let Some((context_id, core)) = self.on_behalf.remove(&token) {
+            if let Some(core) = core.upgrade() {
+                if proxy_wasm::hostcalls::set_effective_context(context_id).is_ok() {
+                    core.borrow_mut()
+                        .on_http_call_response(token, _headers, body_size, _t);
+                    self.track_callout(context_id, &core);
+                }
+            }
+            return;
+        }
+        if let (Some(shared), Some((digest, started))) =
+            (&self.shared, self.refreshing.remove(&token))
+        {
+            fetch::complete_introspection(shared, &digest, body_size, started);
+            return;
+        }
         let (Some(shared), Some(target)) = (&self.shared, self.pending.remove(&token)) else {
             return;
         };
@@ -202,13 +363,39 @@ impl RootContext for GuardRoot {
                 }
                 let claim_headers = claim_headers(&guard);
                 let fetch_metrics = FetchMetrics::build(&guard);
+                let (intro_metrics, intro_latency) = if guard.introspection.is_some() {
+                    (
+                        Event::ALL
+                            .iter()
+                            .map(|e| {
+                                proxy_wasm::hostcalls::define_metric(
+                                    MetricType::Counter,
+                                    &format!("api_guard.introspection.{}", e.name()),
+                                )
+                                .ok()
+                            })
+                            .collect(),
+                        proxy_wasm::hostcalls::define_metric(
+                            MetricType::Histogram,
+                            "api_guard.introspection.callout_ms",
+                        )
+                        .ok(),
+                    )
+                } else {
+                    (Vec::new(), None)
+                };
                 let has_remote = guard.revocation.remote.is_some()
                     || guard
                         .jwt_providers
                         .iter()
                         .any(|p| matches!(p.keys, crate::jwt::provider::ProviderKeys::Remote(_)));
-                if has_remote {
-                    if let Err(e) = abi::set_tick_period_ms(TICK_MS) {
+                let base_tick_ms = if has_remote || guard.introspection.is_some() {
+                    TICK_MS
+                } else {
+                    0
+                };
+                if base_tick_ms > 0 {
+                    if let Err(e) = abi::set_tick_period_ms(base_tick_ms) {
                         log::error!(
                             "cannot start the tick for remote documents (host status {})",
                             e.0
@@ -229,6 +416,12 @@ impl RootContext for GuardRoot {
                     runtime: RefCell::new(runtime),
                     claim_headers,
                     fetch_metrics,
+                    intro_metrics,
+                    intro_latency,
+                    refresh_queue: RefCell::new(Vec::new()),
+                    waiters: RefCell::new(Vec::new()),
+                    base_tick_ms,
+                    screening_metrics: RefCell::new(HashMap::new()),
                 }));
                 true
             }
@@ -253,6 +446,13 @@ impl RootContext for GuardRoot {
         let Some((now, now_ms)) = now() else {
             return;
         };
+        self.resume_waiters(&shared);
+        self.start_refreshes(&shared, now_ms);
+        // The rest runs once a second even while the tick is short for waiting requests.
+        if now_ms.saturating_sub(self.last_periodic_ms) < u64::from(TICK_MS) - 50 {
+            return;
+        }
+        self.last_periodic_ms = now_ms;
         if let Err(e) = shared.runtime.borrow_mut().sync(&shared.guard, &HostStore) {
             log::warn!("cannot read shared remote documents ({e:?})");
         }
@@ -279,10 +479,10 @@ impl RootContext for GuardRoot {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Without a compiled configuration Envoy does not create request contexts for this
         // plugin; if it ever did, `GuardRequest` with no config fails closed.
-        Some(Box::new(GuardRequest::new(self.shared.clone())))
+        Some(Box::new(GuardRequest::new(self.shared.clone(), context_id)))
     }
 
     fn get_type(&self) -> Option<ContextType> {

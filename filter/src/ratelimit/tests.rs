@@ -65,15 +65,23 @@ fn run<'g>(
         client_ip: r.ip.parse().ok(),
         route_policy: Some("p"),
     };
-    decide_limited(
+    let env = crate::pipeline::Env {
+        store,
+        now: UnixTime((now / S) as i64),
+        now_ns: now,
+        end_of_stream: true,
+        service_failed: false,
+    };
+    let mut all = crate::pipeline::Events::default();
+    let decision = decide_limited(
         g,
         &view,
-        UnixTime((now / S) as i64),
-        now,
-        store,
+        &env,
         &mut crate::jwt::runtime::TokenRuntime::new(g),
-        events,
-    )
+        &mut all,
+    );
+    events.append(&mut all.rate_limits);
+    decision
 }
 
 fn admitted(g: &Guard, store: &MemoryStore, r: &Req, n: usize, now: u64) -> usize {

@@ -1,0 +1,738 @@
+//! Compiling the `introspection` configuration: the service (top level) and the per-policy
+//! rule. Strict: unknown fields, wrong types and out-of-range values are errors, each with its
+//! JSON path; every error is collected. Error messages never quote configured values.
+
+use serde_json::{Map, Value};
+
+use super::answer::{scope_token_ok, Answer, MAX_SCOPES};
+use super::breaker::Breaker;
+use super::cache::{IntrospectionCache, CLAIM_MARGIN_MS};
+use crate::jwt::source::TokenSource;
+
+/// Shared-data key prefix of everything introspection stores.
+pub const KEY_PREFIX: &str = "api_guard.introspect";
+
+/// The introspection service and its cache, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntrospectionService {
+    /// Envoy cluster the callouts go through.
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    /// Callout timeout (10-60000, default 500).
+    pub timeout_ms: u64,
+    /// Default 60 (1-86400).
+    pub positive_ttl_seconds: u64,
+    /// Default 10 (0-3600; 0 caches no negative answer).
+    pub negative_ttl_seconds: u64,
+    /// Default 10 (0-3600; 0 disables stale-while-revalidate).
+    pub stale_while_revalidate_seconds: u64,
+    /// Cache slots, i.e. shared-data keys (1-1000000, default 10000).
+    pub max_entries: u32,
+    /// Consecutive failures that open the breaker (1-1000, default 5).
+    pub breaker_failures: u32,
+    /// How long the breaker stays open (1-3600, default 10).
+    pub breaker_open_seconds: u64,
+    /// Where the credential is found; default `Authorization: Bearer`.
+    pub sources: Vec<TokenSource>,
+}
+
+impl IntrospectionService {
+    pub fn cache(&self) -> IntrospectionCache {
+        IntrospectionCache {
+            prefix: format!("{KEY_PREFIX}.cache"),
+            max_entries: self.max_entries,
+            positive_ttl_ms: self.positive_ttl_seconds.saturating_mul(1000),
+            negative_ttl_ms: self.negative_ttl_seconds.saturating_mul(1000),
+            stale_while_revalidate_ms: self.stale_while_revalidate_seconds.saturating_mul(1000),
+        }
+    }
+
+    pub fn breaker(&self) -> Breaker {
+        Breaker {
+            key: format!("{KEY_PREFIX}.breaker"),
+            failures: self.breaker_failures,
+            open_ms: self.breaker_open_seconds.saturating_mul(1000),
+            probe_ms: self.timeout_ms.saturating_add(CLAIM_MARGIN_MS),
+        }
+    }
+
+    /// The callout's headers (the body is [`super::request_body`]).
+    pub fn request_headers(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            (":method", "POST"),
+            (":path", &self.path),
+            (":authority", &self.authority),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("accept", "application/json"),
+        ]
+    }
+}
+
+/// What to do when no answer can be had (service down or slow, breaker open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// Fail closed (503 with `retry-after`): only fresh answers are served; a stale answer is
+    /// served only while the service is callable (stale-while-revalidate).
+    #[default]
+    Deny,
+    /// Serve any cached answer until its `stale_until` even while the service is down; without
+    /// one, 503 as `Deny`.
+    CacheOnly,
+}
+
+/// A policy's use of introspection.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IntrospectionRule {
+    /// Every one must be granted (`scope`); otherwise 403.
+    pub required_scopes: Vec<String>,
+    pub on_failure: OnFailure,
+}
+
+/// How a rule judges an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgement {
+    Allow,
+    /// Inactive (unknown, revoked, expired): 401.
+    Inactive,
+    /// Active, but a required scope is missing: 403.
+    InsufficientScope,
+}
+
+impl IntrospectionRule {
+    pub fn judge(&self, answer: &Answer, now_ms: u64) -> Judgement {
+        if !answer.usable_at(now_ms) {
+            Judgement::Inactive
+        } else if self.required_scopes.iter().all(|s| answer.has_scope(s)) {
+            Judgement::Allow
+        } else {
+            Judgement::InsufficientScope
+        }
+    }
+}
+
+type Errors = Vec<(String, String)>;
+
+fn child(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Strict object reader: fields taken by name, the rest reported as unknown.
+struct Fields<'a> {
+    path: String,
+    map: &'a Map<String, Value>,
+    taken: Vec<&'static str>,
+}
+
+impl<'a> Fields<'a> {
+    fn of(v: &'a Value, path: &str, errors: &mut Errors) -> Option<Fields<'a>> {
+        match v {
+            Value::Object(map) => Some(Fields {
+                path: path.to_string(),
+                map,
+                taken: Vec::new(),
+            }),
+            other => {
+                errors.push((
+                    path.to_string(),
+                    format!("expected an object, found {}", kind(other)),
+                ));
+                None
+            }
+        }
+    }
+
+    fn take(&mut self, name: &'static str) -> Option<(&'a Value, String)> {
+        self.taken.push(name);
+        match self.map.get(name) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some((v, child(&self.path, name))),
+        }
+    }
+
+    fn integer(
+        &mut self,
+        name: &'static str,
+        min: u64,
+        max: u64,
+        default: u64,
+        errors: &mut Errors,
+    ) -> u64 {
+        let Some((v, p)) = self.take(name) else {
+            return default;
+        };
+        match v.as_u64() {
+            Some(n) if (min..=max).contains(&n) => n,
+            Some(_) => {
+                errors.push((p, format!("must be between {min} and {max}")));
+                default
+            }
+            None => {
+                errors.push((p, format!("expected a whole number, found {}", kind(v))));
+                default
+            }
+        }
+    }
+
+    /// A required string of 1-1024 visible ASCII characters.
+    fn text(&mut self, name: &'static str, errors: &mut Errors) -> Option<String> {
+        let Some((v, p)) = self.take(name) else {
+            errors.push((self.path.clone(), format!("\"{name}\" is required")));
+            return None;
+        };
+        match v {
+            Value::String(s)
+                if !s.is_empty() && s.len() <= 1024 && s.bytes().all(|c| c.is_ascii_graphic()) =>
+            {
+                Some(s.clone())
+            }
+            Value::String(_) => {
+                errors.push((p, "must be 1-1024 visible ASCII characters".into()));
+                None
+            }
+            other => {
+                errors.push((p, format!("expected a string, found {}", kind(other))));
+                None
+            }
+        }
+    }
+
+    fn finish(self, errors: &mut Errors) {
+        for name in self.map.keys() {
+            if !self.taken.contains(&name.as_str()) {
+                errors.push((child(&self.path, name), "unknown field".into()));
+            }
+        }
+    }
+}
+
+fn string<'a>(v: &'a Value, path: &str, errors: &mut Errors) -> Option<&'a str> {
+    match v {
+        Value::String(s) => Some(s),
+        other => {
+            errors.push((
+                path.to_string(),
+                format!("expected a string, found {}", kind(other)),
+            ));
+            None
+        }
+    }
+}
+
+fn array<'a>(v: &'a Value, path: &str, errors: &mut Errors) -> Option<&'a [Value]> {
+    match v {
+        Value::Array(items) => Some(items),
+        other => {
+            errors.push((
+                path.to_string(),
+                format!("expected an array, found {}", kind(other)),
+            ));
+            None
+        }
+    }
+}
+
+fn done<T>(value: Option<T>, errors: Errors) -> Result<T, Errors> {
+    match value {
+        Some(v) if errors.is_empty() => Ok(v),
+        _ => Err(errors),
+    }
+}
+
+/// Compiles the top-level `introspection` object; `path` is its JSON path (`introspection`).
+pub fn compile_service(v: &Value, path: &str) -> Result<IntrospectionService, Errors> {
+    let mut errors = Errors::new();
+    let service = service(v, path, &mut errors);
+    done(service, errors)
+}
+
+fn service(v: &Value, path: &str, errors: &mut Errors) -> Option<IntrospectionService> {
+    let mut f = Fields::of(v, path, errors)?;
+    let cluster = f.text("cluster", errors);
+    let authority = f.text("authority", errors);
+    let url_path = f.text("path", errors);
+    if url_path.as_deref().is_some_and(|p| !p.starts_with('/')) {
+        errors.push((child(path, "path"), "must start with /".into()));
+    }
+    let timeout_ms = f.integer("timeout_ms", 10, 60_000, 500, errors);
+    let positive_ttl_seconds = f.integer("positive_ttl_seconds", 1, 86_400, 60, errors);
+    let negative_ttl_seconds = f.integer("negative_ttl_seconds", 0, 3_600, 10, errors);
+    let stale_while_revalidate_seconds =
+        f.integer("stale_while_revalidate_seconds", 0, 3_600, 10, errors);
+    let max_entries = f.integer("max_entries", 1, 1_000_000, 10_000, errors);
+    let (breaker_failures, breaker_open_seconds) = match f.take("breaker") {
+        None => (5, 10),
+        Some((bv, bp)) => match Fields::of(bv, &bp, errors) {
+            None => (5, 10),
+            Some(mut b) => {
+                let failures = b.integer("failures", 1, 1_000, 5, errors);
+                let open = b.integer("open_seconds", 1, 3_600, 10, errors);
+                b.finish(errors);
+                (failures, open)
+            }
+        },
+    };
+    let sources = match f.take("sources") {
+        None => vec![TokenSource::bearer()],
+        Some((sv, sp)) => sources(sv, &sp, errors),
+    };
+    f.finish(errors);
+    Some(IntrospectionService {
+        cluster: cluster?,
+        authority: authority?,
+        path: url_path?,
+        timeout_ms,
+        positive_ttl_seconds,
+        negative_ttl_seconds,
+        stale_while_revalidate_seconds,
+        max_entries: u32::try_from(max_entries).unwrap_or(10_000),
+        breaker_failures: u32::try_from(breaker_failures).unwrap_or(5),
+        breaker_open_seconds,
+        sources,
+    })
+}
+
+fn header_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&c)
+        })
+}
+
+fn plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+}
+
+/// The credential sources, as in a JWT provider: each exactly one of `{"header", "scheme"?}`,
+/// `{"cookie"}`, `{"query"}`; at most 8, no duplicates.
+fn sources(v: &Value, path: &str, errors: &mut Errors) -> Vec<TokenSource> {
+    let Some(items) = array(v, path, errors) else {
+        return Vec::new();
+    };
+    if items.is_empty() || items.len() > 8 {
+        errors.push((path.to_string(), "list 1 to 8 credential sources".into()));
+    }
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate().take(8) {
+        let p = format!("{path}[{i}]");
+        let Some(mut f) = Fields::of(item, &p, errors) else {
+            continue;
+        };
+        let kinds = ["header", "cookie", "query"]
+            .iter()
+            .filter(|k| f.map.get(**k).is_some_and(|v| !v.is_null()))
+            .count();
+        let name = |field: &'static str,
+                    ok: fn(&str) -> bool,
+                    rule: &str,
+                    f: &mut Fields<'_>,
+                    errors: &mut Errors| {
+            let (v, np) = f.take(field)?;
+            let s = string(v, &np, errors)?;
+            if !ok(s) {
+                errors.push((np, rule.to_string()));
+                return None;
+            }
+            Some(s.to_string())
+        };
+        let header = name(
+            "header",
+            header_name,
+            "not a lowercase HTTP header name (1-128 characters)",
+            &mut f,
+            errors,
+        );
+        let scheme = name(
+            "scheme",
+            |s| {
+                !s.is_empty()
+                    && s.len() <= 64
+                    && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            },
+            "not an authentication scheme name",
+            &mut f,
+            errors,
+        );
+        let names_rule = "names are 1-128 characters of [A-Za-z0-9_.-]";
+        let cookie = name("cookie", plain_name, names_rule, &mut f, errors);
+        let query = name("query", plain_name, names_rule, &mut f, errors);
+        let scheme_without_header = scheme.is_some() && header.is_none();
+        f.finish(errors);
+        let source = match (header, cookie, query) {
+            (Some(name), None, None) => {
+                // `authorization` without a scheme would take `Basic ...` for a token.
+                let scheme = match (name.as_str(), scheme) {
+                    ("authorization", None) => Some("Bearer".to_string()),
+                    (_, s) => s,
+                };
+                Some(TokenSource::Header { name, scheme })
+            }
+            (None, Some(c), None) if !scheme_without_header => Some(TokenSource::Cookie(c)),
+            (None, None, Some(q)) if !scheme_without_header => Some(TokenSource::Query(q)),
+            // The one field given was invalid: already reported.
+            _ if kinds == 1 && !scheme_without_header => None,
+            _ => {
+                errors.push((
+                    p.clone(),
+                    "a credential source is exactly one of {\"header\": ...} (with an optional \"scheme\"), {\"cookie\": ...}, {\"query\": ...}".into(),
+                ));
+                None
+            }
+        };
+        if let Some(s) = source {
+            if out.contains(&s) {
+                errors.push((p, "duplicate credential source".into()));
+            } else {
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+/// Compiles a policy's `introspection` object; `path` is its JSON path
+/// (`policies.<name>.introspection`).
+pub fn compile_rule(v: &Value, path: &str) -> Result<IntrospectionRule, Errors> {
+    let mut errors = Errors::new();
+    let rule = rule(v, path, &mut errors);
+    done(rule, errors)
+}
+
+fn rule(v: &Value, path: &str, errors: &mut Errors) -> Option<IntrospectionRule> {
+    let mut f = Fields::of(v, path, errors)?;
+    let mut required_scopes: Vec<String> = Vec::new();
+    if let Some((sv, sp)) = f.take("required_scopes") {
+        if let Some(items) = array(sv, &sp, errors) {
+            if items.len() > MAX_SCOPES {
+                errors.push((sp.clone(), format!("at most {MAX_SCOPES} scopes")));
+            }
+            for (i, item) in items.iter().enumerate().take(MAX_SCOPES) {
+                let ip = format!("{sp}[{i}]");
+                let Some(s) = string(item, &ip, errors) else {
+                    continue;
+                };
+                if !scope_token_ok(s) {
+                    errors.push((
+                        ip,
+                        "not an OAuth scope (1-128 visible ASCII characters, no quote, backslash or space)".into(),
+                    ));
+                } else if required_scopes.iter().any(|have| have == s) {
+                    errors.push((ip, "duplicate scope".into()));
+                } else {
+                    required_scopes.push(s.to_string());
+                }
+            }
+        }
+    }
+    let on_failure = match f.take("on_failure") {
+        None => OnFailure::Deny,
+        Some((ov, op)) => match string(ov, &op, errors) {
+            Some("deny") => OnFailure::Deny,
+            Some("cache_only") => OnFailure::CacheOnly,
+            Some(_) => {
+                errors.push((op, "expected \"deny\" or \"cache_only\"".into()));
+                OnFailure::Deny
+            }
+            None => OnFailure::Deny,
+        },
+    };
+    f.finish(errors);
+    Some(IntrospectionRule {
+        required_scopes,
+        on_failure,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn full() -> Value {
+        json!({"cluster": "auth", "authority": "auth.test", "path": "/introspect", "timeout_ms": 500,
+            "positive_ttl_seconds": 60, "negative_ttl_seconds": 10, "stale_while_revalidate_seconds": 10,
+            "max_entries": 100000, "breaker": {"failures": 5, "open_seconds": 10},
+            "sources": [{"header":"authorization","scheme":"Bearer"}, {"header": "x-api-key"}]})
+    }
+
+    #[test]
+    fn compiles_the_documented_example() {
+        let s = compile_service(&full(), "introspection").unwrap();
+        assert_eq!(
+            s,
+            IntrospectionService {
+                cluster: "auth".into(),
+                authority: "auth.test".into(),
+                path: "/introspect".into(),
+                timeout_ms: 500,
+                positive_ttl_seconds: 60,
+                negative_ttl_seconds: 10,
+                stale_while_revalidate_seconds: 10,
+                max_entries: 100_000,
+                breaker_failures: 5,
+                breaker_open_seconds: 10,
+                sources: vec![
+                    TokenSource::bearer(),
+                    TokenSource::Header {
+                        name: "x-api-key".into(),
+                        scheme: None
+                    }
+                ],
+            }
+        );
+        assert_eq!(s.cache().positive_ttl_ms, 60_000);
+        assert_eq!(s.breaker().probe_ms, 750);
+        assert!(s.request_headers().contains(&(":authority", "auth.test")));
+    }
+
+    #[test]
+    fn defaults() {
+        let s = compile_service(
+            &json!({"cluster": "a", "authority": "b", "path": "/c"}),
+            "introspection",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                s.timeout_ms,
+                s.positive_ttl_seconds,
+                s.negative_ttl_seconds,
+                s.stale_while_revalidate_seconds,
+                s.max_entries,
+                s.breaker_failures,
+                s.breaker_open_seconds
+            ),
+            (500, 60, 10, 10, 10_000, 5, 10)
+        );
+        assert_eq!(s.sources, vec![TokenSource::bearer()]);
+    }
+
+    #[test]
+    fn service_errors_table() {
+        let with = |patch: Value| {
+            let mut v = full();
+            for (k, x) in patch.as_object().unwrap() {
+                if x.is_null() {
+                    v.as_object_mut().unwrap().remove(k);
+                } else {
+                    v[k] = x.clone();
+                }
+            }
+            v
+        };
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (json!("x"), vec!["introspection"]),
+            (with(json!({"cluster": null})), vec!["introspection"]),
+            (with(json!({"cluster": ""})), vec!["introspection.cluster"]),
+            (
+                with(json!({"authority": "a b"})),
+                vec!["introspection.authority"],
+            ),
+            (
+                with(json!({"path": "introspect"})),
+                vec!["introspection.path"],
+            ),
+            (with(json!({"path": 5})), vec!["introspection.path"]),
+            (
+                with(json!({"timeout_ms": 0})),
+                vec!["introspection.timeout_ms"],
+            ),
+            (
+                with(json!({"timeout_ms": 1.5})),
+                vec!["introspection.timeout_ms"],
+            ),
+            (
+                with(json!({"positive_ttl_seconds": 0})),
+                vec!["introspection.positive_ttl_seconds"],
+            ),
+            (
+                with(json!({"negative_ttl_seconds": -1})),
+                vec!["introspection.negative_ttl_seconds"],
+            ),
+            (
+                with(json!({"stale_while_revalidate_seconds": 3601})),
+                vec!["introspection.stale_while_revalidate_seconds"],
+            ),
+            (
+                with(json!({"max_entries": 0})),
+                vec!["introspection.max_entries"],
+            ),
+            (
+                with(json!({"max_entries": 1_000_001})),
+                vec!["introspection.max_entries"],
+            ),
+            (
+                with(json!({"breaker": {"failures": 0, "open": 1}})),
+                vec![
+                    "introspection.breaker.failures",
+                    "introspection.breaker.open",
+                ],
+            ),
+            (with(json!({"breaker": []})), vec!["introspection.breaker"]),
+            (with(json!({"sources": []})), vec!["introspection.sources"]),
+            (with(json!({"sources": {}})), vec!["introspection.sources"]),
+            (
+                with(json!({"sources": [{"header": "X-Key"}]})),
+                vec!["introspection.sources[0].header"],
+            ),
+            (
+                with(json!({"sources": [{"header": "a", "cookie": "b"}]})),
+                vec!["introspection.sources[0]"],
+            ),
+            (
+                with(json!({"sources": [{"cookie": "b", "scheme": "Bearer"}]})),
+                vec!["introspection.sources[0]"],
+            ),
+            (
+                with(json!({"sources": [{"header": "a", "scheme": "Be arer"}]})),
+                vec!["introspection.sources[0].scheme"],
+            ),
+            (
+                with(json!({"sources": [{"query": "a"}, {"query": "a"}]})),
+                vec!["introspection.sources[1]"],
+            ),
+            (
+                with(json!({"sources": [{"header": "a", "typo": 1}]})),
+                vec!["introspection.sources[0].typo"],
+            ),
+            (
+                with(json!({"sources": [{}]})),
+                vec!["introspection.sources[0]"],
+            ),
+            (
+                with(json!({"ttl": 5, "timeout_ms": 5})),
+                vec!["introspection.timeout_ms", "introspection.ttl"],
+            ),
+        ];
+        for (v, want) in cases {
+            let errs = compile_service(&v, "introspection").unwrap_err();
+            let mut paths: Vec<&str> = errs.iter().map(|(p, _)| p.as_str()).collect();
+            paths.sort();
+            assert_eq!(paths, want, "{v}");
+        }
+        // Messages name the field, never the value.
+        let errs = compile_service(&with(json!({"authority": "sécret"})), "introspection");
+        assert!(!format!("{errs:?}").contains("sécret"));
+        // Sources that compile: cookie, query, authorization defaults to Bearer.
+        let s = compile_service(
+            &with(json!({"sources": [{"header": "authorization"}, {"cookie": "sid"}, {"query": "key"}]})),
+            "i",
+        )
+        .unwrap();
+        assert_eq!(
+            s.sources,
+            vec![
+                TokenSource::bearer(),
+                TokenSource::Cookie("sid".into()),
+                TokenSource::Query("key".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn rule_table() {
+        let p = "policies.orders.introspection";
+        let ok = |scopes: &[&str], on_failure| IntrospectionRule {
+            required_scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            on_failure,
+        };
+        let too_many: Vec<String> = (0..=MAX_SCOPES).map(|i| format!("s{i}")).collect();
+        let cases: Vec<(Value, Result<IntrospectionRule, Vec<String>>)> = vec![
+            (json!({}), Ok(ok(&[], OnFailure::Deny))),
+            (
+                json!({"required_scopes": ["read", "orders:write"], "on_failure": "cache_only"}),
+                Ok(ok(&["read", "orders:write"], OnFailure::CacheOnly)),
+            ),
+            (json!({"on_failure": "deny"}), Ok(ok(&[], OnFailure::Deny))),
+            (
+                json!({"on_failure": "allow"}),
+                Err(vec![format!("{p}.on_failure")]),
+            ),
+            (
+                json!({"on_failure": false}),
+                Err(vec![format!("{p}.on_failure")]),
+            ),
+            (
+                json!({"required_scopes": "read"}),
+                Err(vec![format!("{p}.required_scopes")]),
+            ),
+            (
+                json!({"required_scopes": ["a b", 3, "", "ok", "ok"]}),
+                Err(vec![
+                    format!("{p}.required_scopes[0]"),
+                    format!("{p}.required_scopes[1]"),
+                    format!("{p}.required_scopes[2]"),
+                    format!("{p}.required_scopes[4]"),
+                ]),
+            ),
+            (
+                json!({"required_scopes": too_many}),
+                Err(vec![format!("{p}.required_scopes")]),
+            ),
+            (json!({"scopes": []}), Err(vec![format!("{p}.scopes")])),
+            (json!(["read"]), Err(vec![p.to_string()])),
+        ];
+        for (v, want) in cases {
+            let got =
+                compile_rule(&v, p).map_err(|e| e.into_iter().map(|(p, _)| p).collect::<Vec<_>>());
+            assert_eq!(got, want, "{v}");
+        }
+    }
+
+    #[test]
+    fn judge_table() {
+        let rule = IntrospectionRule {
+            required_scopes: vec!["read".into(), "write".into()],
+            on_failure: OnFailure::Deny,
+        };
+        let answer = |active, scopes: &[&str], exp: Option<i64>| Answer {
+            active,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            exp: exp.map(crate::time::UnixTime),
+            ..Answer::default()
+        };
+        let now = 1_800_000_000_000;
+        let cases = [
+            (
+                answer(true, &["write", "read", "x"], None),
+                Judgement::Allow,
+            ),
+            (answer(true, &["read"], None), Judgement::InsufficientScope),
+            (
+                answer(true, &[], Some(1_800_000_001)),
+                Judgement::InsufficientScope,
+            ),
+            (
+                answer(true, &["read", "write"], Some(1_800_000_000)),
+                Judgement::Inactive,
+            ),
+            (answer(false, &["read", "write"], None), Judgement::Inactive),
+        ];
+        for (a, want) in cases {
+            assert_eq!(rule.judge(&a, now), want, "{a:?}");
+        }
+        assert_eq!(
+            IntrospectionRule::default().judge(&answer(true, &[], None), now),
+            Judgement::Allow
+        );
+    }
+}

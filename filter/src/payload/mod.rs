@@ -1,0 +1,749 @@
+//! Payload shape: body size limits (413), allowed content types (415), JSON well-formedness,
+//! structural limits and JSON Schema (400), and query/header parameter rules (400).
+//!
+//! Everything here is compiled once from the policy JSON ([`compile_payload`],
+//! [`compile_params`]) and is host-free. The host drives a request through three steps:
+//!
+//! 1. [`PayloadRule::on_headers`] decides from the headers alone: a `content-length` over the
+//!    limit is 413 at once, a content type that is not allowed is 415; otherwise it returns a
+//!    [`BodyPlan`] saying whether the body must be seen at all.
+//! 2. While the body streams in, [`BodyPlan::accept_chunk`] with the running total answers 413
+//!    as soon as the limit is passed, so the host never buffers more than the limit.
+//! 3. [`PayloadRule::on_body`] with the whole (buffered) body runs the JSON checks: first the
+//!    allocation-free scanner ([`scan`]), which stops JSON bombs before any tree exists, then,
+//!    if a schema is attached, a strict parse (duplicate member names are refused, see below)
+//!    and the schema validation.
+//!
+//! Duplicate member names: RFC 8259 only says names SHOULD be unique, and parsers disagree on
+//! which duplicate wins. When a schema is attached, a body with a duplicate name is refused
+//! (`duplicate_key`, 400): otherwise the schema could validate one value while the upstream
+//! reads the other. Without a schema nothing reads the values, and duplicates pass.
+//!
+//! Problems never carry request content: a JSON pointer (whose member names come from the
+//! body, so it is capped in length and must be escaped by whoever prints it), a keyword, a
+//! limit name or a configured parameter name.
+
+pub mod params;
+pub mod scan;
+pub mod schema;
+
+pub use params::{compile_params, ParamKind, ParamRule};
+pub use scan::{JsonLimit, JsonLimits};
+pub use schema::{Schema, SchemaFailure};
+
+use crate::request::RequestView;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use std::fmt;
+use std::sync::Arc;
+
+/// Default `max_body_bytes`: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
+/// Largest `max_body_bytes` a configuration may set: 64 MiB (the host buffers up to this).
+pub const MAX_MAX_BODY_BYTES: u64 = 64 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// Problems
+// ---------------------------------------------------------------------------------------------
+
+/// Why a request's payload or parameters were refused. `'r` borrows configured names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadProblem<'r> {
+    /// 413: `content-length` or the streamed body passed `max_body_bytes`.
+    BodyTooLarge,
+    /// 415: content type missing (when required), unparsable, repeated, or not allowed.
+    UnsupportedMediaType,
+    /// 400: the body is not one well-formed UTF-8 JSON text.
+    MalformedJson,
+    /// 400: a member name appears twice in one object (only checked when a schema is set).
+    DuplicateKey,
+    /// 400: a structural limit was passed.
+    JsonLimits(JsonLimit),
+    /// 400: the body does not satisfy the schema.
+    SchemaViolation {
+        pointer: String,
+        keyword: &'static str,
+    },
+    /// 400: a required query parameter or header is absent (or empty).
+    MissingParameter { kind: ParamKind, name: &'r str },
+    /// 400: a forbidden query parameter or header is present.
+    ForbiddenParameter { kind: ParamKind, name: &'r str },
+    /// 400: a value breaks its rule (`rule` is `pattern`, `max_length` or `one_of`).
+    InvalidParameter {
+        kind: ParamKind,
+        name: &'r str,
+        rule: &'static str,
+    },
+}
+
+impl PayloadProblem<'_> {
+    /// The stable code for responses, metrics and logs.
+    pub fn code(&self) -> &'static str {
+        use ParamKind::{Header, Query};
+        match self {
+            PayloadProblem::BodyTooLarge => "body_too_large",
+            PayloadProblem::UnsupportedMediaType => "unsupported_media_type",
+            PayloadProblem::MalformedJson => "malformed_json",
+            PayloadProblem::DuplicateKey => "duplicate_key",
+            PayloadProblem::JsonLimits(_) => "json_limits",
+            PayloadProblem::SchemaViolation { .. } => "schema_violation",
+            PayloadProblem::MissingParameter { kind: Query, .. } => "missing_parameter",
+            PayloadProblem::MissingParameter { kind: Header, .. } => "missing_header",
+            PayloadProblem::ForbiddenParameter { kind: Query, .. } => "forbidden_parameter",
+            PayloadProblem::ForbiddenParameter { kind: Header, .. } => "forbidden_header",
+            PayloadProblem::InvalidParameter { kind: Query, .. } => "invalid_parameter",
+            PayloadProblem::InvalidParameter { kind: Header, .. } => "invalid_header",
+        }
+    }
+
+    /// The HTTP status: 413, 415 or 400.
+    pub fn status(&self) -> u16 {
+        match self {
+            PayloadProblem::BodyTooLarge => 413,
+            PayloadProblem::UnsupportedMediaType => 415,
+            _ => 400,
+        }
+    }
+
+    /// For schema violations: the RFC 6901 pointer of the failing instance location.
+    pub fn pointer(&self) -> Option<&str> {
+        match self {
+            PayloadProblem::SchemaViolation { pointer, .. } => Some(pointer),
+            _ => None,
+        }
+    }
+
+    /// For schema violations the failing keyword; for JSON limits the limit's config name;
+    /// for invalid parameters the rule.
+    pub fn keyword(&self) -> Option<&'static str> {
+        match self {
+            PayloadProblem::SchemaViolation { keyword, .. } => Some(keyword),
+            PayloadProblem::JsonLimits(limit) => Some(limit.name()),
+            PayloadProblem::InvalidParameter { rule, .. } => Some(rule),
+            _ => None,
+        }
+    }
+
+    /// For parameter problems: the configured name of the parameter or header.
+    pub fn parameter(&self) -> Option<&str> {
+        match self {
+            PayloadProblem::MissingParameter { name, .. }
+            | PayloadProblem::ForbiddenParameter { name, .. }
+            | PayloadProblem::InvalidParameter { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiled rules
+// ---------------------------------------------------------------------------------------------
+
+/// A media range from the configuration: `type/subtype` or `type/*`, lowercase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRange {
+    pub type_: String,
+    /// `None` for `type/*`.
+    pub subtype: Option<String>,
+}
+
+impl MediaRange {
+    fn matches(&self, m: &MediaType<'_>) -> bool {
+        self.type_.eq_ignore_ascii_case(m.type_)
+            && self
+                .subtype
+                .as_deref()
+                .is_none_or(|s| s.eq_ignore_ascii_case(m.subtype))
+    }
+}
+
+/// Which content types a body may have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentTypes {
+    /// No `content_types` and no schema.
+    Any,
+    /// No `content_types` but a schema: JSON media types only (`application/json`,
+    /// `application/*+json`), so a schema cannot be bypassed by labelling JSON `text/plain`.
+    JsonOnly,
+    List(Vec<MediaRange>),
+}
+
+/// The JSON checks of one policy (and method).
+#[derive(Debug)]
+pub struct JsonCheck {
+    pub limits: JsonLimits,
+    pub schema: Option<Arc<Schema>>,
+}
+
+/// The effective payload settings for one method.
+#[derive(Debug)]
+pub struct PayloadSettings {
+    pub max_body_bytes: u64,
+    pub content_types: ContentTypes,
+    pub require_content_type: bool,
+    /// JSON checks, present when `json` or `schema` is configured.
+    pub json: Option<JsonCheck>,
+}
+
+/// A compiled `payload` section.
+#[derive(Debug)]
+pub struct PayloadRule {
+    pub base: PayloadSettings,
+    /// Per-method settings (method names are case-sensitive, as in HTTP).
+    pub methods: Vec<(String, PayloadSettings)>,
+}
+
+/// What the host must do with the body after the headers passed.
+#[derive(Debug, Clone, Copy)]
+pub enum BodyPlan<'r> {
+    /// No body, or nothing to check: let it stream.
+    None,
+    /// Count the body (413 past `max_bytes`); if `json` is set, buffer it and call
+    /// [`PayloadRule::on_body`] at end of stream.
+    Inspect {
+        max_bytes: u64,
+        json: Option<&'r JsonCheck>,
+    },
+}
+
+impl BodyPlan<'_> {
+    /// Called with the running total of body bytes received so far: 413 once past the limit.
+    pub fn accept_chunk(&self, total_so_far: u64) -> Result<(), PayloadProblem<'static>> {
+        match self {
+            BodyPlan::Inspect { max_bytes, .. } if total_so_far > *max_bytes => {
+                Err(PayloadProblem::BodyTooLarge)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the whole body must be buffered and passed to [`PayloadRule::on_body`].
+    pub fn needs_body(&self) -> bool {
+        matches!(self, BodyPlan::Inspect { json: Some(_), .. })
+    }
+}
+
+impl PayloadRule {
+    /// The settings that apply to a request method.
+    pub fn settings_for(&self, method: &[u8]) -> &PayloadSettings {
+        self.methods
+            .iter()
+            .find(|(m, _)| m.as_bytes() == method)
+            .map_or(&self.base, |(_, s)| s)
+    }
+
+    /// Decides from the headers. `end_of_stream` is the host's flag that the headers end the
+    /// request: an HTTP/2 or HTTP/3 body may arrive without `content-length` or
+    /// `transfer-encoding`, so their absence alone does not mean "no body".
+    pub fn on_headers(
+        &self,
+        req: &RequestView<'_>,
+        end_of_stream: bool,
+    ) -> Result<BodyPlan<'_>, PayloadProblem<'static>> {
+        let s = self.settings_for(req.method());
+        let length = content_length(req);
+        if length.is_some_and(|n| n > s.max_body_bytes) {
+            return Err(PayloadProblem::BodyTooLarge);
+        }
+        if end_of_stream || length == Some(0) {
+            return Ok(BodyPlan::None);
+        }
+        let mut values = req.header_values("content-type");
+        let media = match (values.next(), values.next()) {
+            (None, _) => None,
+            (Some(v), None) => {
+                Some(parse_media_type(v).ok_or(PayloadProblem::UnsupportedMediaType)?)
+            }
+            // Two content types: which one the upstream honours is anyone's guess.
+            (Some(_), Some(_)) => return Err(PayloadProblem::UnsupportedMediaType),
+        };
+        let allowed = match (&media, &s.content_types) {
+            (None, _) => !s.require_content_type,
+            (Some(_), ContentTypes::Any) => true,
+            (Some(m), ContentTypes::JsonOnly) => m.is_json(),
+            (Some(m), ContentTypes::List(list)) => list.iter().any(|r| r.matches(m)),
+        };
+        if !allowed {
+            return Err(PayloadProblem::UnsupportedMediaType);
+        }
+        // An unlabelled body allowed by the policy is checked as JSON when JSON checks are set:
+        // fail closed rather than let an upstream sniff it as JSON unchecked.
+        let json = s
+            .json
+            .as_ref()
+            .filter(|_| media.as_ref().is_none_or(MediaType::is_json));
+        if json.is_none() && length.is_some() {
+            // Known length within the limit and nothing to read: the codec enforces the length.
+            return Ok(BodyPlan::None);
+        }
+        Ok(BodyPlan::Inspect {
+            max_bytes: s.max_body_bytes,
+            json,
+        })
+    }
+
+    /// Checks the whole body as planned by [`PayloadRule::on_headers`].
+    pub fn on_body(&self, plan: &BodyPlan<'_>, body: &[u8]) -> Result<(), PayloadProblem<'static>> {
+        let BodyPlan::Inspect { json, .. } = plan else {
+            return Ok(());
+        };
+        plan.accept_chunk(u64::try_from(body.len()).unwrap_or(u64::MAX))?;
+        match json {
+            Some(check) => check_json(check, body),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs the JSON checks on a whole body.
+pub fn check_json(check: &JsonCheck, body: &[u8]) -> Result<(), PayloadProblem<'static>> {
+    scan::scan(body, &check.limits).map_err(|e| match e {
+        scan::ScanError::Malformed { .. } => PayloadProblem::MalformedJson,
+        scan::ScanError::Limit(l) => PayloadProblem::JsonLimits(l),
+    })?;
+    let Some(schema) = &check.schema else {
+        return Ok(());
+    };
+    let value = parse_strict(body)?;
+    schema
+        .validate(&value)
+        .map_err(|f| PayloadProblem::SchemaViolation {
+            pointer: f.pointer,
+            keyword: f.keyword,
+        })
+}
+
+/// The declared body length; `None` when absent or not a plain decimal (Envoy's codecs have
+/// already refused malformed or conflicting lengths, so this is a hint, never trusted alone:
+/// the streamed total is counted too whenever the body is inspected).
+fn content_length(req: &RequestView<'_>) -> Option<u64> {
+    let v = req.header("content-length")?;
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // All digits but too many for a u64: certainly over any limit.
+    Some(
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(u64::MAX),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Media types (RFC 9110 §8.3.1)
+// ---------------------------------------------------------------------------------------------
+
+/// A parsed `content-type`: `type/subtype`, parameters ignored. Borrowed from the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaType<'a> {
+    pub type_: &'a str,
+    pub subtype: &'a str,
+}
+
+impl MediaType<'_> {
+    /// `application/json` or any `application/*+json` (RFC 6839 structured syntax suffix).
+    pub fn is_json(&self) -> bool {
+        self.type_.eq_ignore_ascii_case("application")
+            && (self.subtype.eq_ignore_ascii_case("json")
+                || self
+                    .subtype
+                    .len()
+                    .checked_sub(5)
+                    .and_then(|at| self.subtype.get(at..))
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case("+json")))
+    }
+}
+
+fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+/// Parses `type "/" subtype *( OWS ";" OWS parameter )`; the parameters are skipped, not
+/// validated (the upstream parses them; for matching only type and subtype count).
+pub fn parse_media_type(v: &[u8]) -> Option<MediaType<'_>> {
+    let s = std::str::from_utf8(v).ok()?;
+    let essence = s.split(';').next()?.trim_matches([' ', '\t']);
+    let (t, sub) = essence.split_once('/')?;
+    let token = |x: &str| !x.is_empty() && x.bytes().all(is_tchar);
+    (token(t) && token(sub)).then_some(MediaType {
+        type_: t,
+        subtype: sub,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strict parsing (duplicate member names refused)
+// ---------------------------------------------------------------------------------------------
+
+/// Parses a body that the scanner accepted into a tree, refusing duplicate member names.
+/// Depth is already bounded by the scan (≤ 100, below serde_json's own recursion limit).
+fn parse_strict(body: &[u8]) -> Result<Value, PayloadProblem<'static>> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = Strict::deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    match parsed {
+        Ok(Strict(v)) => Ok(v),
+        Err(e) if e.is_data() => Err(PayloadProblem::DuplicateKey),
+        Err(_) => Err(PayloadProblem::MalformedJson),
+    }
+}
+
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
+        Number::from_f64(n)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number out of range"))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(v) = map.next_value()?;
+            if out.contains_key(&key) {
+                return Err(de::Error::custom("duplicate member name"));
+            }
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/// Configuration errors as (path, message); messages may quote configuration, never requests.
+#[derive(Debug, Default)]
+pub(crate) struct Errs(pub(crate) Vec<(String, String)>);
+
+impl Errs {
+    pub(crate) fn add(&mut self, path: &str, message: impl Into<String>) {
+        self.0.push((path.to_string(), message.into()));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+pub(crate) fn child(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// An object whose keys must all be in `known`; unknown keys are errors (a typo must not
+/// switch a check off). `null` members count as absent.
+pub(crate) fn object<'a>(
+    v: &'a Value,
+    path: &str,
+    known: &[&str],
+    errs: &mut Errs,
+) -> Option<&'a Map<String, Value>> {
+    let Value::Object(map) = v else {
+        errs.add(path, "expected an object");
+        return None;
+    };
+    for key in map.keys() {
+        if !known.contains(&key.as_str()) {
+            errs.add(&child(path, key), "unknown field");
+        }
+    }
+    Some(map)
+}
+
+pub(crate) fn field<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    map.get(name).filter(|v| !v.is_null())
+}
+
+fn whole(v: &Value, path: &str, min: u64, max: u64, errs: &mut Errs) -> Option<u64> {
+    match v.as_u64() {
+        Some(n) if (min..=max).contains(&n) => Some(n),
+        _ => {
+            errs.add(
+                path,
+                format!("expected a whole number between {min} and {max}"),
+            );
+            None
+        }
+    }
+}
+
+/// One level of settings as written: every field optional, so methods can override.
+#[derive(Default)]
+struct Raw {
+    max_body_bytes: Option<u64>,
+    content_types: Option<Vec<MediaRange>>,
+    require_content_type: Option<bool>,
+    json: Option<JsonLimits>,
+    schema: Option<Arc<Schema>>,
+}
+
+const LEVEL_FIELDS: &[&str] = &[
+    "max_body_bytes",
+    "content_types",
+    "require_content_type",
+    "json",
+    "schema",
+];
+
+fn compile_level(map: &Map<String, Value>, path: &str, errs: &mut Errs) -> Raw {
+    let mut raw = Raw::default();
+    if let Some(v) = field(map, "max_body_bytes") {
+        raw.max_body_bytes = whole(
+            v,
+            &child(path, "max_body_bytes"),
+            0,
+            MAX_MAX_BODY_BYTES,
+            errs,
+        );
+    }
+    if let Some(v) = field(map, "content_types") {
+        raw.content_types = media_ranges(v, &child(path, "content_types"), errs);
+    }
+    if let Some(v) = field(map, "require_content_type") {
+        match v {
+            Value::Bool(b) => raw.require_content_type = Some(*b),
+            _ => errs.add(&child(path, "require_content_type"), "expected a boolean"),
+        }
+    }
+    if let Some(v) = field(map, "json") {
+        raw.json = json_limits(v, &child(path, "json"), errs);
+    }
+    if let Some(v) = field(map, "schema") {
+        raw.schema = schema::compile(v, &child(path, "schema"), errs).map(Arc::new);
+    }
+    raw
+}
+
+fn media_ranges(v: &Value, path: &str, errs: &mut Errs) -> Option<Vec<MediaRange>> {
+    let Value::Array(items) = v else {
+        errs.add(path, "expected an array of media types");
+        return None;
+    };
+    let mut out: Vec<MediaRange> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let Some(s) = item.as_str() else {
+            errs.add(&p, "expected a string");
+            continue;
+        };
+        if s.contains(';') {
+            errs.add(
+                &p,
+                "list the bare media type: parameters such as charset are not matched",
+            );
+            continue;
+        }
+        let lower = s.trim().to_ascii_lowercase();
+        let range = match lower.split_once('/') {
+            Some((t, "*")) if t != "*" && !t.is_empty() && t.bytes().all(is_tchar) => MediaRange {
+                type_: t.to_string(),
+                subtype: None,
+            },
+            Some((t, sub))
+                if !t.is_empty()
+                    && !sub.is_empty()
+                    && t.bytes().all(is_tchar)
+                    && sub.bytes().all(is_tchar)
+                    && t != "*"
+                    && sub != "*" =>
+            {
+                MediaRange {
+                    type_: t.to_string(),
+                    subtype: Some(sub.to_string()),
+                }
+            }
+            _ => {
+                errs.add(&p, "expected a media type like application/json or text/*");
+                continue;
+            }
+        };
+        if out.contains(&range) {
+            errs.add(&p, "duplicate media type");
+        } else {
+            out.push(range);
+        }
+    }
+    if items.is_empty() {
+        errs.add(
+            path,
+            "an empty list would refuse every body; omit it to allow any type",
+        );
+    }
+    Some(out)
+}
+
+fn json_limits(v: &Value, path: &str, errs: &mut Errs) -> Option<JsonLimits> {
+    let known = [
+        "max_depth",
+        "max_members",
+        "max_array_items",
+        "max_string_bytes",
+        "max_total_values",
+    ];
+    let map = object(v, path, &known, errs)?;
+    let mut l = JsonLimits::default();
+    let cap = u64::from(u32::MAX);
+    let set = |name: &str, max: u64, slot: &mut u32, errs: &mut Errs| {
+        if let Some(v) = field(map, name) {
+            if let Some(n) = whole(v, &child(path, name), 1, max, errs) {
+                *slot = u32::try_from(n).unwrap_or(u32::MAX);
+            }
+        }
+    };
+    set(
+        "max_depth",
+        u64::from(scan::MAX_DEPTH_CAP),
+        &mut l.max_depth,
+        errs,
+    );
+    set("max_members", cap, &mut l.max_members, errs);
+    set("max_array_items", cap, &mut l.max_array_items, errs);
+    set("max_string_bytes", cap, &mut l.max_string_bytes, errs);
+    set("max_total_values", cap, &mut l.max_total_values, errs);
+    Some(l)
+}
+
+fn settle(raw: &Raw, base: Option<&Raw>) -> PayloadSettings {
+    let pick = |f: fn(&Raw) -> bool| -> Option<&Raw> {
+        if f(raw) {
+            Some(raw)
+        } else {
+            base.filter(|b| f(b))
+        }
+    };
+    let max_body_bytes = pick(|r| r.max_body_bytes.is_some())
+        .and_then(|r| r.max_body_bytes)
+        .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    let listed = pick(|r| r.content_types.is_some()).and_then(|r| r.content_types.clone());
+    let schema = pick(|r| r.schema.is_some()).and_then(|r| r.schema.clone());
+    let limits = pick(|r| r.json.is_some()).and_then(|r| r.json);
+    let require_content_type = pick(|r| r.require_content_type.is_some())
+        .and_then(|r| r.require_content_type)
+        .unwrap_or(listed.is_some() || schema.is_some());
+    let content_types = match (listed, &schema) {
+        (Some(list), _) => ContentTypes::List(list),
+        (None, Some(_)) => ContentTypes::JsonOnly,
+        (None, None) => ContentTypes::Any,
+    };
+    let json = (limits.is_some() || schema.is_some()).then(|| JsonCheck {
+        limits: limits.unwrap_or_default(),
+        schema,
+    });
+    PayloadSettings {
+        max_body_bytes,
+        content_types,
+        require_content_type,
+        json,
+    }
+}
+
+/// Compiles a standalone JSON Schema (for tools such as the OpenAPI importer); `path` is its
+/// config path.
+pub fn compile_schema(v: &Value, path: &str) -> Result<Schema, Vec<(String, String)>> {
+    let mut errs = Errs::default();
+    match schema::compile(v, path, &mut errs) {
+        Some(s) if errs.len() == 0 => Ok(s),
+        _ => Err(errs.0),
+    }
+}
+
+/// Compiles a policy's `payload` section; `path` is its config path (e.g. `payload`).
+/// Every error is reported with its path.
+pub fn compile_payload(v: &Value, path: &str) -> Result<PayloadRule, Vec<(String, String)>> {
+    let mut errs = Errs::default();
+    let mut known = LEVEL_FIELDS.to_vec();
+    known.push("methods");
+    let Some(map) = object(v, path, &known, &mut errs) else {
+        return Err(errs.0);
+    };
+    let base = compile_level(map, path, &mut errs);
+    let mut methods = Vec::new();
+    if let Some(m) = field(map, "methods") {
+        let mp = child(path, "methods");
+        match m {
+            Value::Object(entries) => {
+                for (name, level) in entries {
+                    let p = child(&mp, name);
+                    if name.is_empty() || !name.bytes().all(is_tchar) {
+                        errs.add(&p, "not an HTTP method name");
+                        continue;
+                    }
+                    if name.bytes().any(|c| c.is_ascii_lowercase()) {
+                        errs.add(
+                            &p,
+                            "method names are case-sensitive; standard methods are uppercase",
+                        );
+                        continue;
+                    }
+                    if let Some(level_map) = object(level, &p, LEVEL_FIELDS, &mut errs) {
+                        let raw = compile_level(level_map, &p, &mut errs);
+                        methods.push((name.clone(), settle(&raw, Some(&base))));
+                    }
+                }
+            }
+            _ => errs.add(&mp, "expected an object keyed by method"),
+        }
+    }
+    if errs.len() > 0 {
+        return Err(errs.0);
+    }
+    Ok(PayloadRule {
+        base: settle(&base, None),
+        methods,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,761 @@
+//! Injection and bad-bot screening: SQL injection, cross-site scripting, path traversal / local
+//! file inclusion and OS command injection in the path, query, cookies, selected headers, form
+//! bodies and JSON string values, plus scanner user agents.
+//!
+//! Everything is compiled once from the policy's `screening` object into a [`ScreeningRule`];
+//! per request the rule only scans. Each value goes through:
+//! 1. [`decode::scan`], one pass setting a bit per interesting byte class; a value with none
+//!    (ids, numbers, names, e-mail addresses, dates, UUIDs) leaves here, without a copy;
+//! 2. [`decode::decode`] when it holds `%`, `&`, `+` (query and form) or overlong/fullwidth
+//!    lead bytes: at most [`decode::ROUNDS`] shrinking passes;
+//! 3. the detectors of the enabled classes, each a hand-written linear scanner (no regex, no
+//!    backtracking) that only runs when the value holds the bytes its attacks need.
+//!
+//! A [`Detection`] names the class, a stable rule id (documented in each detector module) and
+//! where it was found; never the value. Names taken from the request (query parameter, cookie,
+//! form field, JSON member) are cut to 64 bytes and reduced to `[A-Za-z0-9_.-]` before they are
+//! put in a [`Location`], so a log line cannot carry the payload either.
+
+pub mod bots;
+mod cmdi;
+pub mod decode;
+mod sqli;
+mod text;
+mod traversal;
+mod xss;
+
+use crate::request::RequestView;
+use serde_json::Value;
+
+/// Attack classes, with the stable names used in error codes, metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    Sqli,
+    Xss,
+    Traversal,
+    CommandInjection,
+    Bot,
+}
+
+impl Class {
+    pub const ALL: [Class; 5] = [
+        Class::Sqli,
+        Class::Xss,
+        Class::Traversal,
+        Class::CommandInjection,
+        Class::Bot,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Sqli => "sqli",
+            Class::Xss => "xss",
+            Class::Traversal => "path_traversal",
+            Class::CommandInjection => "command_injection",
+            Class::Bot => "bad_bot",
+        }
+    }
+}
+
+/// How eagerly the detectors report: `low` keeps only the surest signatures, `high` also
+/// reports weak signals (and has false positives on ordinary text). Default `medium`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Sensitivity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Sensitivity {
+    pub const ALL: [Sensitivity; 3] = [Sensitivity::Low, Sensitivity::Medium, Sensitivity::High];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sensitivity::Low => "low",
+            Sensitivity::Medium => "medium",
+            Sensitivity::High => "high",
+        }
+    }
+}
+
+/// `block`: a detection rejects the request (403). `detect`: shadow mode, a detection is only
+/// counted and logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Block,
+    Detect,
+}
+
+/// Where a detection was made. Names are sanitised (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Path,
+    /// A query parameter's value.
+    Query {
+        name: String,
+    },
+    /// A query parameter's name.
+    QueryName,
+    Header {
+        name: String,
+    },
+    Cookie {
+        name: String,
+    },
+    /// A form field's value (`application/x-www-form-urlencoded`).
+    Form {
+        name: String,
+    },
+    /// A form field's name.
+    FormName,
+    /// A JSON string value, by JSON pointer.
+    Json {
+        pointer: String,
+    },
+    UserAgent,
+}
+
+impl Location {
+    /// The location as logs and skip lists write it: `path`, `query.q`, `query_name`,
+    /// `header.referer`, `cookie.session`, `form.comment`, `form_name`, `json./a/0/b`,
+    /// `user_agent`.
+    pub fn key(&self) -> String {
+        match self {
+            Location::Path => "path".to_string(),
+            Location::Query { name } => format!("query.{name}"),
+            Location::QueryName => "query_name".to_string(),
+            Location::Header { name } => format!("header.{name}"),
+            Location::Cookie { name } => format!("cookie.{name}"),
+            Location::Form { name } => format!("form.{name}"),
+            Location::FormName => "form_name".to_string(),
+            Location::Json { pointer } => format!("json.{pointer}"),
+            Location::UserAgent => "user_agent".to_string(),
+        }
+    }
+}
+
+/// One finding: what, which rule, where. Never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detection {
+    pub class: Class,
+    pub rule_id: &'static str,
+    pub location: Location,
+}
+
+/// How a value reached us, which decides its decoding: `+` is a space only in query strings
+/// and form bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    Path,
+    Query,
+    Header,
+    Cookie,
+    Form,
+    Json,
+}
+
+/// Bad-bot settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotRule {
+    pub block_scanners: bool,
+    pub require_user_agent: bool,
+    /// Case-insensitive user-agent prefixes that are never treated as bots.
+    pub allow: Vec<String>,
+}
+
+/// Locations not screened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Skip {
+    path: bool,
+    query: Vec<String>,
+    header: Vec<String>,
+    cookie: Vec<String>,
+    form: Vec<String>,
+    /// JSON pointers as unescaped segments; `*` matches any one segment; a pointer also skips
+    /// everything below it.
+    json: Vec<Vec<String>>,
+}
+
+/// A compiled `screening` policy section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreeningRule {
+    pub mode: Mode,
+    pub sensitivity: Sensitivity,
+    pub sqli: bool,
+    pub xss: bool,
+    pub traversal: bool,
+    pub command_injection: bool,
+    /// Headers screened besides the path, query and cookies (lowercase).
+    pub headers: Vec<String>,
+    pub bots: BotRule,
+    skip: Skip,
+}
+
+/// Headers screened when the policy does not list its own.
+pub const DEFAULT_HEADERS: [&str; 2] = ["user-agent", "referer"];
+
+/// Nesting below this depth in a JSON body is not walked (serde_json stops parsing at 128).
+pub const MAX_JSON_DEPTH: usize = 128;
+
+/// Longest name kept in a [`Location`].
+const MAX_NAME: usize = 64;
+
+impl Default for ScreeningRule {
+    fn default() -> Self {
+        ScreeningRule {
+            mode: Mode::Block,
+            sensitivity: Sensitivity::Medium,
+            sqli: true,
+            xss: true,
+            traversal: true,
+            command_injection: true,
+            headers: DEFAULT_HEADERS.iter().map(|h| h.to_string()).collect(),
+            bots: BotRule {
+                block_scanners: true,
+                require_user_agent: false,
+                allow: Vec::new(),
+            },
+            skip: Skip::default(),
+        }
+    }
+}
+
+/// A name from the request, safe for logs and metrics.
+fn sanitize(name: &[u8]) -> String {
+    name.iter()
+        .take(MAX_NAME)
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-') {
+                char::from(b)
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `name=value` pairs of a query string or form body, raw.
+fn pairs(s: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    s.split(|&b| b == b'&').filter(|p| !p.is_empty()).map(|p| {
+        match p.iter().position(|&b| b == b'=') {
+            Some(eq) => (
+                p.get(..eq).unwrap_or_default(),
+                p.get(eq + 1..).unwrap_or_default(),
+            ),
+            None => (p, &b""[..]),
+        }
+    })
+}
+
+/// Whether the (decoded) `name` is in `list`.
+fn listed(list: &[String], raw: &[u8], plus: bool) -> bool {
+    if list.is_empty() {
+        return false;
+    }
+    let name = decode::decode(raw, plus);
+    list.iter().any(|l| l.as_bytes() == &*name)
+}
+
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn seg_matches(pattern: &str, seg: &Seg<'_>) -> bool {
+    pattern == "*"
+        || match seg {
+            Seg::Key(k) => pattern == *k,
+            Seg::Index(i) => pattern.parse::<usize>().ok() == Some(*i),
+        }
+}
+
+fn pointer(path: &[Seg<'_>]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        out.push('/');
+        match seg {
+            Seg::Key(k) => out.push_str(&sanitize(k.as_bytes())),
+            Seg::Index(i) => out.push_str(&i.to_string()),
+        }
+        if out.len() > 256 {
+            out.push_str("/...");
+            break;
+        }
+    }
+    out
+}
+
+impl ScreeningRule {
+    /// Whether a detection rejects the request (`mode: block`).
+    pub fn blocks(&self) -> bool {
+        self.mode == Mode::Block
+    }
+
+    /// Screens one value for the enabled injection classes; the first finding's class and
+    /// rule id. Public so that the corpus evaluation and other checks can reuse it.
+    pub fn screen_value(&self, raw: &[u8], kind: ValueKind) -> Option<(Class, &'static str)> {
+        let mask = decode::scan(raw);
+        if mask == 0 {
+            return None;
+        }
+        let plus = matches!(kind, ValueKind::Query | ValueKind::Form);
+        let decoded;
+        let (s, mask) = if mask & decode::decode_bits(plus) != 0 {
+            decoded = decode::decode(raw, plus);
+            (&*decoded, decode::scan(&decoded))
+        } else {
+            (raw, mask)
+        };
+        let sens = self.sensitivity;
+        if self.sqli {
+            if let Some(r) = sqli::detect(s, mask, sens) {
+                return Some((Class::Sqli, r));
+            }
+        }
+        if self.xss {
+            if let Some(r) = xss::detect(s, mask, sens) {
+                return Some((Class::Xss, r));
+            }
+        }
+        if self.traversal {
+            if let Some(r) = traversal::detect(s, mask, sens) {
+                return Some((Class::Traversal, r));
+            }
+        }
+        if self.command_injection {
+            if let Some(r) = cmdi::detect(s, mask, sens) {
+                return Some((Class::CommandInjection, r));
+            }
+        }
+        None
+    }
+
+    /// Whether bodies (forms, JSON) are screened at all: some injection class is on.
+    pub fn screens_bodies(&self) -> bool {
+        self.any_injection()
+    }
+
+    fn any_injection(&self) -> bool {
+        self.sqli || self.xss || self.traversal || self.command_injection
+    }
+
+    fn found(
+        &self,
+        raw: &[u8],
+        kind: ValueKind,
+        at: impl FnOnce() -> Location,
+    ) -> Option<Detection> {
+        self.screen_value(raw, kind)
+            .map(|(class, rule_id)| Detection {
+                class,
+                rule_id,
+                location: at(),
+            })
+    }
+
+    fn screen_pairs(&self, s: &[u8], form: bool) -> Option<Detection> {
+        let (kind, skip) = if form {
+            (ValueKind::Form, &self.skip.form)
+        } else {
+            (ValueKind::Query, &self.skip.query)
+        };
+        for (name, value) in pairs(s) {
+            let d = self.found(name, kind, || {
+                if form {
+                    Location::FormName
+                } else {
+                    Location::QueryName
+                }
+            });
+            if d.is_some() {
+                return d;
+            }
+            if value.is_empty() || listed(skip, name, true) {
+                continue;
+            }
+            let d = self.found(value, kind, || {
+                let name = sanitize(&decode::decode(name, true));
+                if form {
+                    Location::Form { name }
+                } else {
+                    Location::Query { name }
+                }
+            });
+            if d.is_some() {
+                return d;
+            }
+        }
+        None
+    }
+
+    /// Screens the request head: bots (user agent), then the path, the query parameters
+    /// (names and values), the cookies and the configured headers. The first finding.
+    pub fn screen_request(&self, req: &RequestView<'_>) -> Option<Detection> {
+        let ua = req.header("user-agent");
+        if let Some(rule_id) = bots::check(
+            ua,
+            self.bots.block_scanners,
+            self.bots.require_user_agent,
+            &self.bots.allow,
+        ) {
+            return Some(Detection {
+                class: Class::Bot,
+                rule_id,
+                location: Location::UserAgent,
+            });
+        }
+        if !self.any_injection() {
+            return None;
+        }
+        let target = req.path();
+        let target = target.split(|&b| b == b'#').next().unwrap_or_default();
+        let (path, query) = match target.iter().position(|&b| b == b'?') {
+            Some(q) => (
+                target.get(..q).unwrap_or_default(),
+                target.get(q + 1..).unwrap_or_default(),
+            ),
+            None => (target, &b""[..]),
+        };
+        if !self.skip.path {
+            if let Some(d) = self.found(path, ValueKind::Path, || Location::Path) {
+                return Some(d);
+            }
+        }
+        if let Some(d) = self.screen_pairs(query, false) {
+            return Some(d);
+        }
+        for cookies in req.header_values("cookie") {
+            for pair in cookies.split(|&b| b == b';') {
+                let pair = pair.trim_ascii();
+                let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                    Some(eq) => (
+                        pair.get(..eq).unwrap_or_default(),
+                        pair.get(eq + 1..).unwrap_or_default(),
+                    ),
+                    None => continue,
+                };
+                if listed(&self.skip.cookie, name, false) {
+                    continue;
+                }
+                if let Some(d) = self.found(value, ValueKind::Cookie, || Location::Cookie {
+                    name: sanitize(name),
+                }) {
+                    return Some(d);
+                }
+            }
+        }
+        for header in &self.headers {
+            if self.skip.header.iter().any(|h| h == header) {
+                continue;
+            }
+            for value in req.header_values(header) {
+                let d = self.found(value, ValueKind::Header, || {
+                    if header == "user-agent" {
+                        Location::UserAgent
+                    } else {
+                        Location::Header {
+                            name: header.clone(),
+                        }
+                    }
+                });
+                if d.is_some() {
+                    return d;
+                }
+            }
+        }
+        None
+    }
+
+    /// Screens a request body of `media_type` (lowercase `type/subtype`, no parameters):
+    /// form fields (names and values) and JSON string values. Other types, and JSON that does
+    /// not parse (the payload check reports that), are not screened.
+    pub fn screen_body(&self, media_type: &str, body: &[u8]) -> Option<Detection> {
+        if !self.any_injection() || body.is_empty() {
+            return None;
+        }
+        if media_type == "application/x-www-form-urlencoded" {
+            return self.screen_pairs(body, true);
+        }
+        let json = media_type == "application/json"
+            || (media_type.starts_with("application/") && media_type.ends_with("+json"));
+        if !json {
+            return None;
+        }
+        let value: Value = serde_json::from_slice(body).ok()?;
+        self.screen_json(&value)
+    }
+
+    /// Screens the string values of an already parsed JSON document.
+    pub fn screen_json(&self, value: &Value) -> Option<Detection> {
+        let mut path = Vec::new();
+        self.walk(value, &mut path)
+    }
+
+    fn skipped(&self, path: &[Seg<'_>]) -> bool {
+        self.skip.json.iter().any(|p| {
+            p.len() <= path.len() && p.iter().zip(path).all(|(pat, seg)| seg_matches(pat, seg))
+        })
+    }
+
+    fn walk<'a>(&self, v: &'a Value, path: &mut Vec<Seg<'a>>) -> Option<Detection> {
+        if path.len() > MAX_JSON_DEPTH || (!self.skip.json.is_empty() && self.skipped(path)) {
+            return None;
+        }
+        match v {
+            Value::String(s) => self.found(s.as_bytes(), ValueKind::Json, || Location::Json {
+                pointer: pointer(path),
+            }),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    path.push(Seg::Index(i));
+                    let d = self.walk(item, path);
+                    path.pop();
+                    if d.is_some() {
+                        return d;
+                    }
+                }
+                None
+            }
+            Value::Object(map) => {
+                for (k, item) in map {
+                    path.push(Seg::Key(k));
+                    let d = self.walk(item, path);
+                    path.pop();
+                    if d.is_some() {
+                        return d;
+                    }
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+struct Errors(Vec<(String, String)>);
+
+impl Errors {
+    fn add(&mut self, path: &str, message: impl Into<String>) {
+        self.0.push((path.to_string(), message.into()));
+    }
+
+    fn object<'a>(
+        &mut self,
+        v: &'a Value,
+        path: &str,
+    ) -> Option<&'a serde_json::Map<String, Value>> {
+        match v {
+            Value::Object(m) => Some(m),
+            other => {
+                self.add(path, format!("expected an object, found {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, v: &Value, path: &str) -> Option<bool> {
+        match v {
+            Value::Bool(b) => Some(*b),
+            other => {
+                self.add(path, format!("expected a boolean, found {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    fn strings<'a>(&mut self, v: &'a Value, path: &str) -> Vec<(&'a str, String)> {
+        let Value::Array(items) = v else {
+            self.add(path, format!("expected an array, found {}", kind(v)));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            match item {
+                Value::String(s) => out.push((s.as_str(), p)),
+                other => self.add(&p, format!("expected a string, found {}", kind(other))),
+            }
+        }
+        out
+    }
+
+    fn choice<T: Copy>(&mut self, v: &Value, path: &str, options: &[(&str, T)], default: T) -> T {
+        match v
+            .as_str()
+            .and_then(|s| options.iter().find(|(n, _)| *n == s))
+        {
+            Some((_, t)) => *t,
+            None => {
+                let names: Vec<String> = options.iter().map(|(n, _)| format!("{n:?}")).collect();
+                self.add(path, format!("expected {}", names.join(" or ")));
+                default
+            }
+        }
+    }
+}
+
+fn child(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+fn is_header_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Parses a JSON pointer (`/a/0/b`, `~1` for `/`, `~0` for `~`) into segments.
+fn pointer_segments(p: &str) -> Option<Vec<String>> {
+    if p.is_empty() {
+        return Some(Vec::new());
+    }
+    let rest = p.strip_prefix('/')?;
+    Some(
+        rest.split('/')
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect(),
+    )
+}
+
+fn compile_skip(entry: &str, path: &str, skip: &mut Skip, errors: &mut Errors) {
+    if entry == "path" {
+        skip.path = true;
+        return;
+    }
+    let Some((scope, name)) = entry.split_once('.') else {
+        errors.add(path, "expected \"path\" or one of query.<name>, header.<name>, cookie.<name>, form.<name>, json.<pointer>");
+        return;
+    };
+    match scope {
+        "json" => match pointer_segments(name) {
+            Some(segs) => skip.json.push(segs),
+            None => errors.add(path, "a JSON pointer is empty or starts with \"/\""),
+        },
+        _ if name.is_empty() => errors.add(path, "the name is empty"),
+        "query" => skip.query.push(name.to_string()),
+        "cookie" => skip.cookie.push(name.to_string()),
+        "form" => skip.form.push(name.to_string()),
+        "header" if is_header_name(name) => skip.header.push(name.to_ascii_lowercase()),
+        "header" => errors.add(path, "not a valid header name"),
+        _ => errors.add(path, "expected \"path\" or one of query.<name>, header.<name>, cookie.<name>, form.<name>, json.<pointer>"),
+    }
+}
+
+/// Compiles the `screening` object at `path`. Every error is collected with its JSON path.
+pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(String, String)>> {
+    let mut errors = Errors(Vec::new());
+    let mut rule = ScreeningRule::default();
+    let Some(map) = errors.object(v, path) else {
+        return Err(errors.0);
+    };
+    for (key, value) in map {
+        let p = child(path, key);
+        if value.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "sqli" => rule.sqli = errors.boolean(value, &p).unwrap_or(rule.sqli),
+            "xss" => rule.xss = errors.boolean(value, &p).unwrap_or(rule.xss),
+            "traversal" => rule.traversal = errors.boolean(value, &p).unwrap_or(rule.traversal),
+            "command_injection" => {
+                rule.command_injection = errors.boolean(value, &p).unwrap_or(rule.command_injection)
+            }
+            "sensitivity" => {
+                rule.sensitivity = errors.choice(
+                    value,
+                    &p,
+                    &[
+                        ("low", Sensitivity::Low),
+                        ("medium", Sensitivity::Medium),
+                        ("high", Sensitivity::High),
+                    ],
+                    Sensitivity::Medium,
+                )
+            }
+            "mode" => {
+                rule.mode = errors.choice(
+                    value,
+                    &p,
+                    &[("block", Mode::Block), ("detect", Mode::Detect)],
+                    Mode::Block,
+                )
+            }
+            "skip" => {
+                for (entry, ep) in errors.strings(value, &p) {
+                    compile_skip(entry, &ep, &mut rule.skip, &mut errors);
+                }
+            }
+            "headers" => {
+                rule.headers.clear();
+                for (name, hp) in errors.strings(value, &p) {
+                    if !is_header_name(name) {
+                        errors.add(&hp, "not a valid header name");
+                    } else if name.eq_ignore_ascii_case("cookie") {
+                        errors.add(
+                            &hp,
+                            "cookies are always screened one by one; do not list the header",
+                        );
+                    } else {
+                        let lower = name.to_ascii_lowercase();
+                        if !rule.headers.contains(&lower) {
+                            rule.headers.push(lower);
+                        }
+                    }
+                }
+            }
+            "bots" => {
+                let Some(bots) = errors.object(value, &p) else {
+                    continue;
+                };
+                for (bk, bv) in bots {
+                    let bp = child(&p, bk);
+                    if bv.is_null() {
+                        continue;
+                    }
+                    match bk.as_str() {
+                        "block_scanners" => {
+                            rule.bots.block_scanners = errors.boolean(bv, &bp).unwrap_or(true)
+                        }
+                        "require_user_agent" => {
+                            rule.bots.require_user_agent = errors.boolean(bv, &bp).unwrap_or(false)
+                        }
+                        "allow" => {
+                            for (prefix, ap) in errors.strings(bv, &bp) {
+                                if prefix.trim().is_empty() {
+                                    errors.add(&ap, "an empty prefix would allow every client");
+                                } else {
+                                    rule.bots.allow.push(prefix.to_string());
+                                }
+                            }
+                        }
+                        _ => errors.add(&bp, "unknown field"),
+                    }
+                }
+            }
+            _ => errors.add(&p, "unknown field"),
+        }
+    }
+    if errors.0.is_empty() {
+        Ok(rule)
+    } else {
+        Err(errors.0)
+    }
+}
+
+#[cfg(test)]
+mod tests;

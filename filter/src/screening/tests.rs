@@ -1,0 +1,461 @@
+//! Configuration, request/body walking, corpus quality and robustness tests.
+
+use super::*;
+use serde_json::json;
+
+fn rule(v: Value) -> ScreeningRule {
+    compile_screening(&v, "policies.p.screening").unwrap()
+}
+
+fn errors(v: Value) -> Vec<(String, String)> {
+    compile_screening(&v, "policies.p.screening").unwrap_err()
+}
+
+fn request<'a>(headers: &'a [(String, Vec<u8>)]) -> RequestView<'a> {
+    RequestView {
+        headers,
+        client_ip: None,
+        route_policy: None,
+    }
+}
+
+/// Request headers as (name, value) pairs.
+type Hs<'a> = Vec<(&'a str, &'a str)>;
+
+fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+// ---- configuration ----
+
+#[test]
+fn defaults_and_full_config() {
+    let r = rule(json!({}));
+    assert_eq!(r, ScreeningRule::default());
+    assert_eq!(r.sensitivity, Sensitivity::Medium);
+    assert!(r.blocks());
+    assert_eq!(r.headers, vec!["user-agent", "referer"]);
+
+    let r = rule(json!({
+        "sqli": false, "xss": true, "traversal": false, "command_injection": true,
+        "sensitivity": "high", "mode": "detect",
+        "skip": ["query.q", "header.Referer", "json./a/*/b~1c", "cookie.session", "form.body", "path"],
+        "headers": ["User-Agent", "x-forwarded-host"],
+        "bots": {"block_scanners": false, "require_user_agent": true, "allow": ["curl/"]}
+    }));
+    assert!(!r.sqli && r.xss && !r.traversal && r.command_injection);
+    assert_eq!(r.sensitivity, Sensitivity::High);
+    assert!(!r.blocks());
+    assert_eq!(r.headers, vec!["user-agent", "x-forwarded-host"]);
+    assert_eq!(r.skip.header, vec!["referer"]);
+    assert_eq!(
+        r.skip.json,
+        vec![vec!["a".to_string(), "*".to_string(), "b/c".to_string()]]
+    );
+    assert!(r.skip.path);
+    assert!(!r.bots.block_scanners && r.bots.require_user_agent);
+    assert_eq!(r.bots.allow, vec!["curl/"]);
+}
+
+#[test]
+fn config_errors_table() {
+    // (config, expected error paths)
+    let cases: Vec<(Value, Vec<&str>)> = vec![
+        (json!([]), vec!["policies.p.screening"]),
+        (json!({"sqli": "yes"}), vec!["policies.p.screening.sqli"]),
+        (
+            json!({"sensitivity": "extreme"}),
+            vec!["policies.p.screening.sensitivity"],
+        ),
+        (json!({"mode": "shadow"}), vec!["policies.p.screening.mode"]),
+        (
+            json!({"skip": ["query."]}),
+            vec!["policies.p.screening.skip[0]"],
+        ),
+        (
+            json!({"skip": ["body.x", "json.a", 3]}),
+            vec![
+                "policies.p.screening.skip[0]",
+                "policies.p.screening.skip[1]",
+                "policies.p.screening.skip[2]",
+            ],
+        ),
+        (
+            json!({"headers": ["bad header", "cookie"]}),
+            vec![
+                "policies.p.screening.headers[0]",
+                "policies.p.screening.headers[1]",
+            ],
+        ),
+        (
+            json!({"bots": {"allow": [""], "block": true}}),
+            vec![
+                "policies.p.screening.bots.allow[0]",
+                "policies.p.screening.bots.block",
+            ],
+        ),
+        (
+            json!({"sqlii": true, "xss": 1}),
+            vec!["policies.p.screening.sqlii", "policies.p.screening.xss"],
+        ),
+    ];
+    for (config, want) in cases {
+        let mut got: Vec<String> = errors(config.clone()).into_iter().map(|(p, _)| p).collect();
+        got.sort();
+        assert_eq!(got, want, "{config}");
+    }
+}
+
+// ---- requests ----
+
+#[test]
+fn screens_every_request_location() {
+    let r = rule(json!({"headers": ["user-agent", "referer", "x-forwarded-host"]}));
+    // (headers, expected (class, location key))
+    let cases: Vec<(Hs, Option<(Class, &str)>)> = vec![
+        (vec![(":path", "/api/users?id=42&name=O%27Brien")], None),
+        (
+            vec![(":path", "/api/users?id=1%27%20or%201%3D1--")],
+            Some((Class::Sqli, "query.id")),
+        ),
+        (
+            vec![(":path", "/api/users?q=1+union+select+1,2")],
+            Some((Class::Sqli, "query.q")),
+        ),
+        (
+            vec![(":path", "/api/%3Cscript%3E")],
+            Some((Class::Xss, "path")),
+        ),
+        (
+            vec![(":path", "/api/files?name=..%2f..%2fetc%2fpasswd")],
+            Some((Class::Traversal, "query.name")),
+        ),
+        (
+            vec![(":path", "/api/ping?host=127.0.0.1%3Bcat%20/etc/passwd")],
+            Some((Class::CommandInjection, "query.host")),
+        ),
+        (
+            vec![(":path", "/api?%3Cscript%3E=1")],
+            Some((Class::Xss, "query_name")),
+        ),
+        (
+            vec![
+                (":path", "/a"),
+                ("cookie", "theme=dark; sid=x%27%20or%20%271%27%3D%271"),
+            ],
+            Some((Class::Sqli, "cookie.sid")),
+        ),
+        (
+            vec![
+                (":path", "/a"),
+                ("referer", "https://x.example/?q=<script>alert(1)</script>"),
+            ],
+            Some((Class::Xss, "header.referer")),
+        ),
+        (
+            vec![(":path", "/a"), ("x-forwarded-host", "x;id")],
+            Some((Class::CommandInjection, "header.x-forwarded-host")),
+        ),
+        (vec![(":path", "/a"), ("x-other", "x;id")], None),
+        (
+            vec![(":path", "/a"), ("user-agent", "Mozilla/5.0 ' or 1=1--")],
+            Some((Class::Sqli, "user_agent")),
+        ),
+        (
+            vec![(":path", "/a"), ("user-agent", "sqlmap/1.7")],
+            Some((Class::Bot, "user_agent")),
+        ),
+        (vec![(":path", "/a#<script>")], None),
+    ];
+    for (hs, want) in cases {
+        let hs = headers(&hs);
+        let got = r
+            .screen_request(&request(&hs))
+            .map(|d| (d.class, d.location.key()));
+        let want = want.map(|(c, k)| (c, k.to_string()));
+        assert_eq!(got, want, "{hs:?}");
+    }
+}
+
+#[test]
+fn skip_list_and_class_switches() {
+    let r =
+        rule(json!({"skip": ["query.q", "cookie.raw", "header.referer", "path"], "sqli": false}));
+    let hs = headers(&[
+        (":path", "/x/<script>?q=<script>&r=1"),
+        ("cookie", "raw=<script>"),
+        ("referer", "<script>"),
+    ]);
+    assert_eq!(r.screen_request(&request(&hs)), None);
+    // An encoded name is decoded before the skip comparison.
+    let hs = headers(&[(":path", "/x?%71=<script>")]);
+    assert_eq!(r.screen_request(&request(&hs)), None);
+    let hs = headers(&[(":path", "/x?q2=<script>")]);
+    assert_eq!(
+        r.screen_request(&request(&hs)).map(|d| d.location),
+        Some(Location::Query { name: "q2".into() })
+    );
+    // The SQLi class is off.
+    let hs = headers(&[(":path", "/x?a=1%27%20or%201%3D1--")]);
+    assert_eq!(r.screen_request(&request(&hs)), None);
+}
+
+#[test]
+fn bots_policy() {
+    let r = rule(json!({"bots": {"require_user_agent": true, "allow": ["MyMonitor/"]}}));
+    let cases: Vec<(Hs, Option<&str>)> = vec![
+        (vec![(":path", "/")], Some("bot.missing_user_agent")),
+        (
+            vec![(":path", "/"), ("user-agent", "")],
+            Some("bot.missing_user_agent"),
+        ),
+        (
+            vec![
+                (":path", "/"),
+                (
+                    "user-agent",
+                    "Nuclei - Open-source project (github.com/projectdiscovery/nuclei)",
+                ),
+            ],
+            Some("bot.scanner"),
+        ),
+        (
+            vec![
+                (":path", "/"),
+                ("user-agent", "MyMonitor/1.0 (masscan-compatible)"),
+            ],
+            None,
+        ),
+        (
+            vec![
+                (":path", "/"),
+                ("user-agent", "Mozilla/5.0 (X11; Linux x86_64)"),
+            ],
+            None,
+        ),
+    ];
+    for (hs, want) in cases {
+        let hs = headers(&hs);
+        let got = r.screen_request(&request(&hs));
+        assert_eq!(got.as_ref().map(|d| d.rule_id), want, "{hs:?}");
+        if let Some(d) = got {
+            assert_eq!(
+                (d.class.as_str(), d.location),
+                ("bad_bot", Location::UserAgent)
+            );
+        }
+    }
+}
+
+#[test]
+fn locations_never_carry_the_payload() {
+    let r = ScreeningRule::default();
+    let hs = headers(&[(
+        ":path",
+        "/x?a%3Cscript%3Ealert(1)%3C%2Fscript%3E%20very%20long%20name=1",
+    )]);
+    let d = r.screen_request(&request(&hs)).unwrap();
+    assert_eq!(d.location, Location::QueryName);
+    let body = br#"{"<script>alert(1)</script>": "' or 1=1--"}"#;
+    let d = r.screen_body("application/json", body).unwrap();
+    assert_eq!(d.location.key(), "json./_script_alert_1___script_");
+    assert!(!d.location.key().contains('<'));
+}
+
+// ---- bodies ----
+
+#[test]
+fn screens_bodies() {
+    let r = rule(json!({"skip": ["json./description", "json./items/*/note", "form.comment"]}));
+    // (media type, body, expected location key)
+    let cases: Vec<(&str, &[u8], Option<&str>)> = vec![
+        (
+            "application/json",
+            br#"{"name": "O'Brien", "tags": ["a", "b"], "n": 1}"#,
+            None,
+        ),
+        (
+            "application/json",
+            br#"{"a": {"b": [1, "x' or '1'='1"]}}"#,
+            Some("json./a/b/1"),
+        ),
+        (
+            "application/json",
+            br#"{"description": "<script>alert(1)</script>"}"#,
+            None,
+        ),
+        (
+            "application/json",
+            br#"{"items": [{"note": "<script>"}, {"name": ";id"}]}"#,
+            Some("json./items/1/name"),
+        ),
+        (
+            "application/vnd.api+json",
+            br#"["../../etc/passwd"]"#,
+            Some("json./0"),
+        ),
+        (
+            "application/json",
+            br#"{"a/b~c": "<svg onload=alert(1)>"}"#,
+            Some("json./a_b_c"),
+        ),
+        ("application/json", b"{not json", None),
+        (
+            "application/x-www-form-urlencoded",
+            b"name=O%27Brien&comment=%3Cscript%3E",
+            None,
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"name=1+union+select+1,2--&x=1",
+            Some("form.name"),
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"%3Cscript%3E=1",
+            Some("form_name"),
+        ),
+        ("text/plain", b"<script>alert(1)</script>", None),
+        ("application/json", b"", None),
+    ];
+    for (media, body, want) in cases {
+        let got = r.screen_body(media, body).map(|d| d.location.key());
+        assert_eq!(got.as_deref(), want, "{}", String::from_utf8_lossy(body));
+    }
+}
+
+#[test]
+fn deep_json_is_bounded() {
+    let r = ScreeningRule::default();
+    // Deeper than MAX_JSON_DEPTH: not walked past the bound, and no stack overflow.
+    let mut v = json!("<script>alert(1)</script>");
+    for _ in 0..(MAX_JSON_DEPTH + 10) {
+        v = json!([v]);
+    }
+    assert_eq!(r.screen_json(&v), None);
+    let mut v = json!("<script>alert(1)</script>");
+    for _ in 0..10 {
+        v = json!({"k": v});
+    }
+    assert!(r.screen_json(&v).is_some());
+}
+
+// ---- corpus quality ----
+
+pub(crate) const ATTACKS: [(Class, &str); 4] = [
+    (Class::Sqli, include_str!("corpus/attacks/sqli.txt")),
+    (Class::Xss, include_str!("corpus/attacks/xss.txt")),
+    (
+        Class::Traversal,
+        include_str!("corpus/attacks/path_traversal.txt"),
+    ),
+    (
+        Class::CommandInjection,
+        include_str!("corpus/attacks/command_injection.txt"),
+    ),
+];
+
+pub(crate) const BENIGN: [&str; 5] = [
+    include_str!("corpus/benign/names.txt"),
+    include_str!("corpus/benign/prose.txt"),
+    include_str!("corpus/benign/identifiers.txt"),
+    include_str!("corpus/benign/urls.txt"),
+    include_str!("corpus/benign/structured.txt"),
+];
+
+fn lines(s: &str) -> impl Iterator<Item = &str> {
+    s.lines().filter(|l| !l.is_empty())
+}
+
+/// Percent-encodes everything but unreserved characters, as a well-behaved client would put a
+/// value into a query string.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn with_sensitivity(s: Sensitivity) -> ScreeningRule {
+    ScreeningRule {
+        sensitivity: s,
+        ..ScreeningRule::default()
+    }
+}
+
+#[test]
+fn corpus_sizes() {
+    for (class, text) in ATTACKS {
+        assert!(lines(text).count() >= 60, "{}", class.as_str());
+    }
+    assert!(BENIGN.iter().map(|t| lines(t).count()).sum::<usize>() >= 400);
+}
+
+#[test]
+fn corpus_detection_at_medium() {
+    let r = with_sensitivity(Sensitivity::Medium);
+    for (class, text) in ATTACKS {
+        let all: Vec<&str> = lines(text).collect();
+        let missed: Vec<&&str> = all
+            .iter()
+            .filter(|p| r.screen_value(p.as_bytes(), ValueKind::Query).is_none())
+            .collect();
+        let rate = 1.0 - missed.len() as f64 / all.len() as f64;
+        assert!(
+            rate >= 0.9,
+            "{}: {rate:.3}, missed {missed:#?}",
+            class.as_str()
+        );
+    }
+}
+
+#[test]
+fn corpus_no_false_positives_at_medium() {
+    for s in [Sensitivity::Low, Sensitivity::Medium] {
+        let r = with_sensitivity(s);
+        let mut fps = Vec::new();
+        for text in BENIGN {
+            for v in lines(text) {
+                if let Some(d) = r.screen_value(v.as_bytes(), ValueKind::Json) {
+                    fps.push((v, "json", d));
+                }
+                if let Some(d) = r.screen_value(encode(v).as_bytes(), ValueKind::Query) {
+                    fps.push((v, "query", d));
+                }
+            }
+        }
+        assert!(fps.is_empty(), "{}: {fps:#?}", s.as_str());
+    }
+}
+
+// ---- robustness ----
+
+proptest::proptest! {
+    // Whatever the bytes and wherever they arrive, screening never panics.
+    #[test]
+    fn screening_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+        for s in Sensitivity::ALL {
+            let r = with_sensitivity(s);
+            for kind in [ValueKind::Path, ValueKind::Query, ValueKind::Json] {
+                let _ = r.screen_value(&bytes, kind);
+            }
+            let _ = r.screen_body("application/x-www-form-urlencoded", &bytes);
+        }
+    }
+
+    // Attack-shaped noise: the detectors' trigger bytes and keywords in random order.
+    #[test]
+    fn screening_never_panics_on_attack_alphabet(s in "([' \"<>;|&`$(){}%#=/\\\\.\\-*@:0-9a-z]|union|select|or|script|on|javascript|\\.\\./|%2e|%c0%af|&#x3c;|\\$\\{IFS\\}|/\\*!|--){0,80}") {
+        for sens in Sensitivity::ALL {
+            let _ = with_sensitivity(sens).screen_value(s.as_bytes(), ValueKind::Query);
+        }
+    }
+}

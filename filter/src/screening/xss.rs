@@ -1,0 +1,600 @@
+//! Cross-site scripting: allocation-free scanners over the decoded value.
+//!
+//! Rule ids (sensitivity at which each applies):
+//! - `xss.script_tag` (low+): `<script` / `</script` as a tag (name then space, `/`, `>`, end).
+//! - `xss.event_handler` (low+ inside a tag, medium+ after a quote breakout): an `on<event>=`
+//!   attribute: `<img src=x onerror=...>`, `<svg/onload=...>`, `" autofocus onfocus="...`.
+//! - `xss.js_url` (low+ with code after it, medium+ also after `=`, a quote or `(`, high any):
+//!   `javascript:` / `vbscript:` / `livescript:`, tabs and newlines inside the scheme ignored.
+//! - `xss.dangerous_tag` (medium+): `<iframe`, `<object`, `<embed`, `<svg`, `<math`, `<base`,
+//!   `<meta`, `<link`, `<style`, `<applet`, `<frame[set]`, `<isindex`, `<template`, `<xss`.
+//! - `xss.data_html` (medium+): `data:text/html`, `data:image/svg`, `data:application/xhtml`.
+//! - `xss.css_expression` (medium+): `:expression(`, `-moz-binding:`, `behavior:url(`.
+//! - `xss.js_breakout` (medium+): a quote, `;`, or operator right before a script sink call
+//!   (`";alert(1)//`, `'-prompt(1)-'`, `';document.cookie`).
+//! - `xss.template` (medium+): `{{ ... constructor ... }}` and similar template-sandbox escapes.
+//! - `xss.html_tag` (high): any other tag outside a small set of formatting tags.
+
+use super::text::{
+    at, find_ci, is_ws, letters, lower_at, prev_non_ws, skip_ws, starts_ci, word_in,
+};
+use super::Sensitivity;
+
+const DANGEROUS: &[&[u8]] = &[
+    b"iframe",
+    b"object",
+    b"embed",
+    b"svg",
+    b"math",
+    b"base",
+    b"meta",
+    b"link",
+    b"style",
+    b"applet",
+    b"frame",
+    b"frameset",
+    b"isindex",
+    b"template",
+    b"xss",
+    b"portal",
+    b"xml",
+    b"import",
+    b"bgsound",
+    b"layer",
+    b"ilayer",
+];
+
+/// Tags that ordinary rich text uses; only `high` reports tags outside this list.
+const FORMATTING: &[&[u8]] = &[
+    b"a",
+    b"b",
+    b"i",
+    b"u",
+    b"p",
+    b"s",
+    b"q",
+    b"br",
+    b"hr",
+    b"em",
+    b"strong",
+    b"code",
+    b"pre",
+    b"ul",
+    b"ol",
+    b"li",
+    b"span",
+    b"div",
+    b"h1",
+    b"h2",
+    b"h3",
+    b"h4",
+    b"h5",
+    b"h6",
+    b"blockquote",
+    b"table",
+    b"tr",
+    b"td",
+    b"th",
+    b"thead",
+    b"tbody",
+    b"sup",
+    b"sub",
+    b"small",
+    b"img",
+    b"kbd",
+    b"dl",
+    b"dt",
+    b"dd",
+    b"caption",
+    b"cite",
+    b"mark",
+    b"del",
+    b"ins",
+    b"abbr",
+    b"tt",
+];
+
+/// Event names after `on`, exact; prefix groups below.
+const EVENTS: &[&[u8]] = &[
+    b"abort",
+    b"auxclick",
+    b"begin",
+    b"blur",
+    b"canplay",
+    b"canplaythrough",
+    b"change",
+    b"click",
+    b"close",
+    b"contextmenu",
+    b"copy",
+    b"cuechange",
+    b"cut",
+    b"dblclick",
+    b"drop",
+    b"durationchange",
+    b"end",
+    b"ended",
+    b"error",
+    b"finish",
+    b"bounce",
+    b"formdata",
+    b"hashchange",
+    b"input",
+    b"invalid",
+    b"message",
+    b"offline",
+    b"online",
+    b"pagehide",
+    b"pageshow",
+    b"paste",
+    b"pause",
+    b"play",
+    b"playing",
+    b"popstate",
+    b"progress",
+    b"ratechange",
+    b"readystatechange",
+    b"repeat",
+    b"reset",
+    b"resize",
+    b"scroll",
+    b"scrollend",
+    b"search",
+    b"seeked",
+    b"seeking",
+    b"select",
+    b"selectionchange",
+    b"selectstart",
+    b"show",
+    b"start",
+    b"storage",
+    b"submit",
+    b"suspend",
+    b"timeupdate",
+    b"toggle",
+    b"unload",
+    b"volumechange",
+    b"waiting",
+    b"wheel",
+    b"securitypolicyviolation",
+    b"fullscreenchange",
+];
+const EVENT_PREFIXES: &[&[u8]] = &[
+    b"mouse",
+    b"key",
+    b"pointer",
+    b"touch",
+    b"drag",
+    b"animation",
+    b"transition",
+    b"focus",
+    b"load",
+    b"before",
+    b"after",
+    b"webkit",
+];
+
+const SINKS: &[&[u8]] = &[
+    b"alert",
+    b"prompt",
+    b"confirm",
+    b"eval",
+    b"settimeout",
+    b"setinterval",
+    b"fetch",
+    b"import",
+    b"atob",
+    b"string.fromcharcode",
+    b"document.cookie",
+    b"document.write",
+    b"document.location",
+    b"document.domain",
+    b"window.location",
+    b"window.open",
+    b"top.location",
+    b"self.location",
+    b"location.href",
+    b"constructor",
+];
+
+fn is_event(s: &[u8], i: usize, len: usize) -> bool {
+    word_in(s, i, len, EVENTS)
+        || EVENT_PREFIXES
+            .iter()
+            .any(|p| len >= p.len() && starts_ci(s, i, p))
+}
+
+/// A tag name (letters and digits, NULs inside skipped) into `buf`; returns its length in
+/// `buf` and the position after it.
+fn tag_name(s: &[u8], mut j: usize, buf: &mut [u8; 16]) -> (usize, usize) {
+    let mut n = 0;
+    while let Some(b) = at(s, j) {
+        if b == 0 {
+            j += 1;
+            continue;
+        }
+        if !b.is_ascii_alphanumeric() || n == buf.len() {
+            break;
+        }
+        if let Some(slot) = buf.get_mut(n) {
+            *slot = b.to_ascii_lowercase();
+        }
+        n += 1;
+        j += 1;
+    }
+    (n, j)
+}
+
+/// A tag at `s[p] == '<'`: returns the rule id, and where scanning may resume.
+fn tag_at(s: &[u8], p: usize, sens: Sensitivity) -> Option<&'static str> {
+    let mut j = p + 1;
+    let closing = at(s, j) == Some(b'/');
+    if closing {
+        j += 1;
+    }
+    if !at(s, j).is_some_and(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let mut buf = [0u8; 16];
+    let (n, after) = tag_name(s, j, &mut buf);
+    let name = buf.get(..n).unwrap_or_default();
+    if !at(s, after).is_none_or(|b| is_ws(b) || matches!(b, b'/' | b'>' | 0)) {
+        return None;
+    }
+    if name == b"script" {
+        return Some("xss.script_tag");
+    }
+    if closing {
+        return None;
+    }
+    // Attributes, up to the end of the tag (or the next tag, so total work stays linear).
+    let mut k = after;
+    while let Some(b) = at(s, k) {
+        if b == b'>' || b == b'<' {
+            break;
+        }
+        let boundary = is_ws(b) || matches!(b, b'/' | b'"' | b'\'' | 0);
+        if boundary
+            && matches!(lower_at(s, k + 1), Some(b'o'))
+            && matches!(lower_at(s, k + 2), Some(b'n'))
+        {
+            let len = letters(s, k + 3);
+            if len >= 3 && at(s, skip_ws(s, k + 3 + len)) == Some(b'=') {
+                return Some("xss.event_handler");
+            }
+        }
+        k += 1;
+    }
+    if sens >= Sensitivity::Medium && DANGEROUS.contains(&name) {
+        return Some("xss.dangerous_tag");
+    }
+    if sens >= Sensitivity::High && !FORMATTING.contains(&name) {
+        return Some("xss.html_tag");
+    }
+    None
+}
+
+/// `javascript:` and friends, with up to 8 tabs, newlines or NULs spread inside the scheme.
+fn js_scheme_end(s: &[u8], i: usize) -> Option<usize> {
+    for scheme in [&b"javascript"[..], b"vbscript", b"livescript"] {
+        let mut j = i;
+        let mut skipped = 0;
+        let mut ok = true;
+        for &c in scheme {
+            while matches!(at(s, j), Some(b'\t' | b'\n' | b'\r' | 0)) && skipped < 8 {
+                j += 1;
+                skipped += 1;
+            }
+            if lower_at(s, j) != Some(c) {
+                ok = false;
+                break;
+            }
+            j += 1;
+        }
+        if ok {
+            let k = skip_ws(s, j);
+            if at(s, k) == Some(b':') {
+                return Some(k + 1);
+            }
+        }
+    }
+    None
+}
+
+/// Whether what follows a `javascript:` looks like code rather than prose.
+fn code_follows(s: &[u8], i: usize) -> bool {
+    let k = skip_ws(s, i);
+    match at(s, k) {
+        Some(
+            b'(' | b'/' | b'\'' | b'"' | b'`' | b'[' | b'{' | b'\\' | b';' | b'$' | b'_' | b'!'
+            | b'~' | b'+' | b'-',
+        ) => true,
+        Some(b) if b.is_ascii_alphabetic() => {
+            let n = s.get(k..).map_or(0, |t| {
+                t.iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_' || **c == b'$')
+                    .count()
+            });
+            matches!(at(s, k + n), Some(b'(' | b'.' | b'[' | b'=' | b'`' | b';'))
+        }
+        _ => false,
+    }
+}
+
+fn js_url(s: &[u8], sens: Sensitivity) -> Option<&'static str> {
+    for i in 0..s.len() {
+        if !matches!(lower_at(s, i), Some(b'j' | b'v' | b'l')) {
+            continue;
+        }
+        let Some(end) = js_scheme_end(s, i) else {
+            continue;
+        };
+        let before = prev_non_ws(s, i).and_then(|p| at(s, p));
+        let attr = matches!(before, Some(b'=' | b'"' | b'\'' | b'(' | b'`'));
+        if code_follows(s, end)
+            || (attr && sens >= Sensitivity::Medium)
+            || sens >= Sensitivity::High
+        {
+            return Some("xss.js_url");
+        }
+    }
+    None
+}
+
+fn data_html(s: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(p) = find_ci(s, b"data:", from) {
+        let k = skip_ws(s, p + 5);
+        if [
+            &b"text/html"[..],
+            b"image/svg",
+            b"application/xhtml",
+            b"text/xml",
+        ]
+        .iter()
+        .any(|m| starts_ci(s, k, m))
+        {
+            return true;
+        }
+        from = p + 5;
+    }
+    false
+}
+
+fn css_expression(s: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(p) = find_ci(s, b"expression", from) {
+        from = p + 10;
+        let mut k = skip_ws(s, p + 10);
+        // CSS comments between the name and the parenthesis.
+        while starts_ci(s, k, b"/*") {
+            k = find_ci(s, b"*/", k + 2).map_or(s.len(), |e| skip_ws(s, e + 2));
+        }
+        if at(s, k) == Some(b'(') && prev_non_ws(s, p).and_then(|q| at(s, q)) == Some(b':') {
+            return true;
+        }
+    }
+    if let Some(p) = find_ci(s, b"-moz-binding", 0) {
+        if at(s, skip_ws(s, p + 12)) == Some(b':') {
+            return true;
+        }
+    }
+    if let Some(p) = find_ci(s, b"behavior", 0) {
+        let k = skip_ws(s, p + 8);
+        if at(s, k) == Some(b':') && starts_ci(s, skip_ws(s, k + 1), b"url(") {
+            return true;
+        }
+    }
+    false
+}
+
+/// A script sink right after a string or statement break: `";alert(1)//`, `'-alert(1)-'`.
+fn js_breakout(s: &[u8]) -> bool {
+    for i in 0..s.len() {
+        if !matches!(
+            lower_at(s, i),
+            Some(b'a' | b'p' | b'c' | b'e' | b's' | b'f' | b'i' | b'd' | b'w' | b't' | b'l')
+        ) {
+            continue;
+        }
+        let Some(sink) = SINKS.iter().find(|p| starts_ci(s, i, p)) else {
+            continue;
+        };
+        if i > 0
+            && at(s, i - 1).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        {
+            continue;
+        }
+        let after = at(s, skip_ws(s, i + sink.len()));
+        let dotted = sink.contains(&b'.');
+        if !(matches!(after, Some(b'(' | b'`'))
+            || (dotted && !after.is_some_and(|b| b.is_ascii_alphanumeric())))
+        {
+            continue;
+        }
+        let before = prev_non_ws(s, i).and_then(|p| at(s, p));
+        if matches!(
+            before,
+            Some(
+                b'\''
+                    | b'"'
+                    | b';'
+                    | b'+'
+                    | b'-'
+                    | b'*'
+                    | b'|'
+                    | b'&'
+                    | b'>'
+                    | b'`'
+                    | b'{'
+                    | b'}'
+                    | b','
+                    | b'='
+            )
+        ) {
+            // `,` and `=` only count when a quote is also present (a breakout, not a list).
+            if matches!(before, Some(b',' | b'=')) && !s.iter().any(|&b| b == b'\'' || b == b'"') {
+                continue;
+            }
+            return true;
+        }
+    }
+    false
+}
+
+fn template(s: &[u8], sens: Sensitivity) -> bool {
+    let mut from = 0;
+    while let Some(p) = find_ci(s, b"{{", from) {
+        from = p + 2;
+        let end = find_ci(s, b"}}", p + 2).unwrap_or(s.len()).min(p + 2 + 200);
+        let inner = s.get(p + 2..end).unwrap_or_default();
+        if [
+            &b"constructor"[..],
+            b"alert(",
+            b"$eval",
+            b"$on",
+            b"_c.",
+            b"__proto__",
+            b"prototype",
+        ]
+        .iter()
+        .any(|m| find_ci(inner, m, 0).is_some())
+        {
+            return true;
+        }
+        if sens >= Sensitivity::High && inner.contains(&b'(') {
+            return true;
+        }
+    }
+    false
+}
+
+/// An `on<event>=` attribute outside a tag: the value closes an attribute and adds its own.
+fn event_breakout(s: &[u8]) -> bool {
+    if !s.iter().any(|&b| matches!(b, b'"' | b'\'' | b'<' | b'>')) {
+        return false;
+    }
+    for i in 0..s.len() {
+        if lower_at(s, i) != Some(b'o') || lower_at(s, i + 1) != Some(b'n') {
+            continue;
+        }
+        let bounded = i == 0
+            || at(s, i - 1).is_some_and(|b| is_ws(b) || matches!(b, b'/' | b'"' | b'\'' | 0));
+        if !bounded {
+            continue;
+        }
+        let len = letters(s, i + 2);
+        if is_event(s, i + 2, len) && at(s, skip_ws(s, i + 2 + len)) == Some(b'=') {
+            return true;
+        }
+    }
+    false
+}
+
+/// The rule id of the first XSS pattern in `s` (already decoded), if any.
+pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
+    use super::decode as d;
+    if mask & (d::LT | d::COLON | d::PAREN | d::BRACE | d::QUOTE | d::EQ | d::BACKTICK) == 0 {
+        return None;
+    }
+    let medium = sens >= Sensitivity::Medium;
+    if mask & d::LT != 0 {
+        let mut i = 0;
+        while let Some(p) = s.get(i..).and_then(|t| t.iter().position(|&b| b == b'<')) {
+            if let Some(r) = tag_at(s, i + p, sens) {
+                return Some(r);
+            }
+            i += p + 1;
+        }
+    }
+    if mask & d::COLON != 0 {
+        if let Some(r) = js_url(s, sens) {
+            return Some(r);
+        }
+        if medium && data_html(s) {
+            return Some("xss.data_html");
+        }
+    }
+    if !medium {
+        return None;
+    }
+    if mask & d::EQ != 0 && event_breakout(s) {
+        return Some("xss.event_handler");
+    }
+    if mask & (d::PAREN | d::COLON) != 0 && css_expression(s) {
+        return Some("xss.css_expression");
+    }
+    if mask & d::BRACE != 0 && template(s, sens) {
+        return Some("xss.template");
+    }
+    if mask & (d::PAREN | d::BACKTICK | d::SEMI) != 0 && js_breakout(s) {
+        return Some("xss.js_breakout");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::decode::scan;
+    use super::*;
+
+    fn check(s: &str, sens: Sensitivity) -> Option<&'static str> {
+        detect(s.as_bytes(), scan(s.as_bytes()), sens)
+    }
+
+    #[test]
+    fn detects_table() {
+        let cases: &[(&str, &str)] = &[
+            ("<script>alert(1)</script>", "xss.script_tag"),
+            ("<ScRiPt src=//x.example/a.js>", "xss.script_tag"),
+            ("<scr\0ipt>", "xss.script_tag"),
+            ("<img src=x onerror=alert(1)>", "xss.event_handler"),
+            ("<svg/onload=alert(1)>", "xss.event_handler"),
+            ("<body onload = alert(1)", "xss.event_handler"),
+            ("\" autofocus onfocus=\"alert(1)", "xss.event_handler"),
+            ("javascript:alert(1)", "xss.js_url"),
+            ("java\tscript:alert(1)", "xss.js_url"),
+            ("<a href=\"javascript:void(0)\">", "xss.js_url"),
+            ("<iframe src=//evil.example>", "xss.dangerous_tag"),
+            ("data:text/html;base64,PHNjcmlwdD4=", "xss.data_html"),
+            ("width: expression(alert(1))", "xss.css_expression"),
+            ("\";alert(1)//", "xss.js_breakout"),
+            ("'-alert(1)-'", "xss.js_breakout"),
+            ("{{constructor.constructor('alert(1)')()}}", "xss.template"),
+        ];
+        for (s, want) in cases {
+            assert_eq!(check(s, Sensitivity::Medium), Some(*want), "{s}");
+        }
+    }
+
+    #[test]
+    fn benign_table() {
+        for s in [
+            "JavaScript: The Good Parts",
+            "a < b and c > d",
+            "<b>bold</b> and <i>italic</i>",
+            "Use a regular expression (regex) here",
+            "The status is online=true",
+            "Behavior: calm and friendly",
+            "Call alert() sparingly",
+            "x <= 3",
+            "Hello {{name}}, welcome",
+            "<3 love it",
+            "https://example.com/a?b=c",
+        ] {
+            assert_eq!(check(s, Sensitivity::Medium), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn sensitivity_changes_reach() {
+        assert_eq!(check("<iframe src=x>", Sensitivity::Low), None);
+        assert_eq!(check("<marquee>", Sensitivity::Medium), None);
+        assert_eq!(check("<marquee>", Sensitivity::High), Some("xss.html_tag"));
+        assert_eq!(check("href=javascript:x", Sensitivity::Low), None);
+        assert_eq!(
+            check("href=javascript:x", Sensitivity::Medium),
+            Some("xss.js_url")
+        );
+    }
+}

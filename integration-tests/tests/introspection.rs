@@ -1,0 +1,225 @@
+//! The shared auth service (RFC 7662 introspection) through the real Envoy: answers cached in
+//! shared data for every worker, one callout per credential, failure modes per policy, the
+//! breaker, across a fleet of three Envoys. Bounded in requests and time; loopback only.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use integration_tests::load::{burst, get};
+use integration_tests::{AuthRequest, AuthServer, Envoy, EnvoyConfig, Upstream};
+use serde_json::{json, Value};
+
+/// The token in an RFC 7662 form body (`token=...&token_type_hint=...`).
+fn token_of(r: &AuthRequest) -> String {
+    String::from_utf8_lossy(&r.body)
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token=").map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// An auth service: `good-*` tokens are active with scope `read`, `ro-*` with scope `other`,
+/// everything else inactive. Counts callouts per token.
+fn auth_service() -> (AuthServer, Arc<AtomicUsize>) {
+    let auth = AuthServer::start();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    auth.set_handler("/introspect", move |r| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let t = token_of(r);
+        let answer = if let Some(who) = t.strip_prefix("good-") {
+            json!({"active": true, "scope": "read", "sub": who, "client_id": "app1"})
+        } else if t.starts_with("ro-") {
+            json!({"active": true, "scope": "other", "sub": "ro"})
+        } else {
+            json!({"active": false})
+        };
+        (
+            200,
+            "application/json".into(),
+            answer.to_string().into_bytes(),
+        )
+    });
+    (auth, calls)
+}
+
+fn config(timeout_ms: u64) -> Value {
+    json!({
+        "introspection": {
+            "cluster": "auth", "authority": "auth.test", "path": "/introspect",
+            "timeout_ms": timeout_ms, "positive_ttl_seconds": 30, "negative_ttl_seconds": 5,
+            "stale_while_revalidate_seconds": 5, "breaker": {"failures": 3, "open_seconds": 30}
+        },
+        "policies": {
+            "api": {"introspection": {"required_scopes": ["read"]}},
+            "internal": {"introspection": {"required_scopes": ["read"], "on_failure": "cache_only"}}
+        }
+    })
+}
+
+fn start(auth: &AuthServer, up: &Upstream, config: &Value) -> Envoy {
+    Envoy::start(
+        EnvoyConfig::load("envoy/envoy.yaml")
+            .with_plugin_config(&config.to_string())
+            .with_upstreams(&[up.addr])
+            .with_auth_service(auth.addr()),
+    )
+}
+
+fn status(envoy: &Envoy, path: &str, token: &str) -> u16 {
+    get(
+        envoy.http_port,
+        path,
+        &[("authorization".into(), format!("Bearer {token}"))],
+    )
+    .unwrap_or(0)
+}
+
+fn counter(envoy: &Envoy, name: &str) -> u64 {
+    envoy
+        .admin_get("/stats?filter=api_guard.introspection")
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("wasmcustom.api_guard.introspection.{name}: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn one_callout_per_credential_shared_by_every_worker() {
+    let (auth, calls) = auth_service();
+    let up = Upstream::start("introspection");
+    let envoy = start(&auth, &up, &config(1000));
+    // 40 concurrent requests with one new credential over fresh connections (both workers):
+    // exactly one callout, every request admitted.
+    let port = envoy.http_port;
+    let tally = burst(40, 20, move |_| {
+        (
+            port,
+            "/api/x".into(),
+            vec![("authorization".into(), "Bearer good-alice".into())],
+        )
+    });
+    assert_eq!(tally.get(&200), Some(&40), "{tally:?}");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "single flight across workers"
+    );
+    assert!(counter(&envoy, "hit") + counter(&envoy, "pending_wait") >= 39);
+    // The upstream sees who the service said the caller is; client-sent copies are replaced.
+    up.clear();
+    let r = envoy
+        .request("GET", "/api/x")
+        .header("authorization", "Bearer good-alice")
+        .header("x-api-guard-subject", "mallory")
+        .send();
+    assert_eq!(r.status, 200);
+    let seen = up.requests();
+    assert_eq!(
+        seen[0].header("x-api-guard-subject").as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        seen[0].header("x-api-guard-client-id").as_deref(),
+        Some("app1")
+    );
+    // Scope and activity.
+    let r = envoy
+        .request("GET", "/api/x")
+        .header("authorization", "Bearer ro-1")
+        .send();
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (403, json!("insufficient_scope"))
+    );
+    let r = envoy
+        .request("GET", "/api/x")
+        .header("authorization", "Bearer nope")
+        .send();
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, json!("invalid_token"))
+    );
+    // Negative answers are cached too.
+    let before = calls.load(Ordering::SeqCst);
+    assert_eq!(status(&envoy, "/api/x", "nope"), 401);
+    assert_eq!(calls.load(Ordering::SeqCst), before);
+    assert_eq!(status(&envoy, "/api/x", ""), 401);
+}
+
+#[test]
+fn a_fleet_keeps_serving_cached_decisions_while_the_service_is_down_then_recovers() {
+    let (mut auth, _calls) = auth_service();
+    let up = Upstream::start("introspection");
+    let fleet: Vec<Envoy> = (0..3).map(|_| start(&auth, &up, &config(500))).collect();
+    for node in &fleet {
+        assert_eq!(status(node, "/api/x", "good-bob"), 200);
+        assert_eq!(status(node, "/internal/x", "good-carol"), 200);
+    }
+    auth.stop();
+    // Cached answers keep working on every node; uncached credentials fail per policy:
+    // 503 with retry-after under `deny`; `cache_only` has nothing cached for them either.
+    let ports: Vec<u16> = fleet.iter().map(|n| n.http_port).collect();
+    let tally = burst(60, 6, move |i| {
+        let token = ["good-bob", "good-new", "good-carol"][i % 3];
+        let path = if i % 3 == 2 { "/internal/x" } else { "/api/x" };
+        (
+            ports[i % 3],
+            path.into(),
+            vec![("authorization".into(), format!("Bearer {token}"))],
+        )
+    });
+    assert!(tally.keys().all(|s| [200, 503].contains(s)), "{tally:?}");
+    assert_eq!(
+        tally.get(&200),
+        Some(&40),
+        "cached credentials must keep working: {tally:?}"
+    );
+    let r = fleet[0]
+        .request("GET", "/api/x")
+        .header("authorization", "Bearer good-new2")
+        .send();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"], "auth_unavailable");
+    assert!(r.header("retry-after").is_some());
+    // Back up: new credentials work again on every node (the breaker may need its probe).
+    auth.restart();
+    let started = Instant::now();
+    for node in &fleet {
+        while status(node, "/api/x", "good-dave") != 200 {
+            assert!(started.elapsed() < Duration::from_secs(45), "no recovery");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+#[test]
+fn a_slow_service_fails_within_the_timeout_and_opens_the_breaker() {
+    let (auth, calls) = auth_service();
+    auth.set_delay("/introspect", Duration::from_secs(3));
+    let up = Upstream::start("introspection");
+    let envoy = start(&auth, &up, &config(300));
+    for i in 0..3 {
+        let started = Instant::now();
+        let s = status(&envoy, "/api/x", &format!("good-slow{i}"));
+        let took = started.elapsed();
+        assert_eq!(s, 503);
+        // Fails at the 300 ms timeout, not after the service's 3 s.
+        assert!(took < Duration::from_millis(2500), "took {took:?}");
+    }
+    // Three failures opened the breaker: no more callouts, immediate 503s. (The server counts
+    // a request when it arrives; the handler's `calls` only after the delay.)
+    let _ = &calls;
+    let before = auth.hits("/introspect");
+    assert_eq!(before, 3);
+    for i in 0..5 {
+        assert_eq!(status(&envoy, "/api/x", &format!("good-more{i}")), 503);
+    }
+    assert_eq!(
+        auth.hits("/introspect"),
+        before,
+        "the breaker must stop callouts"
+    );
+    assert!(counter(&envoy, "breaker_open") >= 5);
+    assert!(counter(&envoy, "callout_failed") >= 3);
+}
