@@ -48,7 +48,10 @@ envoy:
 	    ln -sf "$$($(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')" $(VENV)/envoy-bin; \
 	  fi; \
 	fi
-	@"$(ENVOY_BIN)" --version | grep -q '/$(ENVOY_VERSION)/' || { echo "ENVOY_BIN=$(ENVOY_BIN) is not Envoy $(ENVOY_VERSION)" >&2; exit 1; }
+	@# Read the whole output first: `| grep -q` may close the pipe early and, under pipefail,
+	@# fail the check with SIGPIPE on a binary that is fine.
+	@v="$$("$(ENVOY_BIN)" --version 2>&1)"; case "$$v" in *"/$(ENVOY_VERSION)/"*) ;; \
+	  *) echo "ENVOY_BIN=$(ENVOY_BIN) is not Envoy $(ENVOY_VERSION)" >&2; exit 1;; esac
 
 certs: $(CERT_DIR)/server.crt
 

@@ -2,7 +2,7 @@
 //! adapter gathers the facts into a [`RequestView`], passes the host clock in, and applies the
 //! [`Decision`].
 
-use crate::checks::introspection::{self, IntroFacts, IntroOutcome};
+use crate::checks::introspection::{self, IntroFacts, IntroOutcome, Introspected};
 use crate::checks::jwt;
 use crate::jwt::provider::AuthMode;
 use crate::jwt::runtime::TokenRuntime;
@@ -184,6 +184,51 @@ fn run_checks<'g>(
             }
         })
     });
+    // A key the configuration does not know may be on the remote key list (pulled from the
+    // central service): judged against configured + remote keys, so `clients` lists hold.
+    let mut remote_key: Option<Introspected> = None;
+    let key = match (key, &policy.api_key, runtime.merged_api_keys()) {
+        (
+            Some(Err(Rejection::ApiKeyInvalid {
+                problem: KeyProblem::Unknown,
+                ..
+            })),
+            Some(rule),
+            Some(merged),
+        ) => match rule.check(merged, request, now) {
+            Ok(who) if runtime.revocations.revokes_key(who.key_id, now) => {
+                Some(Err(Rejection::ApiKeyInvalid {
+                    problem: KeyProblem::Revoked,
+                    key_id: None,
+                }))
+            }
+            Ok(who) => {
+                remote_key = Some(Introspected {
+                    subject: None,
+                    client_id: Some(who.client_id.to_string()),
+                    key_id: Some(who.key_id.to_string()),
+                });
+                None
+            }
+            // Problems with a remote key are reported without its (remote) id.
+            Err(Rejection::ApiKeyInvalid { problem, .. }) => Some(Err(Rejection::ApiKeyInvalid {
+                problem,
+                key_id: None,
+            })),
+            // A remote key of a client this policy does not admit, or anything else: the
+            // key is unknown here (rejections must not borrow the remote list).
+            Err(Rejection::ApiKeyMissing) => Some(Err(Rejection::ApiKeyMissing)),
+            Err(Rejection::ApiKeyAmbiguous) => Some(Err(Rejection::ApiKeyAmbiguous)),
+            Err(_) => Some(Err(Rejection::ApiKeyInvalid {
+                problem: KeyProblem::Unknown,
+                key_id: None,
+            })),
+        },
+        (key, _, _) => key,
+    };
+    let remote_strip = remote_key
+        .as_ref()
+        .and_then(|_| policy.api_key.as_ref()?.strip_location(request));
     // An API key the configuration does not know may still be valid at the auth service:
     // with introspection in the policy, it is the service's to judge.
     let key = match key {
@@ -194,7 +239,7 @@ fn run_checks<'g>(
         other => other,
     };
     if let Some(Err(r)) = &key {
-        if !is_missing(r) || policy.auth == AuthMode::All {
+        if !is_missing(r) || (policy.auth == AuthMode::All && remote_key.is_none()) {
             return Err(r.clone());
         }
     }
@@ -226,7 +271,8 @@ fn run_checks<'g>(
     if let Some(Err(r)) = &introspected {
         // Present credentials that the service refused are refused in every auth mode; a
         // missing one only under `all` (unless an API key / token already identified the caller).
-        let identified = matches!(&key, Some(Ok(_))) || matches!(&token, Some(Ok(_)));
+        let identified =
+            matches!(&key, Some(Ok(_))) || matches!(&token, Some(Ok(_))) || remote_key.is_some();
         if !is_missing(r) || (policy.auth == AuthMode::All && !identified) {
             return Err(r.clone());
         }
@@ -236,7 +282,12 @@ fn run_checks<'g>(
     let introspected = introspected.and_then(Result::ok);
     // `any`: at least one credential; both missing is refused with the token challenge when a
     // JWT is accepted (bearer clients are the common case), else the key challenge.
-    if policy.auth == AuthMode::Any && key.is_none() && token.is_none() && introspected.is_none() {
+    if policy.auth == AuthMode::Any
+        && key.is_none()
+        && token.is_none()
+        && introspected.is_none()
+        && remote_key.is_none()
+    {
         return Err(Rejection::Token {
             problem: crate::jwt::TokenProblem::Missing,
             provider: None,
@@ -247,6 +298,10 @@ fn run_checks<'g>(
         admission.strip = who.strip;
     }
     admission.token = token;
+    if let Some(who) = remote_key {
+        admission.introspected = Some(who);
+        admission.strip = remote_strip;
+    }
     if let Some((who, refresh)) = introspected {
         admission.introspected = Some(who);
         admission.refresh = refresh;

@@ -80,6 +80,8 @@ pub struct Guard {
     pub revocation: RevocationConfig,
     pub jwt_cache: CacheSettings,
     pub introspection: Option<IntrospectionService>,
+    /// A key list pulled from the central service (`remote_clients`), merged with `clients`.
+    pub remote_clients: Option<crate::jwt::keysource::RemoteSource>,
 }
 
 impl Guard {

@@ -24,6 +24,16 @@ pub struct Admission<'g> {
     pub detections: Vec<crate::screening::Detection>,
 }
 
+impl Admission<'_> {
+    /// The client the request was admitted as: a configured API key's client, or one named by
+    /// a remote source (remote key list, introspection).
+    pub fn client_id(&self) -> Option<&str> {
+        self.identity
+            .map(|(c, _)| c)
+            .or_else(|| self.introspected.as_ref()?.client_id.as_deref())
+    }
+}
+
 /// What the adapter must do with the request body of an admitted request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BodyCheck {

@@ -216,9 +216,9 @@ fn key_statuses_and_upstream_view() {
         ),
         "{log}"
     );
-    assert!(
-        log.contains("deny policy=api reason=client_not_allowed provider=- client_id=globex key_id=globex-1")
-    );
+    assert!(log.contains(
+        "deny policy=api reason=client_not_allowed provider=- client_id=globex key_id=globex-1"
+    ));
     for secret in ["acme-new", "acme-old", "globex-key", "globex-off"] {
         assert!(!log.contains(secret), "log contains the key {secret}");
     }

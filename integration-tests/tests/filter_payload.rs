@@ -143,13 +143,13 @@ fn body_limits_at_and_one_past_the_limit_from_content_length() {
     let r = s.post(
         "/internal/upload",
         "application/octet-stream",
-        &vec![b'x'; LIMIT],
+        &[b'x'; LIMIT],
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let r = s.post(
         "/internal/upload",
         "application/octet-stream",
-        &vec![b'x'; LIMIT + 1],
+        &[b'x'; LIMIT + 1],
     );
     assert_error(&r, 413, "body_too_large");
     assert_eq!(s.up.requests().len(), 2);

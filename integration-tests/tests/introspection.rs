@@ -223,3 +223,71 @@ fn a_slow_service_fails_within_the_timeout_and_opens_the_breaker() {
     assert!(counter(&envoy, "breaker_open") >= 5);
     assert!(counter(&envoy, "callout_failed") >= 3);
 }
+
+#[test]
+fn api_keys_are_added_and_removed_centrally_without_redeploys() {
+    let auth = AuthServer::start();
+    let list = |keys: Value| json!({"clients": {"partner": {"keys": keys}}});
+    // (A client needs at least one key: an empty list is `{"clients": {}}`.)
+    let empty = json!({"clients": {}});
+    auth.set_json("/clients", &empty);
+    let up = Upstream::start("keys");
+    let config = json!({
+        "clients": {"acme": {"keys": [{"id": "acme-1", "sha256": integration_tests::key_digest("acme-key")}]}},
+        "remote_clients": {"cluster": "auth", "authority": "auth.test", "path": "/clients",
+                           "poll_seconds": 1, "timeout_ms": 500},
+        "policies": {"api": {"api_key": {}}}
+    });
+    let envoy = start(&auth, &up, &config);
+    let key =
+        |k: &str| get(envoy.http_port, "/api/x", &[("x-api-key".into(), k.into())]).unwrap_or(0);
+    assert_eq!(key("acme-key"), 200);
+    assert_eq!(key("partner-key"), 401);
+    // The central service adds a key: every worker accepts it within poll + tick.
+    auth.set_json(
+        "/clients",
+        &list(json!([{"id": "partner-1", "sha256": integration_tests::key_digest("partner-key")}])),
+    );
+    let started = Instant::now();
+    while key("partner-key") != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "remote key not picked up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    up.clear();
+    let r = envoy
+        .request("GET", "/api/x")
+        .header("x-api-key", "partner-key")
+        .send();
+    assert_eq!(r.status, 200);
+    let seen = up.requests();
+    assert_eq!(
+        seen[0].header("x-api-guard-client-id").as_deref(),
+        Some("partner")
+    );
+    assert_eq!(
+        seen[0].header("x-api-guard-key-id").as_deref(),
+        Some("partner-1")
+    );
+    assert_eq!(seen[0].header("x-api-key"), None, "the key is stripped");
+    // ...and removes it: refused again within the same bound. A garbage list keeps the last good one.
+    auth.set("/clients", 200, "application/json", "{oops");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        key("partner-key"),
+        200,
+        "a broken list must not replace the last good one"
+    );
+    auth.set_json("/clients", &empty);
+    let started = Instant::now();
+    while key("partner-key") != 401 {
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "remote key not removed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(key("acme-key"), 200, "configured keys are unaffected");
+}

@@ -64,6 +64,55 @@ impl ApiKeys {
         keys
     }
 
+    pub fn len(&self) -> usize {
+        self.by_digest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_digest.is_empty()
+    }
+
+    /// The configuration's keys plus a remote key list: remote keys of a configured client are
+    /// added to it, remote-only clients are appended (so the client indices that policies'
+    /// `clients` lists refer to stay valid). A digest already configured keeps its configured
+    /// key: the remote list can add keys, never take one over. Runs once per fetched list.
+    pub fn merged(&self, remote: &ApiKeys) -> ApiKeys {
+        let mut clients: Vec<(Client, Vec<KeyDigest>)> = Vec::new();
+        for (keys, is_remote) in [(self, false), (remote, true)] {
+            let digest_at: HashMap<(usize, usize), KeyDigest> = keys
+                .by_digest
+                .iter()
+                .map(|(d, (c, k))| ((c.0, *k), *d))
+                .collect();
+            for (ci, client) in keys.clients.iter().enumerate() {
+                let slot = match clients.iter().position(|(c, _)| c.id == client.id) {
+                    Some(i) => i,
+                    None => {
+                        let empty = Client {
+                            id: client.id.clone(),
+                            keys: Vec::new(),
+                        };
+                        clients.push((empty, Vec::new()));
+                        clients.len() - 1
+                    }
+                };
+                for (ki, key) in client.keys.iter().enumerate() {
+                    let Some(digest) = digest_at.get(&(ci, ki)) else {
+                        continue;
+                    };
+                    if is_remote && self.by_digest.contains_key(digest) {
+                        continue;
+                    }
+                    if let Some((c, ds)) = clients.get_mut(slot) {
+                        c.keys.push(key.clone());
+                        ds.push(*digest);
+                    }
+                }
+            }
+        }
+        ApiKeys::new(clients)
+    }
+
     pub fn client_index(&self, id: &str) -> Option<ClientIndex> {
         self.clients
             .iter()
@@ -186,6 +235,28 @@ impl ApiKeyRule {
             client_id: &client.id,
             key_id: &key.id,
             strip,
+        })
+    }
+}
+
+impl ApiKeyRule {
+    /// Where the key of an accepted request is to be stripped from (the header when the
+    /// request carries it, else the query parameter), independent of which key table
+    /// accepted it.
+    pub fn strip_location<'g>(
+        &'g self,
+        request: &RequestView<'_>,
+    ) -> Option<CredentialLocation<'g>> {
+        if !self.strip_credential {
+            return None;
+        }
+        if let Some(name) = &self.header {
+            if request.header(name).is_some() {
+                return Some(CredentialLocation::Header(name));
+            }
+        }
+        self.query.as_deref().map(|name| CredentialLocation::Query {
+            path_without_key: path_without_param(request.path(), name),
         })
     }
 }

@@ -28,6 +28,8 @@ pub struct IntroFacts<'s> {
 pub struct Introspected {
     pub subject: Option<String>,
     pub client_id: Option<String>,
+    /// Set for keys from the remote key list (introspection answers carry no key id).
+    pub key_id: Option<String>,
 }
 
 /// A request that must wait for the service.
@@ -172,6 +174,7 @@ fn judge<'g>(
             Introspected {
                 subject: answer.subject.clone(),
                 client_id: answer.client_id.clone(),
+                key_id: None,
             },
             refresh,
         ),

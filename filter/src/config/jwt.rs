@@ -384,7 +384,7 @@ fn compile_sources(v: &Value, path: &str, errors: &mut ConfigErrors) -> Vec<Toke
 }
 
 /// A remote document (`remote_jwks`, `revocation.remote`).
-fn compile_remote(
+pub(super) fn compile_remote(
     v: &Value,
     path: &str,
     key: &str,

@@ -95,6 +95,9 @@ fn compile_root(root: &Value, errors: &mut ConfigErrors) -> Option<Guard> {
         None => RevocationConfig::default(),
         Some((v, path)) => jwt::compile_revocation(v, &path, errors),
     };
+    let remote_clients = fields
+        .take("remote_clients")
+        .and_then(|(v, p)| jwt::compile_remote(v, &p, REMOTE_CLIENTS_KEY, false, errors));
     let introspection = fields
         .take("introspection")
         .and_then(|(v, p)| external(compile_service(v, &p), errors));
@@ -142,7 +145,51 @@ fn compile_root(root: &Value, errors: &mut ConfigErrors) -> Option<Guard> {
         revocation,
         jwt_cache,
         introspection,
+        remote_clients,
     })
+}
+
+/// Shared-data key of the published remote key list.
+pub const REMOTE_CLIENTS_KEY: &str = "api_guard.clients";
+
+/// Compiles a remote key list, `{"clients": {...}}` with the same client and key entries as the
+/// configuration's `clients` (digests only). Refused whole on any error, so a broken list
+/// never replaces the last good one.
+pub fn compile_remote_clients(bytes: &[u8]) -> Result<ApiKeys, Vec<crate::jwt::JwksError>> {
+    const MAX_BYTES: usize = 8 * 1024 * 1024;
+    let to_jwks = |errors: ConfigErrors| {
+        errors
+            .0
+            .into_iter()
+            .map(|e| crate::jwt::JwksError::new(e.path, e.message))
+            .collect::<Vec<_>>()
+    };
+    if bytes.len() > MAX_BYTES {
+        return Err(vec![crate::jwt::JwksError::new("", "larger than 8 MiB")]);
+    }
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| {
+        vec![crate::jwt::JwksError::new(
+            "",
+            format!("not valid JSON (line {}, column {})", e.line(), e.column()),
+        )]
+    })?;
+    let mut errors = ConfigErrors::default();
+    let Some(mut fields) = Fields::of(&doc, "", &mut errors) else {
+        return Err(to_jwks(errors));
+    };
+    let keys = match fields.take("clients") {
+        Some((v, path)) => compile_clients(v, &path, &mut errors).0,
+        None => {
+            errors.add("", "a key list needs \"clients\"");
+            ApiKeys::default()
+        }
+    };
+    fields.finish(&mut errors);
+    if errors.is_empty() {
+        Ok(keys)
+    } else {
+        Err(to_jwks(errors))
+    }
 }
 
 pub(crate) fn is_policy_name(s: &str) -> bool {

@@ -20,6 +20,8 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 pub enum FetchTarget {
     Keys(ProviderId),
     Revocations,
+    /// The remote API key list.
+    Clients,
 }
 
 /// Every remote document of the configuration.
@@ -37,6 +39,9 @@ pub fn remote_sources(shared: &Shared) -> Vec<(FetchTarget, &RemoteSource)> {
     if let Some(source) = &guard.revocation.remote {
         out.push((FetchTarget::Revocations, source));
     }
+    if let Some(source) = &guard.remote_clients {
+        out.push((FetchTarget::Clients, source));
+    }
     out
 }
 
@@ -47,6 +52,7 @@ pub fn source_of(shared: &Shared, target: FetchTarget) -> Option<&RemoteSource> 
             ProviderKeys::Inline(_) => None,
         },
         FetchTarget::Revocations => shared.guard.revocation.remote.as_ref(),
+        FetchTarget::Clients => shared.guard.remote_clients.as_ref(),
     }
 }
 
@@ -57,6 +63,7 @@ fn label(shared: &Shared, target: FetchTarget) -> String {
             shared.guard.provider(id).map_or("?", |p| p.name.as_str())
         ),
         FetchTarget::Revocations => "revocation list".to_string(),
+        FetchTarget::Clients => "remote key list".to_string(),
     }
 }
 
@@ -109,7 +116,9 @@ pub fn complete(shared: &Shared, target: FetchTarget, body_size: usize, now: Uni
     }
     let max = match target {
         FetchTarget::Keys(_) => MAX_JWKS_BYTES,
-        FetchTarget::Revocations => crate::jwt::revocation::MAX_DOCUMENT_BYTES,
+        FetchTarget::Revocations | FetchTarget::Clients => {
+            crate::jwt::revocation::MAX_DOCUMENT_BYTES
+        }
     };
     let Some(body) = abi::http_call_body(body_size, max) else {
         log::warn!("fetching the {what} failed: body larger than {max} bytes or unreadable");
@@ -131,6 +140,17 @@ pub fn complete(shared: &Shared, target: FetchTarget, body_size: usize, now: Uni
                 Err(problems) => Err(problems),
             }
         }
+        FetchTarget::Clients => match crate::config::compile_remote_clients(&body) {
+            Ok(keys) => {
+                log::info!("fetched the {what}: {} keys", keys.len());
+                shared
+                    .runtime
+                    .borrow_mut()
+                    .install_clients(&shared.guard, keys, now);
+                Ok(())
+            }
+            Err(problems) => Err(problems),
+        },
         FetchTarget::Revocations => match RevocationList::parse_bytes(&body) {
             Ok(list) => {
                 log::info!("fetched the {what}: {} entries", list.len());

@@ -621,6 +621,9 @@ fn apply(
         if let Some(subject) = &who.subject {
             abi::set_request_header(crate::config::DEFAULT_SUBJECT_HEADER, subject)?;
         }
+        if let Some(key_id) = &who.key_id {
+            abi::set_request_header(&identity.key_id, key_id)?;
+        }
     }
     let key_rewrote_path = matches!(admission.strip, Some(CredentialLocation::Query { .. }));
     match token_strip {

@@ -64,6 +64,7 @@ const WAIT_TICK_MS: u32 = 20;
 struct FetchMetrics {
     keys: Vec<[Option<u32>; 3]>,
     revocations: [Option<u32>; 3],
+    clients: [Option<u32>; 3],
 }
 
 impl FetchMetrics {
@@ -87,6 +88,11 @@ impl FetchMetrics {
             } else {
                 [None; 3]
             },
+            clients: if guard.remote_clients.is_some() {
+                three("api_guard.remote_clients")
+            } else {
+                [None; 3]
+            },
         }
     }
 
@@ -94,6 +100,7 @@ impl FetchMetrics {
         match target {
             FetchTarget::Keys(id) => self.keys.get(id.0),
             FetchTarget::Revocations => Some(&self.revocations),
+            FetchTarget::Clients => Some(&self.clients),
         }
     }
 }
@@ -385,6 +392,7 @@ impl RootContext for GuardRoot {
                     (Vec::new(), None)
                 };
                 let has_remote = guard.revocation.remote.is_some()
+                    || guard.remote_clients.is_some()
                     || guard
                         .jwt_providers
                         .iter()

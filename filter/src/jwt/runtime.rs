@@ -3,6 +3,7 @@
 //! cache. The host adapter owns one per VM, syncs it on every tick, and lends it to the
 //! pipeline for each request.
 
+use crate::checks::api_key::ApiKeys;
 use crate::policy::Guard;
 use crate::ratelimit::store::{SharedStore, StoreError};
 
@@ -21,6 +22,9 @@ pub struct TokenRuntime {
     /// The configuration's list merged with the remote one.
     pub revocations: RevocationList,
     pub cache: TokenCache<VerifiedToken>,
+    /// The remote key list as last synced, and the configuration's keys merged with it.
+    pub remote_clients: Synced<ApiKeys>,
+    merged_api_keys: Option<ApiKeys>,
 }
 
 /// What a sync changed, for logs and metrics.
@@ -42,6 +46,8 @@ impl TokenRuntime {
             remote_revocations: Synced::default(),
             revocations: guard.revocation.list.clone(),
             cache: TokenCache::new(guard.jwt_cache),
+            remote_clients: Synced::default(),
+            merged_api_keys: None,
         }
     }
 
@@ -70,6 +76,15 @@ impl TokenRuntime {
         if report.keys_updated > 0 {
             // A key that left the JWKS must stop verifying now, not when its cached tokens expire.
             self.cache.clear();
+        }
+        if let Some(source) = &guard.remote_clients {
+            match self.remote_clients.sync(store, source, |b| {
+                crate::config::compile_remote_clients(b).ok()
+            })? {
+                SyncOutcome::Updated => self.remerge_keys(guard),
+                SyncOutcome::Invalid => report.invalid += 1,
+                SyncOutcome::Unchanged => {}
+            }
         }
         if let Some(source) = &guard.revocation.remote {
             match self
@@ -109,6 +124,30 @@ impl TokenRuntime {
     ) {
         self.remote_revocations.install(list, fetched_at);
         self.remerge(guard);
+    }
+
+    /// Configured keys plus the remote key list, when one was fetched.
+    pub fn merged_api_keys(&self) -> Option<&ApiKeys> {
+        self.merged_api_keys.as_ref()
+    }
+
+    /// Installs a remote key list this VM fetched itself.
+    pub fn install_clients(
+        &mut self,
+        guard: &Guard,
+        keys: ApiKeys,
+        fetched_at: crate::time::UnixTime,
+    ) {
+        self.remote_clients.install(keys, fetched_at);
+        self.remerge_keys(guard);
+    }
+
+    fn remerge_keys(&mut self, guard: &Guard) {
+        self.merged_api_keys = self
+            .remote_clients
+            .value
+            .as_ref()
+            .map(|remote| guard.api_keys.merged(remote));
     }
 
     fn remerge(&mut self, guard: &Guard) {

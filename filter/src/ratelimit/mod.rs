@@ -146,7 +146,7 @@ pub fn key_hash(
     let mut h = std::hash::DefaultHasher::new();
     match source {
         KeySource::Client => {
-            let (client, _) = admission.identity?;
+            let client = admission.client_id()?;
             ("client", client).hash(&mut h);
         }
         KeySource::Ip {

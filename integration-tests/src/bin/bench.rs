@@ -22,10 +22,12 @@
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use integration_tests::{try_envoy_bin, try_wasm_path, Envoy, EnvoyConfig, Upstream};
+use integration_tests::config::AUTH_CLUSTER;
+use integration_tests::{try_envoy_bin, try_wasm_path, AuthServer, Envoy, EnvoyConfig, Upstream};
 
 const WRK: &str = "wrk";
 const PATH: &str = "/bench";
@@ -33,8 +35,12 @@ const API_KEY: (&str, &str) = ("x-api-key", "demo-key-123");
 
 /// The scenarios the ratio columns compare against.
 const NO_FILTER: &str = "none";
+/// No filter, POSTing [`ORDER_JSON`]: the baseline of every row that sends a body.
+const NO_FILTER_POST: &str = "post-none";
 const NATIVE: &str = "native";
 const NATIVE_RATE_LIMIT: &str = "native-rl";
+/// api-guard's IP + API-key check (api-guard.yaml): the reference of the introspection rows.
+const API_GUARD_KEY: &str = "api-guard";
 
 /// The JWS fixture (keys and tokens minted by PyJWT, `tools/jwt-fixtures/mint_jws.py`); the JWT
 /// bench configs carry its public JWKS.
@@ -52,9 +58,64 @@ const JWT_ALGORITHMS: [(&str, &str, &str); 4] = [
     ("HS256", "hs256", "valid_hs256"),
 ];
 
+/// Payload checks (issue 5): one Envoy, one policy per route (`/plain`, `/schema`,
+/// `/screening`, `/both`).
+const API_GUARD_PAYLOAD_CONFIG: &str = "envoy/bench/api-guard-payload.yaml";
+/// Introspection (issue 6): IP + RFC 7662 introspection through cluster `auth`.
+const API_GUARD_INTROSPECTION_CONFIG: &str = "envoy/bench/api-guard-introspection.yaml";
+/// The whole gate (issue 7): `/jwt` and `/key`, every check at once.
+const API_GUARD_FULL_CONFIG: &str = "envoy/bench/api-guard-full.yaml";
+/// Envoy's native chain doing what it can of [`API_GUARD_FULL_CONFIG`]: `http` (JWT) and
+/// `http-key` (API key).
+const NATIVE_FULL_CONFIG: &str = "envoy/bench/native-full.yaml";
+/// The path of the introspection endpoint the bench's auth server answers.
+const INTROSPECT_PATH: &str = "/introspect";
+
+/// The ~1 KiB JSON order every payload and full-policy row POSTs; it satisfies the order schema
+/// of [`API_GUARD_PAYLOAD_CONFIG`] and [`API_GUARD_FULL_CONFIG`] and carries ordinary prose (an
+/// apostrophe, "select", "drop") that screening must let through.
+const ORDER_JSON: &str = concat!(
+    r#"{"order_id":"3f6c2a9e-8b1d-4c7a-9e2f-5a4b3c2d1e0f","created":"2026-03-14T09:26:53Z","#,
+    r#""customer":{"name":"Siobhan O'Brien","email":"siobhan.obrien@example.com","tier":"gold"},"#,
+    r#""shipping":{"street":"12 Harbour View Road","city":"Cork","postcode":"T12 X2Y4","country":"IE"},"#,
+    r#""items":[{"sku":"BK-1042","title":"The Pragmatic Programmer","quantity":1,"unit_price":39.5},"#,
+    r#"{"sku":"MG-2210","title":"Ceramic mug, 350 ml","quantity":2,"unit_price":12.0},"#,
+    r#"{"sku":"NB-0007","title":"Dotted notebook (A5)","quantity":3,"unit_price":8.25},"#,
+    r#"{"sku":"PN-3301","title":"Fountain pen, fine nib","quantity":1,"unit_price":24.9},"#,
+    r#"{"sku":"IK-0420","title":"Ink cartridges, blue-black (pack of 6)","quantity":2,"unit_price":4.75},"#,
+    r#"{"sku":"BM-0099","title":"Leather bookmark","quantity":1,"unit_price":6.5}],"#,
+    r#""gift":false,"tags":["books","stationery","spring-sale"],"#,
+    r#""note":"Please leave the parcel with the neighbour at number 14 if nobody is home; "#,
+    r#"we will select a delivery slot and drop you a line. Thanks!"}"#
+);
+
+/// [`ORDER_JSON`] with a schema violation (quantity 0 is below the minimum): 400 where the
+/// schema is checked.
+fn order_invalid() -> String {
+    ORDER_JSON.replacen(r#""quantity":2"#, r#""quantity":0"#, 1)
+}
+
+/// [`ORDER_JSON`], valid against the schema, with an SQL injection in the note: 403 where
+/// screening is on.
+fn order_injection() -> String {
+    ORDER_JSON.replacen(
+        "Thanks!",
+        "x' UNION SELECT password FROM users--",
+        1,
+    )
+}
+
+/// A request the scenario must refuse even with its credential, with this status.
+#[derive(Debug, Clone, PartialEq)]
+struct Refusal {
+    what: &'static str,
+    body: String,
+    status: u16,
+}
+
 /// One row of the table.
 struct Scenario {
-    /// Short stable id (the ratio columns refer to [`NO_FILTER`] and [`NATIVE`]).
+    /// Short stable id (the ratio columns refer to ids).
     id: String,
     name: String,
     /// Bootstrap, relative to the repository root. Scenarios with the same bootstrap share one
@@ -62,80 +123,137 @@ struct Scenario {
     config: &'static str,
     /// The listener wrk drives.
     listener: &'static str,
+    /// The request path (route metadata picks the api-guard policy in shared bootstraps).
+    path: &'static str,
     /// Sent with every request (the credential).
     headers: Vec<(&'static str, String)>,
+    /// POSTed as `application/json` with every request (GET without).
+    body: Option<String>,
+    /// Every wrk request carries a token never seen before (`Authorization: Bearer t<run>-<n>`)
+    /// instead of the `authorization` of `headers` (used only by the access checks).
+    distinct_tokens: bool,
     /// Without `headers`, the scenario must refuse with this status (an access-control sanity
     /// check: a benchmark of a filter that lets everything through is meaningless).
     status_without_headers: u16,
+    /// Bodies refused even with the credential (payload rows: the checks really run).
+    refusals: Vec<Refusal>,
     /// Needs the api-guard module (`make wasm`).
     needs_wasm: bool,
-    /// The native scenario doing the same job, for the "vs native" column.
-    native_peer: String,
+    /// The no-filter row sending the same kind of request, for the "vs no filter" column.
+    baseline: String,
+    /// The row doing the job this one is compared with, for the "vs ref" column.
+    reference: String,
+}
+
+impl Scenario {
+    /// A GET of [`PATH`] on listener `http`, refused with 401 without the headers, compared with
+    /// no filter and with itself.
+    fn new(id: &str, name: &str, config: &'static str) -> Scenario {
+        Scenario {
+            id: id.to_string(),
+            name: name.to_string(),
+            config,
+            listener: "http",
+            path: PATH,
+            headers: Vec::new(),
+            body: None,
+            distinct_tokens: false,
+            status_without_headers: 401,
+            refusals: Vec::new(),
+            needs_wasm: config.starts_with("envoy/bench/api-guard"),
+            baseline: NO_FILTER.to_string(),
+            reference: id.to_string(),
+        }
+    }
+
+    fn headers(mut self, headers: Vec<(&'static str, String)>) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    fn listener(mut self, listener: &'static str) -> Self {
+        self.listener = listener;
+        self
+    }
+
+    fn path(mut self, path: &'static str) -> Self {
+        self.path = path;
+        self
+    }
+
+    /// POSTs [`ORDER_JSON`]; compared with no filter POSTing it.
+    fn post_order(mut self) -> Self {
+        self.body = Some(ORDER_JSON.to_string());
+        self.baseline = NO_FILTER_POST.to_string();
+        self
+    }
+
+    fn refuses(mut self, refusals: Vec<Refusal>) -> Self {
+        self.refusals = refusals;
+        self
+    }
+
+    fn without_headers(mut self, status: u16) -> Self {
+        self.status_without_headers = status;
+        self
+    }
+
+    fn reference(mut self, id: &str) -> Self {
+        self.reference = id.to_string();
+        self
+    }
 }
 
 fn scenarios() -> Result<Vec<Scenario>, String> {
     let api_key = || vec![(API_KEY.0, API_KEY.1.to_string())];
+    let schema_refusal = || Refusal {
+        what: "a body violating the schema",
+        body: order_invalid(),
+        status: 400,
+    };
+    let screening_refusal = || Refusal {
+        what: "a body with an SQL injection",
+        body: order_injection(),
+        status: 403,
+    };
     let mut all = vec![
-        Scenario {
-            id: "none".to_string(),
-            name: "no filter".to_string(),
-            config: "envoy/bench/none.yaml",
-            listener: "http",
-            headers: api_key(),
-            status_without_headers: 200,
-            needs_wasm: false,
-            native_peer: NATIVE.to_string(),
-        },
-        Scenario {
-            id: "native".to_string(),
-            name: "native (rbac + api_key_auth)".to_string(),
-            config: "envoy/bench/native.yaml",
-            listener: "http",
-            headers: api_key(),
-            status_without_headers: 401,
-            needs_wasm: false,
-            native_peer: NATIVE.to_string(),
-        },
-        Scenario {
-            id: "api-guard".to_string(),
-            name: "api-guard (ip + api key)".to_string(),
-            config: "envoy/bench/api-guard.yaml",
-            listener: "http",
-            headers: api_key(),
-            status_without_headers: 401,
-            needs_wasm: true,
-            native_peer: NATIVE.to_string(),
-        },
-        Scenario {
-            id: NATIVE_RATE_LIMIT.to_string(),
-            name: "native (rbac + api_key_auth + local_ratelimit)".to_string(),
-            config: "envoy/bench/native-ratelimit.yaml",
-            listener: "http",
-            headers: api_key(),
-            status_without_headers: 401,
-            needs_wasm: false,
-            native_peer: NATIVE_RATE_LIMIT.to_string(),
-        },
-        Scenario {
-            id: "api-guard-rl1".to_string(),
-            name: "api-guard (ip + api key + 1 limit by client)".to_string(),
-            config: "envoy/bench/api-guard-ratelimit-1.yaml",
-            listener: "http",
-            headers: api_key(),
-            status_without_headers: 401,
-            needs_wasm: true,
-            native_peer: NATIVE_RATE_LIMIT.to_string(),
-        },
-        Scenario {
-            id: "api-guard-rl3".to_string(),
-            name: "api-guard (ip + api key + 3 limits)".to_string(),
-            config: "envoy/bench/api-guard-ratelimit-3.yaml",
-            listener: "http",
-            headers: api_key(),
-            status_without_headers: 401,
-            needs_wasm: true,
-            native_peer: NATIVE_RATE_LIMIT.to_string(),
-        },
+        Scenario::new(NO_FILTER, "no filter", "envoy/bench/none.yaml")
+            .headers(api_key())
+            .without_headers(200)
+            .reference(NATIVE),
+        Scenario::new(
+            NATIVE,
+            "native (rbac + api_key_auth)",
+            "envoy/bench/native.yaml",
+        )
+        .headers(api_key()),
+        Scenario::new(
+            API_GUARD_KEY,
+            "api-guard (ip + api key)",
+            "envoy/bench/api-guard.yaml",
+        )
+        .headers(api_key())
+        .reference(NATIVE),
+        Scenario::new(
+            NATIVE_RATE_LIMIT,
+            "native (rbac + api_key_auth + local_ratelimit)",
+            "envoy/bench/native-ratelimit.yaml",
+        )
+        .headers(api_key()),
+        Scenario::new(
+            "api-guard-rl1",
+            "api-guard (ip + api key + 1 limit by client)",
+            "envoy/bench/api-guard-ratelimit-1.yaml",
+        )
+        .headers(api_key())
+        .reference(NATIVE_RATE_LIMIT),
+        Scenario::new(
+            "api-guard-rl3",
+            "api-guard (ip + api key + 3 limits)",
+            "envoy/bench/api-guard-ratelimit-3.yaml",
+        )
+        .headers(api_key())
+        .reference(NATIVE_RATE_LIMIT),
     ];
     for (alg, suffix, token_name) in JWT_ALGORITHMS {
         let bearer = vec![(
@@ -144,47 +262,154 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
         )];
         let native = format!("native-jwt-{suffix}");
         let native_cached = format!("native-jwt-cached-{suffix}");
-        let row = |id: String, name: String, config, listener, native_peer: &String| Scenario {
-            id,
-            name,
-            config,
-            listener,
-            headers: bearer.clone(),
-            status_without_headers: 401,
-            needs_wasm: config != NATIVE_JWT_CONFIG,
-            native_peer: native_peer.clone(),
-        };
         all.extend([
-            row(
-                native.clone(),
-                format!("native jwt_authn {alg}, no cache"),
-                NATIVE_JWT_CONFIG,
-                "http",
+            Scenario::new(
                 &native,
-            ),
-            row(
-                native_cached.clone(),
-                format!("native jwt_authn {alg}, jwt_cache_config"),
+                &format!("native jwt_authn {alg}, no cache"),
                 NATIVE_JWT_CONFIG,
-                NATIVE_JWT_CACHED_LISTENER,
+            )
+            .headers(bearer.clone()),
+            Scenario::new(
                 &native_cached,
-            ),
-            row(
-                format!("api-guard-jwt-cold-{suffix}"),
-                format!("api-guard JWT {alg}, cache off (cold)"),
+                &format!("native jwt_authn {alg}, jwt_cache_config"),
+                NATIVE_JWT_CONFIG,
+            )
+            .listener(NATIVE_JWT_CACHED_LISTENER)
+            .headers(bearer.clone()),
+            Scenario::new(
+                &format!("api-guard-jwt-cold-{suffix}"),
+                &format!("api-guard JWT {alg}, cache off (cold)"),
                 API_GUARD_JWT_NOCACHE_CONFIG,
-                "http",
-                &native,
-            ),
-            row(
-                format!("api-guard-jwt-warm-{suffix}"),
-                format!("api-guard JWT {alg}, cache on (warm)"),
+            )
+            .headers(bearer.clone())
+            .reference(&native),
+            Scenario::new(
+                &format!("api-guard-jwt-warm-{suffix}"),
+                &format!("api-guard JWT {alg}, cache on (warm)"),
                 API_GUARD_JWT_CONFIG,
-                "http",
-                &native_cached,
-            ),
+            )
+            .headers(bearer.clone())
+            .reference(&native_cached),
         ]);
     }
+
+    // Issue 5: what the payload checks cost, all POSTing the same ~1 KiB JSON order.
+    let plain = "post-api-guard-plain";
+    all.extend([
+        Scenario::new(
+            NO_FILTER_POST,
+            "no filter, POST 1 KiB JSON",
+            "envoy/bench/none.yaml",
+        )
+        .post_order()
+        .headers(api_key())
+        .without_headers(200)
+        .reference(plain),
+        Scenario::new(
+            plain,
+            "api-guard (ip + api key), POST 1 KiB JSON, payload checks off",
+            API_GUARD_PAYLOAD_CONFIG,
+        )
+        .path("/plain")
+        .post_order()
+        .headers(api_key()),
+        Scenario::new(
+            "post-api-guard-schema",
+            "api-guard (ip + api key), POST 1 KiB JSON, + JSON schema",
+            API_GUARD_PAYLOAD_CONFIG,
+        )
+        .path("/schema")
+        .post_order()
+        .headers(api_key())
+        .refuses(vec![schema_refusal()])
+        .reference(plain),
+        Scenario::new(
+            "post-api-guard-screening",
+            "api-guard (ip + api key), POST 1 KiB JSON, + injection screening",
+            API_GUARD_PAYLOAD_CONFIG,
+        )
+        .path("/screening")
+        .post_order()
+        .headers(api_key())
+        .refuses(vec![screening_refusal()])
+        .reference(plain),
+        Scenario::new(
+            "post-api-guard-both",
+            "api-guard (ip + api key), POST 1 KiB JSON, + schema + screening",
+            API_GUARD_PAYLOAD_CONFIG,
+        )
+        .path("/both")
+        .post_order()
+        .headers(api_key())
+        .refuses(vec![schema_refusal(), screening_refusal()])
+        .reference(plain),
+    ]);
+
+    // Issue 6: introspection through the bench's auth service, cached and not.
+    let cached = "api-guard-introspect-cached";
+    all.extend([
+        Scenario::new(
+            cached,
+            "api-guard (ip + introspection), one token (cached)",
+            API_GUARD_INTROSPECTION_CONFIG,
+        )
+        .headers(vec![("authorization", "Bearer bench-token".to_string())])
+        .reference(API_GUARD_KEY),
+        Scenario {
+            distinct_tokens: true,
+            ..Scenario::new(
+                "api-guard-introspect-uncached",
+                "api-guard (ip + introspection), a new token per request (uncached)",
+                API_GUARD_INTROSPECTION_CONFIG,
+            )
+            .headers(vec![("authorization", "Bearer check-token".to_string())])
+            .reference(cached)
+        },
+    ]);
+
+    // Issue 7: the whole gate against no filter and Envoy's native chain.
+    let es256 = vec![(
+        "authorization",
+        format!("Bearer {}", fixture_token("valid_es256")?),
+    )];
+    let refusals = || vec![schema_refusal(), screening_refusal()];
+    all.extend([
+        Scenario::new(
+            "full-native-jwt",
+            "native (rbac + jwt_authn ES256 cached + 2 local_ratelimit), POST 1 KiB JSON",
+            NATIVE_FULL_CONFIG,
+        )
+        .post_order()
+        .headers(es256.clone()),
+        Scenario::new(
+            "full-api-guard-jwt",
+            "api-guard full (ip + JWT ES256 warm + 2 limits + schema + screening), POST 1 KiB JSON",
+            API_GUARD_FULL_CONFIG,
+        )
+        .path("/jwt")
+        .post_order()
+        .headers(es256)
+        .refuses(refusals())
+        .reference("full-native-jwt"),
+        Scenario::new(
+            "full-native-key",
+            "native (rbac + api_key_auth + 2 local_ratelimit), POST 1 KiB JSON",
+            NATIVE_FULL_CONFIG,
+        )
+        .listener("http-key")
+        .post_order()
+        .headers(api_key()),
+        Scenario::new(
+            "full-api-guard-key",
+            "api-guard full (ip + api key + 2 limits + schema + screening), POST 1 KiB JSON",
+            API_GUARD_FULL_CONFIG,
+        )
+        .path("/key")
+        .post_order()
+        .headers(api_key())
+        .refuses(refusals())
+        .reference("full-native-key"),
+    ]);
     Ok(all)
 }
 
@@ -198,8 +423,8 @@ fn fixture_token(name: &str) -> Result<String, String> {
         .ok_or_else(|| format!("filter/src/jwt/testdata/jws.json has no token {name:?}"))
 }
 
-/// `BENCH_ONLY`: the scenarios whose id contains one of the comma-separated words (all if unset
-/// or empty).
+/// `BENCH_ONLY`: the scenarios whose id contains one of the comma-separated words, or equals a
+/// word written `=id` (all if unset or empty).
 fn select(scenarios: Vec<Scenario>, only: Option<&str>) -> Result<Vec<Scenario>, String> {
     let words: Vec<&str> = only
         .unwrap_or("")
@@ -210,10 +435,14 @@ fn select(scenarios: Vec<Scenario>, only: Option<&str>) -> Result<Vec<Scenario>,
     if words.is_empty() {
         return Ok(scenarios);
     }
+    let matches = |id: &str, word: &str| match word.strip_prefix('=') {
+        Some(exact) => id == exact,
+        None => id.contains(word),
+    };
     let ids: Vec<String> = scenarios.iter().map(|s| s.id.clone()).collect();
     let selected: Vec<Scenario> = scenarios
         .into_iter()
-        .filter(|s| words.iter().any(|w| s.id.contains(w)))
+        .filter(|s| words.iter().any(|w| matches(&s.id, w)))
         .collect();
     if selected.is_empty() {
         return Err(format!(
@@ -223,6 +452,99 @@ fn select(scenarios: Vec<Scenario>, only: Option<&str>) -> Result<Vec<Scenario>,
         ));
     }
     Ok(selected)
+}
+
+/// Whether a bootstrap has the `auth` cluster (the introspection service).
+fn uses_auth_service(config: &EnvoyConfig) -> bool {
+    config.yaml()["static_resources"]["clusters"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .any(|c| c["name"].as_str() == Some(AUTH_CLUSTER))
+}
+
+/// The bench's introspection service: every token is active with scope `read` (RFC 7662).
+fn start_auth_service() -> Result<AuthServer, String> {
+    let auth = AuthServer::try_start().map_err(|e| format!("auth server: {e}"))?;
+    auth.set_handler(INTROSPECT_PATH, |r| {
+        let body = String::from_utf8_lossy(&r.body);
+        let has_token = body
+            .split('&')
+            .any(|kv| kv.strip_prefix("token=").is_some_and(|t| !t.is_empty()));
+        let answer = if has_token {
+            serde_json::json!({"active": true, "scope": "read", "sub": "bench"})
+        } else {
+            serde_json::json!({"active": false})
+        };
+        (
+            200,
+            "application/json".to_string(),
+            answer.to_string().into_bytes(),
+        )
+    });
+    Ok(auth)
+}
+
+/// A private directory for the wrk scripts, removed on drop.
+struct ScriptDir(PathBuf);
+
+impl ScriptDir {
+    fn new() -> Result<ScriptDir, String> {
+        let path = std::env::temp_dir().join(format!("api-guard-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(ScriptDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScriptDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A Lua long string holding `text` verbatim (a level of `=` the text does not close).
+fn lua_long_string(text: &str) -> String {
+    let mut level = String::new();
+    while text.contains(&format!("]{level}]")) {
+        level.push('=');
+    }
+    format!("[{level}[{text}]{level}]")
+}
+
+/// The wrk script (`wrk -s`) of one run, if the scenario needs one: the POST body and its
+/// content type, and for `distinct_tokens` a new bearer token per request (`t<run>-<n>`: `run`
+/// makes every run's tokens new to the cache).
+fn wrk_script(scenario: &Scenario, run: u64) -> Option<String> {
+    if scenario.body.is_none() && !scenario.distinct_tokens {
+        return None;
+    }
+    let mut script = String::new();
+    if let Some(body) = &scenario.body {
+        let _ = write!(
+            script,
+            "wrk.method = \"POST\"\nwrk.body = {}\nwrk.headers[\"content-type\"] = \"application/json\"\n",
+            lua_long_string(body)
+        );
+    }
+    if scenario.distinct_tokens {
+        let _ = write!(
+            script,
+            "local n = 0\n\
+             request = function()\n\
+             \x20 n = n + 1\n\
+             \x20 local headers = {{}}\n\
+             \x20 for k, v in pairs(wrk.headers) do headers[k] = v end\n\
+             \x20 headers[\"authorization\"] = \"Bearer t{run}-\" .. n\n\
+             \x20 return wrk.format(nil, nil, headers, nil)\n\
+             end\n"
+        );
+    }
+    Some(script)
 }
 
 /// What wrk reported for one run.
@@ -267,15 +589,33 @@ fn run() -> Result<(), String> {
     let mut configs: Vec<&str> = scenarios.iter().map(|s| s.config).collect();
     configs.sort_unstable();
     configs.dedup();
-    let envoys: Vec<Envoy> = configs
+    let loaded: Vec<EnvoyConfig> = configs
         .iter()
         .map(|&path| {
-            let config = EnvoyConfig::load(path)
+            EnvoyConfig::load(path)
                 .with_upstreams(&[upstream.addr])
-                .with_concurrency(1);
+                .with_concurrency(1)
+        })
+        .collect();
+    // The introspection service, in this process (pinned with wrk and the upstream).
+    let auth = if loaded.iter().any(uses_auth_service) {
+        Some(start_auth_service()?)
+    } else {
+        None
+    };
+    let envoys: Vec<Envoy> = loaded
+        .into_iter()
+        .map(|config| {
+            let path = config.source().display().to_string();
+            let config = match &auth {
+                Some(auth) if uses_auth_service(&config) => config.with_auth_service(auth.addr()),
+                _ => config,
+            };
             Envoy::try_start(config).map_err(|e| format!("{path}: {e}"))
         })
         .collect::<Result<_, _>>()?;
+    let scripts = ScriptDir::new()?;
+    let mut run_count = 0u64;
     if let Some(pin) = &pinning {
         for envoy in &envoys {
             pin.pin_pid(envoy.pid(), &pin.envoy_cpu)?;
@@ -303,7 +643,14 @@ fn run() -> Result<(), String> {
     for round in 1..=rounds {
         for ((scenario, &port), runs) in scenarios.iter().zip(&ports).zip(&mut results) {
             eprintln!("round {round}/{rounds}: {} ({seconds} s)", scenario.name);
-            runs.push(run_wrk(scenario, port, seconds, pinning.as_ref())?);
+            run_count += 1;
+            runs.push(run_wrk(
+                scenario,
+                port,
+                seconds,
+                pinning.as_ref(),
+                (scripts.path(), run_count),
+            )?);
         }
     }
 
@@ -332,38 +679,68 @@ fn env_number(name: &str, default: u32) -> Result<u32, String> {
     }
 }
 
-/// With its headers the scenario answers 200; without them, the expected refusal.
+/// With its headers the scenario answers 200; without them, the expected refusal; with them
+/// and a refused body, that body's status.
 fn check_access_control(scenario: &Scenario, port: u16) -> Result<(), String> {
-    let (status, text) = get(port, &scenario.headers)?;
+    let body = scenario.body.as_deref();
+    let (status, text) = request(port, scenario.path, &scenario.headers, body)?;
     if status != 200 {
         return Err(format!(
             "{}: expected 200 with the credential, got {status}: {text}",
             scenario.name
         ));
     }
-    let (status, text) = get(port, &[])?;
+    let (status, text) = request(port, scenario.path, &[], body)?;
     if status != scenario.status_without_headers {
         return Err(format!(
             "{}: expected {} without the credential, got {status}: {text}",
             scenario.name, scenario.status_without_headers
         ));
     }
+    for refusal in &scenario.refusals {
+        let (status, text) = request(
+            port,
+            scenario.path,
+            &scenario.headers,
+            Some(&refusal.body),
+        )?;
+        if status != refusal.status {
+            return Err(format!(
+                "{}: expected {} for {}, got {status}: {text}",
+                scenario.name, refusal.status, refusal.what
+            ));
+        }
+    }
     Ok(())
 }
 
-/// `GET PATH` on a loopback port over HTTP/1.1 (any listener, not only `http`): status and the
-/// whole response as text.
-fn get(port: u16, headers: &[(&str, String)]) -> Result<(u16, String), String> {
-    let fail = |e: std::io::Error| format!("GET 127.0.0.1:{port}{PATH}: {e}");
+/// `GET path`, or `POST path` with a JSON body, on a loopback port over HTTP/1.1 (any listener,
+/// not only `http`): status and the whole response as text.
+fn request(
+    port: u16,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
+    let method = if body.is_some() { "POST" } else { "GET" };
+    let fail = |e: std::io::Error| format!("{method} 127.0.0.1:{port}{path}: {e}");
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(fail)?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(fail)?;
-    let mut request = format!("GET {PATH} HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n");
     for (name, value) in headers {
         let _ = write!(request, "{name}: {value}\r\n");
     }
+    if let Some(body) = body {
+        let _ = write!(
+            request,
+            "content-type: application/json\r\ncontent-length: {}\r\n",
+            body.len()
+        );
+    }
     request.push_str("\r\n");
+    request.push_str(body.unwrap_or(""));
     stream.write_all(request.as_bytes()).map_err(fail)?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).map_err(fail)?;
@@ -372,7 +749,9 @@ fn get(port: u16, headers: &[(&str, String)]) -> Result<(u16, String), String> {
         .strip_prefix("HTTP/1.1 ")
         .and_then(|rest| rest.get(..3))
         .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("GET 127.0.0.1:{port}{PATH}: not an HTTP/1.1 response: {text}"))?;
+        .ok_or_else(|| {
+            format!("{method} 127.0.0.1:{port}{path}: not an HTTP/1.1 response: {text}")
+        })?;
     Ok((status, text))
 }
 
@@ -422,11 +801,13 @@ impl Pinning {
     }
 }
 
+/// One wrk run; `script` is the directory for its Lua script and the run's number.
 fn run_wrk(
     scenario: &Scenario,
     port: u16,
     seconds: u32,
     pinning: Option<&Pinning>,
+    script: (&Path, u64),
 ) -> Result<Run, String> {
     let mut command = match pinning {
         Some(pin) => {
@@ -440,7 +821,13 @@ fn run_wrk(
     for (name, value) in &scenario.headers {
         command.arg("-H").arg(format!("{name}: {value}"));
     }
-    command.arg(format!("http://127.0.0.1:{port}{PATH}"));
+    let (dir, run) = script;
+    if let Some(lua) = wrk_script(scenario, run) {
+        let file = dir.join(format!("run-{run}.lua"));
+        std::fs::write(&file, lua).map_err(|e| format!("{}: {e}", file.display()))?;
+        command.arg("-s").arg(file);
+    }
+    command.arg(format!("http://127.0.0.1:{port}{}", scenario.path));
     let output = command
         .output()
         .map_err(|e| format!("cannot run {WRK}: {e}"))?;
@@ -525,28 +912,31 @@ fn table(
             .find(|(s, _)| s.id == id)
             .map(|(_, r)| r.requests_per_sec)
     };
-    let baseline = throughput_of(NO_FILTER);
     let ratio = |value: f64, to: Option<f64>| match to {
         Some(to) if to > 0.0 => format!("{:.2}", value / to),
         _ => "-".to_string(),
     };
     let mut out = format!(
         "wrk -t1 -c32 -d{seconds}s, Envoy --concurrency 1, {placement}, median of {rounds} interleaved rounds;\n\
-         \"vs native\": against the native filters doing the same job (rate-limit rows: native local_ratelimit;\n\
-         JWT rows: jwt_authn with the same token, cold against jwt_authn without cache, warm against jwt_authn with jwt_cache_config)\n\n\
-         | config | req/s | p50 | p99 | vs no filter | vs native |\n\
-         |---|---:|---:|---:|---:|---:|\n"
+         \"vs no filter\": against no filter with the same request (GET, or the same 1 KiB JSON POST);\n\
+         \"vs ref\": against the row named in \"ref\": the native filters doing the same job (rate-limit rows: native\n\
+         local_ratelimit; JWT rows: jwt_authn with the same token, cold against jwt_authn without cache, warm against\n\
+         jwt_authn with jwt_cache_config; full-policy rows: the native chain doing the subset it can), payload rows\n\
+         against api-guard with payload checks off, cached introspection against the API-key check, uncached against cached\n\n\
+         | config | req/s | p50 | p99 | vs no filter | vs ref | ref |\n\
+         |---|---:|---:|---:|---:|---:|---|\n"
     );
     for (scenario, run) in scenarios.iter().zip(&medians) {
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {} | {} | {} |",
             scenario.name,
             run.requests_per_sec,
             format_latency(run.p50),
             format_latency(run.p99),
-            ratio(run.requests_per_sec, baseline),
-            ratio(run.requests_per_sec, throughput_of(&scenario.native_peer)),
+            ratio(run.requests_per_sec, throughput_of(&scenario.baseline)),
+            ratio(run.requests_per_sec, throughput_of(&scenario.reference)),
+            scenario.reference,
         );
     }
     out
@@ -624,12 +1014,17 @@ Transfer/sec:      8.02MB
             assert!(!ids[..i].contains(id), "duplicate id {id}");
         }
         assert!(ids.contains(&NO_FILTER));
+        assert!(ids.contains(&NO_FILTER_POST));
         for s in &all {
-            assert!(
-                ids.contains(&s.native_peer.as_str()),
-                "{}: {}",
-                s.id,
-                s.native_peer
+            for reference in [&s.reference, &s.baseline] {
+                assert!(ids.contains(&reference.as_str()), "{}: {reference}", s.id);
+            }
+            // Rows compare with no filter sending the same request.
+            assert_eq!(
+                s.baseline,
+                if s.body.is_some() { NO_FILTER_POST } else { NO_FILTER },
+                "{}",
+                s.id
             );
             // A scenario's listener must exist in its bootstrap.
             let config = EnvoyConfig::load(s.config);
@@ -672,10 +1067,10 @@ Transfer/sec:      8.02MB
             }
             let cold = find(&format!("api-guard-jwt-cold-{suffix}"));
             assert_eq!(cold.config, API_GUARD_JWT_NOCACHE_CONFIG);
-            assert_eq!(cold.native_peer, format!("native-jwt-{suffix}"));
+            assert_eq!(cold.reference, format!("native-jwt-{suffix}"));
             let warm = find(&format!("api-guard-jwt-warm-{suffix}"));
             assert_eq!(warm.config, API_GUARD_JWT_CONFIG);
-            assert_eq!(warm.native_peer, format!("native-jwt-cached-{suffix}"));
+            assert_eq!(warm.reference, format!("native-jwt-cached-{suffix}"));
         }
         assert!(fixture_token("no-such-token").is_err());
     }
@@ -717,6 +1112,31 @@ Transfer/sec:      8.02MB
         assert_eq!(text.matches("issuer: https://issuer.test").count(), 2);
         assert_eq!(text.matches("jwt_cache_config").count(), 1);
 
+        // The full-policy native chain: the same JWKS on its jwt_authn.
+        let full = EnvoyConfig::load(NATIVE_FULL_CONFIG);
+        let mut inline = Vec::new();
+        inline_strings(full.yaml(), &mut inline);
+        assert_eq!(inline.len(), 1, "{NATIVE_FULL_CONFIG}");
+        let doc: serde_json::Value = serde_json::from_str(&inline[0]).unwrap();
+        assert_eq!(&doc, jwks, "{NATIVE_FULL_CONFIG} drifted from the fixture");
+
+        // The full api-guard policy: the same JWKS, issuer and audience, the cache on.
+        let configs = EnvoyConfig::load(API_GUARD_FULL_CONFIG).plugin_configs();
+        assert_eq!(configs.len(), 1);
+        let plugin: serde_json::Value = serde_json::from_str(&configs[0]).unwrap();
+        let provider = &plugin["jwt_providers"]["bench"];
+        assert_eq!(&provider["jwks"], jwks, "{API_GUARD_FULL_CONFIG} drifted");
+        assert_eq!(provider["issuer"], fixture["issuer"]);
+        assert_eq!(provider["audiences"], serde_json::json!([fixture["audience"]]));
+        assert_eq!(
+            plugin["jwt_cache"],
+            serde_json::json!({"max_entries": 10000, "max_ttl_seconds": 300})
+        );
+        assert_eq!(
+            plugin["policies"]["full-jwt"]["jwt"]["providers"],
+            serde_json::json!(["bench"])
+        );
+
         // api-guard: the same JWKS, issuer and audience; the cache on or off.
         for (path, cache) in [
             (
@@ -749,6 +1169,79 @@ Transfer/sec:      8.02MB
     }
 
     #[test]
+    fn payload_rows_post_the_order_and_check_what_they_claim() {
+        assert!((900..=1100).contains(&ORDER_JSON.len()), "{}", ORDER_JSON.len());
+        for body in [ORDER_JSON.to_string(), order_invalid(), order_injection()] {
+            serde_json::from_str::<serde_json::Value>(&body).unwrap();
+        }
+        assert_ne!(order_invalid(), ORDER_JSON);
+        assert_ne!(order_injection(), ORDER_JSON);
+        let all = scenarios().unwrap();
+        let find = |id: &str| all.iter().find(|s| s.id == id).unwrap();
+        let statuses = |id: &str| -> Vec<u16> { find(id).refusals.iter().map(|r| r.status).collect() };
+        assert_eq!(statuses("post-api-guard-plain"), Vec::<u16>::new());
+        assert_eq!(statuses("post-api-guard-schema"), vec![400]);
+        assert_eq!(statuses("post-api-guard-screening"), vec![403]);
+        assert_eq!(statuses("post-api-guard-both"), vec![400, 403]);
+        assert_eq!(statuses("full-api-guard-jwt"), vec![400, 403]);
+        assert_eq!(statuses("full-api-guard-key"), vec![400, 403]);
+        for s in all.iter().filter(|s| s.config == API_GUARD_PAYLOAD_CONFIG) {
+            assert_eq!(s.body.as_deref(), Some(ORDER_JSON), "{}", s.id);
+            assert_eq!(s.path, format!("/{}", s.id.trim_start_matches("post-api-guard-")));
+            assert_eq!(s.reference, "post-api-guard-plain");
+        }
+        // Bodies are checked only where the wasm filter may hold the headers for them.
+        for config in [API_GUARD_PAYLOAD_CONFIG, API_GUARD_FULL_CONFIG] {
+            let text = serde_yaml::to_string(EnvoyConfig::load(config).yaml()).unwrap();
+            assert!(text.contains("allow_on_headers_stop_iteration: true"), "{config}");
+        }
+        assert_eq!(find("full-api-guard-jwt").reference, "full-native-jwt");
+        assert_eq!(find("full-api-guard-key").reference, "full-native-key");
+    }
+
+    #[test]
+    fn introspection_rows_use_the_auth_service() {
+        let all = scenarios().unwrap();
+        let introspection: Vec<&Scenario> = all
+            .iter()
+            .filter(|s| s.config == API_GUARD_INTROSPECTION_CONFIG)
+            .collect();
+        assert_eq!(introspection.len(), 2);
+        assert!(uses_auth_service(&EnvoyConfig::load(API_GUARD_INTROSPECTION_CONFIG)));
+        assert!(!uses_auth_service(&EnvoyConfig::load("envoy/bench/api-guard.yaml")));
+        let configs = EnvoyConfig::load(API_GUARD_INTROSPECTION_CONFIG).plugin_configs();
+        let plugin: serde_json::Value = serde_json::from_str(&configs[0]).unwrap();
+        assert_eq!(plugin["introspection"]["cluster"], AUTH_CLUSTER);
+        assert_eq!(plugin["introspection"]["path"], INTROSPECT_PATH);
+        let [cached, uncached] = introspection[..] else {
+            unreachable!()
+        };
+        assert!(!cached.distinct_tokens && uncached.distinct_tokens);
+        assert_eq!(cached.reference, API_GUARD_KEY);
+        assert_eq!(uncached.reference, cached.id);
+        assert!(wrk_script(cached, 1).is_none());
+        let script = wrk_script(uncached, 7).unwrap();
+        assert!(script.contains("\"Bearer t7-\" .. n"), "{script}");
+        assert!(script.contains("request = function()"), "{script}");
+    }
+
+    #[test]
+    fn wrk_scripts_post_the_body_verbatim() {
+        assert_eq!(lua_long_string("a"), "[[a]]");
+        assert_eq!(lua_long_string("x]]y"), "[=[x]]y]=]");
+        assert_eq!(lua_long_string("]]]=]"), "[==[]]]=]]==]");
+        let all = scenarios().unwrap();
+        let none = all.iter().find(|s| s.id == NO_FILTER).unwrap();
+        assert!(wrk_script(none, 1).is_none());
+        let post = all.iter().find(|s| s.id == NO_FILTER_POST).unwrap();
+        let script = wrk_script(post, 1).unwrap();
+        assert!(script.contains("wrk.method = \"POST\""));
+        assert!(script.contains(&format!("wrk.body = [[{ORDER_JSON}]]")));
+        assert!(script.contains("wrk.headers[\"content-type\"] = \"application/json\""));
+        assert!(!script.contains("request"));
+    }
+
+    #[test]
     fn bench_only_selects_by_id_words() {
         let ids = |only: Option<&str>| -> Result<Vec<String>, String> {
             select(scenarios().unwrap(), only).map(|v| v.into_iter().map(|s| s.id).collect())
@@ -758,7 +1251,26 @@ Transfer/sec:      8.02MB
         assert_eq!(ids(Some(" , ")).unwrap(), all);
         assert_eq!(
             ids(Some("none, native-jwt-es256")).unwrap(),
-            vec!["none", "native-jwt-es256"]
+            vec!["none", "native-jwt-es256", "post-none"]
+        );
+        assert_eq!(
+            ids(Some("=none,=api-guard, introspect")).unwrap(),
+            vec![
+                "none",
+                "api-guard",
+                "api-guard-introspect-cached",
+                "api-guard-introspect-uncached"
+            ]
+        );
+        assert_eq!(
+            ids(Some("post")).unwrap(),
+            vec![
+                "post-none",
+                "post-api-guard-plain",
+                "post-api-guard-schema",
+                "post-api-guard-screening",
+                "post-api-guard-both"
+            ]
         );
         assert_eq!(
             ids(Some("jwt-cold")).unwrap(),

@@ -1063,7 +1063,51 @@ fn memory_table(full: &Guard) {
     );
 }
 
+/// `core-bench profile-compile|profile-body`: a loop over one operation, to run under
+/// `perf record` (e.g. `perf record -g target/release/core-bench profile-compile`; build with
+/// `CARGO_PROFILE_RELEASE_STRIP=false` for symbols).
+fn profile_loop(what: &str) {
+    let json = generated_config(FULL);
+    let full = compile_or_exit(&json);
+    let started = Instant::now();
+    match what {
+        "profile-compile" => {
+            while started.elapsed() < Duration::from_secs(5) {
+                drop(black_box(compile_or_exit(black_box(&json))));
+            }
+        }
+        "profile-body" => {
+            let body = order_body();
+            let post = post_headers(body.len());
+            let view = RequestView {
+                headers: &post,
+                client_ip: client_ip(),
+                route_policy: Some("body"),
+            };
+            let mut runtime = TokenRuntime::new(&full);
+            let decision = decide_headers(&full, &view, NOW, &mut runtime, false, None);
+            let (Some(policy), Verdict::Allow(admission)) = (decision.policy, &decision.verdict)
+            else {
+                fail("POST under body: not admitted");
+            };
+            let Some(check) = admission.body.clone() else {
+                fail("POST under body: no body check");
+            };
+            while started.elapsed() < Duration::from_secs(5) {
+                black_box(check_body(&full, policy, &check, black_box(&body))).ok();
+            }
+        }
+        other => fail(&format!(
+            "unknown mode {other:?} (profile-compile, profile-body)"
+        )),
+    }
+}
+
 fn main() {
+    if let Some(mode) = std::env::args().nth(1) {
+        profile_loop(&mode);
+        return;
+    }
     original_table();
     configure_table();
     let full = compile_or_exit(&generated_config(FULL));
