@@ -246,7 +246,19 @@ fn run_checks<'g>(
     let token = policy
         .jwt
         .as_ref()
-        .map(|rule| jwt::check(guard, rule, runtime, request, now));
+        .map(|rule| jwt::check(guard, rule, runtime, request, now))
+        .map(|result| match result {
+            // Not a JWT at all (an opaque token): with introspection in the policy, it is the
+            // auth service's to judge, not a bad JWT.
+            Err(Rejection::Token {
+                problem: crate::jwt::TokenProblem::Malformed,
+                ..
+            }) if policy.introspection.is_some() => Err(Rejection::Token {
+                problem: crate::jwt::TokenProblem::Missing,
+                provider: None,
+            }),
+            other => other,
+        });
     if let Some(Err(r)) = &token {
         if !is_missing(r) || policy.auth == AuthMode::All {
             return Err(r.clone());
@@ -320,6 +332,7 @@ fn run_checks<'g>(
                     buffer: json.is_some(),
                     method: request.method().to_vec(),
                     screen_media_type: None,
+                    json: json.is_some(),
                 });
             }
         }
@@ -334,6 +347,7 @@ fn run_checks<'g>(
                     buffer: true,
                     method: request.method().to_vec(),
                     screen_media_type: None,
+                    json: false,
                 });
                 check.buffer = true;
                 check.screen_media_type = Some(media);
@@ -370,6 +384,7 @@ pub fn check_body<'g>(
         .payload
         .as_ref()
         .and_then(|p| p.settings_for(&check.method).json.as_ref())
+        .filter(|_| check.json)
     {
         check_json(json, body).map_err(Rejection::Payload)?;
     }

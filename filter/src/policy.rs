@@ -68,6 +68,19 @@ pub struct RoutePolicy {
     pub rate_limits: Vec<crate::ratelimit::RateLimit>,
 }
 
+impl RoutePolicy {
+    /// Whether a decision under this policy reads the client address (IP rules, IP-keyed rate
+    /// limits). The adapter skips the host call otherwise: host calls are most of a wasm
+    /// filter's per-request cost.
+    pub fn needs_client_ip(&self) -> bool {
+        self.ip.is_some()
+            || self
+                .rate_limits
+                .iter()
+                .any(|l| matches!(l.key, crate::ratelimit::KeySource::Ip { .. }))
+    }
+}
+
 #[derive(Debug)]
 pub struct Guard {
     pub policies: Vec<RoutePolicy>,
@@ -87,6 +100,16 @@ pub struct Guard {
 impl Guard {
     pub fn policy(&self, id: PolicyId) -> Option<&RoutePolicy> {
         self.policies.get(id.0)
+    }
+
+    /// Whether a request on a route naming `route_policy` needs the client address.
+    pub fn needs_client_ip(&self, route_policy: Option<&str>) -> bool {
+        match crate::route::select(self, route_policy) {
+            crate::route::Selection::Policy(id) => {
+                self.policy(id).is_some_and(RoutePolicy::needs_client_ip)
+            }
+            _ => false,
+        }
     }
 
     pub fn provider(&self, id: ProviderId) -> Option<&JwtProvider> {

@@ -46,6 +46,9 @@ pub struct BodyCheck {
     pub method: Vec<u8>,
     /// Lowercase `type/subtype` of the body, when body screening applies to it.
     pub screen_media_type: Option<String>,
+    /// The policy's JSON checks (limits, schema) apply to this body (a JSON or unlabelled
+    /// body); a form body buffered only for screening is not parsed as JSON.
+    pub json: bool,
 }
 
 // One per request, built in place and moved rarely: boxing the admission would cost an

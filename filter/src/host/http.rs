@@ -292,12 +292,6 @@ impl RequestCore {
                 return Action::Pause;
             }
         };
-        // An unreadable address is `None`, which IP rules treat as not allowed.
-        let client_ip = abi::property(&SOURCE_ADDRESS_PATH)
-            .ok()
-            .flatten()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| parse_socket_ip(&s));
         // Route metadata is operator-controlled; a non-UTF-8 or unreadable value selects no
         // known policy, which fails closed as an unknown policy.
         let route_policy = match abi::property(&ROUTE_POLICY_PATH) {
@@ -306,6 +300,17 @@ impl RequestCore {
                 Some(String::from_utf8(bytes).unwrap_or_else(|_| "(non-utf8)".into()))
             }
             Err(_) => Some("(unreadable)".into()),
+        };
+        // Only policies with IP rules or IP-keyed limits read the address (one host call less
+        // for the others). An unreadable address is `None`, which IP rules treat as not allowed.
+        let client_ip = if shared.guard.needs_client_ip(route_policy.as_deref()) {
+            abi::property(&SOURCE_ADDRESS_PATH)
+                .ok()
+                .flatten()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| parse_socket_ip(&s))
+        } else {
+            None
         };
         let (now, now_ns) = match abi::now_unix_nanos() {
             Ok(ns) => (

@@ -23,7 +23,7 @@ pub struct IntrospectionService {
     pub timeout_ms: u64,
     /// Default 60 (1-86400).
     pub positive_ttl_seconds: u64,
-    /// Default 10 (0-3600; 0 caches no negative answer).
+    /// Default 10 (1-3600).
     pub negative_ttl_seconds: u64,
     /// Default 10 (0-3600; 0 disables stale-while-revalidate).
     pub stale_while_revalidate_seconds: u64,
@@ -271,7 +271,9 @@ fn service(v: &Value, path: &str, errors: &mut Errors) -> Option<IntrospectionSe
     }
     let timeout_ms = f.integer("timeout_ms", 10, 60_000, 500, errors);
     let positive_ttl_seconds = f.integer("positive_ttl_seconds", 1, 86_400, 60, errors);
-    let negative_ttl_seconds = f.integer("negative_ttl_seconds", 0, 3_600, 10, errors);
+    // At least 1 s: the request that made the callout reads its answer back from the cache;
+    // an answer cached for 0 s would send it round again.
+    let negative_ttl_seconds = f.integer("negative_ttl_seconds", 1, 3_600, 10, errors);
     let stale_while_revalidate_seconds =
         f.integer("stale_while_revalidate_seconds", 0, 3_600, 10, errors);
     let max_entries = f.integer("max_entries", 1, 1_000_000, 10_000, errors);

@@ -11,7 +11,8 @@
 //!   miss, so a revoked token is refused even while it sits in the cache.
 //! - Bounded: at most `max_entries` entries per VM. When full, expired entries are swept; if
 //!   none expired, the oldest insertion is evicted (FIFO). Memory is about
-//!   `max_entries x (claims size + 100 bytes)`; `max_entries: 0` turns the cache off.
+//!   1-3 KB per entry (measured: ~1 KB with 6 claims, ~2.8 KB with 13); `max_entries: 0` turns
+//!   the cache off.
 //!
 //! The cache is per VM (per worker thread): it needs no host call, and each worker verifies a
 //! given token once.

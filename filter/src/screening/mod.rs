@@ -644,7 +644,7 @@ fn compile_skip(entry: &str, path: &str, skip: &mut Skip, errors: &mut Errors) {
     match scope {
         "json" => match pointer_segments(name) {
             Some(segs) => skip.json.push(segs),
-            None => errors.add(path, "a JSON pointer is empty or starts with \"/\""),
+            None => errors.add(path, "a JSON pointer must be empty or start with \"/\""),
         },
         _ if name.is_empty() => errors.add(path, "the name is empty"),
         "query" => skip.query.push(name.to_string()),

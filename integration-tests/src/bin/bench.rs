@@ -6,13 +6,31 @@
 //! hits every scenario alike; the table reports the median round. Compare ratios, not absolute
 //! numbers. `BENCH_SECONDS` (default 3) and `BENCH_ROUNDS` (default 7) override the run length;
 //! `BENCH_ONLY=none,native-jwt-es256` runs only the scenarios whose id contains one of the
-//! comma-separated words (a ratio column shows `-` when its reference row did not run).
+//! comma-separated words, or equals a word written `=id` (`BENCH_ONLY==none,=api-guard,post`);
+//! a ratio column shows `-` when its reference row did not run.
 //!
 //! JWT rows: per algorithm (RS256, ES256, EdDSA, HS256), the same fixture token
 //! (`filter/src/jwt/testdata/jws.json`, minted by PyJWT) on every request, verified by Envoy's
 //! jwt_authn without and with its JWT cache, and by api-guard with its cache off (every request
 //! verified: the cold path) and on (one verification, then cache hits: the warm path). api-guard
 //! cold is compared with jwt_authn uncached, warm with jwt_authn cached.
+//!
+//! Payload rows (`post-*`): every request POSTs the same ~1 KiB JSON order ([`ORDER_JSON`], through
+//! a wrk Lua script written to a temporary directory), against no filter POSTing it and against
+//! api-guard's IP + API-key policy with payload checks off, with the order's JSON Schema, with
+//! injection screening, and with both (one Envoy, a policy per route).
+//!
+//! Introspection rows: IP + RFC 7662 introspection through cluster `auth`, answered by an
+//! [`AuthServer`] in this process; one token on every request (cached: one callout, then hits)
+//! against a new token on every request (uncached: a callout each, `Bearer t<run>-<n>` from a
+//! wrk Lua script), the cached row compared with the API-key check.
+//!
+//! Full-policy rows (`full-*`): IP + JWT ES256 (warm) or API key + two rate limits + schema +
+//! screening on the POSTed order, against no filter POSTing it and against Envoy's native chain
+//! (rbac + jwt_authn or api_key_auth + two local_ratelimit) doing the subset it can.
+//!
+//! Every row is checked before it is measured: 200 with its credential, refused without it,
+//! and payload rows refuse an invalid body (400) or an injection (403) even with it.
 //!
 //! On a machine with two or more CPUs, every Envoy is pinned to the last CPU and wrk, the
 //! upstream and this process to the others (`taskset`), so each Envoy worker has a core of its
@@ -98,11 +116,7 @@ fn order_invalid() -> String {
 /// [`ORDER_JSON`], valid against the schema, with an SQL injection in the note: 403 where
 /// screening is on.
 fn order_injection() -> String {
-    ORDER_JSON.replacen(
-        "Thanks!",
-        "x' UNION SELECT password FROM users--",
-        1,
-    )
+    ORDER_JSON.replacen("Thanks!", "x' UNION SELECT password FROM users--", 1)
 }
 
 /// A request the scenario must refuse even with its credential, with this status.
@@ -654,6 +668,13 @@ fn run() -> Result<(), String> {
         }
     }
 
+    if let Some(auth) = &auth {
+        eprintln!(
+            "introspection callouts answered by the bench's auth service: {}",
+            auth.hits(INTROSPECT_PATH)
+        );
+    }
+
     let placement = match &pinning {
         Some(p) => format!(
             "Envoy pinned to CPU {}, wrk + upstream to CPU {}",
@@ -698,12 +719,7 @@ fn check_access_control(scenario: &Scenario, port: u16) -> Result<(), String> {
         ));
     }
     for refusal in &scenario.refusals {
-        let (status, text) = request(
-            port,
-            scenario.path,
-            &scenario.headers,
-            Some(&refusal.body),
-        )?;
+        let (status, text) = request(port, scenario.path, &scenario.headers, Some(&refusal.body))?;
         if status != refusal.status {
             return Err(format!(
                 "{}: expected {} for {}, got {status}: {text}",
@@ -1022,7 +1038,11 @@ Transfer/sec:      8.02MB
             // Rows compare with no filter sending the same request.
             assert_eq!(
                 s.baseline,
-                if s.body.is_some() { NO_FILTER_POST } else { NO_FILTER },
+                if s.body.is_some() {
+                    NO_FILTER_POST
+                } else {
+                    NO_FILTER
+                },
                 "{}",
                 s.id
             );
@@ -1127,7 +1147,10 @@ Transfer/sec:      8.02MB
         let provider = &plugin["jwt_providers"]["bench"];
         assert_eq!(&provider["jwks"], jwks, "{API_GUARD_FULL_CONFIG} drifted");
         assert_eq!(provider["issuer"], fixture["issuer"]);
-        assert_eq!(provider["audiences"], serde_json::json!([fixture["audience"]]));
+        assert_eq!(
+            provider["audiences"],
+            serde_json::json!([fixture["audience"]])
+        );
         assert_eq!(
             plugin["jwt_cache"],
             serde_json::json!({"max_entries": 10000, "max_ttl_seconds": 300})
@@ -1170,7 +1193,11 @@ Transfer/sec:      8.02MB
 
     #[test]
     fn payload_rows_post_the_order_and_check_what_they_claim() {
-        assert!((900..=1100).contains(&ORDER_JSON.len()), "{}", ORDER_JSON.len());
+        assert!(
+            (900..=1100).contains(&ORDER_JSON.len()),
+            "{}",
+            ORDER_JSON.len()
+        );
         for body in [ORDER_JSON.to_string(), order_invalid(), order_injection()] {
             serde_json::from_str::<serde_json::Value>(&body).unwrap();
         }
@@ -1178,7 +1205,8 @@ Transfer/sec:      8.02MB
         assert_ne!(order_injection(), ORDER_JSON);
         let all = scenarios().unwrap();
         let find = |id: &str| all.iter().find(|s| s.id == id).unwrap();
-        let statuses = |id: &str| -> Vec<u16> { find(id).refusals.iter().map(|r| r.status).collect() };
+        let statuses =
+            |id: &str| -> Vec<u16> { find(id).refusals.iter().map(|r| r.status).collect() };
         assert_eq!(statuses("post-api-guard-plain"), Vec::<u16>::new());
         assert_eq!(statuses("post-api-guard-schema"), vec![400]);
         assert_eq!(statuses("post-api-guard-screening"), vec![403]);
@@ -1187,13 +1215,19 @@ Transfer/sec:      8.02MB
         assert_eq!(statuses("full-api-guard-key"), vec![400, 403]);
         for s in all.iter().filter(|s| s.config == API_GUARD_PAYLOAD_CONFIG) {
             assert_eq!(s.body.as_deref(), Some(ORDER_JSON), "{}", s.id);
-            assert_eq!(s.path, format!("/{}", s.id.trim_start_matches("post-api-guard-")));
+            assert_eq!(
+                s.path,
+                format!("/{}", s.id.trim_start_matches("post-api-guard-"))
+            );
             assert_eq!(s.reference, "post-api-guard-plain");
         }
         // Bodies are checked only where the wasm filter may hold the headers for them.
         for config in [API_GUARD_PAYLOAD_CONFIG, API_GUARD_FULL_CONFIG] {
             let text = serde_yaml::to_string(EnvoyConfig::load(config).yaml()).unwrap();
-            assert!(text.contains("allow_on_headers_stop_iteration: true"), "{config}");
+            assert!(
+                text.contains("allow_on_headers_stop_iteration: true"),
+                "{config}"
+            );
         }
         assert_eq!(find("full-api-guard-jwt").reference, "full-native-jwt");
         assert_eq!(find("full-api-guard-key").reference, "full-native-key");
@@ -1207,8 +1241,12 @@ Transfer/sec:      8.02MB
             .filter(|s| s.config == API_GUARD_INTROSPECTION_CONFIG)
             .collect();
         assert_eq!(introspection.len(), 2);
-        assert!(uses_auth_service(&EnvoyConfig::load(API_GUARD_INTROSPECTION_CONFIG)));
-        assert!(!uses_auth_service(&EnvoyConfig::load("envoy/bench/api-guard.yaml")));
+        assert!(uses_auth_service(&EnvoyConfig::load(
+            API_GUARD_INTROSPECTION_CONFIG
+        )));
+        assert!(!uses_auth_service(&EnvoyConfig::load(
+            "envoy/bench/api-guard.yaml"
+        )));
         let configs = EnvoyConfig::load(API_GUARD_INTROSPECTION_CONFIG).plugin_configs();
         let plugin: serde_json::Value = serde_json::from_str(&configs[0]).unwrap();
         assert_eq!(plugin["introspection"]["cluster"], AUTH_CLUSTER);
