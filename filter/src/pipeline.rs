@@ -6,7 +6,7 @@ use crate::checks::introspection::{self, IntroFacts, IntroOutcome, Introspected}
 use crate::checks::jwt;
 use crate::jwt::provider::AuthMode;
 use crate::jwt::runtime::TokenRuntime;
-use crate::payload::{check_json, BodyPlan, PayloadProblem};
+use crate::payload::{check_json_keeping, BodyPlan, PayloadProblem};
 use crate::policy::Guard;
 use crate::ratelimit::store::SharedStore;
 use crate::ratelimit::{enforce, Event};
@@ -380,16 +380,22 @@ pub fn check_body<'g>(
         // Unreachable by construction; fail closed.
         return Err(Rejection::UnknownPolicy);
     };
+    let mut parsed = None;
     if let Some(json) = policy
         .payload
         .as_ref()
         .and_then(|p| p.settings_for(&check.method).json.as_ref())
         .filter(|_| check.json)
     {
-        check_json(json, body).map_err(Rejection::Payload)?;
+        parsed = check_json_keeping(json, body).map_err(Rejection::Payload)?;
     }
     if let (Some(rule), Some(media)) = (&policy.screening, &check.screen_media_type) {
-        if let Some(d) = rule.screen_body(media, body) {
+        // The schema stage's document, when there was one: one parse per body, not two.
+        let finding = match &parsed {
+            Some(doc) if media != "application/x-www-form-urlencoded" => rule.screen_json(doc),
+            _ => rule.screen_body(media, body),
+        };
+        if let Some(d) = finding {
             if rule.blocks() {
                 return Err(Rejection::Blocked(d));
             }

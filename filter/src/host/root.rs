@@ -353,8 +353,15 @@ impl RootContext for GuardRoot {
                     return false;
                 }
             };
+        // Configure time is part of what operators pay on every reload: measure it with the
+        // host clock and log it.
+        let started_ns = abi::now_unix_nanos().unwrap_or(0);
         match compile(&config) {
             Ok(guard) => {
+                let compile_us = abi::now_unix_nanos()
+                    .unwrap_or(0)
+                    .saturating_sub(started_ns)
+                    / 1_000;
                 let metrics = MetricTable::build(&guard, |name| {
                     proxy_wasm::hostcalls::define_metric(MetricType::Counter, name).ok()
                 });
@@ -412,9 +419,14 @@ impl RootContext for GuardRoot {
                     }
                 }
                 log::info!(
-                    "configuration accepted: {} policies, unmatched routes {:?}",
+                    "configuration accepted: {} policies, {} API keys, {} JWT providers, unmatched routes {:?}, compiled in {}.{:03} ms ({} bytes)",
                     guard.policies.len(),
-                    guard.unmatched_routes
+                    guard.api_keys.len(),
+                    guard.jwt_providers.len(),
+                    guard.unmatched_routes,
+                    compile_us / 1_000,
+                    compile_us % 1_000,
+                    config.len(),
                 );
                 self.shared = Some(Rc::new(Shared {
                     guard,

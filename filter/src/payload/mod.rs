@@ -297,12 +297,21 @@ impl PayloadRule {
 
 /// Runs the JSON checks on a whole body.
 pub fn check_json(check: &JsonCheck, body: &[u8]) -> Result<(), PayloadProblem<'static>> {
+    check_json_keeping(check, body).map(|_| ())
+}
+
+/// [`check_json`], handing back the document it parsed for the schema (if any), so that
+/// later stages (body screening) need not parse the body again.
+pub fn check_json_keeping(
+    check: &JsonCheck,
+    body: &[u8],
+) -> Result<Option<Value>, PayloadProblem<'static>> {
     scan::scan(body, &check.limits).map_err(|e| match e {
         scan::ScanError::Malformed { .. } => PayloadProblem::MalformedJson,
         scan::ScanError::Limit(l) => PayloadProblem::JsonLimits(l),
     })?;
     let Some(schema) = &check.schema else {
-        return Ok(());
+        return Ok(None);
     };
     let value = parse_strict(body)?;
     schema
@@ -310,7 +319,8 @@ pub fn check_json(check: &JsonCheck, body: &[u8]) -> Result<(), PayloadProblem<'
         .map_err(|f| PayloadProblem::SchemaViolation {
             pointer: f.pointer,
             keyword: f.keyword,
-        })
+        })?;
+    Ok(Some(value))
 }
 
 /// The declared body length; `None` when absent or not a plain decimal (Envoy's codecs have

@@ -1097,8 +1097,11 @@ fn profile_loop(what: &str) {
                 black_box(check_body(&full, policy, &check, black_box(&body))).ok();
             }
         }
+        // The full configuration as JSON, to load into a real Envoy and read the module's
+        // "compiled in" log line (configure time inside wasm).
+        "print-config" => println!("{json}"),
         other => fail(&format!(
-            "unknown mode {other:?} (profile-compile, profile-body)"
+            "unknown mode {other:?} (profile-compile, profile-body, print-config)"
         )),
     }
 }
