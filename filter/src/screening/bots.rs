@@ -5,8 +5,6 @@
 //! requires one). An allow-list entry (a case-insensitive prefix of the user agent) wins over
 //! both.
 
-use super::text::contains_ci;
-
 /// Substrings (lowercase) of the user agents that attack tools and scanners send by default.
 pub const SCANNERS: &[&str] = &[
     "sqlmap",
@@ -76,6 +74,44 @@ pub const SCANNERS: &[&str] = &[
 ];
 
 /// The bot decision for one user agent (`None`: header absent).
+/// Scanner names bucketed by their first byte (lowercase), built once per VM: one pass over the
+/// user agent, comparing only the names that can start at each position. A browser user agent
+/// costs one table lookup per byte instead of a search per scanner name (measured natively:
+/// see the commit that introduced it).
+fn by_first_byte() -> &'static [Vec<&'static [u8]>] {
+    static TABLE: std::sync::OnceLock<Vec<Vec<&'static [u8]>>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table: Vec<Vec<&'static [u8]>> = vec![Vec::new(); 256];
+        for name in SCANNERS {
+            if let Some(slot) = name
+                .as_bytes()
+                .first()
+                .and_then(|b| table.get_mut(usize::from(b.to_ascii_lowercase())))
+            {
+                slot.push(name.as_bytes());
+            }
+        }
+        table
+    })
+}
+
+/// Whether the user agent contains a scanner name (ASCII case-insensitive).
+fn names_a_scanner(ua: &[u8]) -> bool {
+    let table = by_first_byte();
+    (0..ua.len()).any(|i| {
+        let Some(rest) = ua.get(i..) else {
+            return false;
+        };
+        let first = rest.first().map_or(0, u8::to_ascii_lowercase);
+        table.get(usize::from(first)).is_some_and(|names| {
+            names.iter().any(|name| {
+                rest.get(..name.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(name))
+            })
+        })
+    })
+}
+
 pub fn check(
     ua: Option<&[u8]>,
     block_scanners: bool,
@@ -94,14 +130,34 @@ pub fn check(
     }
     match ua_trim {
         None | Some([]) => require_ua.then_some("bot.missing_user_agent"),
-        Some(u) => (block_scanners && SCANNERS.iter().any(|s| contains_ci(u, s.as_bytes())))
-            .then_some("bot.scanner"),
+        Some(u) => (block_scanners && names_a_scanner(u)).then_some("bot.scanner"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::screening::text::contains_ci;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The bucketed scan finds exactly what a search per scanner name finds.
+        #[test]
+        fn bucketed_scan_matches_the_naive_search(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    proptest::sample::select(SCANNERS.to_vec()).prop_map(|s| s.to_ascii_uppercase()),
+                    proptest::sample::select(SCANNERS.to_vec()).prop_map(|s| s.chars().skip(1).collect::<String>()),
+                    "[ -~]{0,12}",
+                ],
+                0..6,
+            )
+        ) {
+            let ua = parts.concat();
+            let naive = SCANNERS.iter().any(|s| contains_ci(ua.as_bytes(), s.as_bytes()));
+            prop_assert_eq!(names_a_scanner(ua.as_bytes()), naive, "{}", ua);
+        }
+    }
 
     #[test]
     fn bots_table() {
