@@ -25,6 +25,8 @@ pub struct EnvoyConfig {
     source: PathBuf,
     concurrency: u32,
     dynamic_listeners: bool,
+    /// Listeners kept on a port the test chose (for a cluster that points back at Envoy).
+    fixed_ports: Vec<(String, u16)>,
 }
 
 impl EnvoyConfig {
@@ -40,7 +42,16 @@ impl EnvoyConfig {
             source,
             concurrency: 2,
             dynamic_listeners: false,
+            fixed_ports: Vec::new(),
         }
+    }
+
+    /// Keeps the listener `name` on `port` instead of a port Envoy picks, so that a cluster of
+    /// the same bootstrap can point at it (see `envoy/jwks-file.yaml`). Take `port` from
+    /// [`free_port`](crate::free_port).
+    pub fn with_listener_port(mut self, name: &str, port: u16) -> Self {
+        self.fixed_ports.push((name.to_string(), port));
+        self
     }
 
     /// Serves the bootstrap's listeners through file-based LDS instead of `static_resources`,
@@ -172,7 +183,23 @@ impl EnvoyConfig {
             .into_iter()
             .flatten()
         {
-            set_port_zero(listener);
+            let fixed = listener
+                .get("name")
+                .and_then(Value::as_str)
+                .and_then(|n| self.fixed_ports.iter().find(|(f, _)| f == n))
+                .map(|(_, p)| *p);
+            match fixed {
+                Some(port) => {
+                    if let Some(address) = listener
+                        .get_mut("address")
+                        .and_then(|a| a.get_mut("socket_address"))
+                        .and_then(Value::as_mapping_mut)
+                    {
+                        address.insert("port_value".into(), u64::from(port).into());
+                    }
+                }
+                None => set_port_zero(listener),
+            }
         }
         if let Some(admin) = yaml.get_mut("admin") {
             set_port_zero(admin);

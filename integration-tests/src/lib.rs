@@ -28,6 +28,15 @@ pub use envoy::{Envoy, StartFailure};
 /// Where the module is built by `make wasm`, relative to the workspace root.
 pub const WASM_RELATIVE_PATH: &str = "target/wasm32-wasip1/release/api_guard.wasm";
 
+/// A loopback port that was free a moment ago (for the rare config that needs to know a
+/// listener's port in advance).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("cannot find a free loopback port")
+}
+
 /// The workspace root (the repository root): all relative paths in `envoy/*.yaml` start here.
 pub fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -484,3 +484,37 @@ fn revocations_reach_every_worker_within_the_poll_interval_even_for_cached_token
     }
     assert!(s.counter("api_guard.policy.api.denied.jwt_revoked") >= 21);
 }
+
+#[test]
+fn a_jwks_file_served_by_envoy_itself() {
+    // envoy/jwks-file.yaml: Envoy reads envoy/jwks/example-jwks.json at configure time and serves
+    // it on a loopback listener that the provider's remote_jwks cluster points at.
+    let up = Upstream::start("jwks-file");
+    let port = integration_tests::free_port();
+    let envoy = Envoy::start(
+        EnvoyConfig::load("envoy/jwks-file.yaml")
+            .with_upstreams(&[up.addr])
+            .with_listener_port("jwks_file", port)
+            .with_cluster_endpoints(
+                "jwks_file",
+                &[std::net::SocketAddr::from(([127, 0, 0, 1], port))],
+            ),
+    );
+    let get = |t: &str| {
+        envoy
+            .request("GET", "/orders")
+            .header("authorization", &format!("Bearer {t}"))
+            .send()
+    };
+    let started = Instant::now();
+    while get(&token("valid_es256")).status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "keys from the file never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(get(&token("valid_eddsa")).status, 200);
+    // A key that is not in the file: refused.
+    assert_eq!(get(&token("valid_rs256")).status, 401);
+}
