@@ -13,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod echo;
 pub mod envoy;
+pub mod jwt_fixtures;
 pub mod load;
 pub mod process;
 mod tempdir;

@@ -7,38 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use integration_tests::jwt_fixtures::{fixture, jwks, mint, token};
 use integration_tests::{AuthServer, Envoy, EnvoyConfig, Response, Upstream};
 use serde_json::{json, Value};
-
-fn fixture(name: &str) -> Value {
-    let path = integration_tests::workspace_root().join(format!("filter/src/jwt/testdata/{name}"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-fn jws() -> Value {
-    fixture("jws.json")
-}
-
-fn token(name: &str) -> String {
-    jws()["tokens"][name].as_str().unwrap().to_string()
-}
-
-/// A token signed now by Python (PyJWT) with a fixture key; claims may say "$now+N".
-fn mint(kid: &str, claims: Value) -> String {
-    let root = integration_tests::workspace_root();
-    let out = std::process::Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("tools/jwt-fixtures/mint.py"))
-        .arg(kid)
-        .arg(claims.to_string())
-        .output()
-        .expect("run .venv/bin/python (make pytools installs PyJWT)");
-    assert!(
-        out.status.success(),
-        "mint.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn claims(extra: Value) -> Value {
     let mut c = json!({"iss": "https://issuer.test", "aud": "api", "sub": "user-2",
@@ -47,19 +18,6 @@ fn claims(extra: Value) -> Value {
         c[k] = v.clone();
     }
     c
-}
-
-/// The fixture's public JWKS restricted to the given kids.
-fn jwks(kids: &[&str]) -> Value {
-    let keys: Vec<Value> = jws()["jwks"]["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|k| kids.contains(&k["kid"].as_str().unwrap()))
-        .cloned()
-        .collect();
-    assert_eq!(keys.len(), kids.len(), "fixture lacks some of {kids:?}");
-    json!({ "keys": keys })
 }
 
 struct Setup {
@@ -107,6 +65,13 @@ impl Setup {
         }
     }
 
+    /// [`Setup::poll`] until `status`, asserting it came within `limit`; the statuses seen.
+    fn expect(&self, path: &str, token: &str, status: u16, limit: Duration) -> Vec<u16> {
+        let seen = self.poll(path, token, limit, |r| r.status == status);
+        assert_eq!(seen.last().copied(), Some(status), "{seen:?}");
+        seen
+    }
+
     fn counter(&self, name: &str) -> u64 {
         let stats = self.envoy.admin_get("/stats?filter=wasmcustom");
         stats
@@ -129,7 +94,7 @@ fn inline_config() -> Value {
             "corp": {
                 "issuer": "https://issuer.test",
                 "audiences": ["api"],
-                "jwks": jws()["jwks"],
+                "jwks": fixture("jws.json")["jwks"],
                 "forward_claims": {"sub": "x-api-guard-subject", "tier": "x-tier"}
             },
             // Nested JWTs: the inner JWS is signed by the JWE fixture's own key.
@@ -229,18 +194,18 @@ fn refusals_have_stable_codes_and_never_reach_the_upstream() {
         "expired".into(),
         mint(
             "ec-256",
-            claims(json!({"exp": "$now-3600", "iat": "$now-7200"})),
+            &claims(json!({"exp": "$now-3600", "iat": "$now-7200"})),
         ),
     ));
     tokens.push((
         "nbf_future".into(),
-        mint("ed-1", claims(json!({"nbf": "$now+3600"}))),
+        mint("ed-1", &claims(json!({"nbf": "$now+3600"}))),
     ));
     tokens.push((
         "iat_future".into(),
-        mint("rsa-1", claims(json!({"iat": "$now+3600"}))),
+        mint("rsa-1", &claims(json!({"iat": "$now+3600"}))),
     ));
-    let fresh = mint("ec-256", claims(json!({"exp": "$now+30"})));
+    let fresh = mint("ec-256", &claims(json!({"exp": "$now+30"})));
     assert_eq!(
         s.get("/api/orders", &fresh).status,
         200,
@@ -312,6 +277,22 @@ fn remote_config(refresh: u64, max_stale: u64) -> Value {
     })
 }
 
+/// A provider with a remote JWKS serving `kids` and an empty remote revocation list, started
+/// and waited for until its keys arrived.
+fn start_remote(kids: &[&str], refresh: u64, max_stale: u64) -> Setup {
+    let auth = AuthServer::start();
+    auth.set_json("/jwks.json", &jwks(kids));
+    auth.set_json("/revocations", &json!({}));
+    let s = start(remote_config(refresh, max_stale), auth);
+    s.expect(
+        "/api/x",
+        &token("valid_es256"),
+        200,
+        Duration::from_secs(10),
+    );
+    s
+}
+
 #[test]
 fn before_the_first_fetch_requests_get_503_with_retry_after_then_keys_arrive() {
     let auth = AuthServer::start();
@@ -347,17 +328,7 @@ fn before_the_first_fetch_requests_get_503_with_retry_after_then_keys_arrive() {
 
 #[test]
 fn rotation_unknown_kid_refetch_and_removed_keys() {
-    let auth = AuthServer::start();
-    auth.set_json("/jwks.json", &jwks(&["ec-256"]));
-    auth.set_json("/revocations", &json!({}));
-    let s = start(remote_config(3600, 86_400), auth);
-    let seen = s.poll(
-        "/api/x",
-        &token("valid_es256"),
-        Duration::from_secs(10),
-        |r| r.status == 200,
-    );
-    assert_eq!(*seen.last().unwrap(), 200, "{seen:?}");
+    let s = start_remote(&["ec-256"], 3600, 86_400);
     let fetches = s.auth.hits("/jwks.json");
     // A token signed by a key the issuer just added: its unknown kid pauses the request for one
     // refetch (refresh is an hour away), then it is admitted.
@@ -384,28 +355,12 @@ fn rotation_unknown_kid_refetch_and_removed_keys() {
     s.auth.set_json("/jwks.json", &jwks(&["rsa-1", "ed-1"]));
     let r = s.get("/api/x", &token("valid_eddsa"));
     assert_eq!(r.status, 200, "{}", r.text());
-    let seen = s.poll(
-        "/api/x",
-        &token("valid_es256"),
-        Duration::from_secs(5),
-        |r| r.status == 401,
-    );
-    assert_eq!(*seen.last().unwrap(), 401, "{seen:?}");
+    s.expect("/api/x", &token("valid_es256"), 401, Duration::from_secs(5));
 }
 
 #[test]
 fn jwks_down_or_garbage_keeps_the_last_good_keys_until_max_staleness() {
-    let auth = AuthServer::start();
-    auth.set_json("/jwks.json", &jwks(&["ec-256"]));
-    auth.set_json("/revocations", &json!({}));
-    let mut s = start(remote_config(1, 6), auth);
-    let seen = s.poll(
-        "/api/x",
-        &token("valid_es256"),
-        Duration::from_secs(10),
-        |r| r.status == 200,
-    );
-    assert_eq!(*seen.last().unwrap(), 200, "{seen:?}");
+    let mut s = start_remote(&["ec-256"], 1, 6);
     // Garbage: counted as a failed fetch, the last good keys stay.
     s.auth
         .set("/jwks.json", 200, "application/json", "{not json");
@@ -435,28 +390,19 @@ fn jwks_down_or_garbage_keeps_the_last_good_keys_until_max_staleness() {
     // It comes back, serving good keys again: the next refresh recovers.
     s.auth.set_json("/jwks.json", &jwks(&["ec-256"]));
     s.auth.restart();
-    let seen = s.poll(
+    s.expect(
         "/api/x",
         &token("valid_es256"),
+        200,
         Duration::from_secs(10),
-        |r| r.status == 200,
     );
-    assert_eq!(*seen.last().unwrap(), 200, "{seen:?}");
 }
 
 #[test]
 fn revocations_reach_every_worker_within_the_poll_interval_even_for_cached_tokens() {
-    let auth = AuthServer::start();
-    auth.set_json("/jwks.json", &jwks(&["ec-256", "ed-1"]));
-    auth.set_json("/revocations", &json!({"jtis": ["someone-else"]}));
-    let s = start(remote_config(3600, 86_400), auth);
-    let seen = s.poll(
-        "/api/x",
-        &token("valid_es256"),
-        Duration::from_secs(10),
-        |r| r.status == 200,
-    );
-    assert_eq!(*seen.last().unwrap(), 200, "{seen:?}");
+    let s = start_remote(&["ec-256", "ed-1"], 3600, 86_400);
+    s.auth
+        .set_json("/revocations", &json!({"jtis": ["someone-else"]}));
     // Warm the cache on both workers (each request is a new connection; Envoy spreads them).
     for _ in 0..10 {
         assert_eq!(s.get("/api/x", &token("valid_es256")).status, 200);

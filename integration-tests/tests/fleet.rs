@@ -4,29 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use integration_tests::jwt_fixtures::{jwks, token};
 use integration_tests::load::{burst, Tally};
 use integration_tests::{key_digest, AuthServer, Envoy, EnvoyConfig, Upstream};
 use serde_json::{json, Value};
-
-fn fixture() -> Value {
-    let path = integration_tests::workspace_root().join("filter/src/jwt/testdata/jws.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn token(name: &str) -> String {
-    fixture()["tokens"][name].as_str().unwrap().to_string()
-}
-
-fn jwks(kids: &[&str]) -> Value {
-    let keys: Vec<Value> = fixture()["jwks"]["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|k| kids.contains(&k["kid"].as_str().unwrap()))
-        .cloned()
-        .collect();
-    json!({ "keys": keys })
-}
 
 fn config(rate: u64) -> Value {
     json!({

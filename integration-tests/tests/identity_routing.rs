@@ -1,6 +1,7 @@
 //! Identity-aware routing (`envoy/identity-routing.yaml`, the shipped example): Envoy's router
 //! balances and matches on the identity api-guard established, never on what the client claims.
 
+use integration_tests::jwt_fixtures::mint;
 use integration_tests::{Envoy, EnvoyConfig, Response, Upstream};
 use serde_json::json;
 
@@ -30,25 +31,10 @@ fn served_by(r: &Response) -> String {
     r.json()["upstream"].as_str().unwrap().to_string()
 }
 
-fn mint(claims: serde_json::Value) -> String {
-    let root = integration_tests::workspace_root();
-    let out = std::process::Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("tools/jwt-fixtures/mint.py"))
-        .arg("ec-256")
-        .arg(claims.to_string())
-        .output()
-        .expect("run .venv/bin/python (make pytools installs PyJWT)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 fn token(sub: &str, tier: &str) -> String {
     mint(
-        json!({"iss": "https://issuer.test", "aud": "api", "sub": sub, "tier": tier,
+        "ec-256",
+        &json!({"iss": "https://issuer.test", "aud": "api", "sub": sub, "tier": tier,
                 "iat": "$now-60", "exp": "$now+3600"}),
     )
 }
