@@ -171,6 +171,11 @@ fn auth_service_killed_under_load_then_back() {
 fn a_traffic_spike_gets_only_designed_answers_and_no_vm_restarts() {
     let fleet = start_fleet(&config(5), false);
     let created: Vec<u64> = (0..3).map(|n| fleet.wasm_vm_created(n)).collect();
+    // The counter is read for real (a wrong stat name would read 0 before and after).
+    assert!(
+        created.iter().all(|c| *c > 0),
+        "wasm VM counters not found: {created:?}"
+    );
     let ports: Vec<u16> = fleet.nodes.iter().map(|n| n.http_port).collect();
     let tokens = [
         token("valid_es256"),

@@ -20,7 +20,7 @@ use super::cache::MAX_CAS_RETRIES;
 const BYTES: usize = 16;
 const CREATE_CAS: u32 = u32::MAX;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Breaker {
     /// Shared-data key, e.g. `api_guard.introspect.breaker`.
     pub key: String,

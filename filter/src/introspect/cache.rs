@@ -44,7 +44,7 @@ const VERSION: u8 = 1;
 const HEADER_BYTES: usize = 1 + 32 + 4 * 8 + 1;
 
 /// One cache: where it lives, its size, its lifetimes (milliseconds).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IntrospectionCache {
     /// Shared-data key prefix, e.g. `api_guard.introspect.cache`.
     pub prefix: String,

@@ -35,26 +35,36 @@ pub struct IntrospectionService {
     pub breaker_open_seconds: u64,
     /// Where the credential is found; default `Authorization: Bearer`.
     pub sources: Vec<TokenSource>,
+    /// Derived from the fields above once, at configure time (the request path only borrows
+    /// them: no key prefix is formatted per request).
+    cache: IntrospectionCache,
+    breaker: Breaker,
 }
 
 impl IntrospectionService {
-    pub fn cache(&self) -> IntrospectionCache {
-        IntrospectionCache {
+    pub fn cache(&self) -> &IntrospectionCache {
+        &self.cache
+    }
+
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    fn derive(mut self) -> IntrospectionService {
+        self.cache = IntrospectionCache {
             prefix: format!("{KEY_PREFIX}.cache"),
             max_entries: self.max_entries,
             positive_ttl_ms: self.positive_ttl_seconds.saturating_mul(1000),
             negative_ttl_ms: self.negative_ttl_seconds.saturating_mul(1000),
             stale_while_revalidate_ms: self.stale_while_revalidate_seconds.saturating_mul(1000),
-        }
-    }
-
-    pub fn breaker(&self) -> Breaker {
-        Breaker {
+        };
+        self.breaker = Breaker {
             key: format!("{KEY_PREFIX}.breaker"),
             failures: self.breaker_failures,
             open_ms: self.breaker_open_seconds.saturating_mul(1000),
             probe_ms: self.timeout_ms.saturating_add(CLAIM_MARGIN_MS),
-        }
+        };
+        self
     }
 
     /// The callout's headers (the body is [`super::request_body`]).
@@ -294,19 +304,24 @@ fn service(v: &Value, path: &str, errors: &mut Errors) -> Option<IntrospectionSe
         Some((sv, sp)) => sources(sv, &sp, errors),
     };
     f.finish(errors);
-    Some(IntrospectionService {
-        cluster: cluster?,
-        authority: authority?,
-        path: url_path?,
-        timeout_ms,
-        positive_ttl_seconds,
-        negative_ttl_seconds,
-        stale_while_revalidate_seconds,
-        max_entries: u32::try_from(max_entries).unwrap_or(10_000),
-        breaker_failures: u32::try_from(breaker_failures).unwrap_or(5),
-        breaker_open_seconds,
-        sources,
-    })
+    Some(
+        IntrospectionService {
+            cluster: cluster?,
+            authority: authority?,
+            path: url_path?,
+            timeout_ms,
+            positive_ttl_seconds,
+            negative_ttl_seconds,
+            stale_while_revalidate_seconds,
+            max_entries: u32::try_from(max_entries).unwrap_or(10_000),
+            breaker_failures: u32::try_from(breaker_failures).unwrap_or(5),
+            breaker_open_seconds,
+            sources,
+            cache: IntrospectionCache::default(),
+            breaker: Breaker::default(),
+        }
+        .derive(),
+    )
 }
 
 fn header_name(s: &str) -> bool {
@@ -499,10 +514,21 @@ mod tests {
                         scheme: None
                     }
                 ],
+                cache: IntrospectionCache {
+                    prefix: "api_guard.introspect.cache".into(),
+                    max_entries: 100_000,
+                    positive_ttl_ms: 60_000,
+                    negative_ttl_ms: 10_000,
+                    stale_while_revalidate_ms: 10_000,
+                },
+                breaker: Breaker {
+                    key: "api_guard.introspect.breaker".into(),
+                    failures: 5,
+                    open_ms: 10_000,
+                    probe_ms: 750,
+                },
             }
         );
-        assert_eq!(s.cache().positive_ttl_ms, 60_000);
-        assert_eq!(s.breaker().probe_ms, 750);
         assert!(s.request_headers().contains(&(":authority", "auth.test")));
     }
 

@@ -690,54 +690,16 @@ fn open_with_cek(
     usable && opened
 }
 
-/// Three non-empty segments of the base64url alphabet, no padding. Only a shape check: the
-/// JWS parser (`compact`) decodes and verifies it.
+/// Three non-empty base64url segments without padding. Only a shape check: the JWS parser
+/// (`compact`) decodes and verifies the inner token.
 fn looks_like_jws(text: &str) -> bool {
-    let mut count = 0usize;
-    for segment in text.split('.') {
-        count += 1;
-        if segment.is_empty() || !segment.bytes().all(|b| b64_value(b).is_some()) {
-            return false;
-        }
-    }
-    count == 3
+    super::compact::split_jws(text).is_some()
 }
 
-fn b64_value(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'-' => Some(62),
-        b'_' => Some(63),
-        _ => None,
-    }
-}
-
-/// Strict base64url (RFC 7515 section 2): URL-safe alphabet only, no padding, no whitespace,
-/// and canonical (unused trailing bits zero, length not 1 mod 4), so one byte string has
-/// exactly one encoding and a token cannot be varied without changing its bytes.
+/// Strict base64url (RFC 7515 section 2), the same decoder as the JWS parser's: URL-safe
+/// alphabet only, no padding, canonical trailing bits, so a token has one spelling only.
 fn decode_b64url(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    if bytes.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3 + 2);
-    let mut acc: u32 = 0;
-    let mut bits: u32 = 0;
-    for &c in bytes {
-        acc = (acc << 6) | u32::from(b64_value(c)?);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if acc != 0 {
-        return None;
-    }
-    Some(out)
+    super::compact::decode_segment(text)
 }
 
 #[cfg(test)]
@@ -912,12 +874,14 @@ mod tests {
     #[test]
     fn jws_shape_check() {
         let cases: &[(&str, bool)] = &[
-            ("a.b.c", true),
-            ("a.b.", false),
-            ("a.b", false),
-            ("a.b.c.d", false),
-            ("a.b.c=", false),
-            ("a.b.c d", false),
+            ("ab.cd.ef", true),
+            // A 1-character segment cannot be base64url (length 1 mod 4).
+            ("a.b.c", false),
+            ("ab.cd.", false),
+            ("ab.cd", false),
+            ("ab.cd.ef.gh", false),
+            ("ab.cd.ef=", false),
+            ("ab.cd.ef gh", false),
         ];
         for (input, expected) in cases {
             assert_eq!(looks_like_jws(input), *expected, "{input:?}");
