@@ -1076,13 +1076,15 @@ fn profile_loop(what: &str) {
                 drop(black_box(compile_or_exit(black_box(&json))));
             }
         }
+        // `PROFILE_POLICY=screened` profiles the body with screening too.
         "profile-body" => {
             let body = order_body();
             let post = post_headers(body.len());
+            let policy_name = std::env::var("PROFILE_POLICY").unwrap_or_else(|_| "body".into());
             let view = RequestView {
                 headers: &post,
                 client_ip: client_ip(),
-                route_policy: Some("body"),
+                route_policy: Some(&policy_name),
             };
             let mut runtime = TokenRuntime::new(&full);
             let decision = decide_headers(&full, &view, NOW, &mut runtime, false, None);
