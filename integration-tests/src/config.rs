@@ -82,6 +82,27 @@ impl EnvoyConfig {
         self
     }
 
+    /// Loads `module` (an absolute path) instead of the built `api_guard.wasm` wherever the
+    /// bootstrap names it: `make bench` compares a module with an earlier build side by side.
+    /// Panics if the bootstrap loads no api-guard module.
+    pub fn with_wasm_module(mut self, module: &std::path::Path) -> Self {
+        let mut replaced = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            if let Some(Value::String(file)) = m.get_mut("filename") {
+                if file.ends_with("api_guard.wasm") {
+                    *file = module.to_string_lossy().into_owned();
+                    replaced += 1;
+                }
+            }
+        });
+        assert!(
+            replaced > 0,
+            "{}: loads no api_guard.wasm",
+            self.source.display()
+        );
+        self
+    }
+
     /// Points the `upstream` cluster at exactly `addrs` (round-robin as configured).
     pub fn with_upstreams(self, addrs: &[SocketAddr]) -> Self {
         self.with_cluster_endpoints(UPSTREAM_CLUSTER, addrs)

@@ -7,7 +7,9 @@
 //! numbers. `BENCH_SECONDS` (default 3) and `BENCH_ROUNDS` (default 7) override the run length;
 //! `BENCH_ONLY=none,native-jwt-es256` runs only the scenarios whose id contains one of the
 //! comma-separated words, or equals a word written `=id` (`BENCH_ONLY==none,=api-guard,post`);
-//! a ratio column shows `-` when its reference row did not run.
+//! a ratio column shows `-` when its reference row did not run. `BENCH_BEFORE_WASM=<module>` runs
+//! every api-guard row a second time with that module (an earlier build) in the same interleaved
+//! rounds and prints an after / before table: how optimisations are measured.
 //!
 //! JWT rows: per algorithm (RS256, ES256, EdDSA, HS256), the same fixture token
 //! (`filter/src/jwt/testdata/jws.json`, minted by PyJWT) on every request, verified by Envoy's
@@ -128,6 +130,7 @@ struct Refusal {
 }
 
 /// One row of the table.
+#[derive(Clone)]
 struct Scenario {
     /// Short stable id (the ratio columns refer to ids).
     id: String,
@@ -153,6 +156,8 @@ struct Scenario {
     refusals: Vec<Refusal>,
     /// Needs the api-guard module (`make wasm`).
     needs_wasm: bool,
+    /// Another api-guard module to load instead of the built one (`BENCH_BEFORE_WASM`).
+    module: Option<PathBuf>,
     /// The no-filter row sending the same kind of request, for the "vs no filter" column.
     baseline: String,
     /// The row doing the job this one is compared with, for the "vs ref" column.
@@ -175,6 +180,7 @@ impl Scenario {
             status_without_headers: 401,
             refusals: Vec::new(),
             needs_wasm: config.starts_with("envoy/bench/api-guard"),
+            module: None,
             baseline: NO_FILTER.to_string(),
             reference: id.to_string(),
         }
@@ -582,7 +588,11 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let seconds = env_number("BENCH_SECONDS", 3)?;
     let rounds = env_number("BENCH_ROUNDS", 7)?;
-    let scenarios = select(scenarios()?, std::env::var("BENCH_ONLY").ok().as_deref())?;
+    let mut scenarios = select(scenarios()?, std::env::var("BENCH_ONLY").ok().as_deref())?;
+    let before = std::env::var_os("BENCH_BEFORE_WASM").map(PathBuf::from);
+    if let Some(module) = &before {
+        scenarios = with_before_twins(scenarios, module)?;
+    }
 
     try_envoy_bin()?;
     if scenarios.iter().any(|s| s.needs_wasm) {
@@ -599,16 +609,23 @@ fn run() -> Result<(), String> {
     }
     let upstream = Upstream::start("bench");
     upstream.set_recording(false);
-    // One Envoy per bootstrap; scenarios on the same bootstrap share it.
-    let mut configs: Vec<&str> = scenarios.iter().map(|s| s.config).collect();
+    // One Envoy per bootstrap and module; scenarios on the same ones share it.
+    let mut configs: Vec<(&str, Option<&Path>)> = scenarios
+        .iter()
+        .map(|s| (s.config, s.module.as_deref()))
+        .collect();
     configs.sort_unstable();
     configs.dedup();
     let loaded: Vec<EnvoyConfig> = configs
         .iter()
-        .map(|&path| {
-            EnvoyConfig::load(path)
+        .map(|&(path, module)| {
+            let config = EnvoyConfig::load(path)
                 .with_upstreams(&[upstream.addr])
-                .with_concurrency(1)
+                .with_concurrency(1);
+            match module {
+                Some(module) => config.with_wasm_module(module),
+                None => config,
+            }
         })
         .collect();
     // The introspection service, in this process (pinned with wrk and the upstream).
@@ -640,7 +657,7 @@ fn run() -> Result<(), String> {
         .map(|s| {
             let envoy = configs
                 .iter()
-                .position(|&c| c == s.config)
+                .position(|&(c, m)| c == s.config && m == s.module.as_deref())
                 .and_then(|i| envoys.get(i))
                 .ok_or_else(|| format!("{}: no Envoy for {}", s.name, s.config))?;
             envoy
@@ -686,7 +703,63 @@ fn run() -> Result<(), String> {
         "\n{}",
         table(&scenarios, &results, seconds, rounds, &placement)
     );
+    if before.is_some() {
+        println!("{}", before_after(&scenarios, &results));
+    }
     Ok(())
+}
+
+/// `BENCH_BEFORE_WASM=<module>`: every api-guard row runs twice, with the built module and with
+/// `module` (an earlier build), in the same interleaved rounds, so an optimisation is measured
+/// against the code it replaces under the same conditions.
+fn with_before_twins(scenarios: Vec<Scenario>, module: &Path) -> Result<Vec<Scenario>, String> {
+    let module = module
+        .canonicalize()
+        .map_err(|e| format!("BENCH_BEFORE_WASM={}: {e}", module.display()))?;
+    let mut out = Vec::with_capacity(scenarios.len() * 2);
+    for s in scenarios {
+        let twin = s.needs_wasm.then(|| {
+            let mut twin = s.clone();
+            twin.id = format!("{}@before", s.id);
+            twin.name = format!("{} [before]", s.name);
+            twin.module = Some(module.clone());
+            twin.reference = s.id.clone();
+            twin
+        });
+        out.push(s);
+        out.extend(twin);
+    }
+    Ok(out)
+}
+
+/// After / before per api-guard row: the ratio of the median rounds, and the median of the
+/// per-round ratios (each round runs both back to back, so drift cancels out).
+fn before_after(scenarios: &[Scenario], results: &[Vec<Run>]) -> String {
+    let mut out = String::from("| config | after req/s | before req/s | after / before (medians) | after / before (median of rounds) |\n|---|---:|---:|---:|---:|\n");
+    for (s, runs) in scenarios.iter().zip(results) {
+        let Some((_, before_runs)) = scenarios
+            .iter()
+            .zip(results)
+            .find(|(t, _)| t.module.is_some() && t.reference == s.id)
+        else {
+            continue;
+        };
+        let after = median(runs, |r| r.requests_per_sec).requests_per_sec;
+        let before = median(before_runs, |r| r.requests_per_sec).requests_per_sec;
+        let per_round: Vec<f64> = runs
+            .iter()
+            .zip(before_runs)
+            .map(|(a, b)| a.requests_per_sec / b.requests_per_sec.max(1.0))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {after:.0} | {before:.0} | {:.3} | {:.3} |",
+            s.name,
+            after / before.max(1.0),
+            median(&per_round, |r| *r),
+        );
+    }
+    out
 }
 
 fn env_number(name: &str, default: u32) -> Result<u32, String> {
