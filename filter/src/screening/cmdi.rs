@@ -16,10 +16,10 @@
 //! - `cmdi.brace_expansion` (medium+): `{cat,/etc/passwd}`.
 //! - `cmdi.reverse_shell` (low+): `/dev/tcp/`, `/dev/udp/`.
 
-use super::text::{at, find_ci, is_ws, lower_at, starts_ci, word_in};
+use super::text::{at, find_ci, is_ws, lower_at, starts_ci, word_in, ByteSet, Words};
 use super::Sensitivity;
 
-const STRONG: &[&[u8]] = &[
+const STRONG: Words = Words::new(&[
     b"whoami",
     b"wget",
     b"uname",
@@ -59,9 +59,9 @@ const STRONG: &[&[u8]] = &[
     b"rm",
     b"getent",
     b"lsb_release",
-];
+]);
 
-const WORDLIKE: &[&[u8]] = &[
+const WORDLIKE: Words = Words::new(&[
     b"cat",
     b"ls",
     b"id",
@@ -122,7 +122,7 @@ const WORDLIKE: &[&[u8]] = &[
     b"nl",
     b"od",
     b"xxd",
-];
+]);
 
 fn is_name(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
@@ -185,11 +185,11 @@ fn name_at(s: &[u8], start: usize) -> Option<(bool, usize, usize)> {
         return None;
     }
     let name = name.strip_suffix(b".exe").unwrap_or(name);
-    if STRONG.contains(&name)
+    if STRONG.contains_word(name)
         || (name == b"cmd" && starts_ci(s, crate::screening::text::skip_ws(s, k), b"/c"))
     {
         Some((true, start, k))
-    } else if WORDLIKE.contains(&name) {
+    } else if WORDLIKE.contains_word(name) {
         Some((false, start, k))
     } else {
         None
@@ -273,9 +273,23 @@ fn shell_args(s: &[u8], name_start: usize, k: usize, loose_end: bool) -> bool {
     }
 }
 
+/// The bytes a separator (or `$(`) starts with.
+const SEPARATOR_STARTS: ByteSet = ByteSet::new(b";\n`|&$");
+
 fn chained(s: &[u8], sens: Sensitivity) -> bool {
     let mut i = 0;
-    while let Some(&b) = s.get(i) {
+    loop {
+        // Straight to the next byte that can start a separator: prose has few.
+        let Some(off) = s
+            .get(i..)
+            .and_then(|t| t.iter().position(|&b| SEPARATOR_STARTS.contains(b)))
+        else {
+            return false;
+        };
+        i += off;
+        let Some(&b) = s.get(i) else {
+            return false;
+        };
         let sep_len = match b {
             b';' | b'\n' | b'`' => 1,
             b'|' | b'&' => {
@@ -313,7 +327,6 @@ fn chained(s: &[u8], sens: Sensitivity) -> bool {
         }
         i += sep_len;
     }
-    false
 }
 
 fn brace_expansion(s: &[u8]) -> bool {
@@ -325,6 +338,19 @@ fn brace_expansion(s: &[u8]) -> bool {
                 return true;
             }
         }
+    }
+    false
+}
+
+/// `/dev/tcp/` or `/dev/udp/` anywhere: one search for their common start (paths and URLs,
+/// screened on every request, hold slashes).
+fn reverse_shell(s: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(p) = find_ci(s, b"/dev/", from) {
+        if starts_ci(s, p + 5, b"tcp/") || starts_ci(s, p + 5, b"udp/") {
+            return true;
+        }
+        from = p + 1;
     }
     false
 }
@@ -343,9 +369,7 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
     {
         return Some("cmdi.ifs");
     }
-    if mask & d::SLASH != 0
-        && (find_ci(s, b"/dev/tcp/", 0).is_some() || find_ci(s, b"/dev/udp/", 0).is_some())
-    {
+    if mask & d::SLASH != 0 && reverse_shell(s) {
         return Some("cmdi.reverse_shell");
     }
     if mask & (d::SEMI | d::PIPE | d::AMP | d::DOLLAR | d::NEWLINE | d::BACKTICK) != 0

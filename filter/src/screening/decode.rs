@@ -67,23 +67,59 @@ const fn class(b: u8) -> u32 {
     }
 }
 
+/// The pairs `scan` reports, as the bit a byte sets when it comes first (`PAIR_FIRST`) and
+/// when it comes second (`PAIR_SECOND`): a pair is present where a byte's first-bits meet the
+/// next byte's second-bits.
+const PAIR_DOT2: u64 = 1 << 0;
+const PAIR_DASH2: u64 = 1 << 1;
+const PAIR_AT2: u64 = 1 << 2;
+const PAIR_SLASH_STAR: u64 = 1 << 3;
+const PAIR_STAR_SLASH: u64 = 1 << 4;
+const PAIR_FIRST: u32 = 32;
+const PAIR_SECOND: u32 = 40;
+
+/// Per byte: its class bit (low 32 bits), its pair roles (at `PAIR_FIRST` and `PAIR_SECOND`).
+// Indexing is fine here: constant evaluation, where an index out of bounds stops the build.
+#[allow(clippy::indexing_slicing)]
+const SCAN_TABLE: [u64; 256] = {
+    let mut table = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let (first, second) = match b as u8 {
+            b'.' => (PAIR_DOT2, PAIR_DOT2),
+            b'-' => (PAIR_DASH2, PAIR_DASH2),
+            b'@' => (PAIR_AT2, PAIR_AT2),
+            b'/' => (PAIR_SLASH_STAR, PAIR_STAR_SLASH),
+            b'*' => (PAIR_STAR_SLASH, PAIR_SLASH_STAR),
+            _ => (0, 0),
+        };
+        table[b] = class(b as u8) as u64 | first << PAIR_FIRST | second << PAIR_SECOND;
+        b += 1;
+    }
+    table
+};
+
 /// One pass over `s`: the union of the byte-class bits present, pairs (`..`, `--`, `/*`, `@@`)
 /// included.
+///
+/// Every screened value goes through here, so it is branch-free: one table lookup per byte,
+/// and a pair is the previous byte's "first" roles meeting this byte's "second" roles.
 pub fn scan(s: &[u8]) -> u32 {
-    let mut mask = 0u32;
-    let mut prev = 0u8;
+    let mut classes = 0u64;
+    let mut pairs = 0u64;
+    let mut prev = 0u64;
     for &b in s {
-        mask |= class(b);
-        mask |= match (prev, b) {
-            (b'.', b'.') => DOT2,
-            (b'-', b'-') => DASH2,
-            (b'/', b'*') | (b'*', b'/') => STAR,
-            (b'@', b'@') => AT2,
-            _ => 0,
-        };
-        prev = b;
+        let t = SCAN_TABLE.get(usize::from(b)).copied().unwrap_or(0);
+        classes |= t;
+        pairs |= (prev >> PAIR_FIRST) & (t >> PAIR_SECOND);
+        prev = t;
     }
-    mask
+    let pair_bit = |pair: u64, bit: u32| if pairs & pair != 0 { bit } else { 0 };
+    (classes as u32)
+        | pair_bit(PAIR_DOT2, DOT2)
+        | pair_bit(PAIR_DASH2, DASH2)
+        | pair_bit(PAIR_AT2, AT2)
+        | pair_bit(PAIR_SLASH_STAR | PAIR_STAR_SLASH, STAR)
 }
 
 /// Bits that mean "a decoding round could change this value".
@@ -94,17 +130,25 @@ pub fn decode_bits(plus_as_space: bool) -> u32 {
 /// The value as a backend would finally see it, after up to [`ROUNDS`] decoding rounds. Borrows
 /// when nothing needs decoding; never longer than `s`.
 pub fn decode(s: &[u8], plus_as_space: bool) -> Cow<'_, [u8]> {
+    decode_scanned(s, plus_as_space, scan(s))
+}
+
+/// [`decode`] of a value whose [`scan`] is already known (`mask`), so it is not scanned twice.
+pub fn decode_scanned(s: &[u8], plus_as_space: bool, mask: u32) -> Cow<'_, [u8]> {
     let bits = decode_bits(plus_as_space);
-    if scan(s) & bits == 0 {
+    if mask & bits == 0 {
         return Cow::Borrowed(s);
     }
     let mut cur = Vec::with_capacity(s.len());
     round(s, plus_as_space, &mut cur);
-    let mut next = Vec::with_capacity(cur.len());
+    // Allocated only for a second round: most encoded values are done after one.
+    let mut next = Vec::new();
     for _ in 1..ROUNDS {
         if scan(&cur) & bits == 0 {
             break;
         }
+        next.clear();
+        next.reserve(cur.len());
         round(&cur, plus_as_space, &mut next);
         if next == cur {
             break;
@@ -355,6 +399,24 @@ mod tests {
         assert!(matches!(decode(b"a+b", true), Cow::Owned(_)));
     }
 
+    /// The straightforward scan the table-driven one replaced.
+    fn scan_reference(s: &[u8]) -> u32 {
+        let mut mask = 0u32;
+        let mut prev = 0u8;
+        for &b in s {
+            mask |= class(b);
+            mask |= match (prev, b) {
+                (b'.', b'.') => DOT2,
+                (b'-', b'-') => DASH2,
+                (b'/', b'*') | (b'*', b'/') => STAR,
+                (b'@', b'@') => AT2,
+                _ => 0,
+            };
+            prev = b;
+        }
+        mask
+    }
+
     #[test]
     fn scan_table() {
         assert_eq!(scan(b"abc123"), 0);
@@ -368,6 +430,14 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn scan_agrees_with_the_reference(s in proptest::collection::vec(proptest::prop_oneof![
+            proptest::prelude::any::<u8>(),
+            proptest::sample::select(b"./-*@'\"<>;|&$()%=#\\ \t\n:{+\0\xc0\xef\xa0a".to_vec()),
+        ], 0..64)) {
+            proptest::prop_assert_eq!(scan(&s), scan_reference(&s));
+        }
+
         // Decoding is bounded: never longer than its input, whatever the bytes.
         #[test]
         fn decode_never_grows(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512), plus in proptest::prelude::any::<bool>()) {

@@ -301,7 +301,7 @@ impl ScreeningRule {
         let plus = matches!(kind, ValueKind::Query | ValueKind::Form);
         let decoded;
         let (s, mask) = if mask & decode::decode_bits(plus) != 0 {
-            decoded = decode::decode(raw, plus);
+            decoded = decode::decode_scanned(raw, plus, mask);
             (&*decoded, decode::scan(&decoded))
         } else {
             (raw, mask)

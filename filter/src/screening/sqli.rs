@@ -24,7 +24,7 @@
 //! - `sqli.clause` (medium+): a breakout then `order by n`, `group by`, `having`; `1 order by 5--`.
 //! - `sqli.quote_breakout` (high): a breakout followed by any SQL keyword, `;` or operator.
 
-use super::text::{at, contains_ci, is_ws, starts_ci};
+use super::text::{at, bits, contains_ci, is_ws, starts_ci, WordIndex, Words};
 use super::Sensitivity;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -147,7 +147,9 @@ const KEYWORDS: &[(&[u8], Kw)] = &[
     (b"dumpfile", Kw::Outfile),
 ];
 
-const FUNCTIONS: &[&[u8]] = &[
+const KEYWORD_INDEX: WordIndex = WordIndex::of_pairs(KEYWORDS);
+
+const FUNCTIONS: Words = Words::new(&[
     b"char",
     b"chr",
     b"concat",
@@ -197,10 +199,10 @@ const FUNCTIONS: &[&[u8]] = &[
     b"gtid_subset",
     b"exists",
     b"case",
-];
+]);
 
 /// Catalog and file-access names no ordinary value contains.
-const PROBES: &[&[u8]] = &[
+const PROBES: Words = Words::new(&[
     b"information_schema",
     b"sysobjects",
     b"syscolumns",
@@ -223,7 +225,7 @@ const PROBES: &[&[u8]] = &[
     b"utl_inaddr",
     b"dbms_pipe",
     b"load_file(",
-];
+]);
 
 /// The last rule may look this many tokens ahead of its anchor.
 const WINDOW: usize = 12;
@@ -244,11 +246,16 @@ fn is_ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
 }
 
+/// Runs for every word of every value with SQL-ish punctuation, prose included: the indexes
+/// compare a word only with the entries of its first byte and length.
 fn classify(w: &[u8]) -> Kw {
-    if let Some((_, k)) = KEYWORDS.iter().find(|(n, _)| w.eq_ignore_ascii_case(n)) {
-        return *k;
+    if let Some(k) = bits(KEYWORD_INDEX.candidates(w))
+        .filter_map(|k| KEYWORDS.get(k))
+        .find_map(|(n, k)| w.eq_ignore_ascii_case(n).then_some(*k))
+    {
+        return k;
     }
-    if FUNCTIONS.iter().any(|n| w.eq_ignore_ascii_case(n)) {
+    if FUNCTIONS.contains_word(w) {
         return Kw::SqlFn;
     }
     if starts_ci(w, 0, b"xp_") || starts_ci(w, 0, b"sp_") {
@@ -709,6 +716,28 @@ fn prev_of(buf: &[Tok], a: usize, dropped: Option<K>) -> Option<K> {
     }
 }
 
+/// The words whose tokens the rules of an unquoted context need (`rules` without a prefix
+/// string): every such rule is anchored at `union`, `;`, `waitfor`, `into`, a time function
+/// called with `(`, or an operand followed by a boolean operator (`or`, `xor`, `and`, `||`,
+/// `&&`), by a comparison then `(`, or by `order`.
+const UNQUOTED_ANCHORS: Words = Words::new(&[
+    b"or", b"xor", b"and", b"union", b"waitfor", b"into", b"order",
+]);
+
+/// Whether tokenising `s` outside a string could give a rule its anchor: `;`, `(`, `|`, `&`,
+/// or one of `UNQUOTED_ANCHORS` ending where a word token ends (the lexer's words run to the
+/// last identifier byte). Without any, `run(s, None, _)` finds nothing, so ordinary URLs and
+/// `key=value` text skip the tokeniser.
+fn unquoted_rules_may_apply(s: &[u8], mask: u32) -> bool {
+    use super::decode as d;
+    mask & (d::SEMI | d::PAREN | d::PIPE | d::AMP) != 0
+        || (0..s.len()).any(|i| {
+            UNQUOTED_ANCHORS
+                .prefixes_at(s, i)
+                .any(|w| !at(s, i + w.len()).is_some_and(is_ident))
+        })
+}
+
 /// The rule id of the first SQL injection pattern in `s` (already decoded), if any.
 pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
     use super::decode as d;
@@ -729,18 +758,17 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
     if mask & strong == 0 && !(spaced && contains_ci(s, b"union")) {
         return None;
     }
-    if mask & (d::AT2 | d::PAREN | d::SLASH) != 0
-        || contains_ci(s, b"_")
-        || contains_ci(s, b"schema")
+    if (mask & (d::AT2 | d::PAREN | d::SLASH) != 0
+        || s.contains(&b'_')
+        || contains_ci(s, b"schema"))
+        && PROBES.occurs_in(s)
     {
-        for p in PROBES {
-            if contains_ci(s, p) {
-                return Some("sqli.schema_probe");
-            }
-        }
+        return Some("sqli.schema_probe");
     }
-    if let Some(r) = run(s, None, sens) {
-        return Some(r);
+    if unquoted_rules_may_apply(s, mask) {
+        if let Some(r) = run(s, None, sens) {
+            return Some(r);
+        }
     }
     for q in [b'\'', b'"'] {
         if s.contains(&q) {
@@ -757,6 +785,154 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
 mod tests {
     use super::super::decode::scan;
     use super::*;
+    use proptest::prelude::*;
+
+    /// `classify` as it was written before the word indexes: a search through both lists.
+    fn classify_reference(w: &[u8]) -> Kw {
+        if let Some((_, k)) = KEYWORDS.iter().find(|(n, _)| w.eq_ignore_ascii_case(n)) {
+            return *k;
+        }
+        if FUNCTIONS.list().iter().any(|n| w.eq_ignore_ascii_case(n)) {
+            return Kw::SqlFn;
+        }
+        if starts_ci(w, 0, b"xp_") || starts_ci(w, 0, b"sp_") {
+            return Kw::XpProc;
+        }
+        Kw::Other
+    }
+
+    /// SQL words in either case, cut or extended, and the punctuation the rules look at.
+    fn sql_piece() -> impl Strategy<Value = Vec<u8>> {
+        let mut words: Vec<&[u8]> = KEYWORDS.iter().map(|(w, _)| *w).collect();
+        words.extend(FUNCTIONS.list());
+        words.extend(PROBES.list());
+        words.extend([
+            &b" "[..],
+            b"\xa0",
+            b"\t",
+            b";",
+            b"(",
+            b")",
+            b"'",
+            b"\"",
+            b"=",
+            b"<",
+            b"1",
+            b"0x1f",
+            b"@v",
+            b"@@",
+            b"--",
+            b"/*",
+            b"*/",
+            b"/*!",
+            b"#",
+            b"||",
+            b"&&",
+            b",",
+            b"*",
+            b"xp_",
+            b"_",
+            b"$",
+            b"\xc3\xa9",
+            b"s",
+            b"o",
+            b"d",
+        ]);
+        prop_oneof![
+            proptest::sample::select(words.clone()).prop_map(<[u8]>::to_vec),
+            proptest::sample::select(words.clone()).prop_map(|w| w.to_ascii_uppercase()),
+            (proptest::sample::select(words), 0usize..4, any::<bool>()).prop_map(
+                |(w, n, front)| {
+                    let n = n.min(w.len());
+                    if front {
+                        w.get(n..).unwrap_or_default().to_vec()
+                    } else {
+                        [w, b"x_1".get(..n).unwrap_or_default()].concat()
+                    }
+                }
+            ),
+        ]
+    }
+
+    /// Every sentence of up to four tokens from a small SQL vocabulary (with and without a
+    /// trailing comment): the prefilter lets through all that the unquoted rules report.
+    #[test]
+    fn unquoted_prefilter_on_short_sentences() {
+        let vocabulary: [&str; 15] = [
+            "1", "x", "or", "and", "union", "select", "order", "by", "into", "outfile", "waitfor",
+            "delay", "=", "null", "shutdown",
+        ];
+        let mut sentences: Vec<String> = Vec::new();
+        let mut level: Vec<String> = vec![String::new()];
+        for _ in 0..4 {
+            level = level
+                .iter()
+                .flat_map(|s| vocabulary.iter().map(move |w| format!("{s} {w}")))
+                .collect();
+            sentences.extend(level.iter().cloned());
+        }
+        let mut skipped = 0;
+        for sentence in &sentences {
+            for tail in ["", "--"] {
+                let s = format!("{sentence}{tail}");
+                if unquoted_rules_may_apply(s.as_bytes(), scan(s.as_bytes())) {
+                    continue;
+                }
+                skipped += 1;
+                for sens in Sensitivity::ALL {
+                    assert_eq!(run(s.as_bytes(), None, sens), None, "{s:?}");
+                }
+            }
+        }
+        assert!(skipped > 1000, "{skipped}");
+    }
+
+    proptest! {
+        #[test]
+        fn classify_agrees_with_the_reference(w in sql_piece()) {
+            prop_assert_eq!(classify(&w), classify_reference(&w));
+        }
+
+        #[test]
+        fn probes_agree_with_a_search_per_probe(
+            parts in proptest::collection::vec(sql_piece(), 0..8),
+        ) {
+            let s = parts.concat();
+            prop_assert_eq!(
+                PROBES.occurs_in(&s),
+                PROBES.list().iter().any(|p| contains_ci(&s, p))
+            );
+        }
+
+        /// The prefilter never hides a finding of the unquoted tokenisation: SQL words and
+        /// numbers joined by blanks, comments and operators other than the bytes it lets
+        /// through on their own (`;`, `(`, `|`, `&`).
+        #[test]
+        fn unquoted_prefilter_only_skips_clean_values(
+            parts in proptest::collection::vec((
+                prop_oneof![
+                    sql_piece(),
+                    proptest::sample::select(vec![
+                        &b"1"[..], b"9", b"0x7e", b"@a", b"true", b"null", b"or", b"OR", b"and",
+                        b"xor", b"union", b"select", b"all", b"order", b"by", b"group", b"having",
+                        b"into", b"outfile", b"waitfor", b"delay", b"is", b"like", b"not", b"drop",
+                        b"table", b"from", b"users", b"shutdown", b"x",
+                    ])
+                    .prop_map(<[u8]>::to_vec),
+                ],
+                proptest::sample::select(vec![
+                    &b" "[..], b"", b"=", b"--", b"/**/", b"#", b"\n", b",", b"<", b"!=", b"-", b"'",
+                ]),
+            ), 0..8),
+        ) {
+            let s: Vec<u8> = parts.into_iter().flat_map(|(w, sep)| [w, sep.to_vec()]).flatten().collect();
+            if !unquoted_rules_may_apply(&s, scan(&s)) {
+                for sens in Sensitivity::ALL {
+                    prop_assert_eq!(run(&s, None, sens), None, "{:?}", String::from_utf8_lossy(&s));
+                }
+            }
+        }
+    }
 
     fn check(s: &str, sens: Sensitivity) -> Option<&'static str> {
         detect(s.as_bytes(), scan(s.as_bytes()), sens)

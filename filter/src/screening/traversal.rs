@@ -13,7 +13,7 @@
 //!   quote or `(`; `php://`, `phar://`, `zip://`, `expect://`, `glob://` anywhere.
 //! - `traversal.null_byte` (medium+): a NUL byte (`%00`) used to cut off an appended suffix.
 
-use super::text::{at, find_ci, is_ws, lower_at, prev_non_ws, starts_ci};
+use super::text::{at, bits, is_ws, lower_at, prev_non_ws, starts_ci, WordIndex};
 use super::Sensitivity;
 
 fn is_sep(b: u8) -> bool {
@@ -66,6 +66,11 @@ const TARGETS: &[(&[u8], bool)] = &[
     (b".env", true),
     (b"wp-config.php", true),
 ];
+
+const TARGET_INDEX: WordIndex = WordIndex::of_pairs(TARGETS);
+
+/// The bits of the first `ALWAYS` targets.
+const ALWAYS_BITS: u64 = (1 << ALWAYS) - 1;
 
 /// `s[i..]` equals `pat` with `/` matching either separator, ignoring case.
 fn path_eq(s: &[u8], i: usize, pat: &[u8]) -> bool {
@@ -120,17 +125,31 @@ fn after_dotdot(s: &[u8], p: usize) -> bool {
 fn sensitive(s: &[u8]) -> bool {
     let anchor = anchor_len(s);
     let path_like = !s.iter().any(|&b| is_ws(b));
-    for (i, _) in s.iter().enumerate() {
+    for (i, &b) in s.iter().enumerate() {
         let after_sep = i > 0 && at(s, i - 1).is_some_and(is_sep);
         if i > 0 && !after_sep {
             continue;
         }
-        for (k, (t, bounded)) in TARGETS.iter().enumerate() {
-            let placed =
-                i <= anchor || after_dotdot(s, i) || (k < ALWAYS && after_sep && path_like);
-            if placed && path_eq(s, i, t) && (!bounded || boundary(at(s, i + t.len()))) {
-                return true;
-            }
+        // Targets never start with a separator, so the byte here picks the candidates; where
+        // they are placed does not depend on the target, except for the `ALWAYS` ones.
+        let mut candidates = TARGET_INDEX.starting_with(b);
+        if candidates == 0 {
+            continue;
+        }
+        if !(i <= anchor || after_dotdot(s, i)) {
+            candidates &= if after_sep && path_like {
+                ALWAYS_BITS
+            } else {
+                0
+            };
+        }
+        let hit = bits(candidates).any(|k| {
+            TARGETS.get(k).is_some_and(|(t, bounded)| {
+                path_eq(s, i, t) && (!bounded || boundary(at(s, i + t.len())))
+            })
+        });
+        if hit {
+            return true;
         }
     }
     false
@@ -193,6 +212,44 @@ fn levels(s: &[u8]) -> (usize, bool, bool) {
     (best, at_start, evasive)
 }
 
+/// Schemes that read files wherever they appear.
+const SCHEMES: [&[u8]; 6] = [
+    b"php://",
+    b"phar://",
+    b"zip://",
+    b"expect://",
+    b"glob://",
+    b"jar:file:",
+];
+
+/// A file-reading scheme anywhere, or `file:/` where a URL value starts (the value's start, or
+/// after `=`, a quote or `(`). Every scheme holds a `:`, so the search is anchored at the
+/// colons (few, or none, in most values): an occurrence starts as far before its first colon
+/// as the scheme's own first colon is from its start.
+fn file_scheme(s: &[u8]) -> bool {
+    let start_by_colon = |colon: usize, scheme: &[u8]| {
+        scheme
+            .iter()
+            .position(|&b| b == b':')
+            .and_then(|k| colon.checked_sub(k))
+            .filter(|&p| starts_ci(s, p, scheme))
+    };
+    s.iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b':')
+        .any(|(colon, _)| {
+            SCHEMES
+                .iter()
+                .any(|scheme| start_by_colon(colon, scheme).is_some())
+                || start_by_colon(colon, b"file:").is_some_and(|p| {
+                    at(s, p + 5).is_some_and(is_sep)
+                        && prev_non_ws(s, p)
+                            .and_then(|q| at(s, q))
+                            .is_none_or(|b| matches!(b, b'=' | b'"' | b'\'' | b'('))
+                })
+        })
+}
+
 /// The rule id of the first traversal pattern in `s` (already decoded), if any.
 pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
     use super::decode as d;
@@ -217,18 +274,43 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
     if mask & (d::SLASH | d::BACKSLASH) != 0 && sensitive(s) {
         return Some("traversal.sensitive_file");
     }
-    if medium && mask & d::COLON != 0 {
-        for scheme in [
-            &b"php://"[..],
-            b"phar://",
-            b"zip://",
-            b"expect://",
-            b"glob://",
-            b"jar:file:",
-        ] {
-            if find_ci(s, scheme, 0).is_some() {
-                return Some("traversal.file_scheme");
+    if medium && mask & d::COLON != 0 && file_scheme(s) {
+        return Some("traversal.file_scheme");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::decode::scan;
+    use super::super::text::find_ci;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `sensitive` as it was written before targets were picked by their first byte.
+    fn sensitive_reference(s: &[u8]) -> bool {
+        let anchor = anchor_len(s);
+        let path_like = !s.iter().any(|&b| is_ws(b));
+        for (i, _) in s.iter().enumerate() {
+            let after_sep = i > 0 && at(s, i - 1).is_some_and(is_sep);
+            if i > 0 && !after_sep {
+                continue;
             }
+            for (k, (t, bounded)) in TARGETS.iter().enumerate() {
+                let placed =
+                    i <= anchor || after_dotdot(s, i) || (k < ALWAYS && after_sep && path_like);
+                if placed && path_eq(s, i, t) && (!bounded || boundary(at(s, i + t.len()))) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// The scheme checks as they were written before they were anchored at colons.
+    fn file_scheme_reference(s: &[u8]) -> bool {
+        if SCHEMES.iter().any(|scheme| find_ci(s, scheme, 0).is_some()) {
+            return true;
         }
         let mut from = 0;
         while let Some(p) = find_ci(s, b"file:", from) {
@@ -237,17 +319,55 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
             if at(s, p + 5).is_some_and(is_sep)
                 && before.is_none_or(|b| matches!(b, b'=' | b'"' | b'\'' | b'('))
             {
-                return Some("traversal.file_scheme");
+                return true;
             }
         }
+        false
     }
-    None
-}
 
-#[cfg(test)]
-mod tests {
-    use super::super::decode::scan;
-    use super::*;
+    /// Values made of target and scheme pieces (cut, in either case), separators and dots.
+    fn pieces() -> impl Strategy<Value = Vec<u8>> {
+        let mut words: Vec<Vec<u8>> = TARGETS.iter().map(|(t, _)| t.to_vec()).collect();
+        words.extend(SCHEMES.iter().map(|s| s.to_vec()));
+        words.extend(
+            [
+                "file:", "jar:", "php:", ":", "/", "\\", "..", ".", " ", "=", "'", "(", "x", "c:",
+                "?", "\0",
+            ]
+            .iter()
+            .map(|w| w.as_bytes().to_vec()),
+        );
+        let piece = prop_oneof![
+            proptest::sample::select(words.clone()),
+            proptest::sample::select(words.clone()).prop_map(|w| w.to_ascii_uppercase()),
+            (proptest::sample::select(words), 0usize..6)
+                .prop_map(|(w, cut)| w.get(cut.min(w.len())..).unwrap_or_default().to_vec()),
+        ];
+        proptest::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn sensitive_agrees_with_the_reference(s in pieces()) {
+            prop_assert_eq!(sensitive(&s), sensitive_reference(&s));
+        }
+
+        #[test]
+        fn file_scheme_agrees_with_the_reference(s in pieces()) {
+            prop_assert_eq!(file_scheme(&s), file_scheme_reference(&s));
+        }
+    }
+
+    #[test]
+    fn targets_start_with_a_name_byte() {
+        // `sensitive` picks targets by the byte at a position; a target starting with a
+        // separator would also have to match the other separator there.
+        for (t, _) in TARGETS {
+            assert!(t
+                .first()
+                .is_some_and(|b| !is_sep(*b) && !b.is_ascii_uppercase()));
+        }
+    }
 
     fn check(s: &str, sens: Sensitivity) -> Option<&'static str> {
         detect(s.as_bytes(), scan(s.as_bytes()), sens)

@@ -16,7 +16,7 @@
 //! - `xss.html_tag` (high): any other tag outside a small set of formatting tags.
 
 use super::text::{
-    at, find_ci, is_ws, letters, lower_at, prev_non_ws, skip_ws, starts_ci, word_in,
+    at, find_ci, is_ws, letters, lower_at, prev_non_ws, skip_ws, starts_ci, word_in, ByteSet, Words,
 };
 use super::Sensitivity;
 
@@ -174,7 +174,7 @@ const EVENT_PREFIXES: &[&[u8]] = &[
     b"webkit",
 ];
 
-const SINKS: &[&[u8]] = &[
+const SINKS: Words = Words::new(&[
     b"alert",
     b"prompt",
     b"confirm",
@@ -195,7 +195,7 @@ const SINKS: &[&[u8]] = &[
     b"self.location",
     b"location.href",
     b"constructor",
-];
+]);
 
 fn is_event(s: &[u8], i: usize, len: usize) -> bool {
     word_in(s, i, len, EVENTS)
@@ -274,31 +274,29 @@ fn tag_at(s: &[u8], p: usize, sens: Sensitivity) -> Option<&'static str> {
     None
 }
 
-/// `javascript:` and friends, with up to 8 tabs, newlines or NULs spread inside the scheme.
-fn js_scheme_end(s: &[u8], i: usize) -> Option<usize> {
-    for scheme in [&b"javascript"[..], b"vbscript", b"livescript"] {
-        let mut j = i;
-        let mut skipped = 0;
-        let mut ok = true;
-        for &c in scheme {
-            while matches!(at(s, j), Some(b'\t' | b'\n' | b'\r' | 0)) && skipped < 8 {
-                j += 1;
-                skipped += 1;
-            }
-            if lower_at(s, j) != Some(c) {
-                ok = false;
-                break;
-            }
-            j += 1;
+/// The script schemes `js_url` looks for.
+const SCRIPT_SCHEMES: [&[u8]; 3] = [b"javascript", b"vbscript", b"livescript"];
+
+/// Where `scheme` starts if it ends with its last letter at `last`, with up to 8 tabs,
+/// newlines or NULs spread between its letters (an evasion browsers accept).
+fn scheme_start(s: &[u8], last: usize, scheme: &[u8]) -> Option<usize> {
+    let mut letters = scheme.iter().rev();
+    if lower_at(s, last) != letters.next().copied() {
+        return None;
+    }
+    let mut j = last;
+    let mut skipped = 0;
+    for &c in letters {
+        j = j.checked_sub(1)?;
+        while matches!(at(s, j), Some(b'\t' | b'\n' | b'\r' | 0)) && skipped < 8 {
+            j = j.checked_sub(1)?;
+            skipped += 1;
         }
-        if ok {
-            let k = skip_ws(s, j);
-            if at(s, k) == Some(b':') {
-                return Some(k + 1);
-            }
+        if lower_at(s, j) != Some(c) {
+            return None;
         }
     }
-    None
+    Some(j)
 }
 
 /// Whether what follows a `javascript:` looks like code rather than prose.
@@ -321,21 +319,25 @@ fn code_follows(s: &[u8], i: usize) -> bool {
     }
 }
 
+/// `javascript:` and friends. Anchored at each `:` (the scheme is what ends at the last
+/// non-blank before it), so text without a colon costs one byte search.
 fn js_url(s: &[u8], sens: Sensitivity) -> Option<&'static str> {
-    for i in 0..s.len() {
-        if !matches!(lower_at(s, i), Some(b'j' | b'v' | b'l')) {
-            continue;
-        }
-        let Some(end) = js_scheme_end(s, i) else {
+    for (colon, _) in s.iter().enumerate().filter(|(_, &b)| b == b':') {
+        let Some(last) = prev_non_ws(s, colon) else {
             continue;
         };
-        let before = prev_non_ws(s, i).and_then(|p| at(s, p));
-        let attr = matches!(before, Some(b'=' | b'"' | b'\'' | b'(' | b'`'));
-        if code_follows(s, end)
-            || (attr && sens >= Sensitivity::Medium)
-            || sens >= Sensitivity::High
-        {
-            return Some("xss.js_url");
+        for scheme in SCRIPT_SCHEMES {
+            let Some(i) = scheme_start(s, last, scheme) else {
+                continue;
+            };
+            let before = prev_non_ws(s, i).and_then(|p| at(s, p));
+            let attr = matches!(before, Some(b'=' | b'"' | b'\'' | b'(' | b'`'));
+            if code_follows(s, colon + 1)
+                || (attr && sens >= Sensitivity::Medium)
+                || sens >= Sensitivity::High
+            {
+                return Some("xss.js_url");
+            }
         }
     }
     None
@@ -388,58 +390,33 @@ fn css_expression(s: &[u8]) -> bool {
     false
 }
 
-/// A script sink right after a string or statement break: `";alert(1)//`, `'-alert(1)-'`.
-fn js_breakout(s: &[u8]) -> bool {
-    for i in 0..s.len() {
-        if !matches!(
-            lower_at(s, i),
-            Some(b'a' | b'p' | b'c' | b'e' | b's' | b'f' | b'i' | b'd' | b'w' | b't' | b'l')
-        ) {
-            continue;
-        }
-        let Some(sink) = SINKS.iter().find(|p| starts_ci(s, i, p)) else {
-            continue;
-        };
-        if i > 0
-            && at(s, i - 1).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-        {
-            continue;
-        }
-        let after = at(s, skip_ws(s, i + sink.len()));
-        let dotted = sink.contains(&b'.');
-        if !(matches!(after, Some(b'(' | b'`'))
-            || (dotted && !after.is_some_and(|b| b.is_ascii_alphanumeric())))
-        {
-            continue;
-        }
-        let before = prev_non_ws(s, i).and_then(|p| at(s, p));
-        if matches!(
-            before,
-            Some(
-                b'\''
-                    | b'"'
-                    | b';'
-                    | b'+'
-                    | b'-'
-                    | b'*'
-                    | b'|'
-                    | b'&'
-                    | b'>'
-                    | b'`'
-                    | b'{'
-                    | b'}'
-                    | b','
-                    | b'='
-            )
-        ) {
-            // `,` and `=` only count when a quote is also present (a breakout, not a list).
-            if matches!(before, Some(b',' | b'=')) && !s.iter().any(|&b| b == b'\'' || b == b'"') {
-                continue;
-            }
-            return true;
-        }
+/// What may close a string or statement right before an injected call.
+const BREAKS_OUT: ByteSet = ByteSet::new(b"'\";+-*|&>`{},=");
+
+/// A script sink called at `i`: `alert(`, a tagged template, or a dotted sink not followed by
+/// a name character (`document.cookie`).
+fn sink_call_at(s: &[u8], i: usize) -> bool {
+    if i > 0 && at(s, i - 1).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') {
+        return false;
     }
-    false
+    let Some(sink) = SINKS.prefix_at(s, i) else {
+        return false;
+    };
+    let after = at(s, skip_ws(s, i + sink.len()));
+    let dotted = sink.contains(&b'.');
+    matches!(after, Some(b'(' | b'`'))
+        || (dotted && !after.is_some_and(|b| b.is_ascii_alphanumeric()))
+}
+
+/// A script sink right after a string or statement break: `";alert(1)//`, `'-alert(1)-'`.
+/// Anchored at the break characters (few in prose): the sink is the first non-blank after one.
+fn js_breakout(s: &[u8]) -> bool {
+    s.iter().enumerate().any(|(p, &before)| {
+        BREAKS_OUT.contains(before)
+            && sink_call_at(s, skip_ws(s, p + 1))
+            // `,` and `=` only count when a quote is also present (a breakout, not a list).
+            && (!matches!(before, b',' | b'=') || s.iter().any(|&b| b == b'\'' || b == b'"'))
+    })
 }
 
 fn template(s: &[u8], sens: Sensitivity) -> bool {
@@ -537,6 +514,202 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
 mod tests {
     use super::super::decode::scan;
     use super::*;
+    use proptest::prelude::*;
+
+    /// `js_url` as it was written before it was anchored at colons: every position tried.
+    fn js_url_reference(s: &[u8], sens: Sensitivity) -> Option<&'static str> {
+        let scheme_end = |i: usize| {
+            for scheme in SCRIPT_SCHEMES {
+                let mut j = i;
+                let mut skipped = 0;
+                let mut ok = true;
+                for &c in scheme {
+                    while matches!(at(s, j), Some(b'\t' | b'\n' | b'\r' | 0)) && skipped < 8 {
+                        j += 1;
+                        skipped += 1;
+                    }
+                    if lower_at(s, j) != Some(c) {
+                        ok = false;
+                        break;
+                    }
+                    j += 1;
+                }
+                if ok {
+                    let k = skip_ws(s, j);
+                    if at(s, k) == Some(b':') {
+                        return Some(k + 1);
+                    }
+                }
+            }
+            None
+        };
+        for i in 0..s.len() {
+            if !matches!(lower_at(s, i), Some(b'j' | b'v' | b'l')) {
+                continue;
+            }
+            let Some(end) = scheme_end(i) else {
+                continue;
+            };
+            let before = prev_non_ws(s, i).and_then(|p| at(s, p));
+            let attr = matches!(before, Some(b'=' | b'"' | b'\'' | b'(' | b'`'));
+            if code_follows(s, end)
+                || (attr && sens >= Sensitivity::Medium)
+                || sens >= Sensitivity::High
+            {
+                return Some("xss.js_url");
+            }
+        }
+        None
+    }
+
+    /// `js_breakout` as it was written before it was anchored at break characters.
+    fn js_breakout_reference(s: &[u8]) -> bool {
+        for i in 0..s.len() {
+            let Some(sink) = SINKS.list().iter().find(|p| starts_ci(s, i, p)) else {
+                continue;
+            };
+            if i > 0
+                && at(s, i - 1).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            {
+                continue;
+            }
+            let after = at(s, skip_ws(s, i + sink.len()));
+            let dotted = sink.contains(&b'.');
+            if !(matches!(after, Some(b'(' | b'`'))
+                || (dotted && !after.is_some_and(|b| b.is_ascii_alphanumeric())))
+            {
+                continue;
+            }
+            let before = prev_non_ws(s, i).and_then(|p| at(s, p));
+            if matches!(
+                before,
+                Some(
+                    b'\''
+                        | b'"'
+                        | b';'
+                        | b'+'
+                        | b'-'
+                        | b'*'
+                        | b'|'
+                        | b'&'
+                        | b'>'
+                        | b'`'
+                        | b'{'
+                        | b'}'
+                        | b','
+                        | b'='
+                )
+            ) {
+                if matches!(before, Some(b',' | b'='))
+                    && !s.iter().any(|&b| b == b'\'' || b == b'"')
+                {
+                    continue;
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Values made of scheme and sink pieces, separators, blanks and the characters the
+    /// evasions put between letters.
+    fn pieces() -> impl Strategy<Value = Vec<u8>> {
+        let words: Vec<&[u8]> = vec![
+            b"javascript",
+            b"JavaScript",
+            b"java",
+            b"script",
+            b"vb",
+            b"live",
+            b"livescript:",
+            b"j",
+            b"a",
+            b"v",
+            b"s",
+            b"t",
+            b"\t",
+            b"\n",
+            b"\r",
+            b"\0",
+            b" ",
+            b"\xa0",
+            b":",
+            b"::",
+            b"(",
+            b"`",
+            b"'",
+            b"\"",
+            b";",
+            b",",
+            b"=",
+            b"-",
+            b"x",
+            b"_",
+            b".",
+            b"1",
+            b"alert",
+            b"ALERT",
+            b"document.cookie",
+            b"window.open",
+            b"eval",
+            b"top.location",
+            b"string",
+        ];
+        proptest::collection::vec(proptest::sample::select(words), 0..14).prop_map(|p| p.concat())
+    }
+
+    /// A script scheme with tabs, newlines, CRs or NULs spread between its letters, then
+    /// blanks and maybe a colon: around the 8-character allowance.
+    fn spread_scheme() -> impl Strategy<Value = Vec<u8>> {
+        (
+            proptest::sample::select(SCRIPT_SCHEMES.to_vec()),
+            proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(b"\t\n\r\0".to_vec()), 0..4),
+                11,
+            ),
+            proptest::collection::vec(proptest::sample::select(b" \t\xa0\0".to_vec()), 0..3),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(scheme, gaps, blanks, upper, colon)| {
+                let mut out = Vec::new();
+                for (k, &c) in scheme.iter().enumerate() {
+                    if k > 0 {
+                        out.extend(gaps.get(k).into_iter().flatten());
+                    }
+                    out.push(if upper { c.to_ascii_uppercase() } else { c });
+                }
+                out.extend(blanks);
+                if colon {
+                    out.push(b':');
+                }
+                out
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn spread_schemes_agree_with_the_reference(
+            (a, scheme, b) in (pieces(), spread_scheme(), pieces()),
+        ) {
+            let s = [a, scheme, b].concat();
+            for sens in Sensitivity::ALL {
+                prop_assert_eq!(js_url(&s, sens), js_url_reference(&s, sens));
+            }
+        }
+
+        #[test]
+        fn js_url_agrees_with_the_reference(s in pieces()) {
+            for sens in Sensitivity::ALL {
+                prop_assert_eq!(js_url(&s, sens), js_url_reference(&s, sens));
+            }
+        }
+
+        #[test]
+        fn js_breakout_agrees_with_the_reference(s in pieces()) {
+            prop_assert_eq!(js_breakout(&s), js_breakout_reference(&s));
+        }
+    }
 
     fn check(s: &str, sens: Sensitivity) -> Option<&'static str> {
         detect(s.as_bytes(), scan(s.as_bytes()), sens)
