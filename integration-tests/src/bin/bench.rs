@@ -7,9 +7,11 @@
 //! numbers. `BENCH_SECONDS` (default 3) and `BENCH_ROUNDS` (default 7) override the run length;
 //! `BENCH_ONLY=none,native-jwt-es256` runs only the scenarios whose id contains one of the
 //! comma-separated words, or equals a word written `=id` (`BENCH_ONLY==none,=api-guard,post`);
-//! a ratio column shows `-` when its reference row did not run. `BENCH_BEFORE_WASM=<module>` runs
-//! every api-guard row a second time with that module (an earlier build) in the same interleaved
-//! rounds and prints an after / before table: how optimisations are measured.
+//! a ratio column shows `-` when its reference row did not run. `BENCH_BEFORE_WASM=<module>,...`
+//! runs every api-guard row again with each module (an earlier build) in the same interleaved
+//! rounds and prints a built / earlier table: how optimisations are measured. Modules named
+//! `probe-*` are builds that stop after one stage of the request path, to price the stages
+//! inside Envoy (they enforce nothing; their rows skip the access checks).
 //!
 //! JWT rows: per algorithm (RS256, ES256, EdDSA, HS256), the same fixture token
 //! (`filter/src/jwt/testdata/jws.json`, minted by PyJWT) on every request, verified by Envoy's
@@ -216,6 +218,16 @@ impl Scenario {
     fn without_headers(mut self, status: u16) -> Self {
         self.status_without_headers = status;
         self
+    }
+
+    /// A twin row of a `probe-*` module: a build that stops after some stage of the request
+    /// path (reading headers, reading route metadata and address, deciding) to price that
+    /// stage inside Envoy; such a module enforces nothing, so its row skips the access checks.
+    fn is_probe(&self) -> bool {
+        self.module
+            .as_ref()
+            .and_then(|m| m.file_stem())
+            .is_some_and(|s| s.to_string_lossy().starts_with("probe-"))
     }
 
     fn reference(mut self, id: &str) -> Self {
@@ -589,9 +601,17 @@ fn run() -> Result<(), String> {
     let seconds = env_number("BENCH_SECONDS", 3)?;
     let rounds = env_number("BENCH_ROUNDS", 7)?;
     let mut scenarios = select(scenarios()?, std::env::var("BENCH_ONLY").ok().as_deref())?;
-    let before = std::env::var_os("BENCH_BEFORE_WASM").map(PathBuf::from);
-    if let Some(module) = &before {
-        scenarios = with_before_twins(scenarios, module)?;
+    let before: Vec<PathBuf> = std::env::var("BENCH_BEFORE_WASM")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !before.is_empty() {
+        scenarios = with_before_twins(scenarios, &before)?;
     }
 
     try_envoy_bin()?;
@@ -667,7 +687,10 @@ fn run() -> Result<(), String> {
         .collect::<Result<_, String>>()?;
 
     for (scenario, &port) in scenarios.iter().zip(&ports) {
-        check_access_control(scenario, port)?;
+        // Probe modules price a stage by stopping early: they enforce nothing by design.
+        if !scenario.is_probe() {
+            check_access_control(scenario, port)?;
+        }
     }
 
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); scenarios.len()];
@@ -703,59 +726,82 @@ fn run() -> Result<(), String> {
         "\n{}",
         table(&scenarios, &results, seconds, rounds, &placement)
     );
-    if before.is_some() {
+    if !before.is_empty() {
         println!("{}", before_after(&scenarios, &results));
     }
     Ok(())
 }
 
-/// `BENCH_BEFORE_WASM=<module>`: every api-guard row runs twice, with the built module and with
-/// `module` (an earlier build), in the same interleaved rounds, so an optimisation is measured
-/// against the code it replaces under the same conditions.
-fn with_before_twins(scenarios: Vec<Scenario>, module: &Path) -> Result<Vec<Scenario>, String> {
-    let module = module
-        .canonicalize()
-        .map_err(|e| format!("BENCH_BEFORE_WASM={}: {e}", module.display()))?;
-    let mut out = Vec::with_capacity(scenarios.len() * 2);
+/// `BENCH_BEFORE_WASM=<module>[,<module>...]`: every api-guard row runs again with each module
+/// (earlier builds, or builds that stop early to price a stage), in the same interleaved rounds,
+/// so an optimisation is measured against the code it replaces under the same conditions. A
+/// twin row is labelled with its module's file stem.
+fn with_before_twins(
+    scenarios: Vec<Scenario>,
+    modules: &[PathBuf],
+) -> Result<Vec<Scenario>, String> {
+    let modules: Vec<(PathBuf, String)> = modules
+        .iter()
+        .map(|m| {
+            let path = m
+                .canonicalize()
+                .map_err(|e| format!("BENCH_BEFORE_WASM: {}: {e}", m.display()))?;
+            let stem = path
+                .file_stem()
+                .map_or("before".into(), |s| s.to_string_lossy().into_owned());
+            Ok((path, stem))
+        })
+        .collect::<Result<_, String>>()?;
+    let mut out = Vec::with_capacity(scenarios.len() * (modules.len() + 1));
     for s in scenarios {
-        let twin = s.needs_wasm.then(|| {
-            let mut twin = s.clone();
-            twin.id = format!("{}@before", s.id);
-            twin.name = format!("{} [before]", s.name);
-            twin.module = Some(module.clone());
-            twin.reference = s.id.clone();
-            twin
-        });
+        let twins: Vec<Scenario> = if s.needs_wasm {
+            modules
+                .iter()
+                .map(|(path, stem)| {
+                    let mut twin = s.clone();
+                    twin.id = format!("{}@{stem}", s.id);
+                    twin.name = format!("{} [{stem}]", s.name);
+                    twin.module = Some(path.clone());
+                    twin.reference = s.id.clone();
+                    twin
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         out.push(s);
-        out.extend(twin);
+        out.extend(twins);
     }
     Ok(out)
 }
 
-/// After / before per api-guard row: the ratio of the median rounds, and the median of the
-/// per-round ratios (each round runs both back to back, so drift cancels out).
+/// The built module against each other module, per api-guard row: the ratio of the median
+/// rounds, and the median of the per-round ratios (each round runs them back to back, so drift
+/// cancels out).
 fn before_after(scenarios: &[Scenario], results: &[Vec<Run>]) -> String {
-    let mut out = String::from("| config | after req/s | before req/s | after / before (medians) | after / before (median of rounds) |\n|---|---:|---:|---:|---:|\n");
+    let mut out = String::from("| config | module | req/s | built module req/s | built / this (medians) | built / this (median of rounds) |\n|---|---|---:|---:|---:|---:|\n");
     for (s, runs) in scenarios.iter().zip(results) {
-        let Some((_, before_runs)) = scenarios
-            .iter()
-            .zip(results)
-            .find(|(t, _)| t.module.is_some() && t.reference == s.id)
-        else {
+        let Some((_, built_runs)) = s.module.as_ref().and_then(|_| {
+            scenarios
+                .iter()
+                .zip(results)
+                .find(|(t, _)| t.id == s.reference)
+        }) else {
             continue;
         };
-        let after = median(runs, |r| r.requests_per_sec).requests_per_sec;
-        let before = median(before_runs, |r| r.requests_per_sec).requests_per_sec;
-        let per_round: Vec<f64> = runs
+        let this = median(runs, |r| r.requests_per_sec).requests_per_sec;
+        let built = median(built_runs, |r| r.requests_per_sec).requests_per_sec;
+        let per_round: Vec<f64> = built_runs
             .iter()
-            .zip(before_runs)
-            .map(|(a, b)| a.requests_per_sec / b.requests_per_sec.max(1.0))
+            .zip(runs)
+            .map(|(b, t)| b.requests_per_sec / t.requests_per_sec.max(1.0))
             .collect();
+        let stem = s.id.rsplit('@').next().unwrap_or("-");
         let _ = writeln!(
             out,
-            "| {} | {after:.0} | {before:.0} | {:.3} | {:.3} |",
-            s.name,
-            after / before.max(1.0),
+            "| {} | {stem} | {this:.0} | {built:.0} | {:.3} | {:.3} |",
+            s.name.trim_end_matches(&format!(" [{stem}]")),
+            built / this.max(1.0),
             median(&per_round, |r| *r),
         );
     }
