@@ -16,12 +16,13 @@ CERT_DIR      := target/certs
 ENVOY_BIN ?= $(abspath $(VENV))/envoy-bin
 export ENVOY_BIN
 
-.PHONY: pytools help setup wasm-target envoy certs wasm build run test lint unit integration fuzz fuzz-tools fuzz-replay bench clean
+.PHONY: pytools help setup wasm-target envoy certs wasm build run test lint unit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean
 
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
 	@echo "make test   - formatting, clippy (host + wasm), unit tests, wasm build, integration tests, fuzzing"
 	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, api-guard"
+	@echo "make bench-stages - what each stage of the request path costs inside Envoy"
 	@echo "make fuzz   - every fuzz target for FUZZ_SECONDS (default $(FUZZ_SECONDS)) s each (part of make test)"
 
 setup: wasm-target envoy pytools
@@ -145,6 +146,15 @@ bench: setup wasm
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cargo run -q -p integration-tests --release --bin core-bench
 	cargo run -q -p integration-tests --release --bin bench
+
+# What each stage of the request path costs inside Envoy: builds that stop after one stage
+# (tools/stage-probes/build.py, from a scratch copy of HEAD) run side by side with the module.
+STAGE_ROWS := =none,=api-guard,=post-none,=full-api-guard-key
+bench-stages: setup wasm
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	python3 tools/stage-probes/build.py target/stage-probes/modules > target/stage-probes.log
+	BENCH_BEFORE_WASM=$$(tail -n 1 target/stage-probes.log) BENCH_ONLY=$(STAGE_ROWS) \
+		cargo run -q -p integration-tests --release --bin bench
 
 clean:
 	cargo clean

@@ -728,6 +728,9 @@ fn run() -> Result<(), String> {
     );
     if !before.is_empty() {
         println!("{}", before_after(&scenarios, &results));
+        if scenarios.iter().any(Scenario::is_probe) {
+            println!("{}", stage_costs(&scenarios, &results));
+        }
     }
     Ok(())
 }
@@ -804,6 +807,48 @@ fn before_after(scenarios: &[Scenario], results: &[Vec<Run>]) -> String {
             built / this.max(1.0),
             median(&per_round, |r| *r),
         );
+    }
+    out
+}
+
+/// With probe modules (`make bench-stages`): per api-guard row, the time per request of no
+/// filter, of each probe in the order given (each stops one stage later) and of the built
+/// module, from the median rounds, and the difference to the previous line: what each stage
+/// costs inside Envoy. On one Envoy worker, time per request is 1 / throughput.
+fn stage_costs(scenarios: &[Scenario], results: &[Vec<Run>]) -> String {
+    let micros = |runs: &Vec<Run>| {
+        1e6 / median(runs, |r| r.requests_per_sec)
+            .requests_per_sec
+            .max(1.0)
+    };
+    let mut out = String::from(
+        "Stage costs (1 / median throughput; each line does everything of the lines above it):\n\n| config | up to | us per request | this stage |\n|---|---|---:|---:|\n",
+    );
+    for (s, runs) in scenarios.iter().zip(results) {
+        if s.module.is_some() || !s.needs_wasm {
+            continue;
+        }
+        let mut lines: Vec<(String, f64)> = Vec::new();
+        if let Some((_, base)) = scenarios
+            .iter()
+            .zip(results)
+            .find(|(t, _)| t.id == s.baseline)
+        {
+            lines.push(("no filter".into(), micros(base)));
+        }
+        for (t, probe_runs) in scenarios.iter().zip(results) {
+            if t.is_probe() && t.reference == s.id {
+                let stem = t.id.rsplit('@').next().unwrap_or("-");
+                lines.push((stem.to_string(), micros(probe_runs)));
+            }
+        }
+        lines.push(("the built module (everything)".into(), micros(runs)));
+        let mut previous = None;
+        for (label, us) in lines {
+            let delta = previous.map_or("-".to_string(), |p: f64| format!("{:+.1}", us - p));
+            let _ = writeln!(out, "| {} | {label} | {us:.1} | {delta} |", s.name);
+            previous = Some(us);
+        }
     }
     out
 }
