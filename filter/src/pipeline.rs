@@ -392,7 +392,7 @@ pub fn check_body<'g>(
     if let (Some(rule), Some(media)) = (&policy.screening, &check.screen_media_type) {
         // The schema stage's document, when there was one: one parse per body, not two.
         let finding = match &parsed {
-            Some(doc) if media != "application/x-www-form-urlencoded" => rule.screen_json(doc),
+            Some(doc) if media != "application/x-www-form-urlencoded" => rule.screen_document(doc),
             _ => rule.screen_body(media, body),
         };
         if let Some(d) = finding {

@@ -9,10 +9,13 @@
 //!    [`BodyPlan`] saying whether the body must be seen at all.
 //! 2. While the body streams in, [`BodyPlan::accept_chunk`] with the running total answers 413
 //!    as soon as the limit is passed, so the host never buffers more than the limit.
-//! 3. [`PayloadRule::on_body`] with the whole (buffered) body runs the JSON checks: first the
-//!    allocation-free scanner ([`scan`]), which stops JSON bombs before any tree exists, then,
-//!    if a schema is attached, a strict parse (duplicate member names are refused, see below)
-//!    and the schema validation.
+//! 3. [`PayloadRule::on_body`] with the whole (buffered) body runs the JSON checks: without a
+//!    schema, the allocation-free scanner ([`scan`]) alone (well-formedness and structural
+//!    limits); with one, a strict parse into a [`Document`] (duplicate member names are
+//!    refused, see below) that applies the same limits as it goes, so a JSON bomb is stopped
+//!    at the first limit passed, then the schema validation. Whichever way, a body breaking
+//!    several rules gets the answer of the scan first (the first problem in the body), then
+//!    of the parse.
 //!
 //! Duplicate member names: RFC 8259 only says names SHOULD be unique, and parsers disagree on
 //! which duplicate wins. When a schema is attached, a body with a duplicate name is refused
@@ -23,17 +26,23 @@
 //! body, so it is capped in length and must be escaped by whoever prints it), a keyword, a
 //! limit name or a configured parameter name.
 
+pub mod doc;
 pub mod params;
+pub mod pattern;
 pub mod scan;
 pub mod schema;
 
+pub use doc::{Document, Json};
 pub use params::{compile_params, ParamKind, ParamRule};
+pub use pattern::Pattern;
 pub use scan::{JsonLimit, JsonLimits};
 pub use schema::{Schema, SchemaFailure};
 
 use crate::request::RequestView;
+use doc::{Duplicates, ParseError};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -302,25 +311,34 @@ pub fn check_json(check: &JsonCheck, body: &[u8]) -> Result<(), PayloadProblem<'
 
 /// [`check_json`], handing back the document it parsed for the schema (if any), so that
 /// later stages (body screening) need not parse the body again.
-pub fn check_json_keeping(
+pub fn check_json_keeping<'b>(
     check: &JsonCheck,
-    body: &[u8],
-) -> Result<Option<Value>, PayloadProblem<'static>> {
-    scan::scan(body, &check.limits).map_err(|e| match e {
-        scan::ScanError::Malformed { .. } => PayloadProblem::MalformedJson,
-        scan::ScanError::Limit(l) => PayloadProblem::JsonLimits(l),
-    })?;
-    let Some(schema) = &check.schema else {
-        return Ok(None);
+    body: &'b [u8],
+) -> Result<Option<Document<'b>>, PayloadProblem<'static>> {
+    let scan = || {
+        scan::scan_counting(body, &check.limits).map_err(|e| match e {
+            scan::ScanError::Malformed { .. } => PayloadProblem::MalformedJson,
+            scan::ScanError::Limit(l) => PayloadProblem::JsonLimits(l),
+        })
     };
-    let value = parse_strict(body)?;
+    let Some(schema) = &check.schema else {
+        return scan().map(|_| None);
+    };
+    // One pass for the common case: the parser applies the scan's limits itself, so a body it
+    // accepts is one the scan accepts. Any problem is then answered as scan-then-parse does:
+    // the first problem in the body the scan finds wins over a duplicate name or a number
+    // beyond f64 (rare, so the body is simply read again).
+    let doc = match Document::parse_within(body, Duplicates::Refuse, &check.limits) {
+        Ok(doc) => doc,
+        Err(_) => parse_strict(body, scan()?)?,
+    };
     schema
-        .validate(&value)
+        .validate_document(&doc)
         .map_err(|f| PayloadProblem::SchemaViolation {
             pointer: f.pointer,
             keyword: f.keyword,
         })?;
-    Ok(Some(value))
+    Ok(Some(doc))
 }
 
 /// The declared body length; `None` when absent or not a plain decimal (Envoy's codecs have
@@ -386,83 +404,90 @@ pub fn parse_media_type(v: &[u8]) -> Option<MediaType<'_>> {
 // Strict parsing (duplicate member names refused)
 // ---------------------------------------------------------------------------------------------
 
-/// Parses a body that the scanner accepted into a tree, refusing duplicate member names.
-/// Depth is already bounded by the scan (≤ 100, below serde_json's own recursion limit).
-fn parse_strict(body: &[u8]) -> Result<Value, PayloadProblem<'static>> {
+/// Parses a body that the scanner accepted into a document, refusing duplicate member names:
+/// the answer of the scan-then-parse sequence when the one-pass parse found a problem.
+/// `values` is the scanner's count of values. Depth is already bounded by the scan (≤ 100,
+/// below the parser's limit of 127).
+fn parse_strict(body: &[u8], values: u32) -> Result<Document<'_>, PayloadProblem<'static>> {
+    match Document::parse_sized(body, Duplicates::Refuse, values as usize) {
+        Ok(doc) => Ok(doc),
+        Err(ParseError::DuplicateKey) => Err(PayloadProblem::DuplicateKey),
+        // Parsed without limits (the scan applied them): cannot be `Limit`; fail closed.
+        Err(ParseError::Malformed | ParseError::Limit) => Err(PayloadProblem::MalformedJson),
+        // A number beyond f64: malformed, unless serde_json, which stops at the first problem
+        // in document order, would have met a duplicate name first (the parser only sees
+        // duplicates when an object closes). Rare enough to ask serde_json itself.
+        Err(ParseError::NumberOutOfRange) => Err(serde_refusal(body)),
+    }
+}
+
+/// Why a strict serde_json parse refuses `body`: a duplicate member name (a data error), or
+/// anything else (malformed), whichever it meets first.
+fn serde_refusal(body: &[u8]) -> PayloadProblem<'static> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = Strict::deserialize(&mut de).and_then(|v| de.end().map(|()| v));
-    match parsed {
-        Ok(Strict(v)) => Ok(v),
-        Err(e) if e.is_data() => Err(PayloadProblem::DuplicateKey),
-        Err(_) => Err(PayloadProblem::MalformedJson),
+    match Shape::deserialize(&mut de).and_then(|Shape| de.end()) {
+        Err(e) if e.is_data() => PayloadProblem::DuplicateKey,
+        // Accepted after all: cannot happen (serde_json refused the number); fail closed.
+        _ => PayloadProblem::MalformedJson,
     }
 }
 
-struct Strict(Value);
+/// A JSON value read only for its shape: duplicate member names are a data error.
+struct Shape;
 
-impl<'de> Deserialize<'de> for Strict {
+impl<'de> Deserialize<'de> for Shape {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor).map(Strict)
+        d.deserialize_any(ShapeVisitor)
     }
 }
 
-struct StrictVisitor;
+struct ShapeVisitor;
 
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
+impl<'de> Visitor<'de> for ShapeVisitor {
+    type Value = Shape;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
-        Ok(Value::Bool(b))
+    fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+        Ok(Shape)
     }
 
-    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
-        Ok(Value::Number(n.into()))
+    fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+        Ok(Shape)
     }
 
-    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
-        Ok(Value::Number(n.into()))
+    fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+        Ok(Shape)
     }
 
-    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
-        Number::from_f64(n)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("number out of range"))
+    fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+        Ok(Shape)
     }
 
-    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::String(s.to_owned()))
+    fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
+        Ok(Shape)
     }
 
-    fn visit_string<E>(self, s: String) -> Result<Value, E> {
-        Ok(Value::String(s))
+    fn visit_unit<E>(self) -> Result<Shape, E> {
+        Ok(Shape)
     }
 
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        while seq.next_element::<Shape>()?.is_some() {}
+        Ok(Shape)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(Strict(v)) = seq.next_element()? {
-            items.push(v);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let Strict(v) = map.next_value()?;
-            if out.contains_key(&key) {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        let mut names = BTreeSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            map.next_value::<Shape>()?;
+            if !names.insert(name) {
                 return Err(de::Error::custom("duplicate member name"));
             }
-            out.insert(key, v);
         }
-        Ok(Value::Object(out))
+        Ok(Shape)
     }
 }
 

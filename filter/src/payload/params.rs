@@ -9,12 +9,12 @@
 //! - `required`: at least one occurrence with a non-empty value.
 //! - `forbidden`: no occurrence at all (even empty, even `?debug` without `=`).
 //! - `rules`: every occurrence must pass; `max_length` counts bytes of the decoded value,
-//!   `pattern` is an unanchored `regex-lite` search on the value (a non-UTF-8 value fails it),
-//!   `one_of` is an exact, case-sensitive match.
+//!   `pattern` is an unanchored `regex-lite` search on the value (a non-UTF-8 value fails it;
+//!   see [`Pattern`]), `one_of` is an exact, case-sensitive match.
 
+use super::pattern::Pattern;
 use super::{child, field, object, Errs, PayloadProblem};
 use crate::request::RequestView;
-use regex_lite::Regex;
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -28,7 +28,7 @@ pub enum ParamKind {
 /// Rules on one parameter's values.
 #[derive(Debug)]
 pub struct ValueRule {
-    pub pattern: Option<Regex>,
+    pub pattern: Option<Pattern>,
     pub max_length: Option<usize>,
     pub one_of: Option<Vec<String>>,
 }
@@ -252,7 +252,7 @@ fn value_rule(v: &Value, path: &str, errs: &mut Errs) -> Option<ValueRule> {
     };
     if let Some(p) = field(map, "pattern") {
         let pp = child(path, "pattern");
-        match p.as_str().map(super::schema::pattern) {
+        match p.as_str().map(Pattern::new) {
             Some(Ok(re)) => rule.pattern = Some(re),
             Some(Err(e)) => errs.add(&pp, format!("invalid pattern: {e}")),
             None => errs.add(&pp, "expected a string"),

@@ -1,12 +1,14 @@
 //! A single-pass, iterative JSON well-formedness and structure-limit scanner (RFC 8259).
 //!
-//! It runs BEFORE any tree is built, so a JSON bomb (deep nesting, huge arrays, long strings,
-//! millions of tiny values) is refused without allocating: the scanner keeps its whole state in
-//! fixed-size arrays on the stack (depth is capped at [`MAX_DEPTH_CAP`]), and never recurses.
+//! It checks a body for which no tree is needed (no schema) without allocating: the scanner
+//! keeps its whole state in fixed-size arrays on the stack (depth is capped at
+//! [`MAX_DEPTH_CAP`]), and never recurses. When a schema needs a tree, the parser
+//! ([`super::doc`]) applies the same limits as it goes, stopping a JSON bomb (deep nesting,
+//! huge arrays, long strings, millions of tiny values) once a limit is passed; the scan then
+//! names the first problem in the body, which is the answer the body check gives.
 //! Its answer agrees with `serde_json` on well-formedness (a property test checks it), except
 //! that `serde_json` also refuses numbers whose magnitude overflows an `f64` (`1e400`); the
-//! body check parses with `serde_json` afterwards when a schema is attached, and reports that
-//! case as malformed too.
+//! parser refuses those too, and the body check reports that case as malformed.
 
 /// The deepest nesting any configuration may allow. `serde_json` refuses to build trees deeper
 /// than 127 levels, so a higher limit could never validate a schema anyway.
@@ -95,6 +97,12 @@ enum Expect {
 
 /// Checks that `body` is one well-formed JSON text within `limits`. Allocates nothing.
 pub fn scan(body: &[u8], limits: &JsonLimits) -> Result<(), ScanError> {
+    scan_counting(body, limits).map(|_| ())
+}
+
+/// [`scan`], answering how many values the document holds (every scalar, array and object,
+/// as `max_total_values` counts them), so a parser can size its arena once.
+pub fn scan_counting(body: &[u8], limits: &JsonLimits) -> Result<u32, ScanError> {
     let max_depth = limits.max_depth.min(MAX_DEPTH_CAP) as usize;
     // Per open container: is it an object, and how many members/items it has so far.
     let mut is_object = [false; DEPTH_SLOTS];
@@ -112,7 +120,7 @@ pub fn scan(body: &[u8], limits: &JsonLimits) -> Result<(), ScanError> {
         }
         let Some(&c) = body.get(i) else {
             return if expect == Expect::End {
-                Ok(())
+                Ok(total)
             } else {
                 bad(i)
             };
@@ -248,7 +256,7 @@ fn digits(body: &[u8], mut i: usize) -> usize {
 }
 
 /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`; returns the index after it.
-fn number(body: &[u8], at: usize) -> Result<usize, ScanError> {
+pub(super) fn number(body: &[u8], at: usize) -> Result<usize, ScanError> {
     let bad = |offset| Err(ScanError::Malformed { offset });
     let mut i = at;
     if body.get(i) == Some(&b'-') {
@@ -302,6 +310,15 @@ fn string(body: &[u8], at: usize, max_bytes: u32) -> Result<usize, ScanError> {
     let start = at + 1;
     let mut i = start;
     loop {
+        // Printable ASCII but `"` and `\` needs no other check: skip a run of it at once. The
+        // limit is then checked where the run ends, which answers as checking it on each of
+        // its bytes would have.
+        while body
+            .get(i)
+            .is_some_and(|&c| (0x20..=0x7f).contains(&c) && c != b'"' && c != b'\\')
+        {
+            i += 1;
+        }
         if i - start > max_bytes as usize {
             return Err(ScanError::Limit(JsonLimit::StringBytes));
         }

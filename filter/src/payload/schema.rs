@@ -12,9 +12,10 @@
 //! [`MAX_EVAL_DEPTH`] and [`MAX_EVAL_STEPS`]), so a cyclic or exponential schema fails closed
 //! instead of exhausting the stack or the CPU.
 
+use super::doc::{cmp_names, same_name, sort_stable, Document, Items, Json};
+use super::pattern::Pattern;
 use super::Errs;
-use regex_lite::Regex;
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -87,9 +88,10 @@ const T_INTEGER: u8 = 64;
 #[derive(Debug)]
 enum Kw {
     Type(u8),
+    /// Sorted by name, as the members of an instance are.
     Properties(Vec<(String, usize)>),
     Required(Vec<String>),
-    /// Applies to members not named in `properties` of the same schema.
+    /// Applies to members not named in `properties` of the same schema (`known`, sorted).
     AdditionalProperties {
         node: usize,
         known: Vec<String>,
@@ -101,15 +103,16 @@ enum Kw {
         node: usize,
         skip: usize,
     },
-    Enum(Vec<Value>),
-    Const(Value),
+    /// The options, as one array document.
+    Enum(Document<'static>),
+    Const(Document<'static>),
     Minimum(Number),
     Maximum(Number),
     ExclusiveMinimum(Number),
     ExclusiveMaximum(Number),
     MinLength(u64),
     MaxLength(u64),
-    Pattern(Box<Regex>),
+    Pattern(Box<Pattern>),
     MinItems(u64),
     MaxItems(u64),
     UniqueItems,
@@ -367,8 +370,8 @@ impl<'a> Compiler<'a> {
                 }
                 "type" => type_set(value, &p, errs).map(Kw::Type),
                 "properties" => match value {
-                    Value::Object(props) => Some(Kw::Properties(
-                        props
+                    Value::Object(props) => {
+                        let mut compiled: Vec<(String, usize)> = props
                             .iter()
                             .map(|(name, s)| {
                                 let n = self.sub(
@@ -380,8 +383,12 @@ impl<'a> Compiler<'a> {
                                 );
                                 (name.clone(), n)
                             })
-                            .collect(),
-                    )),
+                            .collect();
+                        // Already in order (a Map iterates so), unless serde_json's
+                        // preserve_order is ever switched on.
+                        sort_stable(&mut compiled, |a, b| cmp_names(&a.0, &b.0));
+                        Some(Kw::Properties(compiled))
+                    }
                     _ => {
                         errs.add(&p, "expected an object of schemas");
                         None
@@ -390,10 +397,11 @@ impl<'a> Compiler<'a> {
                 "required" => string_set(value, &p, errs).map(Kw::Required),
                 "additionalProperties" => {
                     let node = self.sub(value, &p, &ptr, nesting, errs);
-                    let known = match map.get("properties") {
+                    let mut known: Vec<String> = match map.get("properties") {
                         Some(Value::Object(props)) => props.keys().cloned().collect(),
                         _ => Vec::new(),
                     };
+                    sort_stable(&mut known, |a, b| cmp_names(a, b));
                     Some(Kw::AdditionalProperties { node, known })
                 }
                 "prefixItems" => {
@@ -422,13 +430,15 @@ impl<'a> Compiler<'a> {
                     }
                 }
                 "enum" => match value {
-                    Value::Array(items) if !items.is_empty() => Some(Kw::Enum(items.clone())),
+                    Value::Array(items) if !items.is_empty() => {
+                        document(value, &p, errs).map(Kw::Enum)
+                    }
                     _ => {
                         errs.add(&p, "expected a non-empty array");
                         None
                     }
                 },
-                "const" => Some(Kw::Const(value.clone())),
+                "const" => document(value, &p, errs).map(Kw::Const),
                 "minimum" => number(value, &p, errs).map(Kw::Minimum),
                 "maximum" => number(value, &p, errs).map(Kw::Maximum),
                 "exclusiveMinimum" | "exclusiveMaximum" => {
@@ -474,7 +484,7 @@ impl<'a> Compiler<'a> {
                     }
                 },
                 "pattern" => match value {
-                    Value::String(s) => match pattern(s) {
+                    Value::String(s) => match Pattern::new(s) {
                         Ok(re) => Some(Kw::Pattern(Box::new(re))),
                         Err(e) => {
                             errs.add(&p, format!("invalid pattern: {e}"));
@@ -521,14 +531,13 @@ impl<'a> Compiler<'a> {
     }
 }
 
-/// Compiles a `pattern` (ECMA-262 in the spec; here the `regex-lite` syntax, which agrees on
-/// common patterns). Unanchored search, linear time in the input.
-pub(crate) fn pattern(s: &str) -> Result<Regex, String> {
-    regex_lite::RegexBuilder::new(s)
-        .size_limit(1 << 20)
-        .nest_limit(64)
-        .build()
-        .map_err(|e| e.to_string())
+/// An `enum` or `const` value, kept in the form instances are compared in.
+fn document(v: &Value, path: &str, errs: &mut Errs) -> Option<Document<'static>> {
+    let doc = Document::from_value(v);
+    if doc.is_none() {
+        errs.add(path, "value is too large");
+    }
+    doc
 }
 
 fn percent_decode_str(s: &str) -> Option<String> {
@@ -646,15 +655,27 @@ struct Fail {
 const LIMIT: &str = "$evaluation_limit";
 
 impl Schema {
-    /// Validates `instance`; the first failure names its pointer and keyword.
+    /// Validates `instance`; the first failure names its pointer and keyword. (Request bodies
+    /// go through [`Schema::validate_document`]; this copies the value into a document.)
     pub fn validate(&self, instance: &Value) -> Result<(), SchemaFailure> {
+        match Document::from_value(instance) {
+            Some(doc) => self.validate_document(&doc),
+            None => Err(SchemaFailure {
+                pointer: String::new(),
+                keyword: LIMIT,
+            }),
+        }
+    }
+
+    /// Validates a parsed body; the first failure names its pointer and keyword.
+    pub fn validate_document(&self, doc: &Document<'_>) -> Result<(), SchemaFailure> {
         let mut ctx = Ctx {
             path: Vec::new(),
             depth: 0,
             steps: 0,
             quiet: 0,
         };
-        self.check(0, instance, &mut ctx)
+        self.check(0, doc.root(), &mut ctx)
             .map_err(|f| SchemaFailure {
                 pointer: f.pointer.unwrap_or_default(),
                 keyword: f.keyword,
@@ -670,7 +691,7 @@ impl Schema {
     fn at<'v>(
         &'v self,
         n: usize,
-        v: &'v Value,
+        v: Json<'v>,
         seg: Seg<'v>,
         ctx: &mut Ctx<'v>,
     ) -> Result<(), Fail> {
@@ -682,7 +703,7 @@ impl Schema {
 
     /// Speculative evaluation (anyOf/oneOf/not branches): failures are cheap and quiet, but the
     /// evaluation limit still propagates (fail closed).
-    fn probe<'v>(&'v self, n: usize, v: &'v Value, ctx: &mut Ctx<'v>) -> Result<bool, Fail> {
+    fn probe<'v>(&'v self, n: usize, v: Json<'v>, ctx: &mut Ctx<'v>) -> Result<bool, Fail> {
         ctx.quiet += 1;
         let r = self.check(n, v, ctx);
         ctx.quiet -= 1;
@@ -693,7 +714,7 @@ impl Schema {
         }
     }
 
-    fn check<'v>(&'v self, n: usize, v: &'v Value, ctx: &mut Ctx<'v>) -> Result<(), Fail> {
+    fn check<'v>(&'v self, n: usize, v: Json<'v>, ctx: &mut Ctx<'v>) -> Result<(), Fail> {
         ctx.steps = ctx.steps.saturating_add(1);
         if ctx.steps > MAX_EVAL_STEPS || ctx.depth >= MAX_EVAL_DEPTH {
             return Err(self.fail(LIMIT, ctx));
@@ -710,20 +731,28 @@ impl Schema {
         r
     }
 
-    fn keyword<'v>(&'v self, kw: &'v Kw, v: &'v Value, ctx: &mut Ctx<'v>) -> Result<(), Fail> {
+    fn keyword<'v>(&'v self, kw: &'v Kw, v: Json<'v>, ctx: &mut Ctx<'v>) -> Result<(), Fail> {
         let ok = match (kw, v) {
             (Kw::Type(set), _) => type_matches(*set, v),
-            (Kw::Properties(props), Value::Object(m)) => {
+            (Kw::Properties(props), Json::Object(m)) => {
+                // Both lists are in name order: one merge instead of a lookup per name.
+                let mut at = 0;
                 for (name, node) in props {
-                    if let Some(value) = m.get(name) {
-                        self.at(*node, value, Seg::Key(name), ctx)
-                            .map_err(|f| self.rename(f, "properties"))?;
+                    while m.cmp_name(at, name) == Some(Ordering::Less) {
+                        at += 1;
+                    }
+                    if m.cmp_name(at, name) == Some(Ordering::Equal) {
+                        if let Some(value) = m.value(at) {
+                            self.at(*node, value, Seg::Key(name), ctx)
+                                .map_err(|f| self.rename(f, "properties"))?;
+                        }
+                        at += 1;
                     }
                 }
                 true
             }
-            (Kw::Required(names), Value::Object(m)) => {
-                if let Some(missing) = names.iter().find(|n| !m.contains_key(*n)) {
+            (Kw::Required(names), Json::Object(m)) => {
+                if let Some(missing) = names.iter().find(|n| !m.contains_key(n)) {
                     // Point at the missing member: it is a name from the schema, not the body.
                     ctx.path.push(Seg::Key(missing));
                     let f = self.fail("required", ctx);
@@ -732,47 +761,56 @@ impl Schema {
                 }
                 true
             }
-            (Kw::AdditionalProperties { node, known }, Value::Object(m)) => {
-                for (name, value) in m {
-                    if !known.iter().any(|k| k == name) {
+            (Kw::AdditionalProperties { node, known }, Json::Object(m)) => {
+                // Both lists are in name order: one merge instead of a lookup per member.
+                let mut known = known.iter().peekable();
+                for (name, value) in m.iter() {
+                    while known
+                        .next_if(|k| cmp_names(k, name) == Ordering::Less)
+                        .is_some()
+                    {}
+                    if known.peek().is_none_or(|k| !same_name(k, name)) {
                         self.at(*node, value, Seg::Key(name), ctx)
                             .map_err(|f| self.rename(f, "additionalProperties"))?;
                     }
                 }
                 true
             }
-            (Kw::PrefixItems(nodes), Value::Array(a)) => {
-                for (i, (node, value)) in nodes.iter().zip(a).enumerate() {
+            (Kw::PrefixItems(nodes), Json::Array(a)) => {
+                for (i, (node, value)) in nodes.iter().zip(a.iter()).enumerate() {
                     self.at(*node, value, Seg::Index(i), ctx)
                         .map_err(|f| self.rename(f, "prefixItems"))?;
                 }
                 true
             }
-            (Kw::Items { node, skip }, Value::Array(a)) => {
+            (Kw::Items { node, skip }, Json::Array(a)) => {
                 for (i, value) in a.iter().enumerate().skip(*skip) {
                     self.at(*node, value, Seg::Index(i), ctx)
                         .map_err(|f| self.rename(f, "items"))?;
                 }
                 true
             }
-            (Kw::Enum(options), _) => options.iter().any(|o| json_eq(o, v)),
-            (Kw::Const(c), _) => json_eq(c, v),
-            (Kw::Minimum(b), Value::Number(x)) => num_cmp(x, b) != Ordering::Less,
-            (Kw::Maximum(b), Value::Number(x)) => num_cmp(x, b) != Ordering::Greater,
-            (Kw::ExclusiveMinimum(b), Value::Number(x)) => num_cmp(x, b) == Ordering::Greater,
-            (Kw::ExclusiveMaximum(b), Value::Number(x)) => num_cmp(x, b) == Ordering::Less,
-            (Kw::MinLength(n), Value::String(s)) => s.chars().count() as u64 >= *n,
-            (Kw::MaxLength(n), Value::String(s)) => {
+            (Kw::Enum(options), _) => match options.root() {
+                Json::Array(options) => options.iter().any(|o| json_eq(o, v)),
+                _ => false,
+            },
+            (Kw::Const(c), _) => json_eq(c.root(), v),
+            (Kw::Minimum(b), Json::Number(x)) => num_cmp(x, b) != Ordering::Less,
+            (Kw::Maximum(b), Json::Number(x)) => num_cmp(x, b) != Ordering::Greater,
+            (Kw::ExclusiveMinimum(b), Json::Number(x)) => num_cmp(x, b) == Ordering::Greater,
+            (Kw::ExclusiveMaximum(b), Json::Number(x)) => num_cmp(x, b) == Ordering::Less,
+            (Kw::MinLength(n), Json::String(s)) => s.chars().count() as u64 >= *n,
+            (Kw::MaxLength(n), Json::String(s)) => {
                 // Bytes bound chars from above: skip the count when it cannot fail.
                 s.len() as u64 <= *n || s.chars().count() as u64 <= *n
             }
-            (Kw::Pattern(re), Value::String(s)) => re.is_match(s),
-            (Kw::MinItems(n), Value::Array(a)) => a.len() as u64 >= *n,
-            (Kw::MaxItems(n), Value::Array(a)) => a.len() as u64 <= *n,
-            (Kw::UniqueItems, Value::Array(a)) => all_unique(a),
-            (Kw::MinProperties(n), Value::Object(m)) => m.len() as u64 >= *n,
-            (Kw::MaxProperties(n), Value::Object(m)) => m.len() as u64 <= *n,
-            (Kw::Format(f), Value::String(s)) => format_ok(*f, s),
+            (Kw::Pattern(re), Json::String(s)) => re.is_match(s),
+            (Kw::MinItems(n), Json::Array(a)) => a.len() as u64 >= *n,
+            (Kw::MaxItems(n), Json::Array(a)) => a.len() as u64 <= *n,
+            (Kw::UniqueItems, Json::Array(a)) => all_unique(a),
+            (Kw::MinProperties(n), Json::Object(m)) => m.len() as u64 >= *n,
+            (Kw::MaxProperties(n), Json::Object(m)) => m.len() as u64 <= *n,
+            (Kw::Format(f), Json::String(s)) => format_ok(*f, s),
             (Kw::AllOf(nodes), _) => {
                 for node in nodes {
                     self.check(*node, v, ctx)?;
@@ -853,14 +891,14 @@ fn render(path: &[Seg<'_>]) -> String {
     out
 }
 
-fn type_matches(set: u8, v: &Value) -> bool {
+fn type_matches(set: u8, v: Json<'_>) -> bool {
     let bit = match v {
-        Value::Null => T_NULL,
-        Value::Bool(_) => T_BOOL,
-        Value::Object(_) => T_OBJECT,
-        Value::Array(_) => T_ARRAY,
-        Value::String(_) => T_STRING,
-        Value::Number(n) => {
+        Json::Null => T_NULL,
+        Json::Bool(_) => T_BOOL,
+        Json::Object(_) => T_OBJECT,
+        Json::Array(_) => T_ARRAY,
+        Json::String(_) => T_STRING,
+        Json::Number(n) => {
             if set & T_NUMBER != 0 {
                 return true;
             }
@@ -896,32 +934,49 @@ fn num_cmp(a: &Number, b: &Number) -> Ordering {
     }
 }
 
-/// JSON Schema equality: numbers by value (`1 == 1.0`), objects regardless of member order.
-fn json_eq(a: &Value, b: &Value) -> bool {
-    json_cmp(a, b) == Ordering::Equal
+/// JSON Schema equality: numbers by value (`1 == 1.0`), objects regardless of member order
+/// (members are in name order in a document). Agrees with `json_cmp(a, b) == Equal`.
+fn json_eq(a: Json<'_>, b: Json<'_>) -> bool {
+    match (a, b) {
+        (Json::Null, Json::Null) => true,
+        (Json::Bool(x), Json::Bool(y)) => x == y,
+        (Json::Number(x), Json::Number(y)) => num_cmp(x, y) == Ordering::Equal,
+        (Json::String(x), Json::String(y)) => same_name(x, y),
+        (Json::Array(x), Json::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| json_eq(p, q))
+        }
+        (Json::Object(x), Json::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y.iter())
+                    .all(|((kp, p), (kq, q))| same_name(kp, kq) && json_eq(p, q))
+        }
+        _ => false,
+    }
 }
 
-fn rank(v: &Value) -> u8 {
+fn rank(v: Json<'_>) -> u8 {
     match v {
-        Value::Null => 0,
-        Value::Bool(_) => 1,
-        Value::Number(_) => 2,
-        Value::String(_) => 3,
-        Value::Array(_) => 4,
-        Value::Object(_) => 5,
+        Json::Null => 0,
+        Json::Bool(_) => 1,
+        Json::Number(_) => 2,
+        Json::String(_) => 3,
+        Json::Array(_) => 4,
+        Json::Object(_) => 5,
     }
 }
 
 /// A total order consistent with [`json_eq`], so uniqueItems can sort instead of comparing
 /// every pair (n² on a 10k-item array is a CPU bomb). Recursion follows the instance's
-/// depth, which the scanner has bounded before any tree exists.
-fn json_cmp(a: &Value, b: &Value) -> Ordering {
+/// depth, which the parser bounds (`max_depth`, at most 100). Members are in name order in a
+/// document, so objects compare name by name, then value by value.
+fn json_cmp(a: Json<'_>, b: Json<'_>) -> Ordering {
     match (a, b) {
-        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        (Value::Number(x), Value::Number(y)) => num_cmp(x, y),
-        (Value::String(x), Value::String(y)) => x.cmp(y),
-        (Value::Array(x), Value::Array(y)) => {
-            for (p, q) in x.iter().zip(y) {
+        (Json::Bool(x), Json::Bool(y)) => x.cmp(&y),
+        (Json::Number(x), Json::Number(y)) => num_cmp(x, y),
+        (Json::String(x), Json::String(y)) => cmp_names(x, y),
+        (Json::Array(x), Json::Array(y)) => {
+            for (p, q) in x.iter().zip(y.iter()) {
                 let o = json_cmp(p, q);
                 if o != Ordering::Equal {
                     return o;
@@ -929,24 +984,21 @@ fn json_cmp(a: &Value, b: &Value) -> Ordering {
             }
             x.len().cmp(&y.len())
         }
-        (Value::Object(x), Value::Object(y)) => {
+        (Json::Object(x), Json::Object(y)) => {
             let o = x.len().cmp(&y.len());
             if o != Ordering::Equal {
                 return o;
             }
-            let (kx, ky) = (sorted_keys(x), sorted_keys(y));
-            for (p, q) in kx.iter().zip(&ky) {
-                let o = p.cmp(q);
+            for ((p, _), (q, _)) in x.iter().zip(y.iter()) {
+                let o = cmp_names(p, q);
                 if o != Ordering::Equal {
                     return o;
                 }
             }
-            for k in kx {
-                if let (Some(p), Some(q)) = (x.get(k), y.get(k)) {
-                    let o = json_cmp(p, q);
-                    if o != Ordering::Equal {
-                        return o;
-                    }
+            for ((_, p), (_, q)) in x.iter().zip(y.iter()) {
+                let o = json_cmp(p, q);
+                if o != Ordering::Equal {
+                    return o;
                 }
             }
             Ordering::Equal
@@ -955,17 +1007,21 @@ fn json_cmp(a: &Value, b: &Value) -> Ordering {
     }
 }
 
-fn sorted_keys(m: &Map<String, Value>) -> Vec<&String> {
-    let mut keys: Vec<&String> = m.keys().collect();
-    keys.sort();
-    keys
-}
+/// Arrays up to this length are checked pair by pair, without allocating.
+const PAIRWISE_UNIQUE_MAX: usize = 16;
 
-fn all_unique(a: &[Value]) -> bool {
-    let mut refs: Vec<&Value> = a.iter().collect();
-    refs.sort_by(|x, y| json_cmp(x, y));
-    refs.windows(2)
-        .all(|w| matches!(w, [x, y] if json_cmp(x, y) != Ordering::Equal))
+fn all_unique(a: Items<'_>) -> bool {
+    if a.len() <= PAIRWISE_UNIQUE_MAX {
+        return a
+            .iter()
+            .enumerate()
+            .all(|(i, x)| a.iter().skip(i + 1).all(|y| !json_eq(x, y)));
+    }
+    let mut items: Vec<Json<'_>> = a.iter().collect();
+    sort_stable(&mut items, |x, y| json_cmp(*x, *y));
+    items
+        .windows(2)
+        .all(|w| matches!(w, [x, y] if json_cmp(*x, *y) != Ordering::Equal))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ mod text;
 mod traversal;
 mod xss;
 
+use crate::payload::doc::{Document, Duplicates, Json};
 use crate::request::RequestView;
 use serde_json::Value;
 
@@ -194,7 +195,7 @@ pub struct ScreeningRule {
 /// Headers screened when the policy does not list its own.
 pub const DEFAULT_HEADERS: [&str; 2] = ["user-agent", "referer"];
 
-/// Nesting below this depth in a JSON body is not walked (serde_json stops parsing at 128).
+/// Nesting below this depth in a JSON body is not walked (the parser stops at 128 levels).
 pub const MAX_JSON_DEPTH: usize = 128;
 
 /// Longest name kept in a [`Location`].
@@ -301,7 +302,7 @@ impl ScreeningRule {
         let plus = matches!(kind, ValueKind::Query | ValueKind::Form);
         let decoded;
         let (s, mask) = if mask & decode::decode_bits(plus) != 0 {
-            decoded = decode::decode_scanned(raw, plus, mask);
+            decoded = decode::decode(raw, plus);
             (&*decoded, decode::scan(&decoded))
         } else {
             (raw, mask)
@@ -481,14 +482,20 @@ impl ScreeningRule {
         if !json {
             return None;
         }
-        let value: Value = serde_json::from_slice(body).ok()?;
-        self.screen_json(&value)
+        // As `serde_json::Value` reads it: of a repeated member name, the last one.
+        let doc = Document::parse(body, Duplicates::KeepLast).ok()?;
+        self.screen_document(&doc)
+    }
+
+    /// Screens the string values of a JSON value.
+    pub fn screen_json(&self, value: &Value) -> Option<Detection> {
+        self.screen_document(&Document::from_value(value)?)
     }
 
     /// Screens the string values of an already parsed JSON document.
-    pub fn screen_json(&self, value: &Value) -> Option<Detection> {
+    pub fn screen_document(&self, doc: &Document<'_>) -> Option<Detection> {
         let mut path = Vec::new();
-        self.walk(value, &mut path)
+        self.walk(doc.root(), &mut path)
     }
 
     fn skipped(&self, path: &[Seg<'_>]) -> bool {
@@ -497,15 +504,15 @@ impl ScreeningRule {
         })
     }
 
-    fn walk<'a>(&self, v: &'a Value, path: &mut Vec<Seg<'a>>) -> Option<Detection> {
+    fn walk<'a>(&self, v: Json<'a>, path: &mut Vec<Seg<'a>>) -> Option<Detection> {
         if path.len() > MAX_JSON_DEPTH || (!self.skip.json.is_empty() && self.skipped(path)) {
             return None;
         }
         match v {
-            Value::String(s) => self.found(s.as_bytes(), ValueKind::Json, || Location::Json {
+            Json::String(s) => self.found(s.as_bytes(), ValueKind::Json, || Location::Json {
                 pointer: pointer(path),
             }),
-            Value::Array(items) => {
+            Json::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     path.push(Seg::Index(i));
                     let d = self.walk(item, path);
@@ -516,8 +523,8 @@ impl ScreeningRule {
                 }
                 None
             }
-            Value::Object(map) => {
-                for (k, item) in map {
+            Json::Object(members) => {
+                for (k, item) in members.iter() {
                     path.push(Seg::Key(k));
                     let d = self.walk(item, path);
                     path.pop();
