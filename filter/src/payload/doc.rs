@@ -17,7 +17,8 @@
 //! - members in name order (bytewise), as `serde_json::Map` iterates them, so the schema and
 //!   the screening meet members in the same order and report the same one first;
 //! - duplicate member names either refused ([`Duplicates::Refuse`]) or resolved as serde_json
-//!   does, the last one wins ([`Duplicates::KeepLast`]).
+//!   does, the last one wins ([`Duplicates::KeepLast`]), or all kept for screening
+//!   ([`Duplicates::KeepAll`]).
 
 use super::scan::{JsonLimits, MAX_DEPTH_CAP};
 use serde_json::{Number, Value};
@@ -36,6 +37,9 @@ pub enum Duplicates {
     Refuse,
     /// As `serde_json::Value`: the last member with the name is kept.
     KeepLast,
+    /// Every member is kept, repeated names next to each other in document order: for
+    /// screening, which must read every value whichever one the upstream's parser takes.
+    KeepAll,
 }
 
 /// Why a body was not parsed.
@@ -649,8 +653,10 @@ impl Builder<'_> {
         if !duplicated {
             return Ok(());
         }
-        if *duplicates == Duplicates::Refuse {
-            return Err(ParseError::DuplicateKey);
+        match *duplicates {
+            Duplicates::Refuse => return Err(ParseError::DuplicateKey),
+            Duplicates::KeepAll => return Ok(()),
+            Duplicates::KeepLast => {}
         }
         let all = open.split_off(mark);
         let mut members = all.into_iter().peekable();

@@ -20,7 +20,8 @@
 //! Duplicate member names: RFC 8259 only says names SHOULD be unique, and parsers disagree on
 //! which duplicate wins. When a schema is attached, a body with a duplicate name is refused
 //! (`duplicate_key`, 400): otherwise the schema could validate one value while the upstream
-//! reads the other. Without a schema nothing reads the values, and duplicates pass.
+//! reads the other. Without a schema nothing reads the values and duplicates pass (screening
+//! reads every one of them).
 //!
 //! Problems never carry request content: a JSON pointer (whose member names come from the
 //! body, so it is capped in length and must be escaped by whoever prints it), a keyword, a

@@ -302,7 +302,7 @@ impl ScreeningRule {
         let plus = matches!(kind, ValueKind::Query | ValueKind::Form);
         let decoded;
         let (s, mask) = if mask & decode::decode_bits(plus) != 0 {
-            decoded = decode::decode(raw, plus);
+            decoded = decode::decode_scanned(raw, plus, mask);
             (&*decoded, decode::scan(&decoded))
         } else {
             (raw, mask)
@@ -482,8 +482,9 @@ impl ScreeningRule {
         if !json {
             return None;
         }
-        // As `serde_json::Value` reads it: of a repeated member name, the last one.
-        let doc = Document::parse(body, Duplicates::KeepLast).ok()?;
+        // Every member, repeated names included: parsers disagree on which duplicate wins
+        // (serde_json and Go take the last, others the first), so every value is screened.
+        let doc = Document::parse(body, Duplicates::KeepAll).ok()?;
         self.screen_document(&doc)
     }
 

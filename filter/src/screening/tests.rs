@@ -268,6 +268,24 @@ fn locations_never_carry_the_payload() {
 // ---- bodies ----
 
 #[test]
+fn every_duplicate_member_is_screened() {
+    // Parsers disagree on which repeated name wins: an upstream that takes the first value
+    // must not receive an injection that only the last value was screened for.
+    let r = ScreeningRule::default();
+    for body in [
+        &br#"{"q": "' or 1=1--", "q": "x"}"#[..],
+        br#"{"q": "x", "q": "' or 1=1--"}"#,
+        br#"{"a": {"q": "x", "b": 1, "q": "<script>alert(1)</script>"}}"#,
+    ] {
+        let d = r.screen_body("application/json", body);
+        assert!(d.is_some(), "{}", String::from_utf8_lossy(body));
+    }
+    assert!(r
+        .screen_body("application/json", br#"{"q": "x", "q": "y"}"#)
+        .is_none());
+}
+
+#[test]
 fn screens_bodies() {
     let r = rule(json!({"skip": ["json./description", "json./items/*/note", "form.comment"]}));
     // (media type, body, expected location key)

@@ -613,10 +613,16 @@ fn old_walk(
 }
 
 proptest! {
-    // Body screening finds what the walk over serde_json's tree found, at the same place.
+    // Body screening finds what the walk over serde_json's tree found, at the same place;
+    // with repeated member names (serde_json keeps the last, screening reads them all) it
+    // finds at least what serde's tree held.
     #[test]
     fn screening_walk_agrees(text in json_text()) {
         let body = text.as_bytes();
+        let repeated_names = matches!(
+            Document::parse(body, Duplicates::Refuse),
+            Err(ParseError::DuplicateKey)
+        );
         for sensitivity in ["low", "medium", "high"] {
             let rule = crate::screening::compile_screening(
                 &serde_json::json!({"sensitivity": sensitivity}),
@@ -629,7 +635,11 @@ proptest! {
             let old = serde_json::from_slice::<Value>(body)
                 .ok()
                 .and_then(|v| old_walk(&rule, &v, &mut Vec::new()));
-            prop_assert_eq!(new, old, "{}", text);
+            if repeated_names {
+                prop_assert!(old.is_none() || new.is_some(), "{}", text);
+            } else {
+                prop_assert_eq!(new, old, "{}", text);
+            }
         }
     }
 }
