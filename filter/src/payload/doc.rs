@@ -553,7 +553,10 @@ impl Builder<'_> {
         Ok(val)
     }
 
-    fn array(&mut self, depth: usize, name: Text) -> Result<(), ParseError> {
+    /// Steps into an array or object at `depth` (past its opening bracket): refused past the
+    /// nesting serde_json allows or the configured depth. Returns where its children start in
+    /// `open`.
+    fn enter(&mut self, depth: usize) -> Result<usize, ParseError> {
         if depth > MAX_NESTING {
             return Err(ParseError::Malformed);
         }
@@ -561,8 +564,12 @@ impl Builder<'_> {
             return Err(ParseError::Limit);
         }
         self.pos += 1;
-        let mark = self.open.len();
         self.ws();
+        Ok(self.open.len())
+    }
+
+    fn array(&mut self, depth: usize, name: Text) -> Result<(), ParseError> {
+        let mark = self.enter(depth)?;
         if self.peek() == Some(b']') {
             self.pos += 1;
         } else {
@@ -585,15 +592,7 @@ impl Builder<'_> {
     }
 
     fn object(&mut self, depth: usize, name: Text) -> Result<(), ParseError> {
-        if depth > MAX_NESTING {
-            return Err(ParseError::Malformed);
-        }
-        if depth > self.bounds.depth {
-            return Err(ParseError::Limit);
-        }
-        self.pos += 1;
-        let mark = self.open.len();
-        self.ws();
+        let mark = self.enter(depth)?;
         if self.peek() == Some(b'}') {
             self.pos += 1;
         } else {
