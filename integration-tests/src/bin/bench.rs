@@ -1130,6 +1130,32 @@ fn format_latency(d: Duration) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn before_twins_follow_each_api_guard_row_and_only_probes_skip_the_checks() {
+        let dir = std::env::temp_dir().join(format!("bench-twins-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (earlier, probe) = (dir.join("earlier.wasm"), dir.join("probe-noop.wasm"));
+        std::fs::write(&earlier, b"").unwrap();
+        std::fs::write(&probe, b"").unwrap();
+        let rows = select(scenarios().unwrap(), Some("=none,=api-guard")).unwrap();
+        let all = with_before_twins(rows, &[earlier, probe]).unwrap();
+        let ids: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "none",
+                "api-guard",
+                "api-guard@earlier",
+                "api-guard@probe-noop"
+            ]
+        );
+        assert!(all.iter().skip(2).all(|t| t.reference == "api-guard"));
+        let probes: Vec<bool> = all.iter().map(Scenario::is_probe).collect();
+        assert_eq!(probes, [false, false, false, true]);
+        assert!(with_before_twins(Vec::new(), &[dir.join("missing.wasm")]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     const WRK_OUTPUT: &str = "Running 5s test @ http://127.0.0.1:4000/bench
   1 threads and 32 connections
   Thread Stats   Avg      Stdev     Max   +/- Stdev
