@@ -748,6 +748,47 @@ mod tests {
     }
 
     #[test]
+    fn a_vm_that_never_had_the_keys_syncs_them_on_the_request_path() {
+        use crate::jwt::keysource::publish;
+        use crate::ratelimit::store::MemoryStore;
+        let g = guard(json!({
+            "jwt_providers": {
+                "corp": provider(json!({"jwks": null, "remote_jwks": remote()})),
+                "inline": provider(json!({"issuer": "https://inline.test"})),
+            },
+            "policies": {"p": {"jwt": {"providers": ["corp"]}}}
+        }));
+        let ProviderKeys::Remote(source) = &g.jwt_providers[0].keys else {
+            panic!("corp is remote")
+        };
+        let store = MemoryStore::new();
+        let mut rt = TokenRuntime::new(&g);
+        assert!(rt.lacks_first_documents(&g));
+        // Nothing published yet: one lookup, still unavailable.
+        rt.sync_first_documents(&g, &store).unwrap();
+        assert_eq!(store.calls().0, 1, "one lookup per missing document");
+        assert!(rt.lacks_first_documents(&g));
+        assert_eq!(
+            outcome(run(&g, &mut rt, "p", &bearer("valid_es256"), NOW)),
+            Err("KeysUnavailable { provider: \"corp\" }".into())
+        );
+        // Another VM fetched and published the JWKS: the next request picks it up.
+        let body = serde_json::to_vec(&jwks_json(&["ec-256"])).unwrap();
+        publish(&store, source, NOW, &body).unwrap();
+        let report = rt.sync_first_documents(&g, &store).unwrap();
+        assert_eq!(report.keys_updated, 1);
+        assert!(!rt.lacks_first_documents(&g));
+        assert_eq!(
+            outcome(run(&g, &mut rt, "p", &bearer("valid_es256"), NOW)),
+            Ok("user-1".into())
+        );
+        // Once every document is here it reads nothing more (updates come with the tick).
+        let before = store.calls().0;
+        rt.sync_first_documents(&g, &store).unwrap();
+        assert_eq!(store.calls().0, before);
+    }
+
+    #[test]
     fn providers_are_tried_in_order() {
         let g = guard(json!({
             "jwt_providers": {

@@ -342,6 +342,13 @@ impl RequestCore {
             service_failed: self.intro_failed,
         };
         let mut runtime = shared.runtime.borrow_mut();
+        if runtime.lacks_first_documents(&shared.guard) {
+            // Between Envoy's start and the first fetch: use what another VM just published
+            // rather than refusing until this worker's own tick.
+            if let Err(e) = runtime.sync_first_documents(&shared.guard, &abi::HostStore) {
+                log::warn!("cannot read shared remote documents ({e:?})");
+            }
+        }
         let decision = decide_limited(&shared.guard, &view, &env, &mut runtime, &mut events);
         drop(runtime);
         let request_id = request_id(&headers);

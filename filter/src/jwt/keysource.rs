@@ -18,7 +18,9 @@
 //! and re-parses only when it changed. The propagation bound for a new document is therefore
 //! one fetch period plus one tick. Shared data survives a VM restart (FAIL_RELOAD) but not an
 //! Envoy restart: a new Envoy fetches again before it can verify remote-keyed tokens, and
-//! answers 503 `jwks_unavailable` with `retry-after` meanwhile.
+//! answers 503 `jwks_unavailable` with `retry-after` meanwhile. During that window only, a
+//! VM also looks for the first document on the request path (one lookup per missing
+//! document), so every worker starts verifying as soon as any VM published the keys.
 
 use crate::ratelimit::store::{SharedStore, StoreError};
 use crate::time::UnixTime;

@@ -57,6 +57,40 @@ impl TokenRuntime {
         guard: &Guard,
         store: &dyn SharedStore,
     ) -> Result<SyncReport, StoreError> {
+        self.sync_selected(guard, store, false)
+    }
+
+    /// Does this VM still lack a remote document it has never had (a JWKS, a revocation list
+    /// or a key list)? Only true between Envoy's start and the first fetch of each one.
+    pub fn lacks_first_documents(&self, guard: &Guard) -> bool {
+        let keys_missing = guard
+            .jwt_providers
+            .iter()
+            .zip(&self.remote_keys)
+            .any(|(p, synced)| matches!(p.keys, ProviderKeys::Remote(_)) && synced.value.is_none());
+        keys_missing
+            || (guard.remote_clients.is_some() && self.remote_clients.value.is_none())
+            || (guard.revocation.remote.is_some() && self.remote_revocations.value.is_none())
+    }
+
+    /// Syncs only the documents this VM has never had. The request path calls it while
+    /// `lacks_first_documents`, so a worker starts using a JWKS the moment another VM
+    /// published it instead of refusing until its own next tick; each call costs one
+    /// shared-data lookup per missing document, and nothing once all have arrived.
+    pub fn sync_first_documents(
+        &mut self,
+        guard: &Guard,
+        store: &dyn SharedStore,
+    ) -> Result<SyncReport, StoreError> {
+        self.sync_selected(guard, store, true)
+    }
+
+    fn sync_selected(
+        &mut self,
+        guard: &Guard,
+        store: &dyn SharedStore,
+        only_missing: bool,
+    ) -> Result<SyncReport, StoreError> {
         let mut report = SyncReport::default();
         for (i, provider) in guard.jwt_providers.iter().enumerate() {
             let (ProviderKeys::Remote(source), Some(synced)) =
@@ -64,6 +98,9 @@ impl TokenRuntime {
             else {
                 continue;
             };
+            if only_missing && synced.value.is_some() {
+                continue;
+            }
             let allowed = provider.rules.algorithms;
             match synced.sync(store, source, |b| {
                 parse_jwks_bytes(b, JwksMode::Lenient, allowed).ok()
@@ -77,7 +114,11 @@ impl TokenRuntime {
             // A key that left the JWKS must stop verifying now, not when its cached tokens expire.
             self.cache.clear();
         }
-        if let Some(source) = &guard.remote_clients {
+        if let Some(source) = guard
+            .remote_clients
+            .as_ref()
+            .filter(|_| !only_missing || self.remote_clients.value.is_none())
+        {
             match self.remote_clients.sync(store, source, |b| {
                 crate::config::compile_remote_clients(b).ok()
             })? {
@@ -86,7 +127,12 @@ impl TokenRuntime {
                 SyncOutcome::Unchanged => {}
             }
         }
-        if let Some(source) = &guard.revocation.remote {
+        if let Some(source) = guard
+            .revocation
+            .remote
+            .as_ref()
+            .filter(|_| !only_missing || self.remote_revocations.value.is_none())
+        {
             match self
                 .remote_revocations
                 .sync(store, source, |b| RevocationList::parse_bytes(b).ok())?
