@@ -256,6 +256,9 @@ fn api_keys_are_added_and_removed_centrally_without_redeploys() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The first acceptance came from the VM that fetched the list; the other worker syncs the
+    // shared copy on its own 1 s tick, so wait one tick before asking whichever worker answers.
+    std::thread::sleep(Duration::from_millis(1_200));
     up.clear();
     let r = envoy
         .request("GET", "/api/x")
