@@ -71,6 +71,14 @@ fn each_class_is_blocked_wherever_it_hides() {
         .body(br#"{"post": 7, "text": "<img src=x onerror=alert(document.cookie)>"}"#.to_vec())
         .send();
     blocked(&r, "blocked_xss", "onerror");
+    // A JSON member name: backends build sort keys and column lists from names too.
+    let r = envoy
+        .request("POST", "/api/comments")
+        .header("user-agent", "app/1.0")
+        .header("content-type", "application/json")
+        .body(br#"{"post": 7, "order": {"id; drop table users--": "asc"}}"#.to_vec())
+        .send();
+    blocked(&r, "blocked_sqli", "drop");
     let r = envoy
         .request("POST", "/api/search")
         .header("user-agent", "app/1.0")

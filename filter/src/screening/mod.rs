@@ -113,13 +113,17 @@ pub enum Location {
     Json {
         pointer: String,
     },
+    /// A member name of the JSON object at `pointer` (the name itself is not repeated here).
+    JsonName {
+        pointer: String,
+    },
     UserAgent,
 }
 
 impl Location {
     /// The location as logs and skip lists write it: `path`, `query.q`, `query_name`,
     /// `header.referer`, `cookie.session`, `form.comment`, `form_name`, `json./a/0/b`,
-    /// `user_agent`.
+    /// `json_name./a` (a member name of the object at `/a`), `user_agent`.
     pub fn key(&self) -> String {
         match self {
             Location::Path => "path".to_string(),
@@ -130,6 +134,7 @@ impl Location {
             Location::Form { name } => format!("form.{name}"),
             Location::FormName => "form_name".to_string(),
             Location::Json { pointer } => format!("json.{pointer}"),
+            Location::JsonName { pointer } => format!("json_name.{pointer}"),
             Location::UserAgent => "user_agent".to_string(),
         }
     }
@@ -494,7 +499,7 @@ impl ScreeningRule {
         self.screen_document(&Document::from_value(value)?)
     }
 
-    /// Screens the string values of an already parsed JSON document.
+    /// Screens the member names and string values of an already parsed JSON document.
     pub fn screen_document(&self, doc: &Document<'_>) -> Option<Detection> {
         let mut path = Vec::new();
         self.walk(doc.root(), &mut path)
@@ -527,6 +532,15 @@ impl ScreeningRule {
             }
             Json::Object(members) => {
                 for (k, item) in members.iter() {
+                    // Names too, as with query and form fields: backends build sort keys,
+                    // column lists and file names from member names. Skipping a member's
+                    // value never skips its name.
+                    let d = self.found(k.as_bytes(), ValueKind::Json, || Location::JsonName {
+                        pointer: pointer(path),
+                    });
+                    if d.is_some() {
+                        return d;
+                    }
                     path.push(Seg::Key(k));
                     let d = self.walk(item, path);
                     path.pop();

@@ -259,9 +259,13 @@ fn locations_never_carry_the_payload() {
     )]);
     let d = r.screen_request(&request(&hs)).unwrap();
     assert_eq!(d.location, Location::QueryName);
-    let body = br#"{"<script>alert(1)</script>": "' or 1=1--"}"#;
+    let body = br#"{"x<y": "' or 1=1--"}"#;
     let d = r.screen_body("application/json", body).unwrap();
-    assert_eq!(d.location.key(), "json./_script_alert_1___script_");
+    assert_eq!(d.location.key(), "json./x_y");
+    // A member name that is itself the payload: located by its object, never repeated.
+    let body = br#"{"a": {"<script>alert(1)</script>": 1}}"#;
+    let d = r.screen_body("application/json", body).unwrap();
+    assert_eq!(d.location.key(), "json_name./a");
     assert!(!d.location.key().contains('<'));
 }
 
@@ -319,6 +323,33 @@ fn screens_bodies() {
             "application/json",
             br#"{"a/b~c": "<svg onload=alert(1)>"}"#,
             Some("json./a_b_c"),
+        ),
+        // Member names are screened like query and form field names...
+        (
+            "application/json",
+            br#"{"sort": {"name' or 1=1--": "asc"}}"#,
+            Some("json_name./sort"),
+        ),
+        (
+            "application/json",
+            br#"{"../../etc/passwd": true}"#,
+            Some("json_name."),
+        ),
+        // ...a skipped value's own name too, but not the names inside a skipped value.
+        (
+            "application/json",
+            br#"{"items": [{"note": {"<script>alert(1)</script>": 1}}]}"#,
+            None,
+        ),
+        (
+            "application/json",
+            br#"{"items": [{"<svg onload=alert(1)>": 1}]}"#,
+            Some("json_name./items/0"),
+        ),
+        (
+            "application/json",
+            br#"{"user_id": 1, "first-name": "x", "e.mail": "a@b.c", "\u00fcn\u00efcode": "y"}"#,
+            None,
         ),
         ("application/json", b"{not json", None),
         (
@@ -474,6 +505,64 @@ proptest::proptest! {
     fn screening_never_panics_on_attack_alphabet(s in "([' \"<>;|&`$(){}%#=/\\\\.\\-*@:0-9a-z]|union|select|or|script|on|javascript|\\.\\./|%2e|%c0%af|&#x3c;|\\$\\{IFS\\}|/\\*!|--){0,80}") {
         for sens in Sensitivity::ALL {
             let _ = with_sensitivity(sens).screen_value(s.as_bytes(), ValueKind::Query);
+        }
+    }
+}
+
+#[test]
+fn ordinary_json_member_names_pass_at_every_sensitivity() {
+    // Names real APIs use (JSON-LD, JSON Schema, OData, GraphQL, XML-to-JSON, Mongo-style
+    // operators): member-name screening must not refuse them.
+    let names = [
+        "id",
+        "userId",
+        "user_id",
+        "first-name",
+        "e.mail",
+        "@context",
+        "@id",
+        "@type",
+        "$ref",
+        "$schema",
+        "$id",
+        "$gt",
+        "$in",
+        "__typename",
+        "odata.type",
+        "@odata.nextLink",
+        "#text",
+        "-attr",
+        "xml:lang",
+        "a b",
+        "Content-Type",
+        "created_at",
+        "price(EUR)",
+        "size[0]",
+        "select",
+        "order",
+        "from",
+        "where",
+        "delete",
+        "update",
+        "script",
+        "union",
+        "drop",
+        "passwd",
+        "etc",
+        "cmd",
+        "exec",
+        "x-forwarded-for",
+        "50%",
+        "q&a",
+        "1",
+        "",
+    ];
+    for sensitivity in ["low", "medium", "high"] {
+        let r = rule(json!({"sensitivity": sensitivity}));
+        for name in names {
+            let body = serde_json::to_vec(&json!({ name: {name: "x"} })).unwrap();
+            let got = r.screen_body("application/json", &body);
+            assert_eq!(got, None, "{sensitivity}: {name:?}");
         }
     }
 }

@@ -559,9 +559,23 @@ proptest! {
     }
 }
 
-/// The screening walk as it was: over a `serde_json::Value`, members in map order, the first
-/// string value `screen_value` flags, with its pointer (names sanitised, as `Location` has
-/// them).
+/// The JSON pointer of `path` as `Location` writes it (names sanitised, long ones cut).
+fn reference_pointer(path: &[String]) -> String {
+    let mut pointer = String::new();
+    for seg in path {
+        pointer.push('/');
+        pointer.push_str(seg);
+        if pointer.len() > 256 {
+            pointer.push_str("/...");
+            break;
+        }
+    }
+    pointer
+}
+
+/// The screening walk as it was, over a `serde_json::Value`: members in map order, each
+/// member's name and then its value; the first name or string value `screen_value` flags,
+/// with its location.
 fn old_walk(
     rule: &crate::screening::ScreeningRule,
     v: &Value,
@@ -573,18 +587,7 @@ fn old_walk(
     match v {
         Value::String(s) => rule
             .screen_value(s.as_bytes(), crate::screening::ValueKind::Json)
-            .map(|(class, id)| {
-                let mut pointer = String::new();
-                for seg in path.iter() {
-                    pointer.push('/');
-                    pointer.push_str(seg);
-                    if pointer.len() > 256 {
-                        pointer.push_str("/...");
-                        break;
-                    }
-                }
-                (class, id, format!("json.{pointer}"))
-            }),
+            .map(|(class, id)| (class, id, format!("json.{}", reference_pointer(path)))),
         Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
             path.push(i.to_string());
             let d = old_walk(rule, item, path);
@@ -592,6 +595,11 @@ fn old_walk(
             d
         }),
         Value::Object(map) => map.iter().find_map(|(k, item)| {
+            if let Some((class, id)) =
+                rule.screen_value(k.as_bytes(), crate::screening::ValueKind::Json)
+            {
+                return Some((class, id, format!("json_name.{}", reference_pointer(path))));
+            }
             let name: String = k
                 .bytes()
                 .take(64)
