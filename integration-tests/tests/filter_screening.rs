@@ -63,6 +63,13 @@ fn each_class_is_blocked_wherever_it_hides() {
         "blocked_command_injection",
         "shadow",
     );
+    // A cookie's name (cookies are always screened, names before values).
+    let r = envoy
+        .request("GET", "/api/items")
+        .header("user-agent", "app/1.0")
+        .header("cookie", "theme=dark; x'||pg_sleep(10)--=1")
+        .send();
+    blocked(&r, "blocked_sqli", "pg_sleep");
     // Bodies: a JSON string value and a form field.
     let r = envoy
         .request("POST", "/api/comments")

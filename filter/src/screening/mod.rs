@@ -103,6 +103,8 @@ pub enum Location {
     Cookie {
         name: String,
     },
+    /// A cookie's name.
+    CookieName,
     /// A form field's value (`application/x-www-form-urlencoded`).
     Form {
         name: String,
@@ -122,7 +124,7 @@ pub enum Location {
 
 impl Location {
     /// The location as logs and skip lists write it: `path`, `query.q`, `query_name`,
-    /// `header.referer`, `cookie.session`, `form.comment`, `form_name`, `json./a/0/b`,
+    /// `header.referer`, `cookie.session`, `cookie_name`, `form.comment`, `form_name`, `json./a/0/b`,
     /// `json_name./a` (a member name of the object at `/a`), `user_agent`.
     pub fn key(&self) -> String {
         match self {
@@ -131,6 +133,7 @@ impl Location {
             Location::QueryName => "query_name".to_string(),
             Location::Header { name } => format!("header.{name}"),
             Location::Cookie { name } => format!("cookie.{name}"),
+            Location::CookieName => "cookie_name".to_string(),
             Location::Form { name } => format!("form.{name}"),
             Location::FormName => "form_name".to_string(),
             Location::Json { pointer } => format!("json.{pointer}"),
@@ -433,13 +436,18 @@ impl ScreeningRule {
         for cookies in req.header_values("cookie") {
             for pair in cookies.split(|&b| b == b';') {
                 let pair = pair.trim_ascii();
+                // A pair without `=` is a value with an empty name (RFC 6265bis 5.6), which
+                // some frameworks hand to the application.
                 let (name, value) = match pair.iter().position(|&b| b == b'=') {
                     Some(eq) => (
                         pair.get(..eq).unwrap_or_default(),
                         pair.get(eq + 1..).unwrap_or_default(),
                     ),
-                    None => continue,
+                    None => (&b""[..], pair),
                 };
+                if let Some(d) = self.found(name, ValueKind::Cookie, || Location::CookieName) {
+                    return Some(d);
+                }
                 if listed(&self.skip.cookie, name, false) {
                     continue;
                 }

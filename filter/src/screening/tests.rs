@@ -151,6 +151,28 @@ fn screens_every_request_location() {
         (
             vec![
                 (":path", "/a"),
+                ("cookie", "theme=dark; <script>alert(1)</script>=1"),
+            ],
+            Some((Class::Xss, "cookie_name")),
+        ),
+        // A pair without `=`: a value with an empty name.
+        (
+            vec![(":path", "/a"), ("cookie", "theme=dark; ../../etc/passwd")],
+            Some((Class::Traversal, "cookie.")),
+        ),
+        (
+            vec![
+                (":path", "/a"),
+                (
+                    "cookie",
+                    "_ga=GA1.2.3.4; __Host-sid=abc; JSESSIONID=x.y; flag; a-b.c=d",
+                ),
+            ],
+            None,
+        ),
+        (
+            vec![
+                (":path", "/a"),
                 ("referer", "https://x.example/?q=<script>alert(1)</script>"),
             ],
             Some((Class::Xss, "header.referer")),
@@ -190,6 +212,12 @@ fn skip_list_and_class_switches() {
         ("referer", "<script>"),
     ]);
     assert_eq!(r.screen_request(&request(&hs)), None);
+    // Skipping a cookie's value never skips its name.
+    let hs = headers(&[(":path", "/x"), ("cookie", "raw=1; <script>=1")]);
+    assert_eq!(
+        r.screen_request(&request(&hs)).map(|d| d.location),
+        Some(Location::CookieName)
+    );
     // An encoded name is decoded before the skip comparison.
     let hs = headers(&[(":path", "/x?%71=<script>")]);
     assert_eq!(r.screen_request(&request(&hs)), None);
