@@ -13,6 +13,7 @@ use crate::ratelimit::{enforce, Event};
 use crate::rejection::{KeyProblem, Rejection};
 use crate::request::RequestView;
 use crate::route::{select, Selection};
+use crate::screening::ScreenedBody;
 use crate::time::UnixTime;
 use crate::verdict::{Admission, BodyCheck, Decision, Verdict};
 
@@ -331,38 +332,31 @@ fn run_checks<'g>(
                     max_bytes,
                     buffer: json.is_some(),
                     method: request.method().to_vec(),
-                    screen_media_type: None,
+                    screen: None,
                     json: json.is_some(),
                 });
             }
         }
     }
-    // Body screening: form and JSON bodies are buffered (up to the payload limit, or 1 MiB)
-    // and their values screened at the end.
+    // Body screening: form, JSON and multipart bodies are buffered (up to the payload limit,
+    // or 1 MiB) and screened at the end.
     if let (Some(rule), false) = (&policy.screening, end_of_stream) {
-        if let Some(media) = screened_media_type(request) {
-            if rule.screens_bodies() {
-                let check = admission.body.get_or_insert_with(|| BodyCheck {
-                    max_bytes: crate::payload::DEFAULT_MAX_BODY_BYTES,
-                    buffer: true,
-                    method: request.method().to_vec(),
-                    screen_media_type: None,
-                    json: false,
-                });
-                check.buffer = true;
-                check.screen_media_type = Some(media);
-            }
+        if let Some(kind) = request
+            .header("content-type")
+            .and_then(|ct| rule.body_kind(ct))
+        {
+            let check = admission.body.get_or_insert_with(|| BodyCheck {
+                max_bytes: crate::payload::DEFAULT_MAX_BODY_BYTES,
+                buffer: true,
+                method: request.method().to_vec(),
+                screen: None,
+                json: false,
+            });
+            check.buffer = true;
+            check.screen = Some(kind);
         }
     }
     Ok(admission)
-}
-
-/// The body's media type if screening reads that kind of body (forms and JSON).
-fn screened_media_type(request: &RequestView<'_>) -> Option<String> {
-    let media = crate::payload::parse_media_type(request.header("content-type")?)?;
-    let name = format!("{}/{}", media.type_, media.subtype).to_ascii_lowercase();
-    let screened = name == "application/x-www-form-urlencoded" || media.is_json();
-    screened.then_some(name)
 }
 
 /// Checks a whole (buffered) body of a request admitted with a [`BodyCheck`] under `policy`.
@@ -389,11 +383,19 @@ pub fn check_body<'g>(
     {
         parsed = check_json_keeping(json, body).map_err(Rejection::Payload)?;
     }
-    if let (Some(rule), Some(media)) = (&policy.screening, &check.screen_media_type) {
+    if let (Some(rule), Some(kind)) = (&policy.screening, &check.screen) {
         // The schema stage's document, when there was one: one parse per body, not two.
-        let finding = match &parsed {
-            Some(doc) if media != "application/x-www-form-urlencoded" => rule.screen_document(doc),
-            _ => rule.screen_body(media, body),
+        let finding = match (&parsed, kind) {
+            (Some(doc), ScreenedBody::Json) => rule.screen_document(doc),
+            _ => match rule.screen_body_of(kind, body) {
+                Ok(finding) => finding,
+                // A multipart body that cannot be read cannot be screened: refused in `block`
+                // mode (a lenient backend parser might read what we could not).
+                Err(_) if rule.blocks() => {
+                    return Err(Rejection::Payload(PayloadProblem::MalformedMultipart))
+                }
+                Err(_) => None,
+            },
         };
         if let Some(d) = finding {
             if rule.blocks() {
@@ -809,5 +811,122 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod body_screening_tests {
+    use super::*;
+    use crate::config::compile;
+    use crate::screening::Location;
+
+    /// decide() at the headers, then check_body() on the whole body, as the host does.
+    fn judge(
+        screening: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (Option<ScreenedBody>, Result<Option<Location>, String>) {
+        let config = format!(r#"{{"policies": {{"p": {{"screening": {screening}}}}}}}"#);
+        let guard: &'static Guard = Box::leak(Box::new(compile(config.as_bytes()).unwrap()));
+        let headers = vec![
+            (":method".to_string(), b"POST".to_vec()),
+            (":path".to_string(), b"/x".to_vec()),
+            ("content-type".to_string(), content_type.as_bytes().to_vec()),
+        ];
+        let view = RequestView {
+            headers: &headers,
+            client_ip: None,
+            route_policy: Some("p"),
+        };
+        let mut runtime = TokenRuntime::new(guard);
+        let d = decide_headers(guard, &view, UnixTime(0), &mut runtime, false, None);
+        let Verdict::Allow(admission) = d.verdict else {
+            panic!("{:?}", d.verdict)
+        };
+        let Some(check) = admission.body else {
+            return (None, Ok(None));
+        };
+        let got = check_body(guard, d.policy.unwrap(), &check, body)
+            .map(|finding| finding.map(|f| f.location))
+            .map_err(|r| r.reason().as_str().to_string());
+        (check.screen, got)
+    }
+
+    fn multipart(parts: &[(&str, Option<&str>, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, file, content) in parts {
+            let file = file
+                .map(|f| format!("; filename=\"{f}\""))
+                .unwrap_or_default();
+            out.extend_from_slice(
+                format!("--b0\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n{content}\r\n")
+                    .as_bytes(),
+            );
+        }
+        out.extend_from_slice(b"--b0--\r\n");
+        out
+    }
+
+    #[test]
+    fn multipart_bodies_are_screened_and_unreadable_ones_refused() {
+        let ct = "multipart/form-data; boundary=b0";
+        let multi = Some(ScreenedBody::Multipart {
+            boundary: b"b0".to_vec(),
+        });
+        let ok = multipart(&[
+            ("title", None, "Holiday"),
+            ("photo", Some("me.jpg"), "' or 1=1--"),
+        ]);
+        // File contents are data: not screened.
+        assert_eq!(judge("{}", ct, &ok), (multi.clone(), Ok(None)));
+        let bad_value = multipart(&[("q", None, "1 union select password from users--")]);
+        let (_, got) = judge("{}", ct, &bad_value);
+        assert_eq!(got, Err("blocked_sqli".into()));
+        let bad_file = multipart(&[("photo", Some("../../../etc/passwd"), "x")]);
+        let (_, got) = judge("{}", ct, &bad_file);
+        assert_eq!(got, Err("blocked_path_traversal".into()));
+        // detect mode: passes, reporting where.
+        let (_, got) = judge(r#"{"mode": "detect"}"#, ct, &bad_file);
+        assert_eq!(
+            got,
+            Ok(Some(Location::Filename {
+                name: "photo".into()
+            }))
+        );
+        // skip form.<name> skips a multipart field's value, never its file name.
+        let (_, got) = judge(r#"{"skip": ["form.q"]}"#, ct, &bad_value);
+        assert_eq!(got, Ok(None));
+        // Unreadable: refused in block mode, passed in detect mode.
+        let broken = b"--b0\r\nContent-Disposition: form-data; name=q\r\n\r\n' or 1=1--";
+        assert_eq!(judge("{}", ct, broken).1, Err("malformed_multipart".into()));
+        assert_eq!(judge(r#"{"mode": "detect"}"#, ct, broken).1, Ok(None));
+        let (kind, got) = judge("{}", "multipart/form-data", &ok);
+        assert_eq!(kind, Some(ScreenedBody::Multipart { boundary: vec![] }));
+        assert_eq!(got, Err("malformed_multipart".into()), "no boundary");
+        // bodies: without "multipart", such bodies are neither buffered nor screened.
+        assert_eq!(
+            judge(r#"{"bodies": ["form", "json"]}"#, ct, broken),
+            (None, Ok(None))
+        );
+        // Other kinds keep working, and can be turned off the same way.
+        let json = br#"{"a": "<script>alert(1)</script>"}"#;
+        assert_eq!(
+            judge("{}", "application/json", json).1,
+            Err("blocked_xss".into())
+        );
+        assert_eq!(
+            judge(r#"{"bodies": ["multipart"]}"#, "application/json", json),
+            (None, Ok(None))
+        );
+        let form = b"q=%27+or+1%3D1--";
+        let (kind, got) = judge(
+            "{}",
+            "application/x-www-form-urlencoded; charset=utf-8",
+            form,
+        );
+        assert_eq!(
+            (kind, got),
+            (Some(ScreenedBody::Form), Err("blocked_sqli".into()))
+        );
     }
 }

@@ -113,6 +113,7 @@ pub enum Reason {
     BodyTooLarge,
     UnsupportedMediaType,
     MalformedJson,
+    MalformedMultipart,
     DuplicateKey,
     JsonLimits,
     SchemaViolation,
@@ -125,7 +126,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 62] = [
+    pub const ALL: [Reason; 63] = [
         Reason::NoPolicy,
         Reason::UnknownPolicy,
         Reason::UriTooLong,
@@ -179,6 +180,7 @@ impl Reason {
         Reason::BodyTooLarge,
         Reason::UnsupportedMediaType,
         Reason::MalformedJson,
+        Reason::MalformedMultipart,
         Reason::DuplicateKey,
         Reason::JsonLimits,
         Reason::SchemaViolation,
@@ -223,6 +225,7 @@ impl Reason {
             Reason::BodyTooLarge => "body_too_large",
             Reason::UnsupportedMediaType => "unsupported_media_type",
             Reason::MalformedJson => "malformed_json",
+            Reason::MalformedMultipart => "malformed_multipart",
             Reason::DuplicateKey => "duplicate_key",
             Reason::JsonLimits => "json_limits",
             Reason::SchemaViolation => "schema_violation",
@@ -258,6 +261,7 @@ fn payload_reason(p: &PayloadProblem<'_>) -> Reason {
         PayloadProblem::BodyTooLarge => Reason::BodyTooLarge,
         PayloadProblem::UnsupportedMediaType => Reason::UnsupportedMediaType,
         PayloadProblem::MalformedJson => Reason::MalformedJson,
+        PayloadProblem::MalformedMultipart => Reason::MalformedMultipart,
         PayloadProblem::DuplicateKey => Reason::DuplicateKey,
         PayloadProblem::JsonLimits(_) => Reason::JsonLimits,
         PayloadProblem::SchemaViolation { .. } => Reason::SchemaViolation,

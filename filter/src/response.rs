@@ -118,6 +118,7 @@ fn payload_message(p: &crate::payload::PayloadProblem<'_>) -> &'static str {
         P::BodyTooLarge => "The request body is too large.",
         P::UnsupportedMediaType => "This content type is not accepted here.",
         P::MalformedJson => "The request body is not well-formed JSON.",
+        P::MalformedMultipart => "The multipart/form-data body is not well-formed.",
         P::DuplicateKey => "The JSON body repeats a member name.",
         P::JsonLimits(_) => "The JSON body exceeds a structural limit (see `keyword`).",
         P::SchemaViolation { .. } => {

@@ -44,8 +44,8 @@ pub struct BodyCheck {
     pub buffer: bool,
     /// The request method (per-method payload settings).
     pub method: Vec<u8>,
-    /// Lowercase `type/subtype` of the body, when body screening applies to it.
-    pub screen_media_type: Option<String>,
+    /// The kind of body, when body screening applies to it.
+    pub screen: Option<crate::screening::ScreenedBody>,
     /// The policy's JSON checks (limits, schema) apply to this body (a JSON or unlabelled
     /// body); a form body buffered only for screening is not parsed as JSON.
     pub json: bool,

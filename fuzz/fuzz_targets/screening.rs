@@ -62,13 +62,14 @@ static CASES: LazyLock<Vec<Case>> = LazyLock::new(|| {
     ]
 });
 
-const KINDS: [ValueKind; 6] = [
+const KINDS: [ValueKind; 7] = [
     ValueKind::Path,
     ValueKind::Query,
     ValueKind::Header,
     ValueKind::Cookie,
     ValueKind::Form,
     ValueKind::Json,
+    ValueKind::Multipart,
 ];
 
 const MEDIA_TYPES: [&str; 4] = [
@@ -89,9 +90,10 @@ fn check_location(d: &Detection) {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/')),
         "unsanitised location {key:?}"
     );
-    // `json.` + a pointer cut after 256 bytes (one more segment of at most 64, then `/...`).
+    // `json_name.` (the longest prefix) + a pointer cut after 256 bytes (one more segment of
+    // at most 64, then `/...`).
     assert!(
-        key.len() <= 5 + 256 + 1 + 64 + 4,
+        key.len() <= 10 + 256 + 1 + 64 + 4,
         "location too long: {}",
         key.len()
     );

@@ -144,3 +144,78 @@ fn ordinary_traffic_passes_unchanged_and_detect_mode_only_counts() {
         "{stats}"
     );
 }
+
+#[test]
+fn multipart_uploads_are_screened_field_by_field_and_unreadable_ones_refused() {
+    let (envoy, up) = start();
+    let ct = "multipart/form-data; boundary=----apiGuardTest7MA4YWxk";
+    let part = |name: &str, file: Option<&str>, content: &[u8]| {
+        let file = file
+            .map(|f| format!("; filename=\"{f}\"\r\nContent-Type: application/octet-stream"))
+            .unwrap_or_default();
+        let mut out = format!(
+            "------apiGuardTest7MA4YWxk\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n"
+        )
+        .into_bytes();
+        out.extend_from_slice(content);
+        out.extend_from_slice(b"\r\n");
+        out
+    };
+    let end = b"------apiGuardTest7MA4YWxk--\r\n";
+    let post = |body: Vec<u8>| {
+        envoy
+            .request("POST", "/api/uploads")
+            .header("user-agent", "app/1.0")
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    // An ordinary upload: a text field and a binary file whose bytes look like anything.
+    let ok = [
+        part("title", None, b"Siobhan O'Brien's holiday"),
+        part(
+            "photo",
+            Some("beach.jpg"),
+            b"\xff\xd8\xff' or 1=1-- <script>",
+        ),
+        end.to_vec(),
+    ]
+    .concat();
+    let r = post(ok.clone());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(up.requests().len(), 1);
+    assert_eq!(up.requests()[0].body, ok, "passed byte-identical");
+    up.clear();
+    // A field value and a file name.
+    let r = post(
+        [
+            part("q", None, b"1 union select password from users--"),
+            end.to_vec(),
+        ]
+        .concat(),
+    );
+    blocked(&r, "blocked_sqli", "password");
+    let r = post(
+        [
+            part("doc", Some("../../../../etc/cron.d/x"), b"x"),
+            end.to_vec(),
+        ]
+        .concat(),
+    );
+    blocked(&r, "blocked_path_traversal", "cron");
+    // A body the strict reader cannot read is not let through unscreened.
+    let mut broken = part("q", None, b"x");
+    broken.extend_from_slice(b"------apiGuardTest7MA4YWxk");
+    let r = post(broken);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"], "malformed_multipart");
+    assert!(
+        up.requests().is_empty(),
+        "a refused upload reached the upstream"
+    );
+    let stats = envoy.admin_get("/stats?filter=api_guard.policy.api.denied");
+    assert!(
+        stats.contains("wasmcustom.api_guard.policy.api.denied.malformed_multipart: 1"),
+        "{stats}"
+    );
+}

@@ -65,6 +65,8 @@ pub enum PayloadProblem<'r> {
     UnsupportedMediaType,
     /// 400: the body is not one well-formed UTF-8 JSON text.
     MalformedJson,
+    /// 400: a `multipart/form-data` body that screening cannot read (strict RFC 7578).
+    MalformedMultipart,
     /// 400: a member name appears twice in one object (only checked when a schema is set).
     DuplicateKey,
     /// 400: a structural limit was passed.
@@ -94,6 +96,7 @@ impl PayloadProblem<'_> {
             PayloadProblem::BodyTooLarge => "body_too_large",
             PayloadProblem::UnsupportedMediaType => "unsupported_media_type",
             PayloadProblem::MalformedJson => "malformed_json",
+            PayloadProblem::MalformedMultipart => "malformed_multipart",
             PayloadProblem::DuplicateKey => "duplicate_key",
             PayloadProblem::JsonLimits(_) => "json_limits",
             PayloadProblem::SchemaViolation { .. } => "schema_violation",

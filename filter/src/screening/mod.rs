@@ -19,6 +19,7 @@
 pub mod bots;
 mod cmdi;
 pub mod decode;
+pub mod multipart;
 mod sqli;
 mod text;
 mod traversal;
@@ -109,8 +110,12 @@ pub enum Location {
     Form {
         name: String,
     },
-    /// A form field's name.
+    /// A form field's name (urlencoded or multipart).
     FormName,
+    /// The file name of the multipart file field `name`.
+    Filename {
+        name: String,
+    },
     /// A JSON string value, by JSON pointer.
     Json {
         pointer: String,
@@ -136,6 +141,7 @@ impl Location {
             Location::CookieName => "cookie_name".to_string(),
             Location::Form { name } => format!("form.{name}"),
             Location::FormName => "form_name".to_string(),
+            Location::Filename { name } => format!("filename.{name}"),
             Location::Json { pointer } => format!("json.{pointer}"),
             Location::JsonName { pointer } => format!("json_name.{pointer}"),
             Location::UserAgent => "user_agent".to_string(),
@@ -161,6 +167,28 @@ pub enum ValueKind {
     Cookie,
     Form,
     Json,
+    /// A `multipart/form-data` field name, value or file name (no `+` decoding).
+    Multipart,
+}
+
+/// The kinds of request body screening reads, decided from `content-type` when the headers
+/// arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScreenedBody {
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `application/json` or `application/*+json`.
+    Json,
+    /// `multipart/form-data`, with the boundary from its `content-type`.
+    Multipart { boundary: Vec<u8> },
+}
+
+/// Which body kinds a policy screens (`bodies`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyKinds {
+    pub form: bool,
+    pub json: bool,
+    pub multipart: bool,
 }
 
 /// Bad-bot settings.
@@ -197,6 +225,8 @@ pub struct ScreeningRule {
     /// Headers screened besides the path, query and cookies (lowercase).
     pub headers: Vec<String>,
     pub bots: BotRule,
+    /// Which request bodies are buffered and screened.
+    pub bodies: BodyKinds,
     skip: Skip,
 }
 
@@ -223,6 +253,11 @@ impl Default for ScreeningRule {
                 block_scanners: true,
                 require_user_agent: false,
                 allow: Vec::new(),
+            },
+            bodies: BodyKinds {
+                form: true,
+                json: true,
+                multipart: true,
             },
             skip: Skip::default(),
         }
@@ -342,6 +377,83 @@ impl ScreeningRule {
     /// Whether bodies (forms, JSON) are screened at all: some injection class is on.
     pub fn screens_bodies(&self) -> bool {
         self.any_injection()
+    }
+
+    /// The kind of body this rule screens for a request with this `content-type` value, if
+    /// any. A `multipart/form-data` type without a valid boundary is still screened: its body
+    /// cannot be read, which [`ScreeningRule::screen_body_of`] answers as malformed.
+    pub fn body_kind(&self, content_type: &[u8]) -> Option<ScreenedBody> {
+        if !self.any_injection() {
+            return None;
+        }
+        let media = crate::payload::parse_media_type(content_type)?;
+        if media.is_json() {
+            return self.bodies.json.then_some(ScreenedBody::Json);
+        }
+        if !media.type_.eq_ignore_ascii_case("application")
+            && !media.type_.eq_ignore_ascii_case("multipart")
+        {
+            return None;
+        }
+        if media.subtype.eq_ignore_ascii_case("x-www-form-urlencoded") {
+            return self.bodies.form.then_some(ScreenedBody::Form);
+        }
+        if media.type_.eq_ignore_ascii_case("multipart")
+            && media.subtype.eq_ignore_ascii_case("form-data")
+            && self.bodies.multipart
+        {
+            let boundary = multipart::boundary(content_type).unwrap_or_default();
+            return Some(ScreenedBody::Multipart {
+                boundary: boundary.to_vec(),
+            });
+        }
+        None
+    }
+
+    /// Screens a whole body of `kind`. `Err` when a multipart body cannot be read: not
+    /// screened, so the caller refuses it in `block` mode.
+    pub fn screen_body_of(
+        &self,
+        kind: &ScreenedBody,
+        body: &[u8],
+    ) -> Result<Option<Detection>, multipart::Malformed> {
+        match kind {
+            ScreenedBody::Form => Ok(self.screen_body("application/x-www-form-urlencoded", body)),
+            ScreenedBody::Json => Ok(self.screen_body("application/json", body)),
+            ScreenedBody::Multipart { boundary } => self.screen_multipart(boundary, body),
+        }
+    }
+
+    /// Each part's field name, then its file name (file parts) or its value (other parts).
+    /// File contents are data, not screened.
+    fn screen_multipart(
+        &self,
+        boundary: &[u8],
+        body: &[u8],
+    ) -> Result<Option<Detection>, multipart::Malformed> {
+        if boundary.is_empty() {
+            return Err(multipart::Malformed);
+        }
+        for part in multipart::parse(body, boundary)? {
+            let kind = ValueKind::Multipart;
+            if let Some(d) = self.found(&part.name, kind, || Location::FormName) {
+                return Ok(Some(d));
+            }
+            let d = match &part.filename {
+                Some(file) => self.found(file, kind, || Location::Filename {
+                    name: sanitize(&part.name),
+                }),
+                // Names compared as sent: multipart field names are not percent-decoded.
+                None if self.skip.form.iter().any(|l| l.as_bytes() == &*part.name) => None,
+                None => self.found(part.content, kind, || Location::Form {
+                    name: sanitize(&part.name),
+                }),
+            };
+            if d.is_some() {
+                return Ok(d);
+            }
+        }
+        Ok(None)
     }
 
     fn any_injection(&self) -> bool {
@@ -725,6 +837,21 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                     &[("block", Mode::Block), ("detect", Mode::Detect)],
                     Mode::Block,
                 )
+            }
+            "bodies" => {
+                rule.bodies = BodyKinds {
+                    form: false,
+                    json: false,
+                    multipart: false,
+                };
+                for (kind, kp) in errors.strings(value, &p) {
+                    match kind {
+                        "form" => rule.bodies.form = true,
+                        "json" => rule.bodies.json = true,
+                        "multipart" => rule.bodies.multipart = true,
+                        _ => errors.add(&kp, "expected \"form\", \"json\" or \"multipart\""),
+                    }
+                }
             }
             "skip" => {
                 for (entry, ep) in errors.strings(value, &p) {

@@ -98,6 +98,17 @@ fn config_errors_table() {
             ],
         ),
         (
+            json!({"bodies": ["xml", "json", 1]}),
+            vec![
+                "policies.p.screening.bodies[0]",
+                "policies.p.screening.bodies[2]",
+            ],
+        ),
+        (
+            json!({"bodies": "json"}),
+            vec!["policies.p.screening.bodies"],
+        ),
+        (
             json!({"sqlii": true, "xss": 1}),
             vec!["policies.p.screening.sqlii", "policies.p.screening.xss"],
         ),
@@ -593,4 +604,100 @@ fn ordinary_json_member_names_pass_at_every_sensitivity() {
             assert_eq!(got, None, "{sensitivity}: {name:?}");
         }
     }
+}
+
+#[test]
+fn body_kinds_from_the_content_type() {
+    let all = ScreeningRule::default();
+    let json_only = rule(json!({"bodies": ["json"]}));
+    let none = rule(json!({"bodies": []}));
+    let no_classes =
+        rule(json!({"sqli": false, "xss": false, "traversal": false, "command_injection": false}));
+    let multi = |b: &[u8]| {
+        Some(ScreenedBody::Multipart {
+            boundary: b.to_vec(),
+        })
+    };
+    // (content type, all kinds, json only)
+    let cases: Vec<(&str, Option<ScreenedBody>, Option<ScreenedBody>)> = vec![
+        (
+            "application/json",
+            Some(ScreenedBody::Json),
+            Some(ScreenedBody::Json),
+        ),
+        (
+            "Application/Problem+JSON; charset=utf-8",
+            Some(ScreenedBody::Json),
+            Some(ScreenedBody::Json),
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            Some(ScreenedBody::Form),
+            None,
+        ),
+        ("multipart/form-data; boundary=abc", multi(b"abc"), None),
+        ("MULTIPART/FORM-DATA; boundary=\"a b\"", multi(b"a b"), None),
+        // Unreadable without a boundary: still screened, so that the body is refused.
+        ("multipart/form-data", multi(b""), None),
+        ("multipart/mixed; boundary=abc", None, None),
+        ("text/plain", None, None),
+        ("application/octet-stream", None, None),
+        ("garbage", None, None),
+    ];
+    for (ct, want_all, want_json) in cases {
+        assert_eq!(all.body_kind(ct.as_bytes()), want_all, "{ct}");
+        assert_eq!(json_only.body_kind(ct.as_bytes()), want_json, "{ct}");
+        assert_eq!(none.body_kind(ct.as_bytes()), None, "{ct}");
+        assert_eq!(no_classes.body_kind(ct.as_bytes()), None, "{ct}");
+    }
+}
+
+#[test]
+fn multipart_parts_are_screened_name_then_file_name_or_value() {
+    let r = rule(json!({"skip": ["form.bio"]}));
+    let body = |parts: &[&str]| {
+        let mut out = String::new();
+        for p in parts {
+            out.push_str("--q\r\n");
+            out.push_str(p);
+            out.push_str("\r\n");
+        }
+        out.push_str("--q--\r\n");
+        out.into_bytes()
+    };
+    let kind = ScreenedBody::Multipart {
+        boundary: b"q".to_vec(),
+    };
+    let cases: Vec<(Vec<u8>, Option<&str>)> = vec![
+        (body(&["Content-Disposition: form-data; name=\"title\"\r\n\r\nO'Brien's notes"]), None),
+        (body(&["Content-Disposition: form-data; name=\"title\"\r\n\r\n<script>alert(1)</script>"]), Some("form.title")),
+        (body(&["Content-Disposition: form-data; name=\"<svg onload=alert(1)>\"\r\n\r\nx"]), Some("form_name")),
+        (
+            body(&["Content-Disposition: form-data; name=\"doc\"; filename=\"..\\\\..\\\\boot.ini\"\r\n\r\nx"]),
+            Some("filename.doc"),
+        ),
+        (
+            body(&["Content-Disposition: form-data; name=\"doc\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\n' or 1=1--"]),
+            None,
+        ),
+        (body(&["Content-Disposition: form-data; name=\"bio\"\r\n\r\n<script>alert(1)</script>"]), None),
+        // `+` is not a space and names are not percent-decoded for the skip list.
+        (body(&["Content-Disposition: form-data; name=\"%62io\"\r\n\r\n<script>alert(1)</script>"]), Some("form._62io")),
+    ];
+    for (b, want) in cases {
+        let got = r
+            .screen_body_of(&kind, &b)
+            .unwrap()
+            .map(|d| d.location.key());
+        assert_eq!(got.as_deref(), want, "{}", String::from_utf8_lossy(&b));
+    }
+    assert_eq!(
+        r.screen_body_of(&kind, b"--q\r\n"),
+        Err(multipart::Malformed)
+    );
+    let no_boundary = ScreenedBody::Multipart { boundary: vec![] };
+    assert_eq!(
+        r.screen_body_of(&no_boundary, &body(&[])),
+        Err(multipart::Malformed)
+    );
 }
