@@ -390,18 +390,13 @@ impl ScreeningRule {
         if media.is_json() {
             return self.bodies.json.then_some(ScreenedBody::Json);
         }
-        if !media.type_.eq_ignore_ascii_case("application")
-            && !media.type_.eq_ignore_ascii_case("multipart")
-        {
-            return None;
-        }
-        if media.subtype.eq_ignore_ascii_case("x-www-form-urlencoded") {
+        let is = |t: &str, sub: &str| {
+            media.type_.eq_ignore_ascii_case(t) && media.subtype.eq_ignore_ascii_case(sub)
+        };
+        if is("application", "x-www-form-urlencoded") {
             return self.bodies.form.then_some(ScreenedBody::Form);
         }
-        if media.type_.eq_ignore_ascii_case("multipart")
-            && media.subtype.eq_ignore_ascii_case("form-data")
-            && self.bodies.multipart
-        {
+        if is("multipart", "form-data") && self.bodies.multipart {
             let boundary = multipart::boundary(content_type).unwrap_or_default();
             return Some(ScreenedBody::Multipart {
                 boundary: boundary.to_vec(),

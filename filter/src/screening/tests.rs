@@ -640,6 +640,8 @@ fn body_kinds_from_the_content_type() {
         // Unreadable without a boundary: still screened, so that the body is refused.
         ("multipart/form-data", multi(b""), None),
         ("multipart/mixed; boundary=abc", None, None),
+        ("multipart/x-www-form-urlencoded", None, None),
+        ("text/form-data", None, None),
         ("text/plain", None, None),
         ("application/octet-stream", None, None),
         ("garbage", None, None),
