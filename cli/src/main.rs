@@ -104,7 +104,7 @@ fn run_check(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match api_guard::config::compile(&bytes) {
+    match api_guard::config::compile_with_env(&bytes, &|name| std::env::var(name).ok()) {
         Ok(guard) => {
             let names: Vec<&str> = guard.policies.iter().map(|p| p.name.as_str()).collect();
             println!(

@@ -140,6 +140,27 @@ impl EnvoyConfig {
         self
     }
 
+    /// Passes the named variables of Envoy's own environment into every api-guard VM
+    /// (`vm_config.environment_variables.host_env_keys`), where secrets are read from.
+    pub fn with_vm_host_env_keys(mut self, keys: &[&str]) -> Self {
+        let mut replaced = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            if m.get("vm_id").and_then(Value::as_str) == Some("api_guard") {
+                let keys: Vec<Value> = keys.iter().map(|k| Value::String(k.to_string())).collect();
+                let mut env = Mapping::new();
+                env.insert("host_env_keys".into(), Value::Sequence(keys));
+                m.insert("environment_variables".into(), Value::Mapping(env));
+                replaced += 1;
+            }
+        });
+        assert!(
+            replaced > 0,
+            "{}: no api_guard vm_config",
+            self.source.display()
+        );
+        self
+    }
+
     /// Envoy worker threads (`--concurrency`); 2 unless changed.
     pub fn with_concurrency(mut self, workers: u32) -> Self {
         self.concurrency = workers;

@@ -194,6 +194,73 @@ fn a_fleet_keeps_serving_cached_decisions_while_the_service_is_down_then_recover
 }
 
 #[test]
+fn api_guard_authenticates_to_the_service_with_a_secret_from_the_environment() {
+    // The secret reaches the VM through Envoy's environment (host_env_keys), never through
+    // the YAML. Names unique to this test: tests run in parallel in one process.
+    const SECRET_VAR: &str = "API_GUARD_IT_INTROSPECTION_SECRET";
+    const UNLISTED_VAR: &str = "API_GUARD_IT_UNLISTED_SECRET";
+    std::env::set_var(SECRET_VAR, "it s3cret:+%");
+    std::env::set_var(UNLISTED_VAR, "x");
+    // client_secret_basic: base64("api-guard:it+s3cret%3A%2B%25").
+    let expected = "Basic YXBpLWd1YXJkOml0K3MzY3JldCUzQSUyQiUyNQ==";
+    let auth = AuthServer::start();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    auth.set_handler("/introspect", move |r| {
+        let header = r.header("authorization").map(str::to_string);
+        log.lock().unwrap().push(header.clone());
+        let answer = if header.as_deref() == Some(expected) {
+            json!({"active": true, "scope": "read", "sub": "dave"})
+        } else {
+            // RFC 7662: a caller that does not authenticate gets 401, not an answer.
+            return (401, "application/json".into(), b"{}".to_vec());
+        };
+        (
+            200,
+            "application/json".into(),
+            answer.to_string().into_bytes(),
+        )
+    });
+    let up = Upstream::start("introspection");
+    let mut cfg = config(500);
+    cfg["introspection"]["client_auth"] =
+        json!({"method": "basic", "client_id": "api-guard", "client_secret_env": SECRET_VAR});
+    let envoy = Envoy::start(
+        EnvoyConfig::load("envoy/envoy.yaml")
+            .with_plugin_config(&cfg.to_string())
+            .with_upstreams(&[up.addr])
+            .with_auth_service(auth.addr())
+            .with_vm_host_env_keys(&[SECRET_VAR]),
+    );
+    assert_eq!(status(&envoy, "/api/x", "good-dave"), 200);
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        [Some(expected.to_string())]
+    );
+    // The secret never appears in Envoy's log.
+    assert!(!envoy.log().contains("s3cret") && !envoy.log().contains(expected));
+    // A variable the VM was not given is not set there: the configuration is refused whole.
+    let mut cfg = config(500);
+    cfg["introspection"]["client_auth"] = json!({"method": "bearer", "token_env": UNLISTED_VAR});
+    let failure = Envoy::try_start(
+        EnvoyConfig::load("envoy/envoy.yaml")
+            .with_plugin_config(&cfg.to_string())
+            .with_upstreams(&[up.addr])
+            .with_auth_service(auth.addr())
+            .with_vm_host_env_keys(&[SECRET_VAR]),
+    )
+    .err()
+    .expect("Envoy accepted a configuration whose secret is not in the VM's environment");
+    assert!(
+        failure
+            .log
+            .contains("introspection.client_auth.token_env: the variable is not set"),
+        "{}",
+        failure.log
+    );
+}
+
+#[test]
 fn a_slow_service_fails_within_the_timeout_and_opens_the_breaker() {
     let (auth, calls) = auth_service();
     auth.set_delay("/introspect", Duration::from_secs(3));

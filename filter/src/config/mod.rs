@@ -21,7 +21,7 @@ use crate::checks::method::MethodSet;
 use crate::checks::request_limits::RequestLimits;
 use crate::cidr::{Cidr, CidrSet};
 use crate::digest::KeyDigest;
-use crate::introspect::{compile_rule as compile_introspection_rule, compile_service};
+use crate::introspect::{compile_rule as compile_introspection_rule, compile_service_with_env};
 use crate::jwt::provider::AuthMode;
 use crate::payload::{compile_params, compile_payload, ParamKind};
 use crate::policy::{Guard, IdentityHeaders, PolicyId, RoutePolicy, UnmatchedRoutes};
@@ -33,8 +33,19 @@ use reader::{array, boolean, child, choice, integer, item, named, string, string
 pub const DEFAULT_POLICY: &str = "default";
 pub const DEFAULT_API_KEY_HEADER: &str = "x-api-key";
 
-/// Compiles a plugin configuration.
+/// Compiles a plugin configuration with an empty environment (a configuration that names a
+/// secret's environment variable fails: use [`compile_with_env`]).
 pub fn compile(json: &[u8]) -> Result<Guard, ConfigErrors> {
+    compile_with_env(json, &|_| None)
+}
+
+/// Compiles a plugin configuration; `env` looks up the environment variables that hold
+/// secrets api-guard sends (the introspection client credentials), so that they need not be
+/// written into the configuration.
+pub fn compile_with_env(
+    json: &[u8],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Guard, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     if json.iter().all(u8::is_ascii_whitespace) {
         errors.add(
@@ -51,14 +62,18 @@ pub fn compile(json: &[u8]) -> Result<Guard, ConfigErrors> {
             return Err(errors);
         }
     };
-    let guard = compile_root(&root, &mut errors);
+    let guard = compile_root(&root, env, &mut errors);
     match guard {
         Some(g) if errors.is_empty() => Ok(g),
         _ => Err(errors),
     }
 }
 
-fn compile_root(root: &Value, errors: &mut ConfigErrors) -> Option<Guard> {
+fn compile_root(
+    root: &Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut ConfigErrors,
+) -> Option<Guard> {
     let mut fields = Fields::of(root, "", errors)?;
 
     let unmatched_routes = choice(
@@ -100,7 +115,7 @@ fn compile_root(root: &Value, errors: &mut ConfigErrors) -> Option<Guard> {
         .and_then(|(v, p)| jwt::compile_remote(v, &p, REMOTE_CLIENTS_KEY, false, errors));
     let introspection = fields
         .take("introspection")
-        .and_then(|(v, p)| external(compile_service(v, &p), errors));
+        .and_then(|(v, p)| external(compile_service_with_env(v, &p, env), errors));
     let jwt_cache = match fields.take("jwt_cache") {
         None => Default::default(),
         Some((v, path)) => jwt::compile_cache(v, &path, errors),

@@ -12,7 +12,7 @@ use super::abi::{self, HostStore};
 use super::fetch::{self, FetchTarget};
 use super::http::{GuardRequest, RequestCore};
 use crate::checks::introspection::Refresh;
-use crate::config::compile;
+use crate::config::compile_with_env;
 use crate::introspect::{Event, TokenDigest};
 use crate::jwt::keysource::{try_lease, Synced};
 use crate::jwt::runtime::TokenRuntime;
@@ -356,7 +356,9 @@ impl RootContext for GuardRoot {
         // Configure time is part of what operators pay on every reload: measure it with the
         // host clock and log it.
         let started_ns = abi::now_unix_nanos().unwrap_or(0);
-        match compile(&config) {
+        // Secrets (the introspection client credentials) come from the VM's environment:
+        // Envoy's `vm_config.environment_variables`, read through WASI.
+        match compile_with_env(&config, &|name| std::env::var(name).ok()) {
             Ok(guard) => {
                 let compile_us = abi::now_unix_nanos()
                     .unwrap_or(0)

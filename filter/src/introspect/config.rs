@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
+
 use super::answer::{scope_token_ok, Answer, MAX_SCOPES};
 use super::breaker::Breaker;
 use super::cache::{IntrospectionCache, CLAIM_MARGIN_MS};
@@ -35,6 +37,8 @@ pub struct IntrospectionService {
     pub breaker_open_seconds: u64,
     /// Where the credential is found; default `Authorization: Bearer`.
     pub sources: Vec<TokenSource>,
+    /// How api-guard authenticates itself to the service (RFC 7662 section 2.1), if at all.
+    pub client_auth: Option<ClientAuth>,
     /// Derived from the fields above once, at configure time (the request path only borrows
     /// them: no key prefix is formatted per request).
     cache: IntrospectionCache,
@@ -69,14 +73,164 @@ impl IntrospectionService {
 
     /// The callout's headers (the body is [`super::request_body`]).
     pub fn request_headers(&self) -> Vec<(&'static str, &str)> {
-        vec![
+        let mut headers = vec![
             (":method", "POST"),
             (":path", &self.path),
             (":authority", &self.authority),
             ("content-type", "application/x-www-form-urlencoded"),
             ("accept", "application/json"),
-        ]
+        ];
+        if let Some(auth) = &self.client_auth {
+            headers.push(("authorization", auth.header_value()));
+        }
+        headers
     }
+}
+
+/// api-guard's own credentials for the introspection endpoint: the `authorization` header of
+/// every callout, built once at configure time from a secret read from the VM's environment
+/// (never from the configuration text). Its `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    method: ClientAuthMethod,
+    header: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// `client_secret_basic` (RFC 6749 section 2.3.1): id and secret form-urlencoded, joined
+    /// by `:`, base64.
+    Basic,
+    /// A bearer token (RFC 6750), e.g. a long-lived token the service issued to api-guard.
+    Bearer,
+}
+
+impl ClientAuth {
+    pub fn method(&self) -> ClientAuthMethod {
+        self.method
+    }
+
+    /// The `authorization` header value (a secret: never log it).
+    pub fn header_value(&self) -> &str {
+        &self.header
+    }
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("method", &self.method)
+            .field("header", &"<redacted>")
+            .finish()
+    }
+}
+
+/// RFC 6749 appendix B: `application/x-www-form-urlencoded` encoding of a client id or secret
+/// before they are joined for HTTP Basic.
+fn form_urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Reads the secret named by the string field `field` from the environment.
+fn env_secret(
+    f: &mut Fields<'_>,
+    field: &'static str,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Errors,
+) -> Option<String> {
+    let Some((v, p)) = f.take(field) else {
+        errors.push((f.path.clone(), format!("\"{field}\" is required")));
+        return None;
+    };
+    let name = string(v, &p, errors)?;
+    if !plain_name(name) {
+        errors.push((p, "not an environment variable name".into()));
+        return None;
+    }
+    match env(name) {
+        Some(secret)
+            if !secret.is_empty() && secret.bytes().all(|c| c.is_ascii_graphic() || c == b' ') =>
+        {
+            Some(secret)
+        }
+        // Never quote the value; the variable's name is in the configuration already.
+        Some(_) => {
+            errors.push((
+                p,
+                "the variable's value must be 1 or more visible ASCII characters".into(),
+            ));
+            None
+        }
+        None => {
+            errors.push((
+                p,
+                "the variable is not set in the wasm VM (vm_config.environment_variables)".into(),
+            ));
+            None
+        }
+    }
+}
+
+fn client_auth(
+    v: &Value,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Errors,
+) -> Option<ClientAuth> {
+    let mut f = Fields::of(v, path, errors)?;
+    let method = f.text("method", errors);
+    let auth = match method.as_deref() {
+        Some("basic") => {
+            let id = f.text("client_id", errors);
+            let secret = env_secret(&mut f, "client_secret_env", env, errors);
+            match (id, secret) {
+                (Some(id), Some(secret)) => {
+                    let pair = format!("{}:{}", form_urlencode(&id), form_urlencode(&secret));
+                    let encoded = Base64::encode_to_string(pair).ok()?;
+                    Some(ClientAuth {
+                        method: ClientAuthMethod::Basic,
+                        header: format!("Basic {encoded}"),
+                    })
+                }
+                _ => None,
+            }
+        }
+        Some("bearer") => {
+            let token = env_secret(&mut f, "token_env", env, errors)?;
+            if token.contains(' ') {
+                errors.push((
+                    child(path, "token_env"),
+                    "a bearer token has no spaces".into(),
+                ));
+                None
+            } else {
+                Some(ClientAuth {
+                    method: ClientAuthMethod::Bearer,
+                    header: format!("Bearer {token}"),
+                })
+            }
+        }
+        Some(_) => {
+            errors.push((
+                child(path, "method"),
+                "expected \"basic\" or \"bearer\"".into(),
+            ));
+            None
+        }
+        None => None,
+    };
+    f.finish(errors);
+    auth
 }
 
 /// What to do when no answer can be had (service down or slow, breaker open).
@@ -266,12 +420,26 @@ fn done<T>(value: Option<T>, errors: Errors) -> Result<T, Errors> {
 
 /// Compiles the top-level `introspection` object; `path` is its JSON path (`introspection`).
 pub fn compile_service(v: &Value, path: &str) -> Result<IntrospectionService, Errors> {
+    compile_service_with_env(v, path, &|_| None)
+}
+
+/// [`compile_service`] with the VM's environment, where `client_auth` secrets come from.
+pub fn compile_service_with_env(
+    v: &Value,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<IntrospectionService, Errors> {
     let mut errors = Errors::new();
-    let service = service(v, path, &mut errors);
+    let service = service(v, path, env, &mut errors);
     done(service, errors)
 }
 
-fn service(v: &Value, path: &str, errors: &mut Errors) -> Option<IntrospectionService> {
+fn service(
+    v: &Value,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Errors,
+) -> Option<IntrospectionService> {
     let mut f = Fields::of(v, path, errors)?;
     let cluster = f.text("cluster", errors);
     let authority = f.text("authority", errors);
@@ -303,6 +471,9 @@ fn service(v: &Value, path: &str, errors: &mut Errors) -> Option<IntrospectionSe
         None => vec![TokenSource::bearer()],
         Some((sv, sp)) => sources(sv, &sp, errors),
     };
+    let client_auth = f
+        .take("client_auth")
+        .and_then(|(cv, cp)| client_auth(cv, &cp, env, errors));
     f.finish(errors);
     Some(
         IntrospectionService {
@@ -317,6 +488,7 @@ fn service(v: &Value, path: &str, errors: &mut Errors) -> Option<IntrospectionSe
             breaker_failures: u32::try_from(breaker_failures).unwrap_or(5),
             breaker_open_seconds,
             sources,
+            client_auth,
             cache: IntrospectionCache::default(),
             breaker: Breaker::default(),
         }
@@ -514,6 +686,7 @@ mod tests {
                         scheme: None
                     }
                 ],
+                client_auth: None,
                 cache: IntrospectionCache {
                     prefix: "api_guard.introspect.cache".into(),
                     max_entries: 100_000,
@@ -530,6 +703,105 @@ mod tests {
             }
         );
         assert!(s.request_headers().contains(&(":authority", "auth.test")));
+    }
+
+    #[test]
+    fn client_auth_from_the_environment() {
+        let env = |name: &str| match name {
+            "INTROSPECT_SECRET" => Some("s3cr:t +%~".to_string()),
+            "INTROSPECT_TOKEN" => Some("tok.en-1".to_string()),
+            "EMPTY" => Some(String::new()),
+            "SPACED" => Some("a b".to_string()),
+            "CONTROL" => Some("a\nb".to_string()),
+            _ => None,
+        };
+        let with = |auth: Value| {
+            let mut v = full();
+            v["client_auth"] = auth;
+            compile_service_with_env(&v, "introspection", &env)
+        };
+        // RFC 6749 2.3.1: id and secret form-urlencoded before Basic; base64 of
+        // "api-guard:s3cr%3At+%2B%25%7E".
+        let s = with(json!({"method": "basic", "client_id": "api-guard", "client_secret_env": "INTROSPECT_SECRET"}))
+            .unwrap();
+        let auth = s.client_auth.as_ref().unwrap();
+        assert_eq!(auth.method(), ClientAuthMethod::Basic);
+        assert_eq!(
+            auth.header_value(),
+            "Basic YXBpLWd1YXJkOnMzY3IlM0F0KyUyQiUyNSU3RQ=="
+        );
+        assert!(s.request_headers().contains(&(
+            "authorization",
+            "Basic YXBpLWd1YXJkOnMzY3IlM0F0KyUyQiUyNSU3RQ=="
+        )));
+        // The secret never shows in Debug output (logs, panics in tests).
+        let debug = format!("{s:?}");
+        assert!(
+            !debug.contains("YXBp") && debug.contains("<redacted>"),
+            "{debug}"
+        );
+        let s = with(json!({"method": "bearer", "token_env": "INTROSPECT_TOKEN"})).unwrap();
+        assert_eq!(
+            s.client_auth.as_ref().map(ClientAuth::header_value),
+            Some("Bearer tok.en-1")
+        );
+        // Without client_auth: no authorization header at all.
+        let s = compile_service(&full(), "introspection").unwrap();
+        assert!(s
+            .request_headers()
+            .iter()
+            .all(|(n, _)| *n != "authorization"));
+        // Errors, each at its path, never quoting a value.
+        let p = "introspection.client_auth";
+        let cases: Vec<(Value, Vec<String>)> = vec![
+            (json!("basic"), vec![p.to_string()]),
+            (json!({"method": "digest"}), vec![format!("{p}.method")]),
+            (json!({}), vec![p.to_string()]),
+            (
+                json!({"method": "basic", "client_secret_env": "UNSET"}),
+                vec![p.to_string(), format!("{p}.client_secret_env")],
+            ),
+            (
+                json!({"method": "basic", "client_id": "x", "client_secret_env": "EMPTY"}),
+                vec![format!("{p}.client_secret_env")],
+            ),
+            (
+                json!({"method": "basic", "client_id": "x", "client_secret_env": "CONTROL"}),
+                vec![format!("{p}.client_secret_env")],
+            ),
+            (
+                json!({"method": "basic", "client_id": "x", "client_secret_env": "NOT A NAME"}),
+                vec![format!("{p}.client_secret_env")],
+            ),
+            (
+                json!({"method": "bearer", "token_env": "SPACED"}),
+                vec![format!("{p}.token_env")],
+            ),
+            (
+                json!({"method": "bearer", "token_env": "INTROSPECT_TOKEN", "client_id": "x"}),
+                vec![format!("{p}.client_id")],
+            ),
+            (
+                json!({"method": "bearer", "token_env": "INTROSPECT_SECRET"}),
+                vec![format!("{p}.token_env")],
+            ),
+        ];
+        for (auth, want) in cases {
+            let errs = with(auth.clone()).unwrap_err();
+            let mut paths: Vec<String> = errs.iter().map(|(p, _)| p.clone()).collect();
+            paths.sort();
+            assert_eq!(paths, want, "{auth}");
+            for (_, message) in &errs {
+                assert!(
+                    !message.contains("s3cr") && !message.contains("tok.en"),
+                    "{message}"
+                );
+            }
+        }
+        // The same configuration without that environment is refused, not half-applied.
+        let mut v = full();
+        v["client_auth"] = json!({"method": "bearer", "token_env": "INTROSPECT_TOKEN"});
+        assert!(compile_service(&v, "introspection").is_err());
     }
 
     #[test]
