@@ -302,14 +302,34 @@ fn api_keys_are_added_and_removed_centrally_without_redeploys() {
     let config = json!({
         "clients": {"acme": {"keys": [{"id": "acme-1", "sha256": integration_tests::key_digest("acme-key")}]}},
         "remote_clients": {"cluster": "auth", "authority": "auth.test", "path": "/clients",
-                           "poll_seconds": 1, "timeout_ms": 500},
+                           "poll_seconds": 1, "timeout_ms": 500,
+                           "client_auth": {"method": "bearer", "token_env": TOKEN_VAR}},
         "policies": {"api": {"api_key": {}}}
     });
-    let envoy = start(&auth, &up, &config);
+    // The key list is fetched with api-guard's own credentials, from the VM's environment.
+    const TOKEN_VAR: &str = "API_GUARD_IT_KEY_LIST_TOKEN";
+    std::env::set_var(TOKEN_VAR, "key-list-t0ken");
+    let envoy = Envoy::start(
+        EnvoyConfig::load("envoy/envoy.yaml")
+            .with_plugin_config(&config.to_string())
+            .with_upstreams(&[up.addr])
+            .with_auth_service(auth.addr())
+            .with_vm_host_env_keys(&[TOKEN_VAR]),
+    );
     let key =
         |k: &str| get(envoy.http_port, "/api/x", &[("x-api-key".into(), k.into())]).unwrap_or(0);
     assert_eq!(key("acme-key"), 200);
     assert_eq!(key("partner-key"), 401);
+    assert!(auth.wait_for_hits("/clients", 1, Duration::from_secs(5)));
+    let fetches: Vec<AuthRequest> = auth
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/clients")
+        .collect();
+    assert!(!fetches.is_empty());
+    for r in &fetches {
+        assert_eq!(r.header("authorization"), Some("Bearer key-list-t0ken"));
+    }
     // The central service adds a key: every worker accepts it within poll + tick.
     auth.set_json(
         "/clients",

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::reader::{array, boolean, child, choice, integer, named, string, strings, Fields};
-use super::{header_name, ConfigErrors};
+use super::{header_name, ConfigErrors, Env};
 use crate::jwt::alg::{Algorithm, AlgorithmSet};
 use crate::jwt::cache::CacheSettings;
 use crate::jwt::claims::ClaimRule;
@@ -75,6 +75,7 @@ pub fn compile_providers(
     v: &Value,
     path: &str,
     reserved: &Reserved<'_>,
+    env: Env<'_>,
     errors: &mut ConfigErrors,
 ) -> Vec<JwtProvider> {
     let Some(map) = named(v, path, errors) else {
@@ -89,7 +90,7 @@ pub fn compile_providers(
                 "provider names are 1-64 characters of [A-Za-z0-9_-], starting with a letter or digit",
             );
         }
-        if let Some(provider) = compile_provider(name, value, &p, reserved, errors) {
+        if let Some(provider) = compile_provider(name, value, &p, reserved, env, errors) {
             out.push(provider);
         }
     }
@@ -113,6 +114,7 @@ fn compile_provider(
     v: &Value,
     path: &str,
     reserved: &Reserved<'_>,
+    env: Env<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<JwtProvider> {
     let mut fields = Fields::of(v, path, errors)?;
@@ -234,7 +236,7 @@ fn compile_provider(
             }
         },
         (None, Some((v, p))) => {
-            compile_remote(v, &p, &format!("api_guard.jwks.{name}"), true, errors)
+            compile_remote(v, &p, &format!("api_guard.jwks.{name}"), true, env, errors)
                 .map(ProviderKeys::Remote)
         }
         (Some(_), Some(_)) => {
@@ -389,6 +391,7 @@ pub(super) fn compile_remote(
     path: &str,
     key: &str,
     is_jwks: bool,
+    env: Env<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<RemoteSource> {
     let mut fields = Fields::of(v, path, errors)?;
@@ -445,6 +448,10 @@ pub(super) fn compile_remote(
     } else {
         (None, None)
     };
+    // The same credentials as the introspection service's (`introspection.client_auth`).
+    let client_auth = fields.take("client_auth").and_then(|(v, p)| {
+        super::external(crate::introspect::compile_client_auth(v, &p, env), errors)
+    });
     fields.finish(errors);
     Some(RemoteSource {
         cluster: cluster?,
@@ -455,10 +462,16 @@ pub(super) fn compile_remote(
         max_stale_seconds,
         early_refetch_seconds,
         key: key.to_string(),
+        client_auth,
     })
 }
 
-pub fn compile_revocation(v: &Value, path: &str, errors: &mut ConfigErrors) -> RevocationConfig {
+pub fn compile_revocation(
+    v: &Value,
+    path: &str,
+    env: Env<'_>,
+    errors: &mut ConfigErrors,
+) -> RevocationConfig {
     let mut config = RevocationConfig::default();
     let Some(map) = v.as_object() else {
         errors.add(path, "expected an object");
@@ -473,6 +486,7 @@ pub fn compile_revocation(v: &Value, path: &str, errors: &mut ConfigErrors) -> R
                 &child(path, "remote"),
                 "api_guard.revocations",
                 false,
+                env,
                 errors,
             );
         }

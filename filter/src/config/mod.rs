@@ -29,6 +29,9 @@ use crate::screening::compile_screening;
 use crate::time::parse_rfc3339;
 use reader::{array, boolean, child, choice, integer, item, named, string, strings, Fields};
 
+/// Looks up an environment variable of the VM (secrets api-guard sends are read this way).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// The name of the policy used by routes that do not name one.
 pub const DEFAULT_POLICY: &str = "default";
 pub const DEFAULT_API_KEY_HEADER: &str = "x-api-key";
@@ -42,10 +45,7 @@ pub fn compile(json: &[u8]) -> Result<Guard, ConfigErrors> {
 /// Compiles a plugin configuration; `env` looks up the environment variables that hold
 /// secrets api-guard sends (the introspection client credentials), so that they need not be
 /// written into the configuration.
-pub fn compile_with_env(
-    json: &[u8],
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Guard, ConfigErrors> {
+pub fn compile_with_env(json: &[u8], env: Env<'_>) -> Result<Guard, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     if json.iter().all(u8::is_ascii_whitespace) {
         errors.add(
@@ -69,11 +69,7 @@ pub fn compile_with_env(
     }
 }
 
-fn compile_root(
-    root: &Value,
-    env: &dyn Fn(&str) -> Option<String>,
-    errors: &mut ConfigErrors,
-) -> Option<Guard> {
+fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option<Guard> {
     let mut fields = Fields::of(root, "", errors)?;
 
     let unmatched_routes = choice(
@@ -102,17 +98,17 @@ fn compile_root(
             let reserved = jwt::Reserved {
                 identity: [&identity_headers.client_id, &identity_headers.key_id],
             };
-            jwt::compile_providers(v, &path, &reserved, errors)
+            jwt::compile_providers(v, &path, &reserved, env, errors)
         }
     };
     let provider_names: Vec<String> = jwt_providers.iter().map(|p| p.name.clone()).collect();
     let revocation = match fields.take("revocation") {
         None => RevocationConfig::default(),
-        Some((v, path)) => jwt::compile_revocation(v, &path, errors),
+        Some((v, path)) => jwt::compile_revocation(v, &path, env, errors),
     };
     let remote_clients = fields
         .take("remote_clients")
-        .and_then(|(v, p)| jwt::compile_remote(v, &p, REMOTE_CLIENTS_KEY, false, errors));
+        .and_then(|(v, p)| jwt::compile_remote(v, &p, REMOTE_CLIENTS_KEY, false, env, errors));
     let introspection = fields
         .take("introspection")
         .and_then(|(v, p)| external(compile_service_with_env(v, &p, env), errors));
@@ -488,7 +484,10 @@ fn compile_policy(
 }
 
 /// The result of a compiler that reports `(path, message)` pairs, folded into `errors`.
-fn external<T>(result: Result<T, Vec<(String, String)>>, errors: &mut ConfigErrors) -> Option<T> {
+pub(crate) fn external<T>(
+    result: Result<T, Vec<(String, String)>>,
+    errors: &mut ConfigErrors,
+) -> Option<T> {
     match result {
         Ok(rule) => Some(rule),
         Err(problems) => {

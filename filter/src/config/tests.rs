@@ -171,3 +171,54 @@ fn unknown_policy_metadata_never_panics() {
         crate::verdict::Verdict::Deny(Rejection::UnknownPolicy)
     );
 }
+
+#[test]
+fn remote_documents_take_client_auth_from_the_environment() {
+    let json = serde_json::json!({
+        "jwt_providers": {"corp": {
+            "issuer": "https://issuer.test", "audiences": ["api"],
+            "remote_jwks": {"cluster": "idp", "authority": "idp.test", "path": "/jwks.json",
+                            "client_auth": {"method": "bearer", "token_env": "IDP_TOKEN"}}
+        }},
+        "revocation": {"remote": {"cluster": "auth", "authority": "auth.test", "path": "/revocations",
+                                  "client_auth": {"method": "basic", "client_id": "api-guard",
+                                                  "client_secret_env": "AUTH_SECRET"}}},
+        "remote_clients": {"cluster": "auth", "authority": "auth.test", "path": "/clients",
+                           "client_auth": {"method": "basic", "client_id": "api-guard",
+                                           "client_secret_env": "AUTH_SECRET"}},
+        "policies": {"p": {}}
+    })
+    .to_string();
+    let env = |name: &str| match name {
+        "IDP_TOKEN" => Some("idp-t0ken".to_string()),
+        "AUTH_SECRET" => Some("s".to_string()),
+        _ => None,
+    };
+    let guard = compile_with_env(json.as_bytes(), &env).unwrap();
+    let header = |s: Option<&crate::jwt::keysource::RemoteSource>| {
+        s.and_then(|s| s.client_auth.as_ref())
+            .map(|a| a.header_value().to_string())
+    };
+    let crate::jwt::provider::ProviderKeys::Remote(jwks) = &guard.jwt_providers[0].keys else {
+        panic!("remote keys")
+    };
+    assert_eq!(header(Some(jwks)), Some("Bearer idp-t0ken".into()));
+    // base64("api-guard:s")
+    let basic = Some("Basic YXBpLWd1YXJkOnM=".to_string());
+    assert_eq!(header(guard.revocation.remote.as_ref()), basic);
+    assert_eq!(header(guard.remote_clients.as_ref()), basic);
+    // Without the environment: every source that needs it is an error at its path.
+    let errors = errors_of(&json);
+    let paths: Vec<&str> = errors
+        .iter()
+        .map(|e| e.split(": ").next().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "jwt_providers.corp.remote_jwks.client_auth.token_env",
+            "revocation.remote.client_auth.client_secret_env",
+            "remote_clients.client_auth.client_secret_env",
+        ]
+    );
+}

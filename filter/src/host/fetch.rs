@@ -70,12 +70,15 @@ fn label(shared: &Shared, target: FetchTarget) -> String {
 /// Starts the callout; the response arrives in the calling context's `on_http_call_response`.
 pub fn dispatch(shared: &Shared, target: FetchTarget) -> Option<u32> {
     let source = source_of(shared, target)?;
-    let headers = vec![
+    let mut headers = vec![
         (":method", "GET"),
         (":path", source.path.as_str()),
         (":authority", source.authority.as_str()),
         ("accept", "application/json"),
     ];
+    if let Some(auth) = &source.client_auth {
+        headers.push(("authorization", auth.header_value()));
+    }
     match proxy_wasm::hostcalls::dispatch_http_call(
         &source.cluster,
         headers,

@@ -181,6 +181,25 @@ fn env_secret(
     }
 }
 
+/// Compiles a `client_auth` object (introspection, and every remote document source).
+pub fn compile_client_auth(
+    v: &Value,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ClientAuth, Errors> {
+    let mut errors = Errors::new();
+    let auth = client_auth(v, path, env, &mut errors);
+    match auth {
+        Some(a) if errors.is_empty() => Ok(a),
+        _ => {
+            if errors.is_empty() {
+                errors.push((path.to_string(), "invalid client_auth".into()));
+            }
+            Err(errors)
+        }
+    }
+}
+
 fn client_auth(
     v: &Value,
     path: &str,

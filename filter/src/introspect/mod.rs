@@ -42,8 +42,8 @@ pub use answer::{acceptable_token, parse_answer, request_body, Answer, BadAnswer
 pub use breaker::{Breaker, Gate, Transition};
 pub use cache::{Claim, IntrospectionCache, Lookup, Stored};
 pub use config::{
-    compile_rule, compile_service, compile_service_with_env, ClientAuth, ClientAuthMethod,
-    IntrospectionRule, IntrospectionService, Judgement, OnFailure,
+    compile_client_auth, compile_rule, compile_service, compile_service_with_env, ClientAuth,
+    ClientAuthMethod, IntrospectionRule, IntrospectionService, Judgement, OnFailure,
 };
 
 /// Whether a stale answer is served given the breaker's gate: always under `cache_only`; under

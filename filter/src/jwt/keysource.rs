@@ -46,6 +46,8 @@ pub struct RemoteSource {
     pub early_refetch_seconds: Option<u64>,
     /// Shared-data key of the published document.
     pub key: String,
+    /// api-guard's credentials for the endpoint (`client_auth`), if it asks for them.
+    pub client_auth: Option<crate::introspect::ClientAuth>,
 }
 
 impl RemoteSource {
@@ -254,6 +256,7 @@ mod tests {
             max_stale_seconds: Some(600),
             early_refetch_seconds: Some(10),
             key: "api_guard.jwks.corp".into(),
+            client_auth: None,
         }
     }
 
