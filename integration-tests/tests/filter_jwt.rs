@@ -159,6 +159,14 @@ fn every_algorithm_verifies_and_the_upstream_sees_the_subject() {
         let r = s.get("/api/orders", t);
         assert_eq!(r.status, 200, "{name}: {}", r.text());
     }
+    // The provider holds RSA-OAEP decryption keys: the operator is warned (RUSTSEC-2023-0071).
+    assert!(
+        s.envoy.log().contains(
+            "jwt provider sealed: RSA-OAEP decryption keys are exposed to a timing side channel"
+        ),
+        "no RSA decryption warning"
+    );
+    assert!(!s.envoy.log().contains("jwt provider corp: RSA-OAEP"));
 }
 
 #[test]

@@ -360,6 +360,14 @@ impl RootContext for GuardRoot {
         // Envoy's `vm_config.environment_variables`, read through WASI.
         match compile_with_env(&config, &|name| std::env::var(name).ok()) {
             Ok(guard) => {
+                for p in &guard.jwt_providers {
+                    if p.decryption.as_ref().is_some_and(|d| d.has_rsa()) {
+                        log::warn!(
+                            "jwt provider {}: RSA-OAEP decryption keys are exposed to a timing side channel (RUSTSEC-2023-0071, no fixed rsa release); prefer dir or A256KW (docs/jwt.md)",
+                            p.name
+                        );
+                    }
+                }
                 let compile_us = abi::now_unix_nanos()
                     .unwrap_or(0)
                     .saturating_sub(started_ns)

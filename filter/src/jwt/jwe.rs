@@ -184,6 +184,14 @@ impl DecryptionKeys {
         self.keys.is_empty()
     }
 
+    /// Whether some key decrypts with RSA-OAEP (the `rsa` crate's private-key operation, which
+    /// is not constant-time: RUSTSEC-2023-0071).
+    pub fn has_rsa(&self) -> bool {
+        self.keys
+            .iter()
+            .any(|k| matches!(k.material, KeyMaterial::Rsa { .. }))
+    }
+
     /// The `kid`s of the keys (for logs and config dumps; never key material).
     pub fn kids(&self) -> impl Iterator<Item = &str> {
         self.keys.iter().filter_map(|k| k.kid.as_deref())
@@ -789,6 +797,22 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
+    fn rsa_keys_are_reported() {
+        let doc = fixture();
+        assert!(keys().has_rsa(), "the fixture set holds RSA-OAEP keys");
+        let symmetric: Vec<Value> = doc["decryption_keys"]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["kty"] == "oct")
+            .cloned()
+            .collect();
+        assert!(!symmetric.is_empty());
+        let symmetric = parse_decryption_keys(&json!({ "keys": symmetric })).unwrap();
+        assert!(!symmetric.has_rsa());
     }
 
     /// A token without kid is decrypted when the set holds a single key, and refused with
