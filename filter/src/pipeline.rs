@@ -341,10 +341,16 @@ fn run_checks<'g>(
     // Body screening: form, JSON and multipart bodies are buffered (up to the payload limit,
     // or 1 MiB) and screened at the end.
     if let (Some(rule), false) = (&policy.screening, end_of_stream) {
-        if let Some(kind) = request
-            .header("content-type")
-            .and_then(|ct| rule.body_kind(ct))
-        {
+        let mut types = request.header_values("content-type");
+        let content_type = types.next();
+        let ambiguous = types.next().is_some()
+            || content_type.is_some_and(|ct| crate::payload::parse_media_type(ct).is_none());
+        if ambiguous && rule.screens_bodies() && rule.blocks() {
+            // Two content types, or one that does not parse: a backend may read the body as a
+            // kind we screen (JSON, a form), so it is not let through unscreened.
+            return Err(Rejection::Payload(PayloadProblem::UnsupportedMediaType));
+        }
+        if let Some(kind) = content_type.and_then(|ct| rule.body_kind(ct)) {
             let check = admission.body.get_or_insert_with(|| BodyCheck {
                 max_bytes: crate::payload::DEFAULT_MAX_BODY_BYTES,
                 buffer: true,
@@ -826,13 +832,23 @@ mod body_screening_tests {
         content_type: &str,
         body: &[u8],
     ) -> (Option<ScreenedBody>, Result<Option<Location>, String>) {
+        judge_headers(screening, &[("content-type", content_type)], body)
+    }
+
+    fn judge_headers(
+        screening: &str,
+        extra: &[(&str, &str)],
+        body: &[u8],
+    ) -> (Option<ScreenedBody>, Result<Option<Location>, String>) {
         let config = format!(r#"{{"policies": {{"p": {{"screening": {screening}}}}}}}"#);
         let guard: &'static Guard = Box::leak(Box::new(compile(config.as_bytes()).unwrap()));
-        let headers = vec![
+        let mut headers = vec![
             (":method".to_string(), b"POST".to_vec()),
             (":path".to_string(), b"/x".to_vec()),
-            ("content-type".to_string(), content_type.as_bytes().to_vec()),
         ];
+        for (name, value) in extra {
+            headers.push((name.to_string(), value.as_bytes().to_vec()));
+        }
         let view = RequestView {
             headers: &headers,
             client_ip: None,
@@ -840,8 +856,9 @@ mod body_screening_tests {
         };
         let mut runtime = TokenRuntime::new(guard);
         let d = decide_headers(guard, &view, UnixTime(0), &mut runtime, false, None);
-        let Verdict::Allow(admission) = d.verdict else {
-            panic!("{:?}", d.verdict)
+        let admission = match d.verdict {
+            Verdict::Allow(admission) => admission,
+            Verdict::Deny(r) => return (None, Err(r.reason().as_str().to_string())),
         };
         let Some(check) = admission.body else {
             return (None, Ok(None));
@@ -918,6 +935,25 @@ mod body_screening_tests {
             judge(r#"{"bodies": ["multipart"]}"#, "application/json", json),
             (None, Ok(None))
         );
+        // Two content types, or one that does not parse: 415 in block mode (the backend might
+        // read the body as JSON), passed unscreened in detect mode.
+        for headers in [
+            vec![
+                ("content-type", "text/plain"),
+                ("content-type", "application/json"),
+            ],
+            vec![("content-type", "text/plain, application/json")],
+        ] {
+            assert_eq!(
+                judge_headers("{}", &headers, json).1,
+                Err("unsupported_media_type".into()),
+                "{headers:?}"
+            );
+            assert_eq!(
+                judge_headers(r#"{"mode": "detect"}"#, &headers, json),
+                (None, Ok(None))
+            );
+        }
         let form = b"q=%27+or+1%3D1--";
         let (kind, got) = judge(
             "{}",

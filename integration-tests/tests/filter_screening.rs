@@ -93,6 +93,16 @@ fn each_class_is_blocked_wherever_it_hides() {
         .body(b"q=1+union+select+password+from+users--".to_vec())
         .send();
     blocked(&r, "blocked_sqli", "password");
+    // Two content types: the upstream might read the body as the one not screened.
+    let r = envoy
+        .request("POST", "/api/comments")
+        .header("user-agent", "app/1.0")
+        .header("content-type", "text/plain")
+        .header("content-type", "application/json")
+        .body(br#"{"text": "' or 1=1--"}"#.to_vec())
+        .send();
+    assert_eq!(r.status, 415, "{}", r.text());
+    assert_eq!(r.json()["error"], "unsupported_media_type");
     // Scanners and missing user agents.
     let r = envoy
         .request("GET", "/api/items")
