@@ -703,3 +703,35 @@ fn multipart_parts_are_screened_name_then_file_name_or_value() {
         Err(multipart::Malformed)
     );
 }
+
+#[test]
+fn ordinary_file_names_pass() {
+    // File names people upload; `medium` (the default) and `low` must pass them all.
+    let names = [
+        "IMG_2024-01-01 12.34.56.jpg",
+        "report (1).pdf",
+        "r\u{e9}sum\u{e9}.docx",
+        "C:\\fakepath\\photo.png",
+        "O'Brien - contract.pdf",
+        "my file's copy (final) [v2].docx",
+        "select statement.sql",
+        "drop table notes.txt",
+        "a&b; c.txt",
+        "backup.tar.gz",
+        "~$budget.xlsx",
+        ".env.example",
+        "100% done!.png",
+        "index.html",
+        "script.js",
+    ];
+    for sensitivity in ["low", "medium"] {
+        let r = rule(json!({"sensitivity": sensitivity}));
+        for name in names {
+            assert_eq!(
+                r.screen_value(name.as_bytes(), ValueKind::Multipart),
+                None,
+                "{sensitivity}: {name:?}"
+            );
+        }
+    }
+}
