@@ -953,6 +953,11 @@ mod body_screening_tests {
                 judge_headers(r#"{"mode": "detect"}"#, &headers, json),
                 (None, Ok(None))
             );
+            // A policy that screens no bodies does not care what the body is.
+            assert_eq!(
+                judge_headers(r#"{"bodies": []}"#, &headers, json),
+                (None, Ok(None))
+            );
         }
         let form = b"q=%27+or+1%3D1--";
         let (kind, got) = judge(

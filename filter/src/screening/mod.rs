@@ -374,9 +374,11 @@ impl ScreeningRule {
         None
     }
 
-    /// Whether bodies (forms, JSON) are screened at all: some injection class is on.
+    /// Whether bodies are screened at all: some injection class is on and `bodies` names some
+    /// kind of body.
     pub fn screens_bodies(&self) -> bool {
-        self.any_injection()
+        let b = self.bodies;
+        self.any_injection() && (b.form || b.json || b.multipart)
     }
 
     /// The kind of body this rule screens for a request with this `content-type` value, if
