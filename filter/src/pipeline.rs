@@ -343,14 +343,17 @@ fn run_checks<'g>(
     if let (Some(rule), false) = (&policy.screening, end_of_stream) {
         let mut types = request.header_values("content-type");
         let content_type = types.next();
+        let kind = content_type.and_then(|ct| rule.body_kind(ct));
+        // Parsed again only when it is not a screened kind (rare on routes that screen).
         let ambiguous = types.next().is_some()
-            || content_type.is_some_and(|ct| crate::payload::parse_media_type(ct).is_none());
+            || (kind.is_none()
+                && content_type.is_some_and(|ct| crate::payload::parse_media_type(ct).is_none()));
         if ambiguous && rule.screens_bodies() && rule.blocks() {
             // Two content types, or one that does not parse: a backend may read the body as a
             // kind we screen (JSON, a form), so it is not let through unscreened.
             return Err(Rejection::Payload(PayloadProblem::UnsupportedMediaType));
         }
-        if let Some(kind) = content_type.and_then(|ct| rule.body_kind(ct)) {
+        if let Some(kind) = kind {
             let check = admission.body.get_or_insert_with(|| BodyCheck {
                 max_bytes: crate::payload::DEFAULT_MAX_BODY_BYTES,
                 buffer: true,

@@ -58,12 +58,26 @@ fn config(timeout_ms: u64) -> Value {
 }
 
 fn start(auth: &AuthServer, up: &Upstream, config: &Value) -> Envoy {
-    Envoy::start(
-        EnvoyConfig::load("envoy/envoy.yaml")
-            .with_plugin_config(&config.to_string())
-            .with_upstreams(&[up.addr])
-            .with_auth_service(auth.addr()),
-    )
+    Envoy::start(envoy_config(auth, up, config, &[]))
+}
+
+/// The shipped Envoy config pointed at `auth` and `up`, passing `env_keys` of Envoy's own
+/// environment into the VM.
+fn envoy_config(
+    auth: &AuthServer,
+    up: &Upstream,
+    config: &Value,
+    env_keys: &[&str],
+) -> EnvoyConfig {
+    let envoy = EnvoyConfig::load("envoy/envoy.yaml")
+        .with_plugin_config(&config.to_string())
+        .with_upstreams(&[up.addr])
+        .with_auth_service(auth.addr());
+    if env_keys.is_empty() {
+        envoy
+    } else {
+        envoy.with_vm_host_env_keys(env_keys)
+    }
 }
 
 fn status(envoy: &Envoy, path: &str, token: &str) -> u16 {
@@ -225,13 +239,7 @@ fn api_guard_authenticates_to_the_service_with_a_secret_from_the_environment() {
     let mut cfg = config(500);
     cfg["introspection"]["client_auth"] =
         json!({"method": "basic", "client_id": "api-guard", "client_secret_env": SECRET_VAR});
-    let envoy = Envoy::start(
-        EnvoyConfig::load("envoy/envoy.yaml")
-            .with_plugin_config(&cfg.to_string())
-            .with_upstreams(&[up.addr])
-            .with_auth_service(auth.addr())
-            .with_vm_host_env_keys(&[SECRET_VAR]),
-    );
+    let envoy = Envoy::start(envoy_config(&auth, &up, &cfg, &[SECRET_VAR]));
     assert_eq!(status(&envoy, "/api/x", "good-dave"), 200);
     assert_eq!(
         seen.lock().unwrap().as_slice(),
@@ -242,15 +250,9 @@ fn api_guard_authenticates_to_the_service_with_a_secret_from_the_environment() {
     // A variable the VM was not given is not set there: the configuration is refused whole.
     let mut cfg = config(500);
     cfg["introspection"]["client_auth"] = json!({"method": "bearer", "token_env": UNLISTED_VAR});
-    let failure = Envoy::try_start(
-        EnvoyConfig::load("envoy/envoy.yaml")
-            .with_plugin_config(&cfg.to_string())
-            .with_upstreams(&[up.addr])
-            .with_auth_service(auth.addr())
-            .with_vm_host_env_keys(&[SECRET_VAR]),
-    )
-    .err()
-    .expect("Envoy accepted a configuration whose secret is not in the VM's environment");
+    let failure = Envoy::try_start(envoy_config(&auth, &up, &cfg, &[SECRET_VAR]))
+        .err()
+        .expect("Envoy accepted a configuration whose secret is not in the VM's environment");
     assert!(
         failure
             .log
@@ -309,13 +311,7 @@ fn api_keys_are_added_and_removed_centrally_without_redeploys() {
     // The key list is fetched with api-guard's own credentials, from the VM's environment.
     const TOKEN_VAR: &str = "API_GUARD_IT_KEY_LIST_TOKEN";
     std::env::set_var(TOKEN_VAR, "key-list-t0ken");
-    let envoy = Envoy::start(
-        EnvoyConfig::load("envoy/envoy.yaml")
-            .with_plugin_config(&config.to_string())
-            .with_upstreams(&[up.addr])
-            .with_auth_service(auth.addr())
-            .with_vm_host_env_keys(&[TOKEN_VAR]),
-    );
+    let envoy = Envoy::start(envoy_config(&auth, &up, &config, &[TOKEN_VAR]));
     let key =
         |k: &str| get(envoy.http_port, "/api/x", &[("x-api-key".into(), k.into())]).unwrap_or(0);
     assert_eq!(key("acme-key"), 200);

@@ -6,6 +6,8 @@ use serde_json::{Map, Value};
 
 use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
 
+use crate::config::Env;
+
 use super::answer::{scope_token_ok, Answer, MAX_SCOPES};
 use super::breaker::Breaker;
 use super::cache::{IntrospectionCache, CLAIM_MARGIN_MS};
@@ -145,7 +147,7 @@ fn form_urlencode(s: &str) -> String {
 fn env_secret(
     f: &mut Fields<'_>,
     field: &'static str,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: Env<'_>,
     errors: &mut Errors,
 ) -> Option<String> {
     let Some((v, p)) = f.take(field) else {
@@ -182,63 +184,49 @@ fn env_secret(
 }
 
 /// Compiles a `client_auth` object (introspection, and every remote document source).
-pub fn compile_client_auth(
-    v: &Value,
-    path: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<ClientAuth, Errors> {
+pub fn compile_client_auth(v: &Value, path: &str, env: Env<'_>) -> Result<ClientAuth, Errors> {
     let mut errors = Errors::new();
     let auth = client_auth(v, path, env, &mut errors);
-    match auth {
-        Some(a) if errors.is_empty() => Ok(a),
-        _ => {
-            if errors.is_empty() {
-                errors.push((path.to_string(), "invalid client_auth".into()));
-            }
-            Err(errors)
-        }
-    }
+    done(auth, errors)
 }
 
-fn client_auth(
-    v: &Value,
-    path: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    errors: &mut Errors,
-) -> Option<ClientAuth> {
+fn client_auth(v: &Value, path: &str, env: Env<'_>, errors: &mut Errors) -> Option<ClientAuth> {
     let mut f = Fields::of(v, path, errors)?;
     let method = f.text("method", errors);
     let auth = match method.as_deref() {
         Some("basic") => {
             let id = f.text("client_id", errors);
             let secret = env_secret(&mut f, "client_secret_env", env, errors);
-            match (id, secret) {
-                (Some(id), Some(secret)) => {
-                    let pair = format!("{}:{}", form_urlencode(&id), form_urlencode(&secret));
-                    let encoded = Base64::encode_to_string(pair).ok()?;
-                    Some(ClientAuth {
-                        method: ClientAuthMethod::Basic,
-                        header: format!("Basic {encoded}"),
-                    })
+            let pair = id
+                .zip(secret)
+                .map(|(id, secret)| format!("{}:{}", form_urlencode(&id), form_urlencode(&secret)));
+            // Encoding only fails past isize::MAX bytes; fail closed with an error all the same.
+            match pair.map(Base64::encode_to_string) {
+                Some(Ok(encoded)) => Some(ClientAuth {
+                    method: ClientAuthMethod::Basic,
+                    header: format!("Basic {encoded}"),
+                }),
+                Some(Err(_)) => {
+                    errors.push((path.to_string(), "cannot encode the credentials".into()));
+                    None
                 }
-                _ => None,
+                None => None,
             }
         }
-        Some("bearer") => {
-            let token = env_secret(&mut f, "token_env", env, errors)?;
-            if token.contains(' ') {
+        Some("bearer") => match env_secret(&mut f, "token_env", env, errors) {
+            Some(token) if token.contains(' ') => {
                 errors.push((
                     child(path, "token_env"),
                     "a bearer token has no spaces".into(),
                 ));
                 None
-            } else {
-                Some(ClientAuth {
-                    method: ClientAuthMethod::Bearer,
-                    header: format!("Bearer {token}"),
-                })
             }
-        }
+            Some(token) => Some(ClientAuth {
+                method: ClientAuthMethod::Bearer,
+                header: format!("Bearer {token}"),
+            }),
+            None => None,
+        },
         Some(_) => {
             errors.push((
                 child(path, "method"),
@@ -446,7 +434,7 @@ pub fn compile_service(v: &Value, path: &str) -> Result<IntrospectionService, Er
 pub fn compile_service_with_env(
     v: &Value,
     path: &str,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: Env<'_>,
 ) -> Result<IntrospectionService, Errors> {
     let mut errors = Errors::new();
     let service = service(v, path, env, &mut errors);
@@ -456,7 +444,7 @@ pub fn compile_service_with_env(
 fn service(
     v: &Value,
     path: &str,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: Env<'_>,
     errors: &mut Errors,
 ) -> Option<IntrospectionService> {
     let mut f = Fields::of(v, path, errors)?;
@@ -803,6 +791,19 @@ mod tests {
             (
                 json!({"method": "bearer", "token_env": "INTROSPECT_SECRET"}),
                 vec![format!("{p}.token_env")],
+            ),
+            // Every error at once: an unset variable does not hide an unknown field.
+            (
+                json!({"method": "bearer", "token_env": "UNSET", "client_id": "x"}),
+                vec![format!("{p}.client_id"), format!("{p}.token_env")],
+            ),
+            (
+                json!({"method": "basic", "client_secret_env": "UNSET", "token_env": "X"}),
+                vec![
+                    p.to_string(),
+                    format!("{p}.client_secret_env"),
+                    format!("{p}.token_env"),
+                ],
             ),
         ];
         for (auth, want) in cases {
