@@ -16,16 +16,27 @@ CERT_DIR      := target/certs
 ENVOY_BIN ?= $(abspath $(VENV))/envoy-bin
 export ENVOY_BIN
 
-.PHONY: pytools help setup wasm-target envoy certs wasm build run test lint unit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean
+.PHONY: pytools bench-tools help setup wasm-target envoy certs wasm floor-wasm build run test lint unit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean
 
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
 	@echo "make test   - formatting, clippy (host + wasm), unit tests, wasm build, integration tests, fuzzing"
-	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, api-guard"
+	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, the do-nothing wasm floor, api-guard"
 	@echo "make bench-stages - what each stage of the request path costs inside Envoy"
 	@echo "make fuzz   - every fuzz target for FUZZ_SECONDS (default $(FUZZ_SECONDS)) s each (part of make test)"
 
-setup: wasm-target envoy pytools
+setup: wasm-target envoy pytools bench-tools
+
+# wrk, the load generator of `make bench` / `make bench-stages` (nothing else needs it). Installed
+# with apt where this user may (root on Debian/Ubuntu); otherwise named, and `make bench` stops
+# until it is there. The benchmarks themselves install nothing.
+bench-tools:
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }; \
+	  else \
+	    echo "make setup: wrk is not installed; make bench needs it (Debian/Ubuntu: sudo apt-get install wrk)" >&2; \
+	  fi; }
 
 # Python tools for tests: PyJWT and jwcrypto mint JWTs independently of the filter's jwt-simple.
 PYTOOLS_STAMP := $(VENV)/.pytools-installed
@@ -74,6 +85,17 @@ wasm: wasm-target
 	cargo build -p api-guard --target $(WASM_TARGET) --release
 	cargo run -q -p wasm-trim --release -- --drop $(UNUSED_CALLBACKS) --require $(REQUIRED_CALLBACKS) $(WASM)
 
+# The benchmark's floor (tools/floor-wasm): a module that decides nothing, with the SDK and the
+# release profile of api-guard, trimmed by the same lists and checked to export exactly the
+# callbacks api_guard.wasm exports. Copied out of cargo's directory before trimming.
+FLOOR_WASM := target/bench/floor.wasm
+floor-wasm: wasm
+	cargo build -p floor-wasm --target $(WASM_TARGET) --release
+	@mkdir -p $(dir $(FLOOR_WASM))
+	cp target/$(WASM_TARGET)/release/floor_wasm.wasm $(FLOOR_WASM)
+	cargo run -q -p wasm-trim --release -- --drop $(UNUSED_CALLBACKS) --require $(REQUIRED_CALLBACKS) \
+	  --callbacks-like $(WASM) $(FLOOR_WASM)
+
 build: wasm
 	cargo build -p integration-tests --release --bins
 
@@ -83,13 +105,13 @@ run: setup certs build
 lint: wasm-target
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p api-guard --target $(WASM_TARGET) --release -- -D warnings
+	cargo clippy -p api-guard -p floor-wasm --target $(WASM_TARGET) --release -- -D warnings
 
 unit:
 	@mkdir -p target
 	cargo test -p api-guard 2>&1 | tee target/unit-tests.log
 
-integration: setup certs wasm
+integration: setup certs wasm floor-wasm
 	@mkdir -p target
 	cargo test -p integration-tests -- --test-threads 2 2>&1 | tee target/integration-tests.log
 
@@ -142,16 +164,18 @@ test: setup lint unit wasm integration fuzz
 	@cat target/unit-tests.log target/integration-tests.log | \
 	  awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }'
 
-bench: setup wasm
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+WRK_CHECK = @command -v wrk >/dev/null || { echo "make bench needs wrk: install it (Debian/Ubuntu: apt-get install wrk), or run make setup as root" >&2; exit 1; }
+
+bench: setup wasm floor-wasm
+	$(WRK_CHECK)
 	cargo run -q -p integration-tests --release --bin core-bench
 	cargo run -q -p integration-tests --release --bin bench
 
 # What each stage of the request path costs inside Envoy: builds that stop after one stage
 # (tools/stage-probes/build.py, from a scratch copy of HEAD) run side by side with the module.
-STAGE_ROWS := =none,=api-guard,=post-none,=full-api-guard-key
-bench-stages: setup wasm
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+STAGE_ROWS := =none,=floor,=api-guard,=post-none,=post-floor-body,=full-api-guard-key
+bench-stages: setup wasm floor-wasm
+	$(WRK_CHECK)
 	python3 tools/stage-probes/build.py target/stage-probes/modules > target/stage-probes.log
 	BENCH_BEFORE_WASM=$$(tail -n 1 target/stage-probes.log) BENCH_ONLY=$(STAGE_ROWS) \
 		cargo run -q -p integration-tests --release --bin bench

@@ -33,6 +33,14 @@
 //! screening on the POSTed order, against no filter POSTing it and against Envoy's native chain
 //! (rbac + jwt_authn or api_key_auth + two local_ratelimit) doing the subset it can.
 //!
+//! Floor rows (`floor`, `post-floor`, `post-floor-body`): a proxy-wasm module that decides nothing
+//! (`tools/floor-wasm`, built by `make floor-wasm` to [`FLOOR_MODULE`] with api-guard's SDK,
+//! release profile and exported callbacks), in the GET rows' and the POST rows' shape, and once
+//! holding, buffering and reading the body as api-guard does to check it. Every api-guard row
+//! names its floor and reports its throughput against it and its cost over it in microseconds
+//! per request: what api-guard's own work costs, above what any such module pays in Envoy.
+//! `BENCH_ONLY` selects floor rows like any other (`floor` selects all three).
+//!
 //! Every row is checked before it is measured: 200 with its credential, refused without it,
 //! and payload rows refuse an invalid body (400) or an injection (403) even with it.
 //!
@@ -63,6 +71,19 @@ const NATIVE: &str = "native";
 const NATIVE_RATE_LIMIT: &str = "native-rl";
 /// api-guard's IP + API-key check (api-guard.yaml): the reference of the introspection rows.
 const API_GUARD_KEY: &str = "api-guard";
+
+/// The do-nothing wasm module (issue 18): listener `http` does nothing, `http-body` holds,
+/// buffers and reads the body.
+const FLOOR_CONFIG: &str = "envoy/bench/floor.yaml";
+/// Where `make floor-wasm` puts the trimmed floor module (relative to the root, as in
+/// [`FLOOR_CONFIG`]).
+const FLOOR_MODULE: &str = "target/bench/floor.wasm";
+/// The floor of GET rows.
+const FLOOR: &str = "floor";
+/// The floor of POST rows that do not read the body.
+const FLOOR_POST: &str = "post-floor";
+/// The floor of rows that check the body: holds, buffers and reads it.
+const FLOOR_BODY: &str = "post-floor-body";
 
 /// The JWS fixture (keys and tokens minted by PyJWT, `tools/jwt-fixtures/mint_jws.py`); the JWT
 /// bench configs carry its public JWKS.
@@ -164,6 +185,9 @@ struct Scenario {
     baseline: String,
     /// The row doing the job this one is compared with, for the "vs ref" column.
     reference: String,
+    /// The floor row (the do-nothing module in the same request shape) this row's cost is
+    /// measured over; api-guard rows and the body floor have one.
+    floor: Option<String>,
 }
 
 impl Scenario {
@@ -185,6 +209,9 @@ impl Scenario {
             module: None,
             baseline: NO_FILTER.to_string(),
             reference: id.to_string(),
+            floor: config
+                .starts_with("envoy/bench/api-guard")
+                .then(|| FLOOR.to_string()),
         }
     }
 
@@ -203,10 +230,20 @@ impl Scenario {
         self
     }
 
-    /// POSTs [`ORDER_JSON`]; compared with no filter POSTing it.
+    /// POSTs [`ORDER_JSON`]; compared with no filter POSTing it, and (api-guard rows) with the
+    /// floor POSTing it.
     fn post_order(mut self) -> Self {
         self.body = Some(ORDER_JSON.to_string());
         self.baseline = NO_FILTER_POST.to_string();
+        if self.floor.as_deref() == Some(FLOOR) {
+            self.floor = Some(FLOOR_POST.to_string());
+        }
+        self
+    }
+
+    /// Measured over this floor row instead (rows that check the body: [`FLOOR_BODY`]).
+    fn floor(mut self, id: &str) -> Self {
+        self.floor = Some(id.to_string());
         self
     }
 
@@ -253,6 +290,14 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
             .headers(api_key())
             .without_headers(200)
             .reference(NATIVE),
+        Scenario::new(
+            FLOOR,
+            "floor: do-nothing wasm module (api-guard's callbacks)",
+            FLOOR_CONFIG,
+        )
+        .headers(api_key())
+        .without_headers(200)
+        .reference(NATIVE),
         Scenario::new(
             NATIVE,
             "native (rbac + api_key_auth)",
@@ -338,6 +383,26 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
         .without_headers(200)
         .reference(plain),
         Scenario::new(
+            FLOOR_POST,
+            "floor: do-nothing wasm module, POST 1 KiB JSON",
+            FLOOR_CONFIG,
+        )
+        .post_order()
+        .headers(api_key())
+        .without_headers(200)
+        .reference(plain),
+        Scenario::new(
+            FLOOR_BODY,
+            "floor: wasm module holding, buffering and reading the body, POST 1 KiB JSON",
+            FLOOR_CONFIG,
+        )
+        .listener("http-body")
+        .post_order()
+        .headers(api_key())
+        .without_headers(200)
+        .reference(plain)
+        .floor(FLOOR_POST),
+        Scenario::new(
             plain,
             "api-guard (ip + api key), POST 1 KiB JSON, payload checks off",
             API_GUARD_PAYLOAD_CONFIG,
@@ -354,6 +419,7 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
         .post_order()
         .headers(api_key())
         .refuses(vec![schema_refusal()])
+        .floor(FLOOR_BODY)
         .reference(plain),
         Scenario::new(
             "post-api-guard-screening",
@@ -364,6 +430,7 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
         .post_order()
         .headers(api_key())
         .refuses(vec![screening_refusal()])
+        .floor(FLOOR_BODY)
         .reference(plain),
         Scenario::new(
             "post-api-guard-both",
@@ -374,6 +441,7 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
         .post_order()
         .headers(api_key())
         .refuses(vec![schema_refusal(), screening_refusal()])
+        .floor(FLOOR_BODY)
         .reference(plain),
     ]);
 
@@ -422,6 +490,7 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
         .post_order()
         .headers(es256)
         .refuses(refusals())
+        .floor(FLOOR_BODY)
         .reference("full-native-jwt"),
         Scenario::new(
             "full-native-key",
@@ -440,6 +509,7 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
         .post_order()
         .headers(api_key())
         .refuses(refusals())
+        .floor(FLOOR_BODY)
         .reference("full-native-key"),
     ]);
     Ok(all)
@@ -617,6 +687,13 @@ fn run() -> Result<(), String> {
     try_envoy_bin()?;
     if scenarios.iter().any(|s| s.needs_wasm) {
         try_wasm_path().map_err(|e| format!("the api-guard scenario needs the module: {e}"))?;
+    }
+    let floor_module = integration_tests::workspace_root().join(FLOOR_MODULE);
+    if scenarios.iter().any(|s| s.config == FLOOR_CONFIG) && !floor_module.is_file() {
+        return Err(format!(
+            "the floor rows need {}: run `make floor-wasm`",
+            floor_module.display()
+        ));
     }
     Command::new(WRK)
         .arg("--version")
@@ -1102,14 +1179,19 @@ fn table(
          \"vs ref\": against the row named in \"ref\": the native filters doing the same job (rate-limit rows: native\n\
          local_ratelimit; JWT rows: jwt_authn with the same token, cold against jwt_authn without cache, warm against\n\
          jwt_authn with jwt_cache_config; full-policy rows: the native chain doing the subset it can), payload rows\n\
-         against api-guard with payload checks off, cached introspection against the API-key check, uncached against cached\n\n\
-         | config | req/s | p50 | p99 | vs no filter | vs ref | ref |\n\
-         |---|---:|---:|---:|---:|---:|---|\n"
+         against api-guard with payload checks off, cached introspection against the API-key check, uncached against cached;\n\
+         \"vs floor\": against the row named in \"floor\": the do-nothing proxy-wasm module with api-guard's exported callbacks\n\
+         sending the same request (post-floor-body: holding, buffering and reading the body, the floor of rows that check it);\n\
+         \"us over floor\": 1/throughput minus the floor's, the time per request the row's own work adds on the one worker\n\n\
+         | config | req/s | p50 | p99 | vs no filter | vs ref | ref | vs floor | us over floor | floor |\n\
+         |---|---:|---:|---:|---:|---:|---|---:|---:|---|\n"
     );
     for (scenario, run) in scenarios.iter().zip(&medians) {
+        let floor = scenario.floor.as_deref();
+        let floor_throughput = floor.and_then(throughput_of);
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
             scenario.name,
             run.requests_per_sec,
             format_latency(run.p50),
@@ -1117,9 +1199,23 @@ fn table(
             ratio(run.requests_per_sec, throughput_of(&scenario.baseline)),
             ratio(run.requests_per_sec, throughput_of(&scenario.reference)),
             scenario.reference,
+            ratio(run.requests_per_sec, floor_throughput),
+            micros_over(run.requests_per_sec, floor_throughput),
+            floor.unwrap_or("-"),
         );
     }
     out
+}
+
+/// On one Envoy worker, time per request is 1 / throughput: how many microseconds a row takes
+/// per request more than the row with throughput `over` (`-` without it).
+fn micros_over(throughput: f64, over: Option<f64>) -> String {
+    match over {
+        Some(over) if over > 0.0 && throughput > 0.0 => {
+            format!("{:+.1}", 1e6 / throughput - 1e6 / over)
+        }
+        _ => "-".to_string(),
+    }
 }
 
 fn format_latency(d: Duration) -> String {
@@ -1470,6 +1566,47 @@ Transfer/sec:      8.02MB
     }
 
     #[test]
+    fn every_api_guard_row_has_the_floor_of_its_request_shape() {
+        let all = scenarios().unwrap();
+        let ids: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
+        for floor in [FLOOR, FLOOR_POST, FLOOR_BODY] {
+            let row = all.iter().find(|s| s.id == floor).unwrap();
+            assert_eq!(row.config, FLOOR_CONFIG);
+            assert!(!row.needs_wasm && row.refusals.is_empty(), "{floor}");
+            assert_eq!(
+                row.status_without_headers, 200,
+                "{floor}: it enforces nothing"
+            );
+        }
+        assert_eq!(
+            all.iter().find(|s| s.id == FLOOR_BODY).unwrap().listener,
+            "http-body"
+        );
+        for s in &all {
+            if let Some(floor) = &s.floor {
+                assert!(ids.contains(&floor.as_str()), "{}: {floor}", s.id);
+            }
+            if !s.needs_wasm {
+                assert!(s.floor.is_none() || s.id == FLOOR_BODY, "{}", s.id);
+                continue;
+            }
+            // Rows that refuse bodies check them: their floor reads the body too.
+            let expected = match (&s.body, s.refusals.is_empty()) {
+                (None, _) => FLOOR,
+                (Some(_), true) => FLOOR_POST,
+                (Some(_), false) => FLOOR_BODY,
+            };
+            assert_eq!(s.floor.as_deref(), Some(expected), "{}", s.id);
+        }
+        // The floor bootstrap loads the floor module, and only that.
+        let text = serde_yaml::to_string(EnvoyConfig::load(FLOOR_CONFIG).yaml()).unwrap();
+        assert_eq!(text.matches(FLOOR_MODULE).count(), 2);
+        assert!(!text.contains("api_guard"));
+        assert_eq!(micros_over(20_000.0, Some(25_000.0)), "+10.0");
+        assert_eq!(micros_over(20_000.0, None), "-");
+    }
+
+    #[test]
     fn bench_only_selects_by_id_words() {
         let ids = |only: Option<&str>| -> Result<Vec<String>, String> {
             select(scenarios().unwrap(), only).map(|v| v.into_iter().map(|s| s.id).collect())
@@ -1494,6 +1631,8 @@ Transfer/sec:      8.02MB
             ids(Some("post")).unwrap(),
             vec![
                 "post-none",
+                "post-floor",
+                "post-floor-body",
                 "post-api-guard-plain",
                 "post-api-guard-schema",
                 "post-api-guard-screening",

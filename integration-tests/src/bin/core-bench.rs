@@ -44,6 +44,7 @@ fn size_i64(n: usize) -> i64 {
 }
 
 // SAFETY: delegates to the system allocator; only counts.
+#[allow(unsafe_code)] // a GlobalAlloc is an unsafe trait
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
