@@ -6,8 +6,8 @@
 //! to a fail-closed response.
 
 // The crate's only unsafe code: calls into the host ABI and taking ownership of the buffers it
-// hands over. Each block carries its SAFETY argument; `scripts/structure-check` refuses this
-// allowance anywhere else.
+// hands over. Each block carries its SAFETY argument; tools/structure-check/check.py refuses
+// this allowance anywhere else.
 #![allow(unsafe_code)]
 
 use std::ptr::null_mut;
