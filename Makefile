@@ -166,6 +166,26 @@ fuzz-replay: fuzz-tools
 	cd fuzz && $(CARGO_FUZZ) build $(FUZZ_FLAGS)
 	RUST_BACKTRACE=1 $(FUZZ_BIN)/$(notdir $(patsubst %/,%,$(dir $(ARTIFACT)))) $(ARTIFACT)
 
+# Dependencies (deny.toml): licences, duplicate and banned crates, sources, and RustSec advisories.
+# cargo-deny is installed pinned into $(TOOLS) like cargo-fuzz. The advisory database is a git
+# repository on GitHub: where it cannot be fetched (this project's machines reach crates.io, PyPI
+# and Debian only), the advisories are NOT checked and the run says so on its last line.
+CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY         := $(abspath $(TOOLS))/bin/cargo-deny
+
+deny-tools:
+	@$(CARGO_DENY) --version 2>/dev/null | grep -qx 'cargo-deny $(CARGO_DENY_VERSION)' || \
+	  cargo install cargo-deny --version $(CARGO_DENY_VERSION) --locked --root $(TOOLS)
+
+deny: deny-tools
+	@if timeout 120 $(CARGO_DENY) --log-level error fetch db >/dev/null 2>&1; then \
+	  $(CARGO_DENY) --log-level error check advisories bans licenses sources && \
+	  echo "cargo deny: advisories, bans, licences, sources ok"; \
+	else \
+	  $(CARGO_DENY) --log-level error check bans licenses sources && \
+	  echo "cargo deny: bans, licences, sources ok; advisories NOT checked (the RustSec database could not be fetched from here)"; \
+	fi
+
 # Every check and test; ends with one line totalling every test binary's results.
 test: setup lint structure deny unit wasm integration fuzz
 	@ls -l $(WASM)
