@@ -216,7 +216,8 @@ bench: setup wasm floor-wasm
 STAGE_ROWS := =none,=floor,=api-guard,=post-none,=post-floor-body,=full-api-guard-key
 bench-stages: setup wasm floor-wasm
 	$(WRK_CHECK)
-	python3 tools/stage-probes/build.py target/stage-probes/modules > target/stage-probes.log
+	UNUSED_CALLBACKS=$(UNUSED_CALLBACKS) REQUIRED_CALLBACKS=$(REQUIRED_CALLBACKS) \
+		python3 tools/stage-probes/build.py target/stage-probes/modules > target/stage-probes.log
 	BENCH_BEFORE_WASM=$$(tail -n 1 target/stage-probes.log) BENCH_ONLY=$(STAGE_ROWS) \
 		cargo run -q -p integration-tests --release --bin bench
 
