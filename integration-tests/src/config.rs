@@ -161,6 +161,38 @@ impl EnvoyConfig {
         self
     }
 
+    /// Sets `typed_config.<field>` of every `http_filters` entry named `filter` (e.g. the
+    /// `envoy.filters.http.ratelimit` timeout or `failure_mode_deny`). Panics if there is none.
+    pub fn with_filter_field(
+        mut self,
+        filter: &str,
+        field: &str,
+        value: serde_json::Value,
+    ) -> Self {
+        let value = serde_yaml::to_value(value).expect("JSON always converts to YAML");
+        let mut replaced = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            let Some(Value::Sequence(filters)) = m.get_mut("http_filters") else {
+                return;
+            };
+            for f in filters {
+                if f.get("name").and_then(Value::as_str) != Some(filter) {
+                    continue;
+                }
+                if let Some(typed) = f.get_mut("typed_config").and_then(Value::as_mapping_mut) {
+                    typed.insert(field.into(), value.clone());
+                    replaced += 1;
+                }
+            }
+        });
+        assert!(
+            replaced > 0,
+            "{}: no http filter named {filter:?}",
+            self.source.display()
+        );
+        self
+    }
+
     /// Envoy worker threads (`--concurrency`); 2 unless changed.
     pub fn with_concurrency(mut self, workers: u32) -> Self {
         self.concurrency = workers;

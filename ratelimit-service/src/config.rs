@@ -260,6 +260,14 @@ limits:
     }
 
     #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../example.yaml");
+        let c = Config::from_yaml(text).unwrap();
+        assert_eq!(c.domain, "api-guard");
+        assert_eq!(c.limits.len(), 2);
+    }
+
+    #[test]
     fn empty_limits_are_refused() {
         assert_eq!(
             Config::from_yaml("domain: d\nlimits: []").unwrap_err(),
