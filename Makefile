@@ -21,7 +21,7 @@ export ENVOY_BIN
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
 	@echo "make test   - formatting, clippy (host + wasm), unit tests, wasm build, integration tests, fuzzing"
-	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, api-guard"
+	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, api-guard; fleet rate limit tier"
 	@echo "make bench-stages - what each stage of the request path costs inside Envoy"
 	@echo "make fuzz   - every fuzz target for FUZZ_SECONDS (default $(FUZZ_SECONDS)) s each (part of make test)"
 
@@ -154,6 +154,9 @@ bench: setup wasm
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cargo run -q -p integration-tests --release --bin core-bench
 	cargo run -q -p integration-tests --release --bin bench
+	cargo build -q -p ratelimit-service --release
+	RATELIMIT_SERVICE_BIN=$(abspath target/release/api-guard-ratelimit) \
+		cargo run -q -p integration-tests --release --bin fleet-bench
 
 # What each stage of the request path costs inside Envoy: builds that stop after one stage
 # (tools/stage-probes/build.py, from a scratch copy of HEAD) run side by side with the module.

@@ -193,6 +193,20 @@ impl EnvoyConfig {
         self
     }
 
+    /// Removes every route's `rate_limits` (the descriptors Envoy's `ratelimit` filter sends):
+    /// the filter then never calls the rate limit service. `make bench` compares the per-Envoy
+    /// tier alone with both tiers this way, on the same bootstrap.
+    pub fn without_route_rate_limits(mut self) -> Self {
+        let mut removed = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            if m.contains_key("cluster") && m.remove("rate_limits").is_some() {
+                removed += 1;
+            }
+        });
+        assert!(removed > 0, "{}: no route has rate_limits", self.source.display());
+        self
+    }
+
     /// Envoy worker threads (`--concurrency`); 2 unless changed.
     pub fn with_concurrency(mut self, workers: u32) -> Self {
         self.concurrency = workers;

@@ -177,6 +177,13 @@ impl RateLimitService {
         self.child = Some(child);
     }
 
+    /// Replaces the configuration and restarts on the same ports.
+    pub fn restart_with(&mut self, config: &str) {
+        std::fs::write(self.dir.path().join("limits.yaml"), config)
+            .expect("cannot write the config");
+        self.restart();
+    }
+
     /// SIGKILL (no graceful shutdown: what a crash looks like to Envoy).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -147,7 +147,7 @@ impl RateLimiter {
     }
 
     async fn decide(&self, request: RateLimitRequest) -> Result<Vec<Outcome>, RequestResult> {
-        if request.domain != self.domain {
+        if request.domain != self.domain || asks_unsupported(&request) {
             return Err(RequestResult::Invalid);
         }
         let plans = self
@@ -171,6 +171,15 @@ impl RateLimiter {
         }
         Ok(outcomes)
     }
+}
+
+/// A descriptor with a limit override or negative hits (refunds): not supported, so refused
+/// rather than counted in a way the Envoy configuration did not ask for.
+pub fn asks_unsupported(request: &RateLimitRequest) -> bool {
+    request
+        .descriptors
+        .iter()
+        .any(|d| d.limit.is_some() || d.is_negative_hits)
 }
 
 /// The descriptors of a request with their cost: the descriptor's own `hits_addend`, else the
@@ -386,6 +395,31 @@ mod tests {
             descriptors(&r)[0].entries,
             vec![("k".to_string(), "v".to_string())]
         );
+    }
+
+    #[test]
+    fn overrides_and_refunds_are_refused() {
+        use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::RateLimitOverride;
+        let d = |limit: bool, negative: bool| RateLimitDescriptor {
+            entries: vec![Entry {
+                key: "k".into(),
+                value: "v".into(),
+            }],
+            limit: limit.then(RateLimitOverride::default),
+            is_negative_hits: negative,
+            ..Default::default()
+        };
+        let request = |ds: Vec<RateLimitDescriptor>| RateLimitRequest {
+            domain: "d".into(),
+            descriptors: ds,
+            hits_addend: 1,
+        };
+        assert!(!asks_unsupported(&request(vec![d(false, false)])));
+        assert!(asks_unsupported(&request(vec![
+            d(false, false),
+            d(true, false)
+        ])));
+        assert!(asks_unsupported(&request(vec![d(false, true)])));
     }
 
     #[test]
