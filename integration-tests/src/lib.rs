@@ -19,6 +19,7 @@ pub mod load;
 pub mod process;
 pub mod ratelimit;
 mod tempdir;
+pub mod trailers;
 
 use std::path::{Path, PathBuf};
 
