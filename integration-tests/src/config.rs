@@ -223,7 +223,11 @@ impl EnvoyConfig {
                 removed += 1;
             }
         });
-        assert!(removed > 0, "{}: no route has rate_limits", self.source.display());
+        assert!(
+            removed > 0,
+            "{}: no route has rate_limits",
+            self.source.display()
+        );
         self
     }
 

@@ -216,9 +216,9 @@ fn a_client_spread_over_three_envoys_gets_exactly_the_fleet_number_and_clients_d
         .iter()
         .map(|c| count(&tally, *c, Answer::Admitted))
         .collect();
-    // Then 6 more each, one at a time. "exact" admission never admits over the limit; under
-    // contention a request can be refused while another's commit is in flight, and later
-    // requests take the place it left (docs/fleet-rate-limits.md).
+    // Then 6 more each, one at a time. "exact" admission never admits over the limit; a
+    // refusal caused only by commits in flight is retried a bounded number of times, and a
+    // place it still left is taken by these (docs/fleet-rate-limits.md).
     merge(&mut tally, burst(&fleet, &creds, 18, 1));
     eprintln!("admitted during the burst {in_burst:?}; tally {tally:?}");
     assert_eq!(

@@ -22,6 +22,11 @@ use crate::config::{Admission, Config, LimitSpec, Per};
 use crate::descriptors::{variable, Descriptor, Matcher, Plan};
 use crate::metrics::{Metrics, RequestResult};
 
+/// How often an `exact` refusal caused only by holds of requests in flight is asked again, and
+/// the pause before each time.
+const HOLD_RETRIES: u32 = 3;
+const HOLD_RETRY_PAUSE: Duration = Duration::from_millis(2);
+
 /// How long an `exact` reservation holds its hits if the service dies before committing them
 /// (they count against the limit until then: a crash never over-admits).
 const RESERVATION_TTL: Duration = Duration::from_secs(5);
@@ -110,24 +115,45 @@ impl RateLimiter {
         let ctx: Context = variables.into();
         let (over_limit, counters) = match self.admission {
             Admission::Exact => {
-                let reserved = self
-                    .engine
-                    .reserve(namespace, &ctx, hits, Some(RESERVATION_TTL))
-                    .await?;
-                if !reserved.limited {
-                    self.engine
-                        .commit_reservation(namespace, &ctx, reserved.reservation_id.as_ref(), hits)
+                let mut refusals = 0;
+                loop {
+                    let reserved = self
+                        .engine
+                        .reserve(namespace, &ctx, hits, Some(RESERVATION_TTL))
                         .await?;
-                }
-                let mut counters = reserved.counters;
-                if !reserved.limited {
-                    for c in &mut counters {
-                        if let Some(r) = c.remaining() {
-                            c.set_remaining(r.saturating_sub(hits));
+                    if !reserved.limited {
+                        self.engine
+                            .commit_reservation(
+                                namespace,
+                                &ctx,
+                                reserved.reservation_id.as_ref(),
+                                hits,
+                            )
+                            .await?;
+                        let mut counters = reserved.counters;
+                        for c in &mut counters {
+                            if let Some(r) = c.remaining() {
+                                c.set_remaining(r.saturating_sub(hits));
+                            }
                         }
+                        break (false, counters);
                     }
+                    // Refused by the count, or by holds of requests still in flight: a commit
+                    // increments the count before it releases its hold, so for that moment its
+                    // hits count twice. If the count alone has room, wait for them and ask again
+                    // (a bounded number of times; refusing is the safe side).
+                    refusals += 1;
+                    if refusals > HOLD_RETRIES
+                        || self
+                            .engine
+                            .is_rate_limited(namespace, &ctx, hits)
+                            .await?
+                            .limited
+                    {
+                        break (true, reserved.counters);
+                    }
+                    tokio::time::sleep(HOLD_RETRY_PAUSE).await;
                 }
-                (reserved.limited, counters)
             }
             Admission::Fast => {
                 let checked = self

@@ -137,17 +137,17 @@ fn run() -> Result<(), String> {
             .with_plugin_config(&plugin())
             .with_upstreams(&[up.addr])
             .with_cluster_endpoints("ratelimit", &[service.grpc])
-            .with_filter_field(
-                "envoy.filters.http.ratelimit",
-                "timeout",
-                json!("2s"),
-            )
+            .with_filter_field("envoy.filters.http.ratelimit", "timeout", json!("2s"))
     };
     let node_only = Envoy::start(base().without_route_rate_limits());
     let fleet: Vec<Envoy> = (0..3).map(|_| Envoy::start(base())).collect();
 
     // 1. Cost.
-    let rows = ["per-Envoy tier only", "+ fleet tier, exact", "+ fleet tier, fast"];
+    let rows = [
+        "per-Envoy tier only",
+        "+ fleet tier, exact",
+        "+ fleet tier, fast",
+    ];
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); rows.len()];
     // Client c0 for the cost runs; the bursts below take c1, c2, ...: a counter outlives a
     // change of its limit's rate (Limitador's key does not include it).
@@ -166,7 +166,10 @@ fn run() -> Result<(), String> {
         "| {:<22} | {:>10} | {:>7} | {:>9} | {:>9} |",
         "row", "req/s", "ratio", "p50", "p99"
     );
-    println!("|{:-<24}|{:->12}|{:->9}|{:->11}|{:->11}|", "", "", "", "", "");
+    println!(
+        "|{:-<24}|{:->12}|{:->9}|{:->11}|{:->11}|",
+        "", "", "", "", ""
+    );
     let base_rps = median(&results[0], |r| r.rps);
     for (name, runs) in rows.iter().zip(&results) {
         let rps = median(runs, |r| r.rps);
