@@ -4,7 +4,8 @@
 //!    limit alone (envoy/ratelimit-global.yaml without the route's `rate_limits`, so the
 //!    `ratelimit` filter never calls out), against the same bootstrap asking the rate limit
 //!    service (api-guard-ratelimit on redis-server) with `admission: exact` and `fast`. wrk
-//!    (`-t1 -c32`, keep-alive, one API key) drives each for BENCH_SECONDS (default 3), the rows
+//!    (`-t1`, BENCH_CONNECTIONS keep-alive connections, default 32, one API key) drives each for
+//!    BENCH_SECONDS (default 3), the rows
 //!    interleaved, BENCH_ROUNDS (default 5) rounds; medians. Every limit is far above the load:
 //!    this measures the admitted path.
 //! 2. Over-admission: three Envoys (`--concurrency 2` each) and a fleet limit of N=100 per
@@ -58,9 +59,9 @@ struct Run {
     p99: Duration,
 }
 
-fn wrk(port: u16, seconds: u32, key: &str) -> Result<Run, String> {
+fn wrk(port: u16, seconds: u32, connections: u32, key: &str) -> Result<Run, String> {
     let out = Command::new(WRK)
-        .args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency"])
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"])
         .args(["-H", &format!("x-api-key: {key}")])
         .arg(format!("http://127.0.0.1:{port}/api/x"))
         .output()
@@ -128,6 +129,7 @@ fn run() -> Result<(), String> {
     let seconds = env_number("BENCH_SECONDS", 3);
     let rounds = env_number("BENCH_ROUNDS", 5).max(1);
     let bursts = env_number("FLEET_BURSTS", 3).max(1);
+    let connections = env_number("BENCH_CONNECTIONS", 32).max(1);
     let redis = Redis::start();
     let mut service = RateLimitService::start(&limits("exact", 4_000_000_000), &redis.url());
     let up = Upstream::start("fleet-bench");
@@ -153,14 +155,14 @@ fn run() -> Result<(), String> {
     // change of its limit's rate (Limitador's key does not include it).
     for _ in 0..rounds {
         let key = "key-0";
-        results[0].push(wrk(node_only.http_port, seconds, key)?);
-        results[1].push(wrk(fleet[0].http_port, seconds, key)?);
+        results[0].push(wrk(node_only.http_port, seconds, connections, key)?);
+        results[1].push(wrk(fleet[0].http_port, seconds, connections, key)?);
         service.restart_with(&limits("fast", 4_000_000_000));
-        results[2].push(wrk(fleet[0].http_port, seconds, key)?);
+        results[2].push(wrk(fleet[0].http_port, seconds, connections, key)?);
         service.restart_with(&limits("exact", 4_000_000_000));
     }
     println!(
-        "\nCost of the fleet tier: one Envoy (--concurrency 2), wrk -t1 -c32, {seconds} s x {rounds} rounds, medians"
+        "\nCost of the fleet tier: one Envoy (--concurrency 2), wrk -t1 -c{connections}, {seconds} s x {rounds} rounds, medians"
     );
     println!(
         "| {:<22} | {:>10} | {:>7} | {:>9} | {:>9} |",
