@@ -61,7 +61,12 @@ struct Run {
 
 fn wrk(port: u16, seconds: u32, connections: u32, key: &str) -> Result<Run, String> {
     let out = Command::new(WRK)
-        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"])
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+        ])
         .args(["-H", &format!("x-api-key: {key}")])
         .arg(format!("http://127.0.0.1:{port}/api/x"))
         .output()
