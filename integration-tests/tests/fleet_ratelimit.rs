@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use integration_tests::jwt_fixtures::{jwks, token};
+use integration_tests::jwt_fixtures::{jwks, mint, token};
 use integration_tests::load::get_with_head;
 use integration_tests::ratelimit::{RateLimitService, Redis};
 use integration_tests::{key_digest, Envoy, EnvoyConfig, Upstream};
@@ -271,6 +271,73 @@ fn a_client_spread_over_three_envoys_gets_exactly_the_fleet_number_and_clients_d
     assert_eq!(
         series("per_client", "over_limit") + series("per_subject", "over_limit"),
         288 - 80
+    );
+}
+
+#[test]
+fn a_tier_claim_selects_its_own_fleet_limit_and_a_forged_tier_header_does_not() {
+    // The JWT provider forwards `tier`; the service counts (tier=free, subject) at 8 and every
+    // subject at 16. A gold token matches no tier limit, only the subject one.
+    let mut plugin = plugin_config(5000, "second", 5000, "policy");
+    plugin["jwt_providers"]["corp"]["forward_claims"] =
+        json!({"sub": "x-api-guard-subject", "tier": "x-api-guard-tier"});
+    let limits = "domain: api-guard
+storage_timeout_ms: 1500
+limits:
+  - {name: per_subject, descriptor: [{key: subject}], rate: 16, per: hour}
+  - {name: free_tier, descriptor: [{key: tier, value: free}, {key: subject}], rate: 8, per: hour}
+";
+    let fleet = start(3, limits, &plugin, &patient());
+    let jwt = |sub: &str, tier: &str| {
+        format!(
+            "Bearer {}",
+            mint(
+                "ec-256",
+                &json!({"iss": "https://issuer.test", "aud": "api", "sub": sub, "tier": tier,
+                        "iat": "$now-60", "exp": "$now+3600"})
+            )
+        )
+    };
+    let users = [
+        ("u-free", jwt("u-free", "free"), None),
+        ("u-gold", jwt("u-gold", "gold"), None),
+        // A gold token with a forged tier header: api-guard replaces it with the claim.
+        ("u-gold-2", jwt("u-gold-2", "gold"), Some("free")),
+    ];
+    let ports: Vec<u16> = fleet.nodes.iter().map(|n| n.http_port).collect();
+    let mut admitted = BTreeMap::new();
+    for (user, bearer, forged) in &users {
+        let mut headers = vec![("authorization".to_string(), bearer.clone())];
+        if let Some(tier) = forged {
+            headers.push(("x-api-guard-tier".to_string(), tier.to_string()));
+        }
+        let ports = ports.clone();
+        let tally = integration_tests::load::burst(30, 6, move |i| {
+            (ports[i % 3], "/api/x".to_string(), headers.clone())
+        });
+        assert!(
+            tally.keys().all(|s| *s == 200 || *s == 429),
+            "{user}: {tally:?}"
+        );
+        admitted.insert(*user, tally.get(&200).copied().unwrap_or(0));
+    }
+    assert_eq!(
+        admitted,
+        BTreeMap::from([("u-free", 8), ("u-gold", 16), ("u-gold-2", 16)])
+    );
+    let seen = fleet.up.requests();
+    assert_eq!(seen.len(), 40);
+    let tiers = |tier: &str| {
+        seen.iter()
+            .filter(|r| r.header("x-api-guard-tier").as_deref() == Some(tier))
+            .count()
+    };
+    assert_eq!((tiers("free"), tiers("gold")), (8, 32));
+    assert_eq!(
+        fleet
+            .service
+            .metric("api_guard_ratelimit_descriptors_total{limit=\"free_tier\",result=\"ok\"}"),
+        8
     );
 }
 
