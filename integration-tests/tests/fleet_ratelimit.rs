@@ -377,6 +377,22 @@ fn the_per_envoy_tier_sheds_a_flood_before_the_fleet_tier_and_two_clients_stay_a
     };
     assert_eq!(requests("ok") + requests("over_limit"), 60);
     assert_eq!(fleet.up.requests().len(), 40);
+    // Envoy's view, summed over the fleet (the filter's stats live under the route's cluster).
+    let envoy_stat = |name: &str| -> u64 {
+        fleet
+            .nodes
+            .iter()
+            .map(|n| {
+                let stats = n.admin_get("/stats?filter=^cluster.upstream.ratelimit");
+                stats
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("cluster.upstream.ratelimit.{name}: ")))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("no {name} in {stats}"))
+            })
+            .sum()
+    };
+    assert_eq!((envoy_stat("ok"), envoy_stat("over_limit")), (40, 20));
 }
 
 /// Polls `node` with `cred` until it answers `want`, up to `limit`; every answer on the way
