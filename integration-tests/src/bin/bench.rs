@@ -38,7 +38,9 @@
 //! release profile and exported callbacks), in the GET rows' and the POST rows' shape, and once
 //! holding, buffering and reading the body as api-guard does to check it. Every api-guard row
 //! names its floor and reports its throughput against it and its cost over it in microseconds
-//! per request: what api-guard's own work costs, above what any such module pays in Envoy.
+//! of Envoy CPU per request: what api-guard's own work costs, above what any such module pays in
+//! Envoy. CPU time per request (every Envoy thread, from /proc) is measured for every row: unlike
+//! throughput it hardly moves when other processes compete for the machine.
 //! `BENCH_ONLY` selects floor rows like any other (`floor` selects all three).
 //!
 //! Every row is checked before it is measured: 200 with its credential, refused without it,
@@ -649,12 +651,18 @@ fn wrk_script(scenario: &Scenario, run: u64) -> Option<String> {
     Some(script)
 }
 
-/// What wrk reported for one run.
+/// What wrk reported for one run, and what the Envoy serving it spent.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Run {
     requests_per_sec: f64,
     p50: Duration,
     p99: Duration,
+    /// Requests completed in the run (wrk's "N requests in").
+    requests: u64,
+    /// CPU time the Envoy process (all its threads) used during the run, per completed request:
+    /// unlike throughput, it barely moves when other processes compete for the CPUs, because
+    /// only time Envoy actually ran is counted. `None` without /proc.
+    cpu_per_request: Option<Duration>,
 }
 
 fn main() -> ExitCode {
@@ -749,7 +757,7 @@ fn run() -> Result<(), String> {
             pin.pin_pid(envoy.pid(), &pin.envoy_cpu)?;
         }
     }
-    let ports: Vec<u16> = scenarios
+    let (ports, pids): (Vec<u16>, Vec<u32>) = scenarios
         .iter()
         .map(|s| {
             let envoy = configs
@@ -757,11 +765,14 @@ fn run() -> Result<(), String> {
                 .position(|&(c, m)| c == s.config && m == s.module.as_deref())
                 .and_then(|i| envoys.get(i))
                 .ok_or_else(|| format!("{}: no Envoy for {}", s.name, s.config))?;
-            envoy
-                .listener_port(s.listener)
-                .ok_or_else(|| format!("{}: {} has no listener {:?}", s.name, s.config, s.listener))
+            let port = envoy.listener_port(s.listener).ok_or_else(|| {
+                format!("{}: {} has no listener {:?}", s.name, s.config, s.listener)
+            })?;
+            Ok((port, envoy.pid()))
         })
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<Vec<_>, String>>()?
+        .into_iter()
+        .unzip();
 
     for (scenario, &port) in scenarios.iter().zip(&ports) {
         // Probe modules price a stage by stopping early: they enforce nothing by design.
@@ -772,16 +783,24 @@ fn run() -> Result<(), String> {
 
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); scenarios.len()];
     for round in 1..=rounds {
-        for ((scenario, &port), runs) in scenarios.iter().zip(&ports).zip(&mut results) {
+        for (((scenario, &port), &pid), runs) in
+            scenarios.iter().zip(&ports).zip(&pids).zip(&mut results)
+        {
             eprintln!("round {round}/{rounds}: {} ({seconds} s)", scenario.name);
             run_count += 1;
-            runs.push(run_wrk(
+            let cpu_before = process_cpu_time(pid);
+            let mut run = run_wrk(
                 scenario,
                 port,
                 seconds,
                 pinning.as_ref(),
                 (scripts.path(), run_count),
-            )?);
+            )?;
+            run.cpu_per_request = cpu_before
+                .zip(process_cpu_time(pid))
+                .and_then(|(before, after)| after.checked_sub(before))
+                .and_then(|spent| spent.checked_div(u32::try_from(run.requests).ok()?));
+            runs.push(run);
         }
     }
 
@@ -1109,16 +1128,19 @@ fn run_wrk(
     parse_wrk(&text).ok_or_else(|| format!("cannot read wrk's output:\n{text}"))
 }
 
-/// Requests/s and the 50th/99th latency percentiles from `wrk --latency` output.
+/// Requests/s, the request count and the 50th/99th latency percentiles from `wrk --latency`
+/// output (the CPU time is measured by the caller).
 fn parse_wrk(text: &str) -> Option<Run> {
     let mut requests_per_sec = None;
+    let mut requests = None;
     let (mut p50, mut p99) = (None, None);
     for line in text.lines() {
         let mut words = line.split_whitespace();
-        match (words.next(), words.next()) {
-            (Some("Requests/sec:"), Some(v)) => requests_per_sec = v.parse().ok(),
-            (Some("50%"), Some(v)) => p50 = parse_latency(v),
-            (Some("99%"), Some(v)) => p99 = parse_latency(v),
+        match (words.next(), words.next(), words.next()) {
+            (Some("Requests/sec:"), Some(v), _) => requests_per_sec = v.parse().ok(),
+            (Some("50%"), Some(v), _) => p50 = parse_latency(v),
+            (Some("99%"), Some(v), _) => p99 = parse_latency(v),
+            (Some(n), Some("requests"), Some("in")) => requests = n.parse().ok(),
             _ => {}
         }
     }
@@ -1126,7 +1148,23 @@ fn parse_wrk(text: &str) -> Option<Run> {
         requests_per_sec: requests_per_sec?,
         p50: p50?,
         p99: p99?,
+        requests: requests?,
+        cpu_per_request: None,
     })
+}
+
+/// The CPU time every thread of a process has run so far: the sum of the first field of
+/// `/proc/<pid>/task/*/schedstat` (nanoseconds on a CPU). `None` where /proc does not have it.
+fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut nanos: u64 = 0;
+    for task in tasks.flatten() {
+        // A thread may exit between the listing and the read: it no longer runs.
+        if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
+            nanos += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(Duration::from_nanos(nanos))
 }
 
 /// wrk latencies: `812.00us`, `1.23ms`, `2.01s`, `1.50m`.
@@ -1173,6 +1211,15 @@ fn table(
         Some(to) if to > 0.0 => format!("{:.2}", value / to),
         _ => "-".to_string(),
     };
+    // Envoy CPU time per request: the median over the rounds (each round measured on its own).
+    let cpu: Vec<Option<Duration>> = results.iter().map(|runs| median_cpu(runs)).collect();
+    let cpu_of = |id: &str| {
+        scenarios
+            .iter()
+            .zip(&cpu)
+            .find(|(s, _)| s.id == id)
+            .and_then(|(_, c)| *c)
+    };
     let mut out = format!(
         "wrk -t1 -c32 -d{seconds}s, Envoy --concurrency 1, {placement}, median of {rounds} interleaved rounds;\n\
          \"vs no filter\": against no filter with the same request (GET, or the same 1 KiB JSON POST);\n\
@@ -1182,40 +1229,46 @@ fn table(
          against api-guard with payload checks off, cached introspection against the API-key check, uncached against cached;\n\
          \"vs floor\": against the row named in \"floor\": the do-nothing proxy-wasm module with api-guard's exported callbacks\n\
          sending the same request (post-floor-body: holding, buffering and reading the body, the floor of rows that check it);\n\
-         \"us over floor\": 1/throughput minus the floor's, the time per request the row's own work adds on the one worker\n\n\
-         | config | req/s | p50 | p99 | vs no filter | vs ref | ref | vs floor | us over floor | floor |\n\
-         |---|---:|---:|---:|---:|---:|---|---:|---:|---|\n"
+         \"cpu us\": CPU time of the Envoy process (all threads, /proc schedstat) per request, median of the rounds;\n\
+         \"cpu us over floor\": that minus the floor's: what the row's own work costs per request, robust to other load\n\n\
+         | config | req/s | p50 | p99 | cpu us | vs no filter | vs ref | ref | vs floor | cpu us over floor | floor |\n\
+         |---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n"
     );
-    for (scenario, run) in scenarios.iter().zip(&medians) {
+    for ((scenario, run), cpu) in scenarios.iter().zip(&medians).zip(&cpu) {
         let floor = scenario.floor.as_deref();
-        let floor_throughput = floor.and_then(throughput_of);
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             scenario.name,
             run.requests_per_sec,
             format_latency(run.p50),
             format_latency(run.p99),
+            cpu.map_or("-".to_string(), |c| format!("{:.1}", c.as_secs_f64() * 1e6)),
             ratio(run.requests_per_sec, throughput_of(&scenario.baseline)),
             ratio(run.requests_per_sec, throughput_of(&scenario.reference)),
             scenario.reference,
-            ratio(run.requests_per_sec, floor_throughput),
-            micros_over(run.requests_per_sec, floor_throughput),
+            ratio(run.requests_per_sec, floor.and_then(throughput_of)),
+            micros_over(*cpu, floor.and_then(cpu_of)),
             floor.unwrap_or("-"),
         );
     }
     out
 }
 
-/// On one Envoy worker, time per request is 1 / throughput: how many microseconds a row takes
-/// per request more than the row with throughput `over` (`-` without it).
-fn micros_over(throughput: f64, over: Option<f64>) -> String {
-    match over {
-        Some(over) if over > 0.0 && throughput > 0.0 => {
-            format!("{:+.1}", 1e6 / throughput - 1e6 / over)
+/// How many microseconds of CPU a row spends per request more than another (`-` without both).
+fn micros_over(cpu: Option<Duration>, over: Option<Duration>) -> String {
+    match (cpu, over) {
+        (Some(cpu), Some(over)) => {
+            format!("{:+.1}", (cpu.as_secs_f64() - over.as_secs_f64()) * 1e6)
         }
         _ => "-".to_string(),
     }
+}
+
+/// The median CPU time per request over the rounds that measured one.
+fn median_cpu(runs: &[Run]) -> Option<Duration> {
+    let measured: Vec<Duration> = runs.iter().filter_map(|r| r.cpu_per_request).collect();
+    (!measured.is_empty()).then(|| median(&measured, Duration::as_secs_f64))
 }
 
 fn format_latency(d: Duration) -> String {
@@ -1273,6 +1326,8 @@ Transfer/sec:      8.02MB
         assert_eq!(run.requests_per_sec, 29302.40);
         assert_eq!(run.p50, Duration::from_micros(812));
         assert_eq!(run.p99, Duration::from_micros(2310));
+        assert_eq!(run.requests, 146512);
+        assert_eq!(run.cpu_per_request, None);
         assert_eq!(parse_wrk("Requests/sec: 1"), None);
     }
 
@@ -1290,6 +1345,8 @@ Transfer/sec:      8.02MB
             requests_per_sec: rps,
             p50: Duration::ZERO,
             p99: Duration::ZERO,
+            requests: 0,
+            cpu_per_request: None,
         };
         assert_eq!(
             median(&[run(3.0), run(1.0), run(2.0)], |r| r.requests_per_sec),
@@ -1602,8 +1659,25 @@ Transfer/sec:      8.02MB
         let text = serde_yaml::to_string(EnvoyConfig::load(FLOOR_CONFIG).yaml()).unwrap();
         assert_eq!(text.matches(FLOOR_MODULE).count(), 2);
         assert!(!text.contains("api_guard"));
-        assert_eq!(micros_over(20_000.0, Some(25_000.0)), "+10.0");
-        assert_eq!(micros_over(20_000.0, None), "-");
+        let us = Duration::from_micros;
+        assert_eq!(micros_over(Some(us(50)), Some(us(40))), "+10.0");
+        assert_eq!(micros_over(Some(us(38)), Some(us(40))), "-2.0");
+        assert_eq!(micros_over(Some(us(50)), None), "-");
+        let run = |cpu: Option<u64>| Run {
+            requests_per_sec: 1.0,
+            p50: Duration::ZERO,
+            p99: Duration::ZERO,
+            requests: 1,
+            cpu_per_request: cpu.map(us),
+        };
+        assert_eq!(
+            median_cpu(&[run(Some(30)), run(None), run(Some(10)), run(Some(20))]),
+            Some(us(20))
+        );
+        assert_eq!(median_cpu(&[run(None)]), None);
+        // This process's own threads have run for some time already.
+        assert!(process_cpu_time(std::process::id()).is_some_and(|t| t > Duration::ZERO));
+        assert_eq!(process_cpu_time(u32::MAX), None);
     }
 
     #[test]
