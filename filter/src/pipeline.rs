@@ -56,7 +56,7 @@ pub fn decide_headers<'g>(
     end_of_stream: bool,
     intro: Option<&mut IntroFacts<'_>>,
 ) -> Decision<'g> {
-    let id = match select(guard, request.route_policy) {
+    let id = match select(guard, request) {
         Selection::Policy(id) => id,
         Selection::PassThrough => {
             return Decision {
@@ -466,6 +466,8 @@ mod tests {
             headers: &headers,
             client_ip: ip.parse().ok(),
             route_policy: policy,
+            route_name: None,
+            virtual_host: None,
         };
         let d = decide(guard, &view, UnixTime(0), &mut TokenRuntime::new(guard));
         (
@@ -609,6 +611,8 @@ mod tests {
                     headers,
                     client_ip: None,
                     route_policy: policy,
+                    route_name: None,
+                    virtual_host: None,
                 };
                 let d = decide(
                     &guard,
@@ -728,6 +732,8 @@ mod tests {
                 headers: &headers,
                 client_ip: None,
                 route_policy: Some(policy),
+                route_name: None,
+                virtual_host: None,
             };
             let d = decide(&guard, &view, NOW, &mut TokenRuntime::new(&guard));
             assert_eq!(
@@ -752,6 +758,8 @@ mod tests {
                 headers: &headers,
                 client_ip: None,
                 route_policy: Some("key_only"),
+                route_name: None,
+                virtual_host: None,
             };
             decide(&guard, &view, NOW, rt).verdict
         };
@@ -812,6 +820,8 @@ mod tests {
                 headers: &headers,
                 client_ip: Some(std::net::IpAddr::V4(v4.into())),
                 route_policy: policy,
+                route_name: None,
+                virtual_host: None,
             };
             let d = decide(&guard, &view, UnixTime(now), &mut TokenRuntime::new(&guard));
             if policy == Some("api") {
@@ -856,6 +866,8 @@ mod body_screening_tests {
             headers: &headers,
             client_ip: None,
             route_policy: Some("p"),
+            route_name: None,
+            virtual_host: None,
         };
         let mut runtime = TokenRuntime::new(guard);
         let d = decide_headers(guard, &view, UnixTime(0), &mut runtime, false, None);

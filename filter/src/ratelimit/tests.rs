@@ -64,6 +64,8 @@ fn run<'g>(
         headers: &r.headers,
         client_ip: r.ip.parse().ok(),
         route_policy: Some("p"),
+        route_name: None,
+        virtual_host: None,
     };
     let env = crate::pipeline::Env {
         store,

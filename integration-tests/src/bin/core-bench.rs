@@ -159,6 +159,8 @@ fn original_table() {
             headers: &headers,
             client_ip: Some("127.0.0.1".parse().expect("literal address")),
             route_policy: None,
+            route_name: None,
+            virtual_host: None,
         };
         let mut runtime = TokenRuntime::new(&guard);
         // Warm up, and make sure the benchmark measures admissions.
@@ -545,6 +547,8 @@ fn bench_decide(guard: &Guard, policy: Option<&str>, headers: &[(String, Vec<u8>
         headers,
         client_ip: client_ip(),
         route_policy: policy,
+        route_name: None,
+        virtual_host: None,
     };
     let mut runtime = TokenRuntime::new(guard);
     expect_allow(&decide(guard, &view, NOW, &mut runtime), "decide");
@@ -625,6 +629,8 @@ fn stage_table(full: &Guard) {
             headers: &headers,
             client_ip: client_ip(),
             route_policy: Some("limited"),
+            route_name: None,
+            virtual_host: None,
         };
         let store = MemoryStore::new();
         let mut runtime = TokenRuntime::new(full);
@@ -668,6 +674,8 @@ fn stage_table(full: &Guard) {
             headers: &post,
             client_ip: client_ip(),
             route_policy: Some(policy_name),
+            route_name: None,
+            virtual_host: None,
         };
         let mut runtime = TokenRuntime::new(full);
         let decision = decide_headers(full, &view, NOW, &mut runtime, false, None);
@@ -814,6 +822,8 @@ fn screening_rows(body: &[u8]) {
             headers: &h,
             client_ip: client_ip(),
             route_policy: None,
+            route_name: None,
+            virtual_host: None,
         };
         if let Some(d) = rule.screen_request(&view) {
             fail(&format!("screening flags {label}: {d:?}"));
@@ -841,6 +851,8 @@ fn screening_rows(body: &[u8]) {
         headers: &h,
         client_ip: client_ip(),
         route_policy: None,
+        route_name: None,
+        virtual_host: None,
     };
     row(
         "`screen_request`: ... user-agent Firefox, `headers: []` (bot check only)",
@@ -1085,6 +1097,8 @@ fn profile_loop(what: &str) {
                 headers: &post,
                 client_ip: client_ip(),
                 route_policy: Some(&policy_name),
+                route_name: None,
+                virtual_host: None,
             };
             let mut runtime = TokenRuntime::new(&full);
             let decision = decide_headers(&full, &view, NOW, &mut runtime, false, None);
