@@ -1167,6 +1167,16 @@ fn route_config(n: usize, scanned: bool) -> String {
     .to_string()
 }
 
+/// A compiled `routes` list, the request's route name, virtual host and headers, and whether a
+/// matcher (not `default`) must select it.
+type RouteCase<'a> = (
+    Guard,
+    Option<&'a str>,
+    Option<&'a str>,
+    Vec<(String, Vec<u8>)>,
+    bool,
+);
+
 /// Policy selection by `routes` matchers, for the last matcher of each kind (a list walked in
 /// order would try every matcher before it): must be flat in the number of matchers.
 fn route_table() {
@@ -1188,13 +1198,7 @@ fn route_table() {
         };
         let route_name = format!("vs-{:04}.match", last(0));
         let vhost = format!("host-{:04}.example.com:443", last(1));
-        let cases: [(
-            Guard,
-            Option<&str>,
-            Option<&str>,
-            Vec<(String, Vec<u8>)>,
-            bool,
-        ); 6] = [
+        let cases: [RouteCase; 6] = [
             (
                 compile_or_exit(&route_config(n, false)),
                 Some(&route_name),
