@@ -7,8 +7,8 @@ use std::process::Command;
 use integration_tests::{envoy_bin, wasm_path, workspace_root, EnvoyConfig};
 use serde_yaml::Value;
 
-/// Every Envoy bootstrap under `envoy/`, relative to the root (`envoy/istio/` holds Kubernetes
-/// manifests, not bootstraps).
+/// Every Envoy bootstrap under `envoy/`, relative to the root (`envoy/istio/` and
+/// `envoy/envoy-gateway/` hold Kubernetes manifests, not bootstraps).
 fn bootstraps() -> Vec<PathBuf> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -19,7 +19,9 @@ fn bootstraps() -> Vec<PathBuf> {
         for path in entries {
             let relative = path.strip_prefix(root).unwrap().to_path_buf();
             if path.is_dir() {
-                if relative != Path::new("envoy/istio") {
+                if relative != Path::new("envoy/istio")
+                    && relative != Path::new("envoy/envoy-gateway")
+                {
                     walk(&path, root, out);
                 }
             } else if matches!(
