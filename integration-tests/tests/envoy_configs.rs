@@ -163,3 +163,47 @@ fn docker_compose_replicas_are_the_configured_upstreams() {
     configured.sort();
     assert_eq!(listening, configured);
 }
+
+#[test]
+fn docker_compose_compiles_nothing_at_start_up() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().unwrap();
+    for (name, service) in services {
+        let image = service["image"].as_str().unwrap_or_default();
+        assert!(!image.starts_with("rust"), "{name:?} runs {image}");
+        assert!(service.get("build").is_none(), "{name:?} builds an image");
+        let command = command_of(service);
+        assert!(!command.contains("cargo"), "{name:?}: {command}");
+    }
+    // The replicas run the echo server `make build` puts in target/release, from the
+    // repository mounted read-only, as an unprivileged user.
+    let makefile = std::fs::read_to_string(workspace_root().join("Makefile")).unwrap();
+    let build_recipe = makefile
+        .split("\nbuild:")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap_or_default();
+    assert!(
+        build_recipe.contains("cargo build -p integration-tests --release --bins"),
+        "make build: {build_recipe}"
+    );
+    assert!(workspace_root()
+        .join("integration-tests/src/bin/echo-upstream.rs")
+        .exists());
+    for name in ["replica-1", "replica-2"] {
+        let replica = &compose["services"][name];
+        let command = command_of(replica);
+        assert!(
+            command.starts_with("/api-guard/target/release/echo-upstream "),
+            "{command}"
+        );
+        let volumes: Vec<&str> = replica["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(volumes, [".:/api-guard:ro"]);
+        assert_eq!(replica["user"].as_str(), Some("65534:65534"));
+    }
+}
