@@ -162,11 +162,12 @@ fn unknown_policy_metadata_never_panics() {
         route_name: None,
         virtual_host: None,
     };
-    let d = crate::pipeline::decide(
+    let d = crate::pipeline::decide_at(
         &g,
         &view,
         crate::time::UnixTime(0),
         &mut crate::jwt::runtime::TokenRuntime::new(&g),
+        true,
     );
     assert_eq!(
         d.verdict,
