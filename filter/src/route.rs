@@ -5,8 +5,8 @@
 //! Istio and Envoy Gateway cannot set route metadata, so on those platforms the matchers are how
 //! a route gets its policy. They are compiled once into hash and trie indexes: a request looks up
 //! its route name, virtual host, host and path instead of walking the list, so its cost does not
-//! grow with the number of matchers (only matchers with a regex and no other indexed condition
-//! are tried one by one).
+//! grow with the number of matchers. Only matchers with no indexed condition (methods alone, or
+//! a regex without a literal start) are tried one by one.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
