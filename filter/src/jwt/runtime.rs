@@ -101,9 +101,9 @@ impl TokenRuntime {
             if only_missing && synced.value.is_some() {
                 continue;
             }
-            let allowed = provider.rules.algorithms;
+            let (allowed, mode) = (provider.rules.algorithms, provider.remote_jwks_mode());
             match synced.sync(store, source, |b| {
-                parse_jwks_bytes(b, JwksMode::Lenient, allowed).ok()
+                parse_jwks_bytes(b, mode, allowed).ok()
             })? {
                 SyncOutcome::Updated => report.keys_updated += 1,
                 SyncOutcome::Invalid => report.invalid += 1,
