@@ -244,10 +244,7 @@ mod tests {
         assert_eq!(parse_socket_ip("127.0.0.1:5555"), Some(ip("127.0.0.1")));
         assert_eq!(parse_socket_ip("[::1]:5555"), Some(ip("::1")));
         // IPv4-mapped clients are IPv4 clients (rate-limit keys, logs, IP rules).
-        assert_eq!(
-            parse_socket_ip("[::ffff:10.0.0.1]:0"),
-            Some(ip("10.0.0.1"))
-        );
+        assert_eq!(parse_socket_ip("[::ffff:10.0.0.1]:0"), Some(ip("10.0.0.1")));
         assert_eq!(parse_socket_ip("::ffff:10.0.0.1"), Some(ip("10.0.0.1")));
         assert_eq!(parse_socket_ip("[::FFFF:a00:1]:80"), Some(ip("10.0.0.1")));
         // Not mapped: the deprecated IPv4-compatible form and NAT64 stay IPv6.

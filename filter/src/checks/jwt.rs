@@ -717,10 +717,30 @@ mod tests {
         // (provider extra fields, published kids) -> (HS256 outcome, ES256 outcome)
         type Case = (Value, &'static [&'static str], &'static str, &'static str);
         let cases: Vec<Case> = vec![
-            (json!({}), &["hmac-1", "ec-256"], "UnknownKid@corp", "user-1"),
-            (json!({}), &["hmac-1"], "KeysUnavailable { provider: \"corp\" }", "KeysUnavailable { provider: \"corp\" }"),
-            (json!({"remote_symmetric_keys": false}), &["hmac-1", "ec-256"], "UnknownKid@corp", "user-1"),
-            (json!({"remote_symmetric_keys": true}), &["hmac-1", "ec-256"], "user-1", "user-1"),
+            (
+                json!({}),
+                &["hmac-1", "ec-256"],
+                "UnknownKid@corp",
+                "user-1",
+            ),
+            (
+                json!({}),
+                &["hmac-1"],
+                "KeysUnavailable { provider: \"corp\" }",
+                "KeysUnavailable { provider: \"corp\" }",
+            ),
+            (
+                json!({"remote_symmetric_keys": false}),
+                &["hmac-1", "ec-256"],
+                "UnknownKid@corp",
+                "user-1",
+            ),
+            (
+                json!({"remote_symmetric_keys": true}),
+                &["hmac-1", "ec-256"],
+                "user-1",
+                "user-1",
+            ),
         ];
         for (extra, kids, want_hs, want_es) in cases {
             let mut fields = json!({"jwks": null, "remote_jwks": remote()});
