@@ -1,11 +1,11 @@
 //! Bodies a policy must read but cannot (issue 12, finding 3), decided as the host decides them:
-//! `decide_headers` at the headers, then `check_body` on the whole body. Every row names what
+//! `decide` at the headers, then `check_body` on the whole body. Every row names what
 //! the client gets; `block` mode never lets such a body through, `detect` mode lets it through
 //! and reports it as a finding of class `unreadable_body`.
 
 use crate::config::compile;
 use crate::jwt::runtime::TokenRuntime;
-use crate::pipeline::{check_body, decide_headers};
+use crate::pipeline::{check_body, decide_at};
 use crate::policy::Guard;
 use crate::request::RequestView;
 use crate::time::UnixTime;
@@ -32,10 +32,11 @@ fn outcome(policy: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
         route_policy: Some("p"),
     };
     let mut runtime = TokenRuntime::new(guard);
-    let d = decide_headers(guard, &view, UnixTime(0), &mut runtime, false, None);
+    let d = decide_at(guard, &view, UnixTime(0), &mut runtime, false);
     let admission = match d.verdict {
         Verdict::Allow(a) => a,
         Verdict::Deny(r) => return format!("deny:{}", r.reason().as_str()),
+        Verdict::Wait(p) => return format!("wait:{p:?}"),
     };
     let finding = |d: &crate::screening::Detection| {
         format!(" +{}/{}/{}", d.class.as_str(), d.rule_id, d.location.key())
