@@ -229,13 +229,11 @@ fn bodies_the_policy_cannot_read_never_reach_the_upstream() {
 /// the body and removes `content-encoding`: api-guard then reads (and limits) the plain body.
 ///
 /// Envoy's decompressor ends every request it decompresses with trailers
-/// (`x-envoy-decompressor-<name>-compressed-bytes`, `addDecodedTrailers` in its `decodeData`),
-/// and trailers release a request the module paused until it handles them (issue 12, finding
-/// 1): measured on this branch, the compressed injection below reaches the upstream (200, and
-/// no `api_guard.policy.api.*` counter moves). Run it once `on_http_request_trailers` holds
-/// the request until the body is judged.
+/// (`x-envoy-decompressor-<name>-compressed-bytes`, `addDecodedTrailers` in its `decodeData`):
+/// this passes only because api-guard holds a request's trailers until its body is judged.
+/// Before that (main at aa4c2bb), the compressed injection reached the upstream (200) and no
+/// `api_guard.policy.api.*` counter moved.
 #[test]
-#[ignore = "needs trailers to end the body (issue 12 finding 1): the decompressor adds request trailers"]
 fn envoy_decompressor_before_api_guard_lets_compressed_bodies_be_read() {
     let config = json!({
         "policies": {"api": {"screening": {}, "payload": {"max_body_bytes": 4096}}}
