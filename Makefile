@@ -16,17 +16,17 @@ CERT_DIR      := target/certs
 ENVOY_BIN ?= $(abspath $(VENV))/envoy-bin
 export ENVOY_BIN
 
-.PHONY: pytools help setup wasm-target envoy certs wasm build run test lint unit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean oci oci-tools
+.PHONY: pytools help setup wasm-target envoy redis ratelimit-service certs wasm build run test lint unit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean oci oci-tools
 
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
 	@echo "make test   - formatting, clippy (host + wasm), unit tests, wasm build, integration tests, fuzzing"
-	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, api-guard"
+	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, api-guard; fleet rate limit tier"
 	@echo "make bench-stages - what each stage of the request path costs inside Envoy"
 	@echo "make oci    - the OCI image Istio and Envoy Gateway pull (target/oci/api-guard) and its digest"
 	@echo "make fuzz   - every fuzz target for FUZZ_SECONDS (default $(FUZZ_SECONDS)) s each (part of make test)"
 
-setup: wasm-target envoy pytools oci-tools
+setup: wasm-target envoy pytools redis oci-tools
 
 # Debian's skopeo, umoci and docker-registry check the OCI image in the tests (tests/oci_image.rs).
 OCI_TOOLS := skopeo umoci docker-registry
@@ -44,6 +44,14 @@ $(PYTOOLS_STAMP): tools/jwt-fixtures/requirements.txt tools/jwt-fixtures/require
 	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/jwt-fixtures/requirements.txt -r tools/jwt-fixtures/requirements-jwe.txt
 	@touch $@
+
+# Debian's redis-server: the fleet rate limit tests start their own on a free loopback port.
+redis:
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server; }
+
+# The fleet rate limit service (ratelimit-service/); the integration tests run the debug build.
+ratelimit-service:
+	cargo build -p ratelimit-service
 
 wasm-target:
 	@rustup target list --installed 2>/dev/null | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
@@ -119,9 +127,9 @@ lint: wasm-target
 
 unit:
 	@mkdir -p target
-	cargo test -p api-guard 2>&1 | tee target/unit-tests.log
+	cargo test -p api-guard -p ratelimit-service 2>&1 | tee target/unit-tests.log
 
-integration: setup certs wasm
+integration: setup certs wasm ratelimit-service
 	@mkdir -p target
 	cargo test -p integration-tests -- --test-threads 2 2>&1 | tee target/integration-tests.log
 
@@ -178,6 +186,9 @@ bench: setup wasm
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cargo run -q -p integration-tests --release --bin core-bench
 	cargo run -q -p integration-tests --release --bin bench
+	cargo build -q -p ratelimit-service --release
+	RATELIMIT_SERVICE_BIN=$(abspath target/release/api-guard-ratelimit) \
+		cargo run -q -p integration-tests --release --bin fleet-bench
 
 # What each stage of the request path costs inside Envoy: builds that stop after one stage
 # (tools/stage-probes/build.py, from a scratch copy of HEAD) run side by side with the module.
