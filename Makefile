@@ -16,16 +16,17 @@ CERT_DIR      := target/certs
 ENVOY_BIN ?= $(abspath $(VENV))/envoy-bin
 export ENVOY_BIN
 
-.PHONY: pytools bench-tools structure deny deny-tools help setup wasm-target envoy redis ratelimit-service certs wasm floor-wasm build run test lint unit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean
+.PHONY: pytools bench-tools structure deny deny-tools help setup wasm-target envoy redis ratelimit-service certs wasm floor-wasm build run test lint unit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean oci oci-tools
 
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
 	@echo "make test   - formatting, clippy (host + wasm), unit tests, wasm build, integration tests, fuzzing"
 	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, the do-nothing wasm floor, api-guard; fleet rate limit tier"
 	@echo "make bench-stages - what each stage of the request path costs inside Envoy"
+	@echo "make oci    - the OCI image Istio and Envoy Gateway pull (target/oci/api-guard) and its digest"
 	@echo "make fuzz   - every fuzz target for FUZZ_SECONDS (default $(FUZZ_SECONDS)) s each (part of make test)"
 
-setup: wasm-target envoy pytools redis bench-tools
+setup: wasm-target envoy pytools redis oci-tools bench-tools
 
 # wrk, the load generator of `make bench` / `make bench-stages` (nothing else needs it). Installed
 # with apt where this user may (root on Debian/Ubuntu); otherwise named, and `make bench` stops
@@ -37,6 +38,14 @@ bench-tools:
 	  else \
 	    echo "make setup: wrk is not installed; make bench needs it (Debian/Ubuntu: sudo apt-get install wrk)" >&2; \
 	  fi; }
+
+# Debian's skopeo, umoci and docker-registry check the OCI image in the tests (tests/oci_image.rs).
+OCI_TOOLS := skopeo umoci docker-registry
+oci-tools:
+	@missing=""; for t in $(OCI_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	  if [ -n "$$missing" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi
 
 # Python tools for tests: PyJWT and jwcrypto mint JWTs independently of the filter's jwt-simple.
 PYTOOLS_STAMP := $(VENV)/.pytools-installed
@@ -115,6 +124,17 @@ floor-wasm: wasm
 	cp target/$(WASM_TARGET)/release/floor_wasm.wasm $(FLOOR_WASM)
 	cargo run -q -p wasm-trim --release -- --drop $(UNUSED_CALLBACKS) --require $(REQUIRED_CALLBACKS) \
 	  --callbacks-like $(WASM) $(FLOOR_WASM)
+
+# The OCI image (compat Wasm image: last layer tar+gzip holding plugin.wasm) as an OCI layout,
+# built reproducibly from the module; prints the manifest digest and writes the Istio and Envoy
+# Gateway manifests with it to target/oci/. Push: skopeo copy --preserve-digests
+# oci:target/oci/api-guard:$(OCI_TAG) docker://<registry>/api-guard:$(OCI_TAG)
+OCI_TAG := $(shell sed -n 's/^version = "\(.*\)"/\1/p' filter/Cargo.toml | head -n 1)
+oci: wasm
+	@digest=$$(tools/oci/build-image.sh $(WASM) target/oci/api-guard $(OCI_TAG) \
+	  envoy/istio/wasmplugin.yaml envoy/envoy-gateway/extension-policy.yaml) && \
+	  echo "oci:target/oci/api-guard:$(OCI_TAG) manifest digest $$digest" && \
+	  echo "  (in target/oci/api-guard.digest, target/oci/wasmplugin.yaml, target/oci/extension-policy.yaml)"
 
 build: wasm
 	cargo build -p integration-tests --release --bins
@@ -211,7 +231,7 @@ deny: deny-tools
 	fi
 
 # Every check and test; ends with one line totalling every test binary's results.
-test: setup lint structure deny unit wasm integration fuzz
+test: setup lint structure deny unit wasm oci integration fuzz
 	@ls -l $(WASM)
 	@cat target/unit-tests.log target/integration-tests.log | \
 	  awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }'
