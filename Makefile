@@ -20,7 +20,7 @@ export ENVOY_BIN
 
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
-	@echo "make test   - formatting, clippy (host + wasm), unit tests, wasm build, integration tests, fuzzing"
+	@echo "make test   - formatting, clippy (host + wasm), structure check, cargo deny, unit tests, wasm build, integration tests, fuzzing"
 	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, the do-nothing wasm floor, api-guard; fleet rate limit tier"
 	@echo "make bench-stages - what each stage of the request path costs inside Envoy"
 	@echo "make oci    - the OCI image Istio and Envoy Gateway pull (target/oci/api-guard) and its digest"
