@@ -213,9 +213,14 @@ fuzz-replay: fuzz-tools
 CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY         := $(abspath $(TOOLS))/bin/cargo-deny
 
+# Its build (a few minutes) is kept outside the clone, so a fresh clone on a machine that built it
+# once (CI runs in one) installs it again in seconds.
+TOOLS_BUILD_CACHE ?= $(HOME)/.cache/api-guard/tools-target
+
 deny-tools:
 	@$(CARGO_DENY) --version 2>/dev/null | grep -qx 'cargo-deny $(CARGO_DENY_VERSION)' || \
-	  cargo install cargo-deny --version $(CARGO_DENY_VERSION) --locked --root $(TOOLS)
+	  cargo install cargo-deny --version $(CARGO_DENY_VERSION) --locked --root $(TOOLS) \
+	    --target-dir $(TOOLS_BUILD_CACHE)
 
 # Duplicate versions are checked without ratelimit-service (a separate binary whose Limitador/
 # tonic tree has its own duplicates that never reach the module); licences, sources and
