@@ -120,9 +120,10 @@ pub fn decide_limited<'g>(
     );
     events.introspection.append(&mut facts.events);
     let events = &mut events.rate_limits;
-    if let (Some(id), Verdict::Allow(admission)) = (decision.policy, &decision.verdict) {
+    if let (Some(id), Verdict::Allow(admission)) = (decision.policy, &mut decision.verdict) {
         if let Some(policy) = guard.policy(id) {
             if !policy.rate_limits.is_empty() {
+                admission.tier = crate::ratelimit::tier(&policy.rate_limits, admission);
                 if let Err(rejection) = enforce(
                     &policy.rate_limits,
                     request,

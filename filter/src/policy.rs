@@ -32,6 +32,9 @@ pub enum UnmatchedRoutes {
 pub struct IdentityHeaders {
     pub client_id: String,
     pub key_id: String,
+    /// The rate-limit tier the caller matched (`rate_limits[].overrides`), so that Envoy's
+    /// global rate limit descriptors and the upstream can use it.
+    pub tier: String,
 }
 
 impl Default for IdentityHeaders {
@@ -39,6 +42,7 @@ impl Default for IdentityHeaders {
         IdentityHeaders {
             client_id: "x-api-guard-client-id".into(),
             key_id: "x-api-guard-key-id".into(),
+            tier: "x-api-guard-tier".into(),
         }
     }
 }

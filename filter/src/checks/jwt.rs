@@ -26,6 +26,9 @@ pub struct TokenAdmission<'g> {
     pub forward: Vec<(&'g str, String)>,
     /// Where the token was, when the provider strips it.
     pub strip: Option<TokenLocation<'g>>,
+    /// (claim, value) of the claims the policy's rate limits read (`JwtRule::limit_claims`)
+    /// that the token has, as header-safe text (arrays joined with `,`).
+    pub limit_claims: Vec<(&'g str, String)>,
 }
 
 /// Runs a policy's JWT rule. Providers are tried in order; the first that accepts the token
@@ -212,11 +215,17 @@ fn admit<'g>(
             claim_header_value(token, claim).map(|v| (header.as_str(), v))
         })
         .collect();
+    let limit_claims = rule
+        .limit_claims
+        .iter()
+        .filter_map(|claim| claim_header_value(token, claim).map(|v| (claim.as_str(), v)))
+        .collect();
     Ok(TokenAdmission {
         provider: id,
         subject: token.subject.clone(),
         forward,
         strip: provider.strip_token.then(|| location(source, request)),
+        limit_claims,
     })
 }
 
