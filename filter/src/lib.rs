@@ -8,6 +8,7 @@
 //! place where rejections become HTTP answers and `metrics` names the decision counters.
 //! Only `host` touches proxy-wasm; everything else is plain Rust, tested natively.
 
+pub mod abuse;
 pub mod checks;
 pub mod cidr;
 pub mod config;

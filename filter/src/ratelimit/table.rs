@@ -278,6 +278,33 @@ impl Table {
         }))
     }
 
+    /// The state key `hash` would be decided on at `now`, without counting anything: its own
+    /// slot's `tat`, or (no slot) the overflow debt it would start from. For limits that are
+    /// consulted on every request but counted only on some (failed authentications). One to
+    /// five reads, no write.
+    pub fn peek(&self, store: &dyn SharedStore, hash: u64) -> Result<u64, StoreError> {
+        let hash = hash.clamp(1, u64::MAX - 1);
+        let max = u64::from(self.max_keys.max(1));
+        let start = hash % max;
+        for i in 0..u64::from(PROBES).min(max) {
+            let slot = u32::try_from((start + i) % max).unwrap_or(0);
+            let Some(value) = store.get(&self.slot_key(slot))?.0 else {
+                break;
+            };
+            let (owner, tat) = decode(&value);
+            if owner == hash {
+                return Ok(tat);
+            }
+            if owner == 0 {
+                break;
+            }
+        }
+        Ok(store
+            .get(&self.overflow_key(self.overflow_of(hash)))?
+            .0
+            .map_or(0, |v| decode(&v).1))
+    }
+
     /// One request of key `hash` (never 0) at `now` (Unix nanoseconds): read, decide, and on
     /// admission write the new state with CAS, retrying on mismatch.
     pub fn consume(&self, store: &dyn SharedStore, gcra: &Gcra, hash: u64, now: u64) -> Consumed {
