@@ -99,6 +99,8 @@ pub struct Guard {
     pub introspection: Option<IntrospectionService>,
     /// A key list pulled from the central service (`remote_clients`), merged with `clients`.
     pub remote_clients: Option<crate::jwt::keysource::RemoteSource>,
+    /// The gate's own defences: negative cache, budget of expensive operations.
+    pub abuse: crate::abuse::AbuseSettings,
 }
 
 impl Guard {
@@ -109,9 +111,11 @@ impl Guard {
     /// Whether a request on a route naming `route_policy` needs the client address.
     pub fn needs_client_ip(&self, route_policy: Option<&str>) -> bool {
         match crate::route::select(self, route_policy) {
-            crate::route::Selection::Policy(id) => {
-                self.policy(id).is_some_and(RoutePolicy::needs_client_ip)
-            }
+            crate::route::Selection::Policy(id) => self.policy(id).is_some_and(|p| {
+                p.needs_client_ip()
+                    || (self.abuse.expensive_per_address.is_some()
+                        && (p.jwt.is_some() || p.introspection.is_some()))
+            }),
             _ => false,
         }
     }

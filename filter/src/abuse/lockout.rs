@@ -51,7 +51,7 @@ mod tests {
     use crate::ratelimit::gcra::Gcra;
     use crate::ratelimit::store::MemoryStore;
     use crate::ratelimit::table::Table;
-    use crate::ratelimit::{KeySource, Mode, OnStoreError};
+    use crate::ratelimit::{Counts, KeySource, Mode, OnStoreError};
 
     const S: u64 = 1_000_000_000;
     const NOW: u64 = 1_800_000_000 * S;
@@ -68,6 +68,7 @@ mod tests {
             on_store_error: OnStoreError::Allow,
             table: Table::new("lock".into(), 64),
             overrides: Vec::new(),
+            counts: Counts::FailedAuth,
         }
     }
 

@@ -2,15 +2,18 @@
 //! (`introspection.token_shape`). A presented token outside the shape cannot be a credential of
 //! that service, so it is refused without a callout (an attacker's random strings of the wrong
 //! length or alphabet cost nothing). The shape is the operator's knowledge of their issuer:
-//! length bounds, optional required prefixes, and RFC 6750's `b64token` alphabet.
+//! length bounds, optional required prefixes, and optionally RFC 6750's `b64token` alphabet
+//! (visible ASCII is always required).
 
-/// The compiled shape. The default admits any RFC 6750 `b64token` of 1 to 4096 bytes.
+/// The compiled shape. The default admits 1 to 4096 bytes of visible ASCII.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenShape {
     pub min_length: usize,
     pub max_length: usize,
     /// The token starts with one of these (empty: any).
     pub prefixes: Vec<String>,
+    /// Only RFC 6750 `b64token` characters.
+    pub b64token: bool,
 }
 
 impl Default for TokenShape {
@@ -19,6 +22,7 @@ impl Default for TokenShape {
             min_length: 1,
             max_length: 4096,
             prefixes: Vec::new(),
+            b64token: false,
         }
     }
 }
@@ -36,7 +40,8 @@ impl TokenShape {
     /// Whether `token` could be one of the service's tokens.
     pub fn admits(&self, token: &str) -> bool {
         (self.min_length..=self.max_length).contains(&token.len())
-            && is_b64token(token)
+            && token.bytes().all(|c| (0x21..=0x7e).contains(&c))
+            && (!self.b64token || is_b64token(token))
             && (self.prefixes.is_empty()
                 || self.prefixes.iter().any(|p| token.starts_with(p.as_str())))
     }
@@ -48,13 +53,21 @@ mod tests {
 
     #[test]
     fn shape_table() {
-        let def = TokenShape::default();
+        let def = TokenShape {
+            b64token: true,
+            ..TokenShape::default()
+        };
+        let visible = TokenShape::default();
         let strict = TokenShape {
             min_length: 24,
             max_length: 64,
             prefixes: vec!["at_".into(), "svc_".into()],
+            b64token: true,
         };
         let cases: &[(&TokenShape, &str, bool)] = &[
+            (&visible, "a=b!$", true),
+            (&visible, "a b", false),
+            (&visible, "", false),
             (&def, "abc", true),
             (&def, "a.b-c_d~e+f/g==", true),
             (&def, "", false),
@@ -80,7 +93,7 @@ mod tests {
         /// Nothing outside the alphabet or the bounds is ever admitted.
         #[test]
         fn admitted_tokens_fit_the_shape(t in "\\PC{0,80}", min in 0usize..20, extra in 0usize..60) {
-            let shape = TokenShape { min_length: min, max_length: min + extra, prefixes: vec![] };
+            let shape = TokenShape { min_length: min, max_length: min + extra, prefixes: vec![], b64token: false };
             if shape.admits(&t) {
                 proptest::prop_assert!(t.len() >= min && t.len() <= min + extra);
                 proptest::prop_assert!(t.is_ascii() && !t.contains(' '));

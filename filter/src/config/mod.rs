@@ -4,6 +4,7 @@
 //!
 //! The full reference of fields and defaults is `docs/configuration.md`.
 
+mod abuse;
 mod jwt;
 mod ratelimits;
 mod reader;
@@ -116,6 +117,10 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
     let introspection = fields
         .take("introspection")
         .and_then(|(v, p)| external(compile_service_with_env(v, &p, env), errors));
+    let abuse = fields
+        .take("abuse")
+        .map(|(v, p)| abuse::compile(v, &p, errors))
+        .unwrap_or_default();
     let jwt_cache = match fields.take("jwt_cache") {
         None => Default::default(),
         Some((v, path)) => jwt::compile_cache(v, &path, errors),
@@ -161,6 +166,7 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
         jwt_cache,
         introspection,
         remote_clients,
+        abuse,
     })
 }
 

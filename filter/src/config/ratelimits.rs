@@ -11,7 +11,8 @@ use crate::jwt::provider::AuthMode;
 use crate::ratelimit::gcra::Gcra;
 use crate::ratelimit::table::Table;
 use crate::ratelimit::{
-    Consumer, KeySource, Mode, OnStoreError, Override, RateLimit, DEFAULT_MAX_KEYS, MAX_MAX_KEYS,
+    Consumer, Counts, KeySource, Mode, OnStoreError, Override, RateLimit, DEFAULT_MAX_KEYS,
+    MAX_MAX_KEYS,
 };
 
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -156,7 +157,40 @@ fn compile_limit(
         }
     };
     let overrides = fields.take("overrides");
+    let counts_field = fields.take("counts");
+    let counts_path = counts_field.as_ref().map(|(_, p)| p.clone());
+    let counts = choice(
+        counts_field,
+        &[
+            ("admitted", Counts::Admitted),
+            ("requests", Counts::Requests),
+            ("failed_auth", Counts::FailedAuth),
+        ],
+        Counts::Admitted,
+        errors,
+    );
     fields.finish(errors);
+    if counts != Counts::Admitted {
+        // Before the credential checks there is no identity yet.
+        if matches!(key, Some(KeySource::Client | KeySource::Identity { .. })) {
+            errors.add(
+                counts_path.as_deref().unwrap_or(path),
+                "a limit that counts \"requests\" or \"failed_auth\" runs before any credential is verified: key it by \"ip\", a header or \"policy\"",
+            );
+        }
+        if overrides.is_some() {
+            errors.add(
+                counts_path.as_deref().unwrap_or(path),
+                "\"overrides\" need a verified identity: only limits that count \"admitted\" requests have them",
+            );
+        }
+        if counts == Counts::FailedAuth && !(creds.api_key || creds.jwt || creds.introspection) {
+            errors.add(
+                counts_path.as_deref().unwrap_or(path),
+                "\"failed_auth\" counts refused credentials: this policy checks none",
+            );
+        }
+    }
 
     let overrides = match (overrides, period_secs) {
         (None, _) => Vec::new(),
@@ -188,6 +222,7 @@ fn compile_limit(
         mode,
         on_store_error,
         overrides,
+        counts,
     })
 }
 

@@ -77,6 +77,19 @@ impl Consumer {
     }
 }
 
+/// Which requests a limit counts, and so where in the pipeline it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counts {
+    /// Requests every other check admitted (the default): runs last.
+    Admitted,
+    /// Every request, before any credential is looked at (pre-authentication): runs first,
+    /// keyed by address, header or policy.
+    Requests,
+    /// Failed authentications only (a lockout): consulted first without counting, counted when
+    /// a presented credential is refused.
+    FailedAuth,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Enforce,
@@ -102,6 +115,7 @@ pub struct RateLimit {
     pub table: Table,
     /// Per-consumer tiers, first match wins; consumers that match none get `gcra`.
     pub overrides: Vec<Override>,
+    pub counts: Counts,
 }
 
 impl RateLimit {
@@ -158,10 +172,12 @@ pub enum Event {
     Overflow,
     /// A concurrent write (another worker) forced a re-read; one event per re-read.
     CasRetries,
+    /// A failed authentication was counted by a lockout (`counts: failed_auth`).
+    FailedAuth,
 }
 
 impl Event {
-    pub const ALL: [Event; 7] = [
+    pub const ALL: [Event; 8] = [
         Event::Allowed,
         Event::Limited,
         Event::ShadowLimited,
@@ -169,6 +185,7 @@ impl Event {
         Event::StoreErrors,
         Event::Overflow,
         Event::CasRetries,
+        Event::FailedAuth,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -180,6 +197,7 @@ impl Event {
             Event::StoreErrors => "store_errors",
             Event::Overflow => "overflow",
             Event::CasRetries => "cas_retries",
+            Event::FailedAuth => "failed_auth",
         }
     }
 
@@ -277,12 +295,15 @@ fn hash_identity(
 
 /// The tier of an admitted request: the first override any of the policy's limits has for it.
 pub fn tier<'g>(limits: &'g [RateLimit], admission: &Admission<'_>) -> Option<&'g str> {
-    limits.iter().find_map(|l| l.tier_of(admission).0)
+    limits
+        .iter()
+        .filter(|l| l.counts == Counts::Admitted)
+        .find_map(|l| l.tier_of(admission).0)
 }
 
-/// Runs a policy's limits, in order, for a request that passed every other check. Stops at the
-/// first enforced limit that denies (limits before it have already counted the request).
-/// `events` receives (limit index, event) for metrics and logs.
+/// Runs a policy's limits that count admitted requests, in order, for a request that passed
+/// every other check. Stops at the first enforced limit that denies (limits before it have
+/// already counted the request). `events` receives (limit index, event) for metrics and logs.
 pub fn enforce<'g>(
     limits: &'g [RateLimit],
     request: &RequestView<'_>,
@@ -291,7 +312,103 @@ pub fn enforce<'g>(
     now_ns: u64,
     events: &mut Vec<(usize, Event)>,
 ) -> Result<(), Rejection<'g>> {
+    enforce_stage(
+        limits,
+        Counts::Admitted,
+        request,
+        admission,
+        store,
+        now_ns,
+        events,
+    )
+}
+
+/// Runs the pre-authentication limits (`counts: requests`), before any check.
+pub fn enforce_before_checks<'g>(
+    limits: &'g [RateLimit],
+    request: &RequestView<'_>,
+    store: &dyn SharedStore,
+    now_ns: u64,
+    events: &mut Vec<(usize, Event)>,
+) -> Result<(), Rejection<'g>> {
+    enforce_stage(
+        limits,
+        Counts::Requests,
+        request,
+        &Admission::default(),
+        store,
+        now_ns,
+        events,
+    )
+}
+
+/// The lockouts (`counts: failed_auth`): a request whose key has failed too often is refused
+/// before any credential is verified. Counts nothing.
+pub fn check_lockouts<'g>(
+    limits: &'g [RateLimit],
+    request: &RequestView<'_>,
+    store: &dyn SharedStore,
+    now_ns: u64,
+    events: &mut Vec<(usize, Event)>,
+) -> Result<(), Rejection<'g>> {
+    let none = Admission::default();
     for (i, limit) in limits.iter().enumerate() {
+        if limit.counts != Counts::FailedAuth {
+            continue;
+        }
+        let Some(hash) = key_hash(&limit.key, request, &none) else {
+            continue;
+        };
+        match crate::abuse::lockout::locked(limit, store, hash, now_ns) {
+            Ok(None) => {}
+            Ok(Some(limited)) => {
+                if limit.mode == Mode::Shadow {
+                    events.push((i, Event::ShadowLimited));
+                    continue;
+                }
+                events.push((i, Event::Limited));
+                return Err(Rejection::RateLimited(limited));
+            }
+            // A lockout that cannot be read does not lock: the credential checks still run.
+            Err(_) => events.push((i, Event::StoreErrors)),
+        }
+    }
+    Ok(())
+}
+
+/// Counts one failed authentication against every lockout of the policy.
+pub fn record_failed_auth(
+    limits: &[RateLimit],
+    request: &RequestView<'_>,
+    store: &dyn SharedStore,
+    now_ns: u64,
+    events: &mut Vec<(usize, Event)>,
+) {
+    let none = Admission::default();
+    for (i, limit) in limits.iter().enumerate() {
+        if limit.counts != Counts::FailedAuth {
+            continue;
+        }
+        if let Some(hash) = key_hash(&limit.key, request, &none) {
+            crate::abuse::lockout::record_failure(limit, store, hash, now_ns);
+            events.push((i, Event::FailedAuth));
+        }
+    }
+}
+
+fn enforce_stage<'g>(
+    limits: &'g [RateLimit],
+    stage: Counts,
+    request: &RequestView<'_>,
+    admission: &Admission<'_>,
+    store: &dyn SharedStore,
+    now_ns: u64,
+    events: &mut Vec<(usize, Event)>,
+) -> Result<(), Rejection<'g>> {
+    for (i, limit) in limits.iter().enumerate() {
+        if limit.counts != stage {
+            continue;
+        }
         let (_, gcra) = limit.tier_of(admission);
         let (outcome, retries) = match key_hash(&limit.key, request, admission) {
             Some(hash) => limit

@@ -522,3 +522,209 @@ fn identity_config_errors_are_found_at_configure_time() {
         );
     }
 }
+
+fn decide_all<'g>(
+    g: &'g Guard,
+    store: &MemoryStore,
+    r: &Req,
+    now: u64,
+) -> (Decision<'g>, crate::pipeline::Events) {
+    let view = RequestView {
+        headers: &r.headers,
+        client_ip: r.ip.parse().ok(),
+        route_policy: Some("p"),
+    };
+    let env = crate::pipeline::Env::first(store, now, true);
+    let mut all = crate::pipeline::Events::default();
+    let d = decide(
+        g,
+        &view,
+        &env,
+        &mut crate::jwt::runtime::TokenRuntime::new(g),
+        &mut all,
+    );
+    (d, all)
+}
+
+fn summary(d: &Decision<'_>) -> String {
+    match &d.verdict {
+        Verdict::Allow(_) => "A".into(),
+        Verdict::Deny(Rejection::RateLimited(l)) => format!("429 {}", l.limit),
+        Verdict::Deny(r) => r.reason().as_str().into(),
+        Verdict::Wait(p) => format!("wait {p:?}"),
+    }
+}
+
+#[test]
+fn a_lockout_answers_429_from_the_nth_failure_on_without_verifying() {
+    let g = guard(serde_json::json!({
+        "api_key": {},
+        "rate_limits": [{"name": "failed_auth", "rate": 20, "per": "hour", "key": "ip",
+                         "counts": "failed_auth"}]
+    }));
+    let store = MemoryStore::new();
+    let wrong = |i: usize| format!("wrong-key-{i}");
+    let got: Vec<String> = (0..25)
+        .map(|i| {
+            let k = wrong(i);
+            summary(&decide_all(&g, &store, &req(Some(&k), "10.0.0.9", &[]), NOW).0)
+        })
+        .collect();
+    assert!(got[..20].iter().all(|s| s == "api_key_unknown"), "{got:?}");
+    assert!(got[20..].iter().all(|s| s == "429 failed_auth"), "{got:?}");
+    // Even the right key is refused from the locked address (nothing is verified)...
+    let good = req(Some("demo-key-123"), "10.0.0.9", &[]);
+    assert_eq!(
+        summary(&decide_all(&g, &store, &good, NOW).0),
+        "429 failed_auth"
+    );
+    // ...and admitted from another one; successes and missing keys never count.
+    let other = req(Some("demo-key-123"), "10.0.0.10", &[]);
+    for _ in 0..30 {
+        assert_eq!(summary(&decide_all(&g, &store, &other, NOW).0), "A");
+        let none = req(None, "10.0.0.10", &[]);
+        assert_eq!(
+            summary(&decide_all(&g, &store, &none, NOW).0),
+            "api_key_missing"
+        );
+    }
+    // 20 per hour: 3 minutes later one more guess.
+    let later = NOW + 180 * S;
+    assert_eq!(
+        summary(&decide_all(&g, &store, &req(Some("x"), "10.0.0.9", &[]), later).0),
+        "api_key_unknown"
+    );
+    assert_eq!(
+        summary(&decide_all(&g, &store, &req(Some("y"), "10.0.0.9", &[]), later).0),
+        "429 failed_auth"
+    );
+}
+
+#[test]
+fn pre_authentication_limits_run_before_the_credential_checks() {
+    let g = guard(serde_json::json!({
+        "api_key": {},
+        "rate_limits": [{"name": "per_address", "rate": 1, "per": "day", "burst": 3,
+                         "key": "ip", "counts": "requests"}]
+    }));
+    let store = MemoryStore::new();
+    // Missing and wrong keys count too: the limit is before them.
+    let got: Vec<String> = [
+        None,
+        Some("wrong"),
+        Some("demo-key-123"),
+        Some("demo-key-123"),
+    ]
+    .iter()
+    .map(|k| summary(&decide_all(&g, &store, &req(*k, "10.0.0.1", &[]), NOW).0))
+    .collect();
+    assert_eq!(
+        got,
+        ["api_key_missing", "api_key_unknown", "A", "429 per_address"]
+    );
+}
+
+#[test]
+fn pre_authentication_config_errors() {
+    let cases: &[(serde_json::Value, &str)] = &[
+        (
+            serde_json::json!({"api_key": {}, "rate_limits": [{"name": "a", "rate": 1, "per": "second",
+            "key": "client", "counts": "requests"}]}),
+            r#"policies.p.rate_limits[0].counts: a limit that counts "requests" or "failed_auth" runs before any credential is verified: key it by "ip", a header or "policy""#,
+        ),
+        (
+            serde_json::json!({"rate_limits": [{"name": "a", "rate": 1, "per": "second",
+            "key": "ip", "counts": "failed_auth"}]}),
+            r#"policies.p.rate_limits[0].counts: "failed_auth" counts refused credentials: this policy checks none"#,
+        ),
+        (
+            serde_json::json!({"api_key": {}, "rate_limits": [{"name": "a", "rate": 1, "per": "second",
+            "key": "ip", "counts": "requests", "overrides": [{"client": "acme", "rate": 2}]}]}),
+            r#"policies.p.rate_limits[0].counts: "overrides" need a verified identity: only limits that count "admitted" requests have them"#,
+        ),
+        (
+            serde_json::json!({"api_key": {}, "rate_limits": [{"name": "a", "rate": 1, "per": "second",
+            "key": "ip", "counts": "sometimes"}]}),
+            r#"policies.p.rate_limits[0].counts: expected "admitted" or "requests" or "failed_auth""#,
+        ),
+    ];
+    for (policy, want) in cases {
+        let config = config_with_jwt(policy.clone()).to_string();
+        let errors = match compile(config.as_bytes()) {
+            Ok(_) => panic!("accepted: {policy}"),
+            Err(e) => e.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        };
+        assert!(
+            errors.iter().any(|e| e == want),
+            "{policy}\n want: {want}\n got: {errors:#?}"
+        );
+    }
+}
+
+fn guard_with_abuse(policy: serde_json::Value, abuse: serde_json::Value) -> Guard {
+    let mut config = config_with_jwt(policy);
+    config["abuse"] = abuse;
+    match compile(config.to_string().as_bytes()) {
+        Ok(g) => g,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// GOLD with its signature's first character changed: a forged ES256 token.
+fn forged() -> String {
+    let (head, sig) = GOLD.rsplit_once('.').unwrap();
+    let first = if sig.starts_with('A') { 'B' } else { 'A' };
+    format!("{head}.{first}{}", &sig[1..])
+}
+
+#[test]
+fn cold_verifications_spend_the_address_budget() {
+    let g = guard_with_abuse(
+        serde_json::json!({"jwt": {"providers": ["corp"]}}),
+        serde_json::json!({"expensive_per_address": {"rate": 1, "per": "minute", "burst": 3}}),
+    );
+    let store = MemoryStore::new();
+    let forged = forged();
+    let attacker = req(None, "10.0.0.66", &[("authorization", &bearer(&forged))]);
+    let got: Vec<String> = (0..5)
+        .map(|_| summary(&decide_all(&g, &store, &attacker, NOW).0))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "jwt_bad_signature",
+            "jwt_bad_signature",
+            "jwt_bad_signature",
+            "429 expensive_per_address",
+            "429 expensive_per_address"
+        ]
+    );
+    // Another address verifies normally.
+    let user = req(None, "10.0.0.7", &[("authorization", &bearer(GOLD))]);
+    assert_eq!(summary(&decide_all(&g, &store, &user, NOW).0), "A");
+}
+
+#[test]
+fn a_refused_token_is_refused_again_without_verification() {
+    let g = guard_with_abuse(
+        serde_json::json!({"jwt": {"providers": ["corp"]}}),
+        serde_json::json!({"negative_cache": {"ttl_seconds": 30}}),
+    );
+    let store = MemoryStore::new();
+    let forged = forged();
+    let r = req(None, "10.0.0.66", &[("authorization", &bearer(&forged))]);
+    let (d, events) = decide_all(&g, &store, &r, NOW);
+    assert_eq!(summary(&d), "jwt_bad_signature");
+    assert_eq!(events.abuse, [crate::abuse::AbuseEvent::NegativeRecorded]);
+    let (d, events) = decide_all(&g, &store, &r, NOW + S);
+    assert_eq!(summary(&d), "jwt_bad_signature");
+    assert_eq!(events.abuse, [crate::abuse::AbuseEvent::NegativeHit]);
+    // After the TTL it is verified (and refused) again.
+    let (_, events) = decide_all(&g, &store, &r, NOW + 31 * S);
+    assert_eq!(events.abuse, [crate::abuse::AbuseEvent::NegativeRecorded]);
+    // A valid token is never remembered as refused.
+    let ok = req(None, "10.0.0.66", &[("authorization", &bearer(GOLD))]);
+    let (d, events) = decide_all(&g, &store, &ok, NOW);
+    assert_eq!(summary(&d), "A");
+    assert!(events.abuse.is_empty());
+}
