@@ -728,3 +728,14 @@ fn a_refused_token_is_refused_again_without_verification() {
     assert_eq!(summary(&d), "A");
     assert!(events.abuse.is_empty());
 }
+
+#[test]
+fn shipped_rate_limit_examples_compile() {
+    for file in ["rate-limits.json", "jwt.json", "demo.json"] {
+        let path = format!("{}/../policies/{file}", env!("CARGO_MANIFEST_DIR"));
+        let json = std::fs::read(&path).unwrap();
+        if let Err(e) = compile(&json) {
+            panic!("{file}: {e}");
+        }
+    }
+}
