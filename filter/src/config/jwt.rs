@@ -46,7 +46,7 @@ fn add_all(errors: &mut ConfigErrors, base: &str, problems: Vec<JwksError>) {
 /// the identity headers api-guard sets from API keys (a token claim must not pose as a key's
 /// client id).
 pub struct Reserved<'a> {
-    pub identity: [&'a str; 3],
+    pub identity: [&'a str; 2],
 }
 
 fn reserved_header(h: &str, reserved: &Reserved<'_>, sources: &[TokenSource]) -> bool {

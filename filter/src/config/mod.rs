@@ -97,11 +97,9 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
         None => Vec::new(),
         Some((v, path)) => {
             let reserved = jwt::Reserved {
-                identity: [
-                    &identity_headers.client_id,
-                    &identity_headers.key_id,
-                    &identity_headers.tier,
-                ],
+                // The tier header is not reserved: a provider may forward its own `tier` claim
+                // there (envoy/identity-routing.yaml does); a matched rate-limit tier replaces it.
+                identity: [&identity_headers.client_id, &identity_headers.key_id],
             };
             jwt::compile_providers(v, &path, &reserved, env, errors)
         }
