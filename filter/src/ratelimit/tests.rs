@@ -739,3 +739,54 @@ fn shipped_rate_limit_examples_compile() {
         }
     }
 }
+
+#[test]
+fn abuse_config_compiles_and_reports_errors_with_paths() {
+    let ok = serde_json::json!({
+        "abuse": {"negative_cache": {"ttl_seconds": 5, "max_entries": 16},
+                  "expensive_per_address": {"rate": 3, "per": "minute", "burst": 6, "max_keys": 64,
+                                            "v6_prefix": 56, "on_store_error": "deny"}},
+        "introspection": {"cluster": "auth", "authority": "a", "path": "/i",
+                          "token_shape": {"min_length": 20, "max_length": 64, "prefixes": ["at_"],
+                                          "alphabet": "b64token"}},
+        "policies": {"p": {}}
+    });
+    let g = compile(ok.to_string().as_bytes()).unwrap();
+    let neg = g.abuse.negative_cache.as_ref().unwrap();
+    assert_eq!((neg.ttl_ms, neg.max_entries), (5000, 16));
+    let b = g.abuse.expensive_per_address.as_ref().unwrap();
+    assert_eq!((b.gcra.burst, b.table.max_keys, b.v6_prefix), (6, 64, 56));
+    assert!(!b.allow_on_store_error);
+    let shape = &g.introspection.as_ref().unwrap().token_shape;
+    assert!(shape.admits("at_0123456789abcdefghij"));
+    assert!(!shape.admits("at_short"));
+    let cases: &[(serde_json::Value, &str)] = &[
+        (
+            serde_json::json!({"negative_cache": {"ttl_seconds": 0}}),
+            "abuse.negative_cache.ttl_seconds: must be between 1 and 3600",
+        ),
+        (
+            serde_json::json!({"expensive_per_address": {}}),
+            r#"abuse.expensive_per_address: the budget needs "rate" (expensive operations per "per")"#,
+        ),
+        (
+            serde_json::json!({"expensive_per_address": {"rate": 1, "per": "hour"}}),
+            r#"abuse.expensive_per_address.per: expected "second" or "minute""#,
+        ),
+        (
+            serde_json::json!({"negative_cache": {}, "budget": {}}),
+            "abuse.budget: unknown field",
+        ),
+    ];
+    for (abuse, want) in cases {
+        let config = serde_json::json!({"abuse": abuse, "policies": {"p": {}}}).to_string();
+        let errors = match compile(config.as_bytes()) {
+            Ok(_) => panic!("accepted: {abuse}"),
+            Err(e) => e.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        };
+        assert!(
+            errors.iter().any(|e| e == want),
+            "{abuse}\n want: {want}\n got: {errors:#?}"
+        );
+    }
+}
