@@ -101,6 +101,8 @@ pub struct Guard {
     pub remote_clients: Option<crate::jwt::keysource::RemoteSource>,
     /// The gate's own defences: negative cache, budget of expensive operations.
     pub abuse: crate::abuse::AbuseSettings,
+    /// `routes`: the policy of a route without `api_guard` metadata, by name, host or path.
+    pub routes: crate::route::RouteMatchers,
 }
 
 impl Guard {
@@ -108,9 +110,10 @@ impl Guard {
         self.policies.get(id.0)
     }
 
-    /// Whether a request on a route naming `route_policy` needs the client address.
-    pub fn needs_client_ip(&self, route_policy: Option<&str>) -> bool {
-        match crate::route::select(self, route_policy) {
+    /// Whether the policy `request` selects needs the client address (IP rules, IP-keyed rate
+    /// limits, the per-address budget of expensive operations).
+    pub fn needs_client_ip(&self, request: &crate::request::RequestView<'_>) -> bool {
+        match crate::route::select(self, request) {
             crate::route::Selection::Policy(id) => self.policy(id).is_some_and(|p| {
                 p.needs_client_ip()
                     || (self.abuse.expensive_per_address.is_some()

@@ -349,6 +349,8 @@ mod tests {
             headers: h,
             client_ip: None,
             route_policy: Some(policy),
+            route_name: None,
+            virtual_host: None,
         };
         let settings = crate::abuse::AbuseSettings::default();
         let store = crate::ratelimit::store::MemoryStore::new();

@@ -8,6 +8,7 @@ mod abuse;
 mod jwt;
 mod ratelimits;
 mod reader;
+mod routes;
 
 pub use jwt::{RevocationConfig, DEFAULT_SUBJECT_HEADER};
 pub use reader::{ConfigError, ConfigErrors};
@@ -144,6 +145,7 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
             }
         }
     }
+    let routes_field = fields.take("routes");
     fields.finish(errors);
 
     let by_name: HashMap<String, PolicyId> = policies
@@ -152,6 +154,9 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
         .map(|(i, p)| (p.name.clone(), PolicyId(i)))
         .collect();
     let default_policy = by_name.get(DEFAULT_POLICY).copied();
+    let routes = routes_field
+        .map(|(v, p)| routes::compile(v, &p, &by_name, errors))
+        .unwrap_or_default();
     Some(Guard {
         policies,
         by_name,
@@ -165,6 +170,7 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
         introspection,
         remote_clients,
         abuse,
+        routes,
     })
 }
 

@@ -65,6 +65,8 @@ fn run<'g>(
         // As the host reads it: Envoy's `source.address` through the one parser.
         client_ip: crate::cidr::parse_socket_ip(r.ip),
         route_policy: Some("p"),
+        route_name: None,
+        virtual_host: None,
     };
     let env = crate::pipeline::Env {
         store,
@@ -223,6 +225,8 @@ proptest::proptest! {
                 headers: &headers,
                 client_ip: crate::cidr::parse_socket_ip(source),
                 route_policy: None,
+                route_name: None,
+                virtual_host: None,
             };
             key_hash(&KeySource::Ip { v4_prefix, v6_prefix }, &view, &crate::verdict::Admission::default())
         };
@@ -590,8 +594,10 @@ fn decide_all<'g>(
 ) -> (Decision<'g>, crate::pipeline::Events) {
     let view = RequestView {
         headers: &r.headers,
-        client_ip: r.ip.parse().ok(),
+        client_ip: crate::cidr::parse_socket_ip(r.ip),
         route_policy: Some("p"),
+        route_name: None,
+        virtual_host: None,
     };
     let env = crate::pipeline::Env::first(store, now, true);
     let mut all = crate::pipeline::Events::default();
