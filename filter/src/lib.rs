@@ -20,6 +20,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![warn(clippy::indexing_slicing)]
 
+pub mod abuse;
 pub mod checks;
 pub mod cidr;
 pub mod config;
