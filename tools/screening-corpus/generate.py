@@ -70,7 +70,7 @@ def sqlmap_fill(s):
     s = s.replace("[DELAYED]", str(RNG.randint(3, 7)))
     s = s.replace("[DELIMITER_START]", "0x71" + "".join(f"{ord(c):02x}" for c in randstr(3)) + "71")
     s = s.replace("[DELIMITER_STOP]", "0x71" + "".join(f"{ord(c):02x}" for c in randstr(3)) + "71")
-    s = s.replace("[ORIGVALUE]", str(RNG.randint(1, 99)))
+    s = s.replace("[ORIGVALUE]", str(RNG.randint(1, 99))).replace("[ORIGINAL]", str(RNG.randint(1, 99)))
     s = s.replace("[QUERY]", "SELECT " + str(RNG.randint(1000, 9999)))
     s = s.replace("[INFERENCE]", f"{RNG.randint(1000, 9999)}={RNG.randint(1000, 9999)}")
     s = s.replace("[SPACE_REPLACE]", " ").replace("[HASH_REPLACE]", "#")
@@ -83,7 +83,7 @@ def sqlmap_fill(s):
 def sqlmap_union(test):
     req = test.find("request")
     char = (req.findtext("char") or "NULL").strip()
-    char = sqlmap_fill(char)
+    char = sqlmap_fill(char.replace("[CHAR]", str(RNG.randint(1000, 9999))))
     n = RNG.randint(1, 10)
     cols = [char] * n
     cols[RNG.randrange(n)] = "CONCAT(" + sqlmap_fill("[DELIMITER_START]") + ",0x" + randstr(8).encode().hex() + "," + sqlmap_fill("[DELIMITER_STOP]") + ")"
