@@ -525,46 +525,52 @@ fn short_args(s: &[u8], end: usize) -> bool {
     args > 0
 }
 
-/// A PowerShell cmdlet or alias as a word, used as code.
+/// A PowerShell cmdlet or alias as a word, used as code. Only words holding a `-`
+/// (`Invoke-Expression`, `-EncodedCommand`) or standing before `(` or a blank and `(`/`$`
+/// (`iex(`, `iex $x`, `.DownloadString(`) are looked up, so prose words never are.
 fn powershell(s: &[u8], v: Vocab<'_>) -> Option<&'static str> {
-    let word_start = |i: usize| {
-        i == 0
-            || at(s, i - 1).is_some_and(|b| {
-                is_ws(b)
-                    || matches!(
-                        b,
-                        b'(' | b';' | b'|' | b'&' | b'{' | b'\'' | b'"' | b'`' | b'='
-                    )
-            })
-    };
-    for i in 0..s.len() {
-        if !word_start(i)
-            || !at(s, i).is_some_and(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'[')
-        {
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+    let mut i = 0;
+    while i < s.len() {
+        if !at(s, i).is_some_and(is_word) {
+            i += 1;
             continue;
         }
-        for e in v.prefixes_at(cmdlets, s, i) {
-            let after = i + e.len();
-            let next = at(s, after);
-            if next.is_some_and(|b| is_name(b) && b != b'.') {
-                continue;
+        let start = i;
+        while at(s, i).is_some_and(is_word) {
+            i += 1;
+        }
+        let word = s.get(start..i).unwrap_or_default();
+        let next = at(s, i);
+        let after = super::text::skip_ws(s, i);
+        let called = next == Some(b'(') || (after > i && matches!(at(s, after), Some(b'(' | b'$')));
+        let hyphen = word.iter().skip(1).any(|&b| b == b'-') || word.first() == Some(&b'-');
+        if !(hyphen || called) || word.len() < 3 {
+            continue;
+        }
+        // `(New-Object Net.WebClient).DownloadString(`: also the part after the last dot.
+        let last = word
+            .iter()
+            .rposition(|&b| b == b'.')
+            .and_then(|d| word.get(d + 1..))
+            .unwrap_or(word);
+        let known = v.contains(cmdlets, word) || (last.len() >= 3 && v.contains(cmdlets, last));
+        if !known {
+            continue;
+        }
+        let code_after = match next {
+            None => true,
+            Some(b'(' | b'|' | b';' | b')' | b'\'' | b'"') => true,
+            Some(b) if is_ws(b) => {
+                matches!(
+                    at(s, after),
+                    Some(b'-' | b'$' | b'(' | b'|' | b'\'' | b'"' | b'[')
+                ) || (hyphen && at(s, after).is_none())
             }
-            let verb_noun = e.iter().skip(1).any(|&b| b == b'-');
-            let code_after = match next {
-                None => true,
-                Some(b'(' | b'|' | b';' | b')' | b'\'' | b'"') => true,
-                Some(b) if is_ws(b) => {
-                    let j = super::text::skip_ws(s, after);
-                    matches!(
-                        at(s, j),
-                        Some(b'-' | b'$' | b'(' | b'|' | b'\'' | b'"' | b'[')
-                    ) || (verb_noun && at(s, j).is_none())
-                }
-                _ => false,
-            };
-            if code_after && (verb_noun || e.len() >= 3) {
-                return Some("cmdi.powershell");
-            }
+            _ => false,
+        };
+        if code_after {
+            return Some("cmdi.powershell");
         }
     }
     None
@@ -652,13 +658,13 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity, v: Vocab<'_>) -> Option<&'
     if medium && mask & d::PERCENT != 0 && windows_variable(s) {
         return Some("cmdi.windows_variable");
     }
-    if medium && mask & d::SLASH != 0 && glob_path(s) {
+    if medium && mask & d::SLASH != 0 && s.iter().any(|&b| b == b'?' || b == b'*') && glob_path(s) {
         return Some("cmdi.glob_path");
     }
     if medium && mask & (d::SPACE | d::SLASH | d::NEWLINE) != 0 && command_line(s, v) {
         return Some("cmdi.command_line");
     }
-    if medium && mask & (d::PAREN | d::COLON) != 0 && php_code(s) {
+    if medium && mask & d::PAREN != 0 && php_code(s) {
         return Some("cmdi.php_code");
     }
     None

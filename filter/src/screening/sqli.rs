@@ -24,8 +24,9 @@
 //! - `sqli.clause` (medium+): a breakout then `order by n`, `group by`, `having`; `1 order by 5--`.
 //! - `sqli.quote_breakout` (high): a breakout followed by any SQL keyword, `;` or operator.
 //! - `sqli.function_call` (medium+): a function or object name of `vocab/sql-functions.txt`
-//!   (or `extra.sql_functions`) that is not an English word, called (`name(`) or qualified
-//!   (`name.`), anywhere: `ELT(8368=6547,9400)`, `IIF(1=1,1,1/0)`, `SYSIBM.SYSDUMMY1`.
+//!   (or `extra.sql_functions`) that is not an English word, called (`name(`, also as the
+//!   first or last part of a dotted name) anywhere: `ELT(8368=6547,9400)`, `IIF(1=1,1,1/0)`,
+//!   `DBMS_PIPE.RECEIVE_MESSAGE(`.
 //! - `sqli.case_when` (medium+): `case when <condition with a comparison or a call> then`.
 //! - `sqli.nosql_operator` (medium+): a MongoDB query operator in bracket syntax in a name or
 //!   value (`user[$ne]=1`, `filter[$regex]=.*`), or a server-side JavaScript operator
@@ -763,26 +764,40 @@ fn sql_functions(v: &Vocabularies) -> &PatternSet {
     &v.sql_functions
 }
 
-/// A name of `vocab/sql-functions.txt` as a word, called or qualified.
+/// A name of `vocab/sql-functions.txt` as a word, called: found from each `(` back over
+/// blanks to the word before it (a value has few parentheses; prose words are never looked up).
 fn function_call(s: &[u8], v: Vocab<'_>) -> bool {
-    for i in 0..s.len() {
-        if i > 0 && at(s, i - 1).is_some_and(|b| is_ident(b) || b == b'.') {
-            continue;
+    let mut from = 0;
+    while let Some(p) = s
+        .get(from..)
+        .and_then(|t| t.iter().position(|&b| b == b'('))
+    {
+        let open = from + p;
+        from = open + 1;
+        let mut end = open;
+        while end > 0 && at(s, end - 1).is_some_and(is_ws) && open - end < 8 {
+            end -= 1;
         }
-        if !at(s, i).is_some_and(|b| b.is_ascii_alphabetic() || b == b'_') {
-            continue;
+        let mut start = end;
+        while start > 0
+            && at(s, start - 1).is_some_and(|b| is_ident(b) || b == b'.')
+            && end - start < 40
+        {
+            start -= 1;
         }
-        for e in v.prefixes_at(sql_functions, s, i) {
-            let end = i + e.len();
-            if at(s, end).is_some_and(is_ident) {
-                continue;
-            }
-            let j = (end..s.len().min(end + 8))
-                .find(|&j| !at(s, j).is_some_and(is_ws))
-                .unwrap_or(end);
-            if matches!(at(s, j), Some(b'(')) || at(s, end) == Some(b'.') {
-                return true;
-            }
+        // The last dotted part (`sys.fn_x`, `dbms_pipe.receive_message`) and the whole name.
+        let name = s.get(start..end).unwrap_or_default();
+        let last = name
+            .iter()
+            .rposition(|&b| b == b'.')
+            .and_then(|d| name.get(d + 1..))
+            .unwrap_or(name);
+        let first = name.split(|&b| b == b'.').next().unwrap_or_default();
+        if [name, last, first]
+            .iter()
+            .any(|w| !w.is_empty() && v.contains(sql_functions, w))
+        {
+            return true;
         }
     }
     false
@@ -935,7 +950,7 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity, v: Vocab<'_>) -> Option<&'
         }
     }
     let medium = sens >= Sensitivity::Medium;
-    if medium && mask & (d::PAREN | d::SPACE) != 0 && function_call(s, v) {
+    if medium && mask & d::PAREN != 0 && function_call(s, v) {
         return Some("sqli.function_call");
     }
     if medium && mask & (d::SPACE | d::PAREN) != 0 && case_when(s) {

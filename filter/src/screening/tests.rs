@@ -773,7 +773,8 @@ fn new_families_table() {
         // SQL without punctuation, catalogs, CASE, NoSQL
         ("ELT(8368=6547,9400)", "sqli.function_call"),
         ("1 AND 1=(SELECT 1 FROM SYSIBM.SYSDUMMY1)", "sqli.tautology"),
-        ("x' FROM sysibm.sysdummy1", "sqli.function_call"),
+        ("GENERATE_SERIES(1,2)", "sqli.function_call"),
+        ("sys.uuid_to_bin (x)", "sqli.function_call"),
         (
             "(CASE WHEN 3337=5369 THEN 11 ELSE NULL END)",
             "sqli.case_when",

@@ -303,7 +303,7 @@ fn sensitive_anywhere(s: &[u8], v: Vocab<'_>) -> bool {
             || at(s, i - 1).is_some_and(|b| {
                 is_sep(b) || is_ws(b) || matches!(b, b'=' | b'\'' | b'"' | b'(' | b'`')
             });
-        if !placed {
+        if !placed || !v.may_start(files, s, i) {
             continue;
         }
         for e in v.prefixes_at(files, s, i) {

@@ -8,113 +8,165 @@
 //! entries, a bitmap of their first two bytes (one load per position rejects almost every
 //! position of ordinary text) and the entries of each such pair.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Entries of one vocabulary, indexed by their first two (lowercased) bytes.
+///
+/// The entries of two or more bytes are sorted by their first two bytes; `pairs` has bit
+/// `(a << 8) | b` set for each pair that starts an entry, `rank` counts the set bits before
+/// each word of `pairs`, so the pair's run of entries is found with one load and a popcount,
+/// no hashing: most positions of ordinary text stop at the bitmap.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PatternSet {
     entries: Vec<Box<[u8]>>,
-    /// Bit `(a << 8) | b` is set when some entry starts with the bytes `a`, `b`.
     pairs: Vec<u64>,
-    /// Entry indices by their first two bytes.
-    by_pair: HashMap<u16, Vec<u32>>,
+    rank: Vec<u32>,
+    /// `entries[offsets[k]..offsets[k + 1]]` start with the `k`-th set pair.
+    offsets: Vec<u32>,
     /// One-byte entries.
-    singles: Vec<u32>,
+    singles: Vec<Box<[u8]>>,
 }
 
 fn lower2(a: u8, b: u8) -> u16 {
     (u16::from(a.to_ascii_lowercase()) << 8) | u16::from(b.to_ascii_lowercase())
 }
 
+fn pair_of(e: &[u8]) -> u16 {
+    match e {
+        [a, b, ..] => lower2(*a, *b),
+        _ => 0,
+    }
+}
+
 impl PatternSet {
     /// Indexes the non-empty, non-comment lines of `text` (lowercased, trimmed, `\` read as
     /// `/`), plus `more`.
     pub fn build<'a>(text: &'a str, more: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut set = PatternSet {
-            pairs: vec![0; 1024],
-            ..PatternSet::default()
-        };
         let lines = text
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'));
-        for entry in lines.chain(more.into_iter().map(str::trim)) {
-            if entry.is_empty() {
-                continue;
-            }
-            let e: Box<[u8]> = entry
-                .bytes()
-                .map(|b| {
-                    if b == b'\\' {
-                        b'/'
-                    } else {
-                        b.to_ascii_lowercase()
-                    }
-                })
-                .collect();
-            if set.entries.contains(&e) {
-                continue;
-            }
-            let k = u32::try_from(set.entries.len()).unwrap_or(u32::MAX);
-            match *e {
-                [_] => set.singles.push(k),
-                [a, b, ..] => {
-                    let p = lower2(a, b);
-                    if let Some(w) = set.pairs.get_mut(usize::from(p >> 6)) {
-                        *w |= 1 << (p & 63);
-                    }
-                    set.by_pair.entry(p).or_default().push(k);
+        let mut all: Vec<Box<[u8]>> = lines
+            .chain(more.into_iter().map(str::trim))
+            .filter(|e| !e.is_empty())
+            .map(|entry| {
+                entry
+                    .bytes()
+                    .map(|b| {
+                        if b == b'\\' {
+                            b'/'
+                        } else {
+                            b.to_ascii_lowercase()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        all.sort_by(|x, y| pair_of(x).cmp(&pair_of(y)).then_with(|| x.cmp(y)));
+        all.dedup();
+        let (singles, entries): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.len() == 1);
+        let mut pairs = vec![0u64; 1024];
+        let mut offsets = Vec::new();
+        let mut last = None;
+        for (k, e) in entries.iter().enumerate() {
+            let p = pair_of(e);
+            if last != Some(p) {
+                last = Some(p);
+                if let Some(w) = pairs.get_mut(usize::from(p >> 6)) {
+                    *w |= 1 << (p & 63);
                 }
-                [] => continue,
+                offsets.push(u32::try_from(k).unwrap_or(u32::MAX));
             }
-            set.entries.push(e);
         }
-        set
+        offsets.push(u32::try_from(entries.len()).unwrap_or(u32::MAX));
+        let mut rank = Vec::with_capacity(pairs.len());
+        let mut seen = 0u32;
+        for w in &pairs {
+            rank.push(seen);
+            seen += w.count_ones();
+        }
+        PatternSet {
+            entries,
+            pairs,
+            rank,
+            offsets,
+            singles,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.singles.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.singles.len()
+    }
+
+    /// The entries whose first two bytes are `p`.
+    #[inline]
+    fn run_of(&self, p: u16) -> &[Box<[u8]>] {
+        let w = usize::from(p >> 6);
+        let bit = u32::from(p & 63);
+        let Some(&word) = self.pairs.get(w) else {
+            return &[];
+        };
+        if word & (1u64 << bit) == 0 {
+            return &[];
+        }
+        let k = self.rank.get(w).copied().unwrap_or(0) + (word & ((1u64 << bit) - 1)).count_ones();
+        let k = k as usize;
+        match (self.offsets.get(k), self.offsets.get(k + 1)) {
+            (Some(&a), Some(&b)) => self.entries.get(a as usize..b as usize).unwrap_or_default(),
+            _ => &[],
+        }
     }
 
     /// The entries `s[i..]` starts with, ignoring case (`\` in `s` matches `/`).
+    #[inline]
     pub fn prefixes_at<'a>(&'a self, s: &'a [u8], i: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let pair = match (s.get(i), s.get(i + 1)) {
-            (Some(&a), Some(&b)) => {
-                let p = lower2(slash(a), slash(b));
-                let hit = self
-                    .pairs
-                    .get(usize::from(p >> 6))
-                    .is_some_and(|w| w & (1 << (p & 63)) != 0);
-                if hit {
-                    self.by_pair.get(&p).map(Vec::as_slice)
-                } else {
-                    None
-                }
-            }
-            _ => None,
+        let run = match (s.get(i), s.get(i + 1)) {
+            (Some(&a), Some(&b)) => self.run_of(lower2(slash(a), slash(b))),
+            _ => &[],
         };
         let singles = if s.get(i).is_some() {
             self.singles.as_slice()
         } else {
             &[]
         };
-        pair.unwrap_or_default()
-            .iter()
+        run.iter()
             .chain(singles)
-            .filter_map(|&k| self.entries.get(k as usize))
             .map(|e| &**e)
             .filter(move |e| matches_at(s, i, e))
     }
 
     /// Whether `w` as a whole is an entry (ignoring case).
     pub fn contains(&self, w: &[u8]) -> bool {
-        w.len() >= 2 && self.prefixes_at(w, 0).any(|e| e.len() == w.len())
-            || (w.len() == 1 && self.prefixes_at(w, 0).next().is_some())
+        match w {
+            [] => false,
+            [b] => self
+                .singles
+                .iter()
+                .any(|e| e.first() == Some(&b.to_ascii_lowercase())),
+            [a, b, ..] => self
+                .run_of(lower2(slash(*a), slash(*b)))
+                .iter()
+                .any(|e| e.len() == w.len() && matches_at(w, 0, e)),
+        }
+    }
+
+    /// Whether some entry may start at `s[i..]`: one bitmap load (no entry compared).
+    #[inline]
+    pub fn may_start(&self, s: &[u8], i: usize) -> bool {
+        if !self.singles.is_empty() {
+            return true;
+        }
+        let (Some(&a), Some(&b)) = (s.get(i), s.get(i + 1)) else {
+            return false;
+        };
+        let p = lower2(slash(a), slash(b));
+        self.pairs
+            .get(usize::from(p >> 6))
+            .is_some_and(|w| w & (1u64 << (p & 63)) != 0)
     }
 
     /// Whether some entry occurs anywhere in `s` (ignoring case).
@@ -217,6 +269,12 @@ impl Vocab<'_> {
         pick(self.base)
             .prefixes_at(s, i)
             .chain(pick(self.extra).prefixes_at(s, i))
+    }
+
+    /// Whether an entry of either list may start at `s[i..]` (bitmaps only).
+    #[inline]
+    pub fn may_start(&self, pick: fn(&Vocabularies) -> &PatternSet, s: &[u8], i: usize) -> bool {
+        pick(self.base).may_start(s, i) || pick(self.extra).may_start(s, i)
     }
 
     pub fn contains(&self, pick: fn(&Vocabularies) -> &PatternSet, w: &[u8]) -> bool {

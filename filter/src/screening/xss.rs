@@ -531,7 +531,10 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
     if mask & (d::PAREN | d::BACKTICK | d::SEMI) != 0 && js_breakout(s) {
         return Some("xss.js_breakout");
     }
-    if mask & (d::PAREN | d::BACKTICK | d::EQ) != 0 && (DOM_SINKS.occurs_in(s) || popup_call(s)) {
+    if mask & d::PAREN != 0 && popup_call(s) {
+        return Some("xss.dom_sink");
+    }
+    if mask & (d::PAREN | d::BACKTICK | d::EQ) != 0 && dom_sink(s) {
         return Some("xss.dom_sink");
     }
     None
@@ -574,20 +577,61 @@ const DOM_SINKS: Words = Words::new(&[
     b"srcdoc=",
 ]);
 
-/// `alert(1)`, `prompt(document.domain)`, `confirm(x)`: a popup called with an argument
-/// ("call alert() sparingly" in prose has none).
-fn popup_call(s: &[u8]) -> bool {
-    [&b"alert("[..], b"prompt(", b"confirm("].iter().any(|f| {
-        let mut from = 0;
-        while let Some(p) = find_ci(s, f, from) {
-            from = p + 1;
-            let word_start = p == 0 || !at(s, p - 1).is_some_and(|b| b.is_ascii_alphanumeric());
-            if word_start && at(s, p + f.len()).is_some_and(|b| b != b')') {
-                return true;
-            }
+/// A sink of `DOM_SINKS` around one of the punctuation bytes every sink holds (`.`, `(`, `[`,
+/// `` ` ``, `=`): only the word before each such byte is looked up, not every position.
+fn dom_sink(s: &[u8]) -> bool {
+    static PUNCT: ByteSet = ByteSet::new(b".([`=");
+    let mut from = 0;
+    while let Some(p) = s
+        .get(from..)
+        .and_then(|t| t.iter().position(|&b| PUNCT.contains(b)))
+    {
+        let q = from + p;
+        from = q + 1;
+        // The sink starts at the word before the byte (`document.cookie`, `eval(`), or at the
+        // byte itself (`.innerHTML`).
+        let start = q - s.get(..q).map_or(0, |t| {
+            t.iter()
+                .rev()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count()
+        });
+        if DOM_SINKS.prefix_at(s, start).is_some() || DOM_SINKS.prefix_at(s, q).is_some() {
+            return true;
         }
-        false
-    })
+    }
+    false
+}
+
+/// `alert(1)`, `prompt(document.domain)`, `confirm(x)`: a popup called with an argument
+/// ("call alert() sparingly" in prose has none). Found from each `(` back to its word.
+fn popup_call(s: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(p) = s
+        .get(from..)
+        .and_then(|t| t.iter().position(|&b| b == b'('))
+    {
+        let open = from + p;
+        from = open + 1;
+        if at(s, open + 1).is_none_or(|b| b == b')') {
+            continue;
+        }
+        let start = open
+            - s.get(..open).map_or(0, |t| {
+                t.iter()
+                    .rev()
+                    .take_while(|b| b.is_ascii_alphabetic())
+                    .count()
+            });
+        let word = s.get(start..open).unwrap_or_default();
+        if [&b"alert"[..], b"prompt", b"confirm"]
+            .iter()
+            .any(|w| word.eq_ignore_ascii_case(w))
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// UTF-7 encoded markup (`+ADw-script+AD4-`): `<`, `>` and `"` as UTF-7 shifts, after `+` or

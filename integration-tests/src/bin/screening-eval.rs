@@ -234,6 +234,11 @@ fn main() {
             )
             .to_string()
         });
+    let summary_path = args
+        .iter()
+        .position(|a| a == "--summary")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let mut items = load(&corpus);
     for (class, text) in HAND {
         for l in text.lines().filter(|l| !l.is_empty()) {
@@ -387,5 +392,65 @@ fn main() {
             println!("| {source} | {n} | {f} | {} |", pct(*f, *n));
         }
         println!("| all | {tn} | {tf} | {} |", pct(tf, tn));
+        if sens == Sensitivity::Medium {
+            if let Some(path) = &summary_path {
+                let (pn, pf) = fp
+                    .iter()
+                    .filter(|(source, _)| source.as_str() != "hand-written")
+                    .fold((0, 0), |(n, f), (_, (a, b))| (n + a, f + b));
+                write_summary(path, &rule, &items, &per_class, pn, pf);
+            }
+        }
+    }
+}
+
+/// The `medium` figures for the public corpus as JSON, for tools/waf-anchor: per class the
+/// payloads and those blocked in a query parameter, the benign false positives, and the CPU
+/// time per screened request (one `screen_request` or `screen_body` call, in process).
+fn write_summary(
+    path: &str,
+    rule: &ScreeningRule,
+    items: &[Item],
+    per_class: &BTreeMap<(String, bool), Tally>,
+    benign: usize,
+    fps: usize,
+) {
+    let mut classes = serde_json::Map::new();
+    for ((class, public), v) in per_class {
+        if *public {
+            classes.insert(class.clone(), json!({"payloads": v.n, "blocked": v.query}));
+        }
+    }
+    let public: Vec<&Item> = items
+        .iter()
+        .filter(|i| i.source != "hand-written")
+        .collect();
+    let rounds = 5;
+    let start = std::time::Instant::now();
+    let mut calls = 0u64;
+    for _ in 0..rounds {
+        for it in &public {
+            calls += 1;
+            if it.class == "benign" {
+                std::hint::black_box(screen_benign(rule, &it.kind, &it.payload));
+            } else if !it.hard {
+                std::hint::black_box(screen_attack(
+                    rule,
+                    &it.class,
+                    it.payload.as_bytes(),
+                    Place::Query,
+                ));
+            }
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64 / calls.max(1) as f64;
+    let out = json!({
+        "classes": classes,
+        "benign": {"values": benign, "false_positives": fps},
+        "ns_per_request": ns,
+    });
+    if let Err(e) = std::fs::write(path, out.to_string()) {
+        eprintln!("cannot write {path}: {e}");
+        std::process::exit(1);
     }
 }
