@@ -22,14 +22,18 @@ fi
 cargo run -q -p integration-tests --release --bin screening-eval -- --summary "$WORK/api-guard.json" > "$WORK/screening-eval.txt"
 
 # ModSecurity: Debian's recommended base with the engine on (it ships DetectionOnly), no
-# audit log, then CRS as its package loads it (crs-setup.conf: paranoia level 1, anomaly
-# scoring with inbound threshold 5).
+# audit log, then CRS as its package's owasp-crs.load loads it (libmodsecurity 3 has no
+# IncludeOptional, so the files are included directly; crs-setup.conf: paranoia level 1,
+# anomaly scoring with inbound threshold 5).
 cat > "$WORK/modsec-main.conf" <<EOF
 Include /etc/nginx/modsecurity.conf
 SecRuleEngine On
 SecAuditEngine Off
 SecResponseBodyAccess Off
-Include /usr/share/modsecurity-crs/owasp-crs.load
+Include /etc/modsecurity/crs/crs-setup.conf
+Include /etc/modsecurity/crs/REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf
+Include /usr/share/modsecurity-crs/rules/*.conf
+Include /etc/modsecurity/crs/RESPONSE-999-EXCLUSION-RULES-AFTER-CRS.conf
 EOF
 
 conf() { # name port backend_port modsecurity(on|off)

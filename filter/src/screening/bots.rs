@@ -15,7 +15,7 @@ fn scanners(v: &Vocabularies) -> &PatternSet {
 /// `vocab/crs-scanners-user-agents.data`, `vocab/scanners-extra.txt` and the policy's
 /// `extra.scanners`), ignoring case.
 fn names_a_scanner(ua: &[u8], v: Vocab<'_>) -> bool {
-    (0..ua.len()).any(|i| v.prefixes_at(scanners, ua, i).next().is_some())
+    scanners(v.base).occurs_in(ua) || scanners(v.extra).occurs_in(ua)
 }
 
 pub fn check(

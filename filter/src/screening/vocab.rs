@@ -169,9 +169,27 @@ impl PatternSet {
             .is_some_and(|w| w & (1u64 << (p & 63)) != 0)
     }
 
-    /// Whether some entry occurs anywhere in `s` (ignoring case).
+    /// Whether some entry occurs anywhere in `s` (ignoring case): one bitmap test per
+    /// position, entries compared only where their first two bytes are.
     pub fn occurs_in(&self, s: &[u8]) -> bool {
-        !self.is_empty() && (0..s.len()).any(|i| self.prefixes_at(s, i).next().is_some())
+        if self.is_empty() {
+            return false;
+        }
+        if !self.singles.is_empty() {
+            return (0..s.len()).any(|i| self.prefixes_at(s, i).next().is_some());
+        }
+        s.windows(2).enumerate().any(|(i, w)| {
+            let (a, b) = match *w {
+                [a, b] => (a, b),
+                _ => return false,
+            };
+            let p = lower2(slash(a), slash(b));
+            let hit = self
+                .pairs
+                .get(usize::from(p >> 6))
+                .is_some_and(|word| word & (1u64 << (p & 63)) != 0);
+            hit && self.run_of(p).iter().any(|e| matches_at(s, i, e))
+        })
     }
 }
 

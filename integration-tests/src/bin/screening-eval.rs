@@ -349,13 +349,20 @@ fn main() {
         println!();
         println!("| class | corpus | payloads | blocked in query | blocked in a header |");
         println!("|---|---|---:|---:|---:|");
+        let header_pct = |class: &str, v: &Tally| {
+            if class == "bad_bot" {
+                "-".to_string()
+            } else {
+                pct(v.header, v.n)
+            }
+        };
         for ((class, public), v) in &per_class {
             println!(
                 "| {class} | {} | {} | {} | {} |",
                 if *public { "public" } else { "hand-written" },
                 v.n,
                 pct(v.query, v.n),
-                pct(v.header, v.n)
+                header_pct(class, v)
             );
         }
         for ((class, split), v) in &public_class {
@@ -363,7 +370,7 @@ fn main() {
                 "| {class} | public, {split} | {} | {} | {} |",
                 v.n,
                 pct(v.query, v.n),
-                pct(v.header, v.n)
+                header_pct(class, v)
             );
         }
         let mut hard: BTreeMap<(String, String), Tally> = BTreeMap::new();
