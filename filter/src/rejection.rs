@@ -73,9 +73,6 @@ pub enum Rejection<'g> {
     },
     /// Injection or bad-bot screening matched (policy in `block` mode).
     Blocked(crate::screening::Detection),
-    /// Not a refusal: the decision waits for the auth service. The adapter pauses the request
-    /// and decides again; it is never rendered or counted.
-    IntrospectionPending(crate::checks::introspection::Pending),
 }
 
 /// The stable, fine-grained reason for a decision: metric name suffixes and log fields.
@@ -112,6 +109,7 @@ pub enum Reason {
     BadBot,
     BodyTooLarge,
     UnsupportedMediaType,
+    UnsupportedContentEncoding,
     MalformedJson,
     MalformedMultipart,
     DuplicateKey,
@@ -126,7 +124,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 63] = [
+    pub const ALL: [Reason; 64] = [
         Reason::NoPolicy,
         Reason::UnknownPolicy,
         Reason::UriTooLong,
@@ -179,6 +177,7 @@ impl Reason {
         Reason::BadBot,
         Reason::BodyTooLarge,
         Reason::UnsupportedMediaType,
+        Reason::UnsupportedContentEncoding,
         Reason::MalformedJson,
         Reason::MalformedMultipart,
         Reason::DuplicateKey,
@@ -224,6 +223,7 @@ impl Reason {
             Reason::BadBot => "bad_bot",
             Reason::BodyTooLarge => "body_too_large",
             Reason::UnsupportedMediaType => "unsupported_media_type",
+            Reason::UnsupportedContentEncoding => "unsupported_content_encoding",
             Reason::MalformedJson => "malformed_json",
             Reason::MalformedMultipart => "malformed_multipart",
             Reason::DuplicateKey => "duplicate_key",
@@ -246,6 +246,9 @@ impl Reason {
             Class::Traversal => Reason::BlockedPathTraversal,
             Class::CommandInjection => Reason::BlockedCommandInjection,
             Class::Bot => Reason::BadBot,
+            // Never blocked as such: an unreadable body is refused as its payload problem
+            // (`malformed_json`, ...) and only reported under this class in `detect` mode.
+            Class::UnreadableBody => Reason::MalformedJson,
         }
     }
 
@@ -260,6 +263,7 @@ fn payload_reason(p: &PayloadProblem<'_>) -> Reason {
     match p {
         PayloadProblem::BodyTooLarge => Reason::BodyTooLarge,
         PayloadProblem::UnsupportedMediaType => Reason::UnsupportedMediaType,
+        PayloadProblem::UnsupportedContentEncoding => Reason::UnsupportedContentEncoding,
         PayloadProblem::MalformedJson => Reason::MalformedJson,
         PayloadProblem::MalformedMultipart => Reason::MalformedMultipart,
         PayloadProblem::DuplicateKey => Reason::DuplicateKey,
@@ -303,10 +307,7 @@ impl Rejection<'_> {
             Rejection::Payload(p) => payload_reason(p),
             Rejection::IntrospectionInactive => Reason::IntrospectionInactive,
             Rejection::Blocked(d) => Reason::blocked(d.class),
-            // Pending is never counted; mapped for totality.
-            Rejection::AuthServiceUnavailable { .. } | Rejection::IntrospectionPending(_) => {
-                Reason::AuthServiceUnavailable
-            }
+            Rejection::AuthServiceUnavailable { .. } => Reason::AuthServiceUnavailable,
         }
     }
 

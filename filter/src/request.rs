@@ -9,6 +9,7 @@ pub struct RequestView<'a> {
     /// Every request header in arrival order, pseudo-headers (`:method`, `:path`, ...) included.
     pub headers: &'a [(String, Vec<u8>)],
     /// The client address as Envoy established it (`source.address`), `None` if it was unreadable.
+    /// IPv4-mapped addresses arrive as IPv4 (`cidr::parse_socket_ip`).
     pub client_ip: Option<IpAddr>,
     /// The policy name from the route's `api_guard` metadata, if the route sets one.
     pub route_policy: Option<&'a str>,

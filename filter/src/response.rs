@@ -104,7 +104,7 @@ fn describe(rejection: &Rejection<'_>) -> (u32, &'static str, &'static str) {
         Rejection::IntrospectionInactive => {
             (401, "invalid_token", "The bearer token is not valid.")
         }
-        Rejection::AuthServiceUnavailable { .. } | Rejection::IntrospectionPending(_) => (
+        Rejection::AuthServiceUnavailable { .. } => (
             503,
             "auth_unavailable",
             "The credential could not be checked right now; retry after the time in the retry-after header.",
@@ -117,6 +117,7 @@ fn payload_message(p: &crate::payload::PayloadProblem<'_>) -> &'static str {
     match p {
         P::BodyTooLarge => "The request body is too large.",
         P::UnsupportedMediaType => "This content type is not accepted here.",
+        P::UnsupportedContentEncoding => "Send this body without a content-encoding.",
         P::MalformedJson => "The request body is not well-formed JSON.",
         P::MalformedMultipart => "The multipart/form-data body is not well-formed.",
         P::DuplicateKey => "The JSON body repeats a member name.",
@@ -179,6 +180,10 @@ pub fn render(rejection: &Rejection<'_>, request_id: Option<&[u8]>) -> LocalResp
             headers.push(("www-authenticate", format!("ApiKey realm=\"{REALM}\"")));
         }
         Rejection::MethodNotAllowed { allow } => headers.push(("allow", allow.to_string())),
+        // RFC 7694 §3: the codings the server accepts in requests.
+        Rejection::Payload(crate::payload::PayloadProblem::UnsupportedContentEncoding) => {
+            headers.push(("accept-encoding", "identity".to_string()))
+        }
         Rejection::RateLimited(l) => headers.extend(rate_limit_headers(l)),
         Rejection::Token { problem, .. } => {
             let challenge = match problem {
@@ -205,7 +210,6 @@ pub fn render(rejection: &Rejection<'_>, request_id: Option<&[u8]>) -> LocalResp
         Rejection::AuthServiceUnavailable { retry_after } => {
             headers.push(("retry-after", retry_after.to_string()))
         }
-        Rejection::IntrospectionPending(_) => headers.push(("retry-after", "1".to_string())),
         _ => {}
     }
     let mut body = serde_json::json!({

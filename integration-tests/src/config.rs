@@ -161,6 +161,124 @@ impl EnvoyConfig {
         self
     }
 
+    /// Sets `xff_num_trusted_hops` on every HTTP connection manager: Envoy sits behind `hops`
+    /// trusted proxies and takes the client address from `x-forwarded-for` (the deployment the
+    /// comment on `use_remote_address` in `envoy/envoy.yaml` describes). Panics if the bootstrap
+    /// has no connection manager.
+    pub fn with_xff_trusted_hops(mut self, hops: u32) -> Self {
+        let mut replaced = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            let is_hcm = m.get("name").and_then(Value::as_str)
+                == Some("envoy.filters.network.http_connection_manager");
+            if let (true, Some(Value::Mapping(config))) = (is_hcm, m.get_mut("typed_config")) {
+                config.insert("xff_num_trusted_hops".into(), u64::from(hops).into());
+                replaced += 1;
+            }
+        });
+        assert!(
+            replaced > 0,
+            "{}: no http_connection_manager",
+            self.source.display()
+        );
+        self
+    }
+
+    /// Inserts `filter` (one `http_filters` entry, as JSON) right before the `api_guard` filter
+    /// in every listener: for deployments the docs describe, such as Envoy's decompressor in
+    /// front of api-guard (docs/payload.md). Panics if the bootstrap has no api_guard filter.
+    pub fn with_http_filter_before_api_guard(mut self, filter: serde_json::Value) -> Self {
+        let filter: Value = serde_yaml::to_value(filter).expect("JSON always converts to YAML");
+        let mut inserted = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            let Some(Value::Sequence(filters)) = m.get_mut("http_filters") else {
+                return;
+            };
+            if let Some(at) = filters
+                .iter()
+                .position(|f| f.get("name").and_then(Value::as_str) == Some(FILTER_NAME))
+            {
+                filters.insert(at, filter.clone());
+                inserted += 1;
+            }
+        });
+        assert!(
+            inserted > 0,
+            "{}: no {FILTER_NAME} filter",
+            self.source.display()
+        );
+        self
+    }
+
+    /// Sets `typed_config.<field>` of every `http_filters` entry named `filter` (e.g. the
+    /// `envoy.filters.http.ratelimit` timeout or `failure_mode_deny`). Panics if there is none.
+    pub fn with_filter_field(
+        mut self,
+        filter: &str,
+        field: &str,
+        value: serde_json::Value,
+    ) -> Self {
+        let value = serde_yaml::to_value(value).expect("JSON always converts to YAML");
+        let mut replaced = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            let Some(Value::Sequence(filters)) = m.get_mut("http_filters") else {
+                return;
+            };
+            for f in filters {
+                if f.get("name").and_then(Value::as_str) != Some(filter) {
+                    continue;
+                }
+                if let Some(typed) = f.get_mut("typed_config").and_then(Value::as_mapping_mut) {
+                    typed.insert(field.into(), value.clone());
+                    replaced += 1;
+                }
+            }
+        });
+        assert!(
+            replaced > 0,
+            "{}: no http filter named {filter:?}",
+            self.source.display()
+        );
+        self
+    }
+
+    /// Lets every HTTP connection manager accept HTTP/1.1 request trailers
+    /// (`http_protocol_options.enable_trailers`; HTTP/2 always accepts them).
+    pub fn with_h1_trailers(mut self) -> Self {
+        let mut changed = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            if m.contains_key("codec_type") {
+                let mut options = Mapping::new();
+                options.insert("enable_trailers".into(), Value::Bool(true));
+                m.insert("http_protocol_options".into(), Value::Mapping(options));
+                changed += 1;
+            }
+        });
+        assert!(
+            changed > 0,
+            "{}: no http_connection_manager with codec_type",
+            self.source.display()
+        );
+        self
+    }
+
+    /// Removes every route's `rate_limits` (the descriptors Envoy's `ratelimit` filter sends):
+    /// the filter then never calls the rate limit service. `make bench` compares the per-Envoy
+    /// tier alone with both tiers this way, on the same bootstrap.
+    pub fn without_route_rate_limits(mut self) -> Self {
+        let mut removed = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            if m.contains_key("cluster") && m.remove("rate_limits").is_some() {
+                removed += 1;
+            }
+        });
+        assert!(
+            removed > 0,
+            "{}: no route has rate_limits",
+            self.source.display()
+        );
+        self
+    }
+
     /// Envoy worker threads (`--concurrency`); 2 unless changed.
     pub fn with_concurrency(mut self, workers: u32) -> Self {
         self.concurrency = workers;
