@@ -620,7 +620,7 @@ impl ScreeningRule {
                 Class::Sqli => off[0] = true,
                 Class::Xss => off[1] = true,
                 Class::Traversal => off[2] = true,
-                Class::CommandInjection | Class::Bot => off[3] = true,
+                Class::CommandInjection | Class::Bot | Class::UnreadableBody => off[3] = true,
             }
             found = self.screen_value_except(raw, kind, off)?;
         }
