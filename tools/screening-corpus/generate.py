@@ -170,6 +170,7 @@ def wapiti_fill(p):
     p = p.replace("[EXTVALUE]", "pdf").replace("[FILE_NAME]", "index.php").replace("[NULL]", "\x00")
     p = p.replace("[LF]", "\n").replace("[TAB]", "\t").replace("[EXTERNAL_ENDPOINT]", "http://wapiti3.example/")
     p = p.replace("__XSS__", "w" + randstr(8)).replace("[SPACE]", " ")
+    p = p.replace("[ATTR_SEP]", " ").replace("[VALUE_SEP]", '"')
     return p
 
 

@@ -430,6 +430,9 @@ fn php_code(s: &[u8]) -> bool {
             return true;
         }
     }
+    if !s.contains(&b'(') {
+        return false;
+    }
     for (i, &b) in s.iter().enumerate() {
         if b != b';' && b != b'.' {
             continue;
@@ -664,7 +667,7 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity, v: Vocab<'_>) -> Option<&'
     if medium && mask & (d::SPACE | d::SLASH | d::NEWLINE) != 0 && command_line(s, v) {
         return Some("cmdi.command_line");
     }
-    if medium && mask & d::PAREN != 0 && php_code(s) {
+    if medium && mask & (d::PAREN | d::COLON) != 0 && php_code(s) {
         return Some("cmdi.php_code");
     }
     None

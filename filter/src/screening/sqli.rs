@@ -237,6 +237,14 @@ const PROBES: Words = Words::new(&[
     b"utl_inaddr",
     b"dbms_pipe",
     b"load_file(",
+    // DB2, Informix, Firebird and Access catalogs.
+    b"sysibm.sys",
+    b"syscat.",
+    b"sysmaster:",
+    b"rdb$database",
+    b"rdb$relations",
+    b"msysaccessobjects",
+    b"sys.all_",
 ]);
 
 /// The last rule may look this many tokens ahead of its anchor.

@@ -773,7 +773,10 @@ fn new_families_table() {
         ("';exit(md5('x'));//", "cmdi.php_code"),
         // SQL without punctuation, catalogs, CASE, NoSQL
         ("ELT(8368=6547,9400)", "sqli.function_call"),
-        ("1 AND 1=(SELECT 1 FROM SYSIBM.SYSDUMMY1)", "sqli.tautology"),
+        (
+            "1 AND 1=(SELECT 1 FROM SYSIBM.SYSDUMMY1)",
+            "sqli.schema_probe",
+        ),
         ("GENERATE_SERIES(1,2)", "sqli.function_call"),
         ("sys.uuid_to_bin (x)", "sqli.function_call"),
         (
