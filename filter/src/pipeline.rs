@@ -82,7 +82,7 @@ pub fn decide<'g>(
         policy,
         verdict: Verdict::Deny(rejection),
     };
-    let id = match select(guard, request.route_policy) {
+    let id = match select(guard, request) {
         Selection::Policy(id) => id,
         Selection::PassThrough => {
             return Decision {
@@ -554,6 +554,8 @@ mod tests {
             headers: &headers,
             client_ip: ip.parse().ok(),
             route_policy: policy,
+            route_name: None,
+            virtual_host: None,
         };
         let d = decide_at(
             guard,
@@ -703,6 +705,8 @@ mod tests {
                     headers,
                     client_ip: None,
                     route_policy: policy,
+                    route_name: None,
+                    virtual_host: None,
                 };
                 let d = decide_at(
                     &guard,
@@ -824,6 +828,8 @@ mod tests {
                 headers: &headers,
                 client_ip: None,
                 route_policy: Some(policy),
+                route_name: None,
+                virtual_host: None,
             };
             let d = decide_at(&guard, &view, NOW, &mut TokenRuntime::new(&guard), true);
             assert_eq!(
@@ -848,6 +854,8 @@ mod tests {
                 headers: &headers,
                 client_ip: None,
                 route_policy: Some("key_only"),
+                route_name: None,
+                virtual_host: None,
             };
             decide_at(&guard, &view, NOW, rt, true).verdict
         };
@@ -908,6 +916,8 @@ mod tests {
                 headers: &headers,
                 client_ip: Some(std::net::IpAddr::V4(v4.into())),
                 route_policy: policy,
+                route_name: None,
+                virtual_host: None,
             };
             let d = decide_at(&guard, &view, UnixTime(now), &mut TokenRuntime::new(&guard), true);
             if policy == Some("api") {
@@ -952,6 +962,8 @@ mod body_screening_tests {
             headers: &headers,
             client_ip: None,
             route_policy: Some("p"),
+            route_name: None,
+            virtual_host: None,
         };
         let mut runtime = TokenRuntime::new(guard);
         let d = decide_at(guard, &view, UnixTime(0), &mut runtime, false);

@@ -134,6 +134,8 @@ fn request<'a>(headers: &'a [(String, Vec<u8>)]) -> RequestView<'a> {
         headers,
         client_ip: None,
         route_policy: None,
+        route_name: None,
+        virtual_host: None,
     }
 }
 
@@ -208,6 +210,8 @@ fuzz_target!(|data: &[u8]| {
                 headers: &hs,
                 client_ip: None,
                 route_policy: None,
+                route_name: None,
+                virtual_host: None,
             };
             match rule.plan_body(&view) {
                 BodyScreening::Screen(_) => assert!(!encoded),

@@ -306,6 +306,8 @@ mod tests {
             headers: h,
             client_ip: None,
             route_policy: Some(policy),
+            route_name: None,
+            virtual_host: None,
         };
         check(g, rule(g, policy), rt, &view, now)
     }

@@ -17,6 +17,8 @@ fn view(h: &[(String, Vec<u8>)]) -> RequestView<'_> {
         headers: h,
         client_ip: None,
         route_policy: None,
+        route_name: None,
+        virtual_host: None,
     }
 }
 

@@ -65,6 +65,8 @@ fn run<'g>(
         // As the host reads it: Envoy's `source.address` through the one parser.
         client_ip: crate::cidr::parse_socket_ip(r.ip),
         route_policy: Some("p"),
+        route_name: None,
+        virtual_host: None,
     };
     let env = crate::pipeline::Env {
         store,
@@ -223,6 +225,8 @@ proptest::proptest! {
                 headers: &headers,
                 client_ip: crate::cidr::parse_socket_ip(source),
                 route_policy: None,
+                route_name: None,
+                virtual_host: None,
             };
             key_hash(&KeySource::Ip { v4_prefix, v6_prefix }, &view, &crate::verdict::Admission::default())
         };

@@ -17,6 +17,8 @@ fn request<'a>(headers: &'a [(String, Vec<u8>)]) -> RequestView<'a> {
         headers,
         client_ip: None,
         route_policy: None,
+        route_name: None,
+        virtual_host: None,
     }
 }
 

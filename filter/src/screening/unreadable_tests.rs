@@ -30,6 +30,8 @@ fn outcome(policy: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
         headers: &all,
         client_ip: None,
         route_policy: Some("p"),
+        route_name: None,
+        virtual_host: None,
     };
     let mut runtime = TokenRuntime::new(guard);
     let d = decide_at(guard, &view, UnixTime(0), &mut runtime, false);
