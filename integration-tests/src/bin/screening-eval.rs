@@ -103,6 +103,8 @@ fn screen(rule: &ScreeningRule, headers: &[(String, Vec<u8>)]) -> Option<Class> 
         headers,
         client_ip: None,
         route_policy: None,
+        route_name: None,
+        virtual_host: None,
     };
     rule.screen_request(&view).map(|d| d.class)
 }
@@ -160,6 +162,8 @@ fn screen_benign(rule: &ScreeningRule, kind: &str, payload: &str) -> Option<(Cla
                 headers: &h,
                 client_ip: None,
                 route_policy: None,
+                route_name: None,
+                virtual_host: None,
             };
             rule.screen_request(&view).map(|d| (d.class, d.rule_id))
         }
