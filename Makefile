@@ -16,7 +16,7 @@ CERT_DIR      := target/certs
 ENVOY_BIN ?= $(abspath $(VENV))/envoy-bin
 export ENVOY_BIN
 
-.PHONY: pytools help setup wasm-target envoy certs wasm build run test lint unit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean
+.PHONY: pytools help setup wasm-target envoy certs wasm build run test lint unit audit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean
 
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
@@ -89,6 +89,17 @@ unit:
 	@mkdir -p target
 	cargo test -p api-guard 2>&1 | tee target/unit-tests.log
 
+# The command-line tool's tests, then `api-guard audit` (docs/audit.md) on every shipped Envoy
+# bootstrap: each must come out clean or carry an explained waiver. envoy/istio/ holds
+# Kubernetes manifests, not bootstraps.
+audit:
+	@mkdir -p target
+	cargo test -p api-guard-cli 2>&1 | tee target/cli-tests.log
+	@for f in envoy/*.yaml envoy/bench/*.yaml; do \
+	  target/debug/api-guard audit "$$f" > target/audit.log 2>&1 || { cat target/audit.log; exit 1; }; \
+	  tail -n 1 target/audit.log; \
+	done
+
 integration: setup certs wasm
 	@mkdir -p target
 	cargo test -p integration-tests -- --test-threads 2 2>&1 | tee target/integration-tests.log
@@ -137,9 +148,9 @@ fuzz-replay: fuzz-tools
 	RUST_BACKTRACE=1 $(FUZZ_BIN)/$(notdir $(patsubst %/,%,$(dir $(ARTIFACT)))) $(ARTIFACT)
 
 # Every check and test; ends with one line totalling every test binary's results.
-test: setup lint unit wasm integration fuzz
+test: setup lint unit audit wasm integration fuzz
 	@ls -l $(WASM)
-	@cat target/unit-tests.log target/integration-tests.log | \
+	@cat target/unit-tests.log target/cli-tests.log target/integration-tests.log | \
 	  awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }'
 
 bench: setup wasm

@@ -79,6 +79,35 @@ impl RoutePolicy {
                 .iter()
                 .any(|l| matches!(l.key, crate::ratelimit::KeySource::Ip { .. }))
     }
+
+    /// The largest request body a request under this policy has Envoy buffer before the filter
+    /// sees it whole (JSON checks, body screening); `None` when bodies only stream through.
+    /// Envoy answers 413 itself once a buffered body passes its own buffer limit, so that
+    /// limit must be at least this (`api-guard audit` compares the two).
+    pub fn buffered_body_bytes(&self) -> Option<u64> {
+        let settings = || {
+            self.payload
+                .iter()
+                .flat_map(|p| std::iter::once(&p.base).chain(p.methods.iter().map(|(_, s)| s)))
+        };
+        let json = settings()
+            .filter(|s| s.json.is_some())
+            .map(|s| s.max_body_bytes)
+            .max();
+        // Screened bodies are buffered up to the payload limit of their method, or the
+        // default limit when the policy has no payload section.
+        let screened = self
+            .screening
+            .as_ref()
+            .filter(|s| s.screens_bodies())
+            .map(|_| {
+                settings()
+                    .map(|s| s.max_body_bytes)
+                    .max()
+                    .unwrap_or(crate::payload::DEFAULT_MAX_BODY_BYTES)
+            });
+        json.max(screened)
+    }
 }
 
 #[derive(Debug)]
@@ -114,5 +143,125 @@ impl Guard {
 
     pub fn provider(&self, id: ProviderId) -> Option<&JwtProvider> {
         self.jwt_providers.get(id.0)
+    }
+
+    /// Every header a provider forwards a claim into, and the subject header when token
+    /// introspection can set it: sorted, without duplicates. Client-sent copies of these are
+    /// removed from every request the filter sees.
+    pub fn claim_headers(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .jwt_providers
+            .iter()
+            .flat_map(|p| p.forward_claims.iter().map(|(_, h)| h.clone()))
+            .collect();
+        if self.introspection.is_some() {
+            // The introspected subject travels in the default subject header.
+            out.push(crate::config::DEFAULT_SUBJECT_HEADER.to_string());
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The headers only api-guard may set on a request to the upstream: the identity headers
+    /// and [`Guard::claim_headers`]. A route that skips the filter must remove them itself.
+    pub fn upstream_identity_headers(&self) -> Vec<String> {
+        let mut out = vec![
+            self.identity_headers.client_id.clone(),
+            self.identity_headers.key_id.clone(),
+        ];
+        out.extend(self.claim_headers());
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::compile;
+    use serde_json::json;
+
+    fn policy_body(policy: serde_json::Value) -> Option<u64> {
+        let config = json!({"policies": {"p": policy}});
+        let guard = compile(config.to_string().as_bytes()).unwrap();
+        guard.policies[0].buffered_body_bytes()
+    }
+
+    #[test]
+    fn buffered_body_bytes_table() {
+        let mib = crate::payload::DEFAULT_MAX_BODY_BYTES;
+        let cases = [
+            // Nothing buffered: no payload, or a size limit alone (bodies stream, counted).
+            (json!({}), None),
+            (json!({"payload": {"max_body_bytes": 1000}}), None),
+            (json!({"methods": ["POST"]}), None),
+            // JSON checks buffer up to the limit of their method; the largest one counts.
+            (json!({"payload": {"json": {}}}), Some(mib)),
+            (
+                json!({"payload": {"max_body_bytes": 4096, "json": {}}}),
+                Some(4096),
+            ),
+            (
+                json!({"payload": {"max_body_bytes": 4096, "json": {},
+                                   "methods": {"PUT": {"max_body_bytes": 9000}}}}),
+                Some(9000),
+            ),
+            // Body screening buffers up to the payload limit, or the default without one.
+            (json!({"screening": {}}), Some(mib)),
+            (
+                json!({"screening": {}, "payload": {"max_body_bytes": 2048}}),
+                Some(2048),
+            ),
+            // Screening that screens no body buffers nothing.
+            (json!({"screening": {"bodies": []}}), None),
+        ];
+        for (policy, want) in cases {
+            assert_eq!(policy_body(policy.clone()), want, "{policy}");
+        }
+    }
+
+    #[test]
+    fn upstream_identity_headers_cover_identity_claims_and_introspection() {
+        let plain = compile(br#"{"policies": {"p": {}}}"#).unwrap();
+        assert_eq!(
+            plain.upstream_identity_headers(),
+            ["x-api-guard-client-id", "x-api-guard-key-id"]
+        );
+        assert!(plain.claim_headers().is_empty());
+        // The introspected subject travels in the default subject header.
+        let introspected = compile(
+            br#"{"introspection": {"cluster": "auth", "authority": "auth.test", "path": "/i"},
+                 "policies": {"p": {}}}"#,
+        )
+        .unwrap();
+        assert_eq!(introspected.claim_headers(), ["x-api-guard-subject"]);
+        let config = json!({
+            "identity_headers": {"client_id": "x-client", "key_id": "x-key"},
+            "jwt_providers": {
+                "a": {"issuer": "https://a.test", "audiences": ["api"],
+                      "jwks": {"keys": [{"kty": "oct", "k": "YS1zZWNyZXQtb2YtYXQtbGVhc3QtdGhpcnR5LXR3by1ieXRlcyEh", "alg": "HS256"}]},
+                      "forward_claims": {"sub": "x-sub", "tenant": "x-tenant"}},
+                "b": {"issuer": "https://b.test", "audiences": ["api"],
+                      "jwks": {"keys": [{"kty": "oct", "k": "YS1zZWNyZXQtb2YtYXQtbGVhc3QtdGhpcnR5LXR3by1ieXRlcyEh", "alg": "HS256"}]}}
+            },
+            "policies": {"p": {}}
+        });
+        let guard = compile(config.to_string().as_bytes()).unwrap();
+        // Provider b forwards `sub` to the default subject header.
+        assert_eq!(
+            guard.claim_headers(),
+            ["x-api-guard-subject", "x-sub", "x-tenant"]
+        );
+        assert_eq!(
+            guard.upstream_identity_headers(),
+            [
+                "x-api-guard-subject",
+                "x-client",
+                "x-key",
+                "x-sub",
+                "x-tenant"
+            ]
+        );
     }
 }
