@@ -4,16 +4,20 @@
 //! The request flow reads from the module list:
 //! `config` compiles the plugin configuration into a [`policy::Guard`]; for each request the
 //! adapter builds a [`request::RequestView`], `pipeline` selects the route's policy (`route`)
-//! and runs the `checks` in order, producing a [`verdict::Decision`]; `response` is the single
-//! place where rejections become HTTP answers and `metrics` names the decision counters.
+//! and runs the `checks` in order, producing a [`verdict::Decision`]; `lifecycle` decides,
+//! event by event (headers, body, trailers, callout answers), when anything may go on to the
+//! upstream; `response` is the single place where rejections become HTTP answers and
+//! `metrics` names the decision counters.
 //! Only `host` touches proxy-wasm; everything else is plain Rust, tested natively.
 
 pub mod checks;
 pub mod cidr;
 pub mod config;
 pub mod digest;
+pub mod edits;
 pub mod introspect;
 pub mod jwt;
+pub mod lifecycle;
 pub mod metrics;
 pub mod payload;
 pub mod pipeline;

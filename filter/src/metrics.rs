@@ -10,7 +10,6 @@
 use crate::policy::{Guard, PolicyId};
 use crate::ratelimit::Event;
 use crate::rejection::Reason;
-use crate::verdict::{Decision, Verdict};
 
 pub const NO_POLICY_LABEL: &str = "_none";
 
@@ -23,13 +22,6 @@ pub enum Outcome {
 pub const OUTCOMES: usize = 1 + Reason::ALL.len();
 
 impl Outcome {
-    pub fn of(decision: &Decision<'_>) -> Outcome {
-        match &decision.verdict {
-            Verdict::Allow(_) => Outcome::Allowed,
-            Verdict::Deny(r) => Outcome::Denied(r.reason()),
-        }
-    }
-
     fn index(self) -> usize {
         match self {
             Outcome::Allowed => 0,

@@ -1,13 +1,17 @@
 //! The request pipeline: select the route's policy, then run its checks in order. Pure: the
-//! adapter gathers the facts into a [`RequestView`], passes the host clock in, and applies the
-//! [`Decision`].
+//! adapter gathers the facts into a [`RequestView`] and an [`Env`] (host clock, shared store,
+//! what this decision may do) and the request lifecycle (`lifecycle`) acts on the [`Decision`].
 
-use crate::checks::introspection::{self, IntroFacts, IntroOutcome, Introspected};
-use crate::checks::jwt;
-use crate::jwt::provider::AuthMode;
+use crate::checks::api_key::{Authenticated, CredentialLocation};
+use crate::checks::introspection::{self, IntroFacts, IntroOutcome, Introspected, Refresh};
+use crate::checks::jwt::{self, TokenAdmission};
+use crate::jwt::keysource::try_early_refetch;
+use crate::jwt::provider::{AuthMode, ProviderId, ProviderKeys};
 use crate::jwt::runtime::TokenRuntime;
+use crate::jwt::TokenProblem;
+use crate::lifecycle::Attempt;
 use crate::payload::{check_json_keeping, BodyPlan, PayloadProblem};
-use crate::policy::Guard;
+use crate::policy::{Guard, RoutePolicy};
 use crate::ratelimit::store::SharedStore;
 use crate::ratelimit::{enforce, Event};
 use crate::rejection::{KeyProblem, Rejection};
@@ -15,27 +19,34 @@ use crate::request::RequestView;
 use crate::route::{select, Selection};
 use crate::screening::ScreenedBody;
 use crate::time::UnixTime;
-use crate::verdict::{Admission, BodyCheck, Decision, Verdict};
+use crate::verdict::{Admission, BodyCheck, Decision, Pending, Verdict};
 
-/// Decides a request from its headers, as if they ended the request (no body follows).
-pub fn decide<'g>(
-    guard: &'g Guard,
-    request: &RequestView<'_>,
-    now: UnixTime,
-    runtime: &mut TokenRuntime,
-) -> Decision<'g> {
-    decide_headers(guard, request, now, runtime, true, None)
-}
-
-/// The host's facts for a full decision.
+/// The host's facts for a decision.
 pub struct Env<'a> {
     pub store: &'a dyn SharedStore,
     pub now: UnixTime,
+    /// The same host clock in nanoseconds (rate limits, introspection timing).
     pub now_ns: u64,
     /// The headers end the request (no body follows).
     pub end_of_stream: bool,
-    /// This request's introspection callout failed: the policy's `on_failure` applies.
-    pub service_failed: bool,
+    /// What this decision may do (wait for the auth service, refetch keys).
+    pub attempt: Attempt,
+}
+
+impl<'a> Env<'a> {
+    /// A first decision at `now_ns`: it may wait and refetch.
+    pub fn first(store: &'a dyn SharedStore, now_ns: u64, end_of_stream: bool) -> Env<'a> {
+        Env {
+            store,
+            now: UnixTime(i64::try_from(now_ns / 1_000_000_000).unwrap_or(i64::MAX)),
+            now_ns,
+            end_of_stream,
+            attempt: Attempt {
+                may_wait: true,
+                may_refetch: true,
+            },
+        }
+    }
 }
 
 /// What a decision reports for metrics and logs.
@@ -46,16 +57,31 @@ pub struct Events {
     pub introspection: Vec<crate::introspect::Event>,
 }
 
-/// Decides a request from its headers; `end_of_stream` is the host's flag that no body follows.
-/// Without `intro` (no shared store), policies that need the auth service fail closed.
-pub fn decide_headers<'g>(
+/// Why the checks stopped short of an admission.
+enum Halt<'g> {
+    Deny(Rejection<'g>),
+    Wait(Pending),
+}
+
+impl<'g> From<Rejection<'g>> for Halt<'g> {
+    fn from(r: Rejection<'g>) -> Self {
+        Halt::Deny(r)
+    }
+}
+
+/// Decides a request: the route's policy, its checks in order, then its rate limits (which
+/// count only requests every other check admitted). The one entry point for every caller.
+pub fn decide<'g>(
     guard: &'g Guard,
     request: &RequestView<'_>,
-    now: UnixTime,
+    env: &Env<'_>,
     runtime: &mut TokenRuntime,
-    end_of_stream: bool,
-    intro: Option<&mut IntroFacts<'_>>,
+    events: &mut Events,
 ) -> Decision<'g> {
+    let deny = |policy, rejection| Decision {
+        policy,
+        verdict: Verdict::Deny(rejection),
+    };
     let id = match select(guard, request.route_policy) {
         Selection::Policy(id) => id,
         Selection::PassThrough => {
@@ -64,28 +90,39 @@ pub fn decide_headers<'g>(
                 verdict: Verdict::Allow(Admission::default()),
             }
         }
-        Selection::NoPolicy => {
-            return Decision {
-                policy: None,
-                verdict: Verdict::Deny(crate::rejection::Rejection::NoPolicy),
-            }
-        }
-        Selection::UnknownPolicy => {
-            return Decision {
-                policy: None,
-                verdict: Verdict::Deny(crate::rejection::Rejection::UnknownPolicy),
-            }
-        }
+        Selection::NoPolicy => return deny(None, Rejection::NoPolicy),
+        Selection::UnknownPolicy => return deny(None, Rejection::UnknownPolicy),
     };
-    let verdict = match guard.policy(id) {
-        Some(policy) => {
-            match run_checks(guard, policy, request, now, runtime, end_of_stream, intro) {
-                Ok(admission) => Verdict::Allow(admission),
-                Err(rejection) => Verdict::Deny(rejection),
-            }
-        }
-        // Unreachable by construction (ids come from the same table); still fail closed.
-        None => Verdict::Deny(crate::rejection::Rejection::UnknownPolicy),
+    // Unreachable by construction (ids come from the same table); still fail closed.
+    let Some(policy) = guard.policy(id) else {
+        return deny(None, Rejection::UnknownPolicy);
+    };
+    let mut facts = IntroFacts {
+        store: env.store,
+        now_ms: env.now_ns / 1_000_000,
+        service_failed: !env.attempt.may_wait,
+        events: Vec::new(),
+    };
+    let checked = run_checks(guard, policy, request, env, runtime, &mut facts);
+    events.introspection.append(&mut facts.events);
+    let verdict = match checked {
+        Ok(admission) if policy.rate_limits.is_empty() => Verdict::Allow(admission),
+        Ok(admission) => match enforce(
+            &policy.rate_limits,
+            request,
+            &admission,
+            env.store,
+            env.now_ns,
+            &mut events.rate_limits,
+        ) {
+            Ok(()) => Verdict::Allow(admission),
+            Err(rejection) => Verdict::Deny(rejection),
+        },
+        Err(Halt::Wait(pending)) => Verdict::Wait(pending),
+        Err(Halt::Deny(rejection)) => match refetch_for(guard, &rejection, env) {
+            Some(provider) => Verdict::Wait(Pending::Keys(provider)),
+            None => Verdict::Deny(rejection),
+        },
     };
     Decision {
         policy: Some(id),
@@ -93,61 +130,96 @@ pub fn decide_headers<'g>(
     }
 }
 
-/// [`decide`], then the selected policy's rate limits for a request every other check
-/// admitted (rate limits count only requests that would otherwise pass). `now_ns` is the same
-/// host clock in nanoseconds; `events` receives (limit index, event) for metrics and logs.
-pub fn decide_limited<'g>(
-    guard: &'g Guard,
-    request: &RequestView<'_>,
-    env: &Env<'_>,
-    runtime: &mut TokenRuntime,
-    events: &mut Events,
-) -> Decision<'g> {
-    let (store, now_ns) = (env.store, env.now_ns);
-    let mut facts = IntroFacts {
-        store,
-        now_ms: now_ns / 1_000_000,
-        service_failed: env.service_failed,
-        events: Vec::new(),
+/// A token under an unknown `kid` of a remote provider may be signed by a key published since
+/// the last fetch: one refetch, if this decision may wait and the Envoy-wide rate limit of early
+/// refetches allows one now.
+fn refetch_for(guard: &Guard, rejection: &Rejection<'_>, env: &Env<'_>) -> Option<ProviderId> {
+    let Rejection::Token {
+        problem: TokenProblem::UnknownKid,
+        provider: Some(name),
+    } = rejection
+    else {
+        return None;
     };
-    let mut decision = decide_headers(
-        guard,
-        request,
-        env.now,
-        runtime,
-        env.end_of_stream,
-        Some(&mut facts),
-    );
-    events.introspection.append(&mut facts.events);
-    let events = &mut events.rate_limits;
-    if let (Some(id), Verdict::Allow(admission)) = (decision.policy, &decision.verdict) {
-        if let Some(policy) = guard.policy(id) {
-            if !policy.rate_limits.is_empty() {
-                if let Err(rejection) = enforce(
-                    &policy.rate_limits,
-                    request,
-                    admission,
-                    store,
-                    now_ns,
-                    events,
-                ) {
-                    decision.verdict = Verdict::Deny(rejection);
-                }
-            }
+    if !(env.attempt.may_wait && env.attempt.may_refetch) {
+        return None;
+    }
+    let id = guard
+        .jwt_providers
+        .iter()
+        .position(|p| p.name == *name)
+        .map(ProviderId)?;
+    let ProviderKeys::Remote(source) = &guard.provider(id)?.keys else {
+        return None;
+    };
+    match try_early_refetch(env.store, source, env.now) {
+        Ok(true) => Some(id),
+        _ => None,
+    }
+}
+
+/// What one credential check found.
+enum Found<'g, T> {
+    /// The policy has no such check.
+    NotChecked,
+    /// No credential of this kind: the rejection a client gets if the auth mode needs one.
+    Absent(Rejection<'g>),
+    Valid(T),
+    /// A credential is present and not valid: refused in every auth mode.
+    Refused(Rejection<'g>),
+    /// A credential only the auth service can judge (an API key nobody here knows).
+    Deferred,
+}
+
+impl<'g, T> Found<'g, T> {
+    fn from_result(result: Option<Result<T, Rejection<'g>>>) -> Self {
+        match result {
+            None => Found::NotChecked,
+            Some(Ok(v)) => Found::Valid(v),
+            Some(Err(r)) if is_missing(&r) => Found::Absent(r),
+            Some(Err(r)) => Found::Refused(r),
         }
     }
-    decision
+
+    fn is_valid(&self) -> bool {
+        matches!(self, Found::Valid(_))
+    }
+
+    fn valid(self) -> Option<T> {
+        match self {
+            Found::Valid(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The auth mode's verdict on this credential, checked as soon as it is known (so a refused
+    /// key stops the request before any token is verified or any callout made): a refused
+    /// credential always stops it; a missing one under `all`, unless `vouched` (another
+    /// credential already identified the caller for it).
+    fn settle(&self, auth: AuthMode, vouched: bool) -> Result<(), Rejection<'g>> {
+        match self {
+            Found::Refused(r) => Err(r.clone()),
+            Found::Absent(r) if auth == AuthMode::All && !vouched => Err(r.clone()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Who an API key identified: a key of the configuration, or one of the remote key list.
+enum KeyHolder<'g> {
+    Configured(Authenticated<'g>),
+    Remote(Introspected, Option<CredentialLocation<'g>>),
 }
 
 fn run_checks<'g>(
     guard: &'g Guard,
-    policy: &'g crate::policy::RoutePolicy,
+    policy: &'g RoutePolicy,
     request: &RequestView<'_>,
-    now: UnixTime,
+    env: &Env<'_>,
     runtime: &mut TokenRuntime,
-    end_of_stream: bool,
-    intro: Option<&mut IntroFacts<'_>>,
-) -> Result<Admission<'g>, Rejection<'g>> {
+    intro: &mut IntroFacts<'_>,
+) -> Result<Admission<'g>, Halt<'g>> {
+    let now = env.now;
     policy.request_limits.check(request)?;
     if let Some(methods) = &policy.methods {
         methods.check(request)?;
@@ -159,7 +231,7 @@ fn run_checks<'g>(
     if let Some(rule) = &policy.screening {
         if let Some(d) = rule.screen_request(request) {
             if rule.blocks() {
-                return Err(Rejection::Blocked(d));
+                return Err(Rejection::Blocked(d).into());
             }
             detections.push(d);
         }
@@ -170,157 +242,171 @@ fn run_checks<'g>(
     if let Some(rule) = &policy.headers {
         rule.check(request).map_err(Rejection::Payload)?;
     }
-    let mut admission = Admission::default();
-    // Each credential check gives Ok, "missing", or a real refusal; the policy's auth mode
-    // decides which combinations pass. A present but invalid credential is always refused.
-    let key = policy.api_key.as_ref().map(|rule| {
-        rule.check(&guard.api_keys, request, now).and_then(|who| {
-            if runtime.revocations.revokes_key(who.key_id, now) {
-                Err(Rejection::ApiKeyInvalid {
-                    problem: KeyProblem::Revoked,
-                    key_id: Some(who.key_id),
-                })
-            } else {
-                Ok(who)
-            }
-        })
-    });
-    // A key the configuration does not know may be on the remote key list (pulled from the
-    // central service): judged against configured + remote keys, so `clients` lists hold.
-    let mut remote_key: Option<Introspected> = None;
-    let key = match (key, &policy.api_key, runtime.merged_api_keys()) {
-        (
-            Some(Err(Rejection::ApiKeyInvalid {
-                problem: KeyProblem::Unknown,
-                ..
-            })),
-            Some(rule),
-            Some(merged),
-        ) => match rule.check(merged, request, now) {
-            Ok(who) if runtime.revocations.revokes_key(who.key_id, now) => {
-                Some(Err(Rejection::ApiKeyInvalid {
-                    problem: KeyProblem::Revoked,
-                    key_id: None,
-                }))
-            }
-            Ok(who) => {
-                remote_key = Some(Introspected {
-                    subject: None,
-                    client_id: Some(who.client_id.to_string()),
-                    key_id: Some(who.key_id.to_string()),
-                });
-                None
-            }
-            // Problems with a remote key are reported without its (remote) id.
-            Err(Rejection::ApiKeyInvalid { problem, .. }) => Some(Err(Rejection::ApiKeyInvalid {
-                problem,
-                key_id: None,
-            })),
-            // A remote key of a client this policy does not admit, or anything else: the
-            // key is unknown here (rejections must not borrow the remote list).
-            Err(Rejection::ApiKeyMissing) => Some(Err(Rejection::ApiKeyMissing)),
-            Err(Rejection::ApiKeyAmbiguous) => Some(Err(Rejection::ApiKeyAmbiguous)),
-            Err(_) => Some(Err(Rejection::ApiKeyInvalid {
-                problem: KeyProblem::Unknown,
-                key_id: None,
-            })),
-        },
-        (key, _, _) => key,
-    };
-    let remote_strip = remote_key
-        .as_ref()
-        .and_then(|_| policy.api_key.as_ref()?.strip_location(request));
-    // An API key the configuration does not know may still be valid at the auth service:
-    // with introspection in the policy, it is the service's to judge.
-    let key = match key {
-        Some(Err(Rejection::ApiKeyInvalid {
-            problem: KeyProblem::Unknown,
-            ..
-        })) if policy.introspection.is_some() => None,
-        other => other,
-    };
-    if let Some(Err(r)) = &key {
-        if !is_missing(r) || (policy.auth == AuthMode::All && remote_key.is_none()) {
-            return Err(r.clone());
-        }
-    }
-    let token = policy
-        .jwt
-        .as_ref()
-        .map(|rule| jwt::check(guard, rule, runtime, request, now))
-        .map(|result| match result {
+    // Credentials, cheapest first; each is settled by the auth mode as soon as it is known.
+    let key = api_key(guard, policy, request, now, runtime);
+    key.settle(policy.auth, false)?;
+    let token = Found::from_result(policy.jwt.as_ref().map(|rule| {
+        match jwt::check(guard, rule, runtime, request, now) {
             // Not a JWT at all (an opaque token): with introspection in the policy, it is the
             // auth service's to judge, not a bad JWT.
             Err(Rejection::Token {
-                problem: crate::jwt::TokenProblem::Malformed,
+                problem: TokenProblem::Malformed,
                 ..
             }) if policy.introspection.is_some() => Err(Rejection::Token {
-                problem: crate::jwt::TokenProblem::Missing,
+                problem: TokenProblem::Missing,
                 provider: None,
             }),
             other => other,
-        });
-    if let Some(Err(r)) = &token {
-        if !is_missing(r) || policy.auth == AuthMode::All {
-            return Err(r.clone());
         }
-    }
+    }));
+    token.settle(policy.auth, false)?;
     let introspected = match (&policy.introspection, &guard.introspection) {
-        (Some(rule), Some(service)) => match intro {
-            None => Some(Err(Rejection::AuthServiceUnavailable { retry_after: 1 })),
-            Some(facts) => Some(match introspection::check(service, rule, request, facts) {
-                IntroOutcome::Admit(who, refresh) => Ok((who, refresh)),
-                IntroOutcome::Missing => Err(Rejection::Token {
-                    problem: crate::jwt::TokenProblem::Missing,
-                    provider: None,
-                }),
-                IntroOutcome::Refuse(r) => Err(r),
-                // Not a refusal: the whole decision waits for the service.
-                IntroOutcome::Pending(p) => return Err(Rejection::IntrospectionPending(p)),
+        (Some(rule), Some(service)) => match introspection::check(service, rule, request, intro) {
+            IntroOutcome::Admit(who, refresh) => Found::Valid((who, refresh)),
+            IntroOutcome::Missing => Found::Absent(Rejection::Token {
+                problem: TokenProblem::Missing,
+                provider: None,
             }),
+            IntroOutcome::Refuse(r) => Found::Refused(r),
+            IntroOutcome::Pending(p) => return Err(Halt::Wait(Pending::Introspection(p))),
         },
-        _ => None,
+        _ => Found::NotChecked,
     };
-    if let Some(Err(r)) = &introspected {
-        // Present credentials that the service refused are refused in every auth mode; a
-        // missing one only under `all` (unless an API key / token already identified the caller).
-        let identified =
-            matches!(&key, Some(Ok(_))) || matches!(&token, Some(Ok(_))) || remote_key.is_some();
-        if !is_missing(r) || (policy.auth == AuthMode::All && !identified) {
-            return Err(r.clone());
-        }
-    }
-    let key = key.and_then(Result::ok);
-    let token = token.and_then(Result::ok);
-    let introspected = introspected.and_then(Result::ok);
-    // `any`: at least one credential; both missing is refused with the token challenge when a
-    // JWT is accepted (bearer clients are the common case), else the key challenge.
-    if policy.auth == AuthMode::Any
-        && key.is_none()
-        && token.is_none()
-        && introspected.is_none()
-        && remote_key.is_none()
-    {
+    // A missing token at the service is fine under `all` when a key or JWT identified the
+    // caller (the service judges what those could not).
+    introspected.settle(policy.auth, key.is_valid() || token.is_valid())?;
+    let anyone = key.is_valid() || token.is_valid() || introspected.is_valid();
+    if policy.auth == AuthMode::Any && !anyone {
+        // Both missing: the token challenge when a JWT is accepted (bearer clients are the
+        // common case), else the key challenge.
         return Err(Rejection::Token {
-            problem: crate::jwt::TokenProblem::Missing,
+            problem: TokenProblem::Missing,
             provider: None,
-        });
+        }
+        .into());
     }
-    if let Some(who) = key {
-        admission.identity = Some((who.client_id, who.key_id));
-        admission.strip = who.strip;
+    let mut admission = admit(key.valid(), token.valid(), introspected.valid());
+    admission.detections = detections;
+    admission.body = body_check(policy, request, env.end_of_stream)?;
+    Ok(admission)
+}
+
+/// The API key check, with the remote key list and the auth service as fallbacks for a key the
+/// configuration does not know.
+fn api_key<'g>(
+    guard: &'g Guard,
+    policy: &'g RoutePolicy,
+    request: &RequestView<'_>,
+    now: UnixTime,
+    runtime: &TokenRuntime,
+) -> Found<'g, KeyHolder<'g>> {
+    let Some(rule) = &policy.api_key else {
+        return Found::NotChecked;
+    };
+    let revoked = |key_id| Rejection::ApiKeyInvalid {
+        problem: KeyProblem::Revoked,
+        key_id,
+    };
+    let local = match rule.check(&guard.api_keys, request, now) {
+        Ok(who) if runtime.revocations.revokes_key(who.key_id, now) => {
+            Err(revoked(Some(who.key_id)))
+        }
+        other => other,
+    };
+    let unknown = matches!(
+        local,
+        Err(Rejection::ApiKeyInvalid {
+            problem: KeyProblem::Unknown,
+            ..
+        })
+    );
+    if !unknown {
+        return Found::from_result(Some(local.map(KeyHolder::Configured)));
     }
-    admission.token = token;
-    if let Some(who) = remote_key {
-        admission.introspected = Some(who);
-        admission.strip = remote_strip;
+    // A key the configuration does not know may be on the remote key list (pulled from the
+    // central service): judged against configured + remote keys, so `clients` lists hold.
+    // Problems with a remote key are reported without its (remote) id: rejections must not
+    // borrow the remote list.
+    if let Some(merged) = runtime.merged_api_keys() {
+        let remote = match rule.check(merged, request, now) {
+            Ok(who) if runtime.revocations.revokes_key(who.key_id, now) => Err(revoked(None)),
+            Ok(who) => Ok(KeyHolder::Remote(
+                Introspected {
+                    subject: None,
+                    client_id: Some(who.client_id.to_string()),
+                    key_id: Some(who.key_id.to_string()),
+                },
+                rule.strip_location(request),
+            )),
+            Err(Rejection::ApiKeyInvalid { problem, .. }) => Err(Rejection::ApiKeyInvalid {
+                problem,
+                key_id: None,
+            }),
+            Err(Rejection::ApiKeyMissing) => Err(Rejection::ApiKeyMissing),
+            Err(Rejection::ApiKeyAmbiguous) => Err(Rejection::ApiKeyAmbiguous),
+            // A remote key of a client this policy does not admit, or anything else: the key
+            // is unknown here.
+            Err(_) => Err(Rejection::ApiKeyInvalid {
+                problem: KeyProblem::Unknown,
+                key_id: None,
+            }),
+        };
+        let still_unknown = matches!(
+            remote,
+            Err(Rejection::ApiKeyInvalid {
+                problem: KeyProblem::Unknown,
+                ..
+            })
+        );
+        if !(still_unknown && policy.introspection.is_some()) {
+            return Found::from_result(Some(remote));
+        }
+    } else if policy.introspection.is_none() {
+        return Found::from_result(Some(local.map(KeyHolder::Configured)));
+    }
+    // An API key nobody here knows may still be valid at the auth service: with introspection
+    // in the policy, it is the service's to judge.
+    Found::Deferred
+}
+
+/// The admission of the credentials that were valid.
+fn admit<'g>(
+    key: Option<KeyHolder<'g>>,
+    token: Option<TokenAdmission<'g>>,
+    introspected: Option<(Introspected, Option<Refresh>)>,
+) -> Admission<'g> {
+    let mut admission = Admission {
+        token,
+        ..Admission::default()
+    };
+    match key {
+        Some(KeyHolder::Configured(who)) => {
+            admission.identity = Some((who.client_id, who.key_id));
+            admission.strip = who.strip;
+        }
+        Some(KeyHolder::Remote(who, strip)) => {
+            admission.introspected = Some(who);
+            admission.strip = strip;
+        }
+        None => {}
     }
     if let Some((who, refresh)) = introspected {
         admission.introspected = Some(who);
         admission.refresh = refresh;
     }
-    admission.detections = detections;
-    // Body shape last among the checks: only authenticated requests get their bodies read.
+    admission
+}
+
+/// What the body of an admitted request still needs: the payload rules' limit and JSON checks,
+/// and body screening (form, JSON and multipart bodies are buffered, up to the payload limit
+/// or 1 MiB, and screened at the end). Last among the checks: only authenticated requests get
+/// their bodies read.
+fn body_check<'g>(
+    policy: &'g RoutePolicy,
+    request: &RequestView<'_>,
+    end_of_stream: bool,
+) -> Result<Option<BodyCheck>, Rejection<'g>> {
+    let mut check = None;
     if let Some(payload) = &policy.payload {
         match payload
             .on_headers(request, end_of_stream)
@@ -328,7 +414,7 @@ fn run_checks<'g>(
         {
             BodyPlan::None => {}
             BodyPlan::Inspect { max_bytes, json } => {
-                admission.body = Some(BodyCheck {
+                check = Some(BodyCheck {
                     max_bytes,
                     buffer: json.is_some(),
                     method: request.method().to_vec(),
@@ -338,8 +424,6 @@ fn run_checks<'g>(
             }
         }
     }
-    // Body screening: form, JSON and multipart bodies are buffered (up to the payload limit,
-    // or 1 MiB) and screened at the end.
     if let (Some(rule), false) = (&policy.screening, end_of_stream) {
         let mut types = request.header_values("content-type");
         let content_type = types.next();
@@ -354,7 +438,7 @@ fn run_checks<'g>(
             return Err(Rejection::Payload(PayloadProblem::UnsupportedMediaType));
         }
         if let Some(kind) = kind {
-            let check = admission.body.get_or_insert_with(|| BodyCheck {
+            let check = check.get_or_insert_with(|| BodyCheck {
                 max_bytes: crate::payload::DEFAULT_MAX_BODY_BYTES,
                 buffer: true,
                 method: request.method().to_vec(),
@@ -365,7 +449,7 @@ fn run_checks<'g>(
             check.screen = Some(kind);
         }
     }
-    Ok(admission)
+    Ok(check)
 }
 
 /// Checks a whole (buffered) body of a request admitted with a [`BodyCheck`] under `policy`.
@@ -414,6 +498,24 @@ pub fn check_body<'g>(
         }
     }
     Ok(None)
+}
+
+/// [`decide`] at `now` against a fresh in-memory store (tests of the checks, not of limits).
+#[cfg(test)]
+pub(crate) fn decide_at<'g>(
+    guard: &'g Guard,
+    request: &RequestView<'_>,
+    now: UnixTime,
+    runtime: &mut TokenRuntime,
+    end_of_stream: bool,
+) -> Decision<'g> {
+    let store = crate::ratelimit::store::MemoryStore::default();
+    let ns = u64::try_from(now.0)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000);
+    let mut env = Env::first(&store, ns, end_of_stream);
+    env.now = now;
+    decide(guard, request, &env, runtime, &mut Events::default())
 }
 
 fn is_missing(r: &Rejection<'_>) -> bool {
@@ -467,7 +569,13 @@ mod tests {
             client_ip: ip.parse().ok(),
             route_policy: policy,
         };
-        let d = decide(guard, &view, UnixTime(0), &mut TokenRuntime::new(guard));
+        let d = decide_at(
+            guard,
+            &view,
+            UnixTime(0),
+            &mut TokenRuntime::new(guard),
+            true,
+        );
         (
             d.policy.map(|id| guard.policies[id.0].name.clone()),
             d.verdict,
@@ -610,11 +718,12 @@ mod tests {
                     client_ip: None,
                     route_policy: policy,
                 };
-                let d = decide(
+                let d = decide_at(
                     &guard,
                     &view,
                     UnixTime(i64::MAX),
                     &mut TokenRuntime::new(&guard),
+                    true,
                 );
                 // `public` may admit a plain GET; everything else here lacks a key or an address.
                 if policy != Some("public") {
@@ -659,6 +768,7 @@ mod tests {
                     .map_or("-", |t| t.subject.as_deref().unwrap_or("?"))
             ),
             Verdict::Deny(r) => r.reason().as_str().to_string(),
+            Verdict::Wait(p) => format!("wait {p:?}"),
         }
     }
 
@@ -729,7 +839,7 @@ mod tests {
                 client_ip: None,
                 route_policy: Some(policy),
             };
-            let d = decide(&guard, &view, NOW, &mut TokenRuntime::new(&guard));
+            let d = decide_at(&guard, &view, NOW, &mut TokenRuntime::new(&guard), true);
             assert_eq!(
                 summary(&d.verdict),
                 want,
@@ -753,7 +863,7 @@ mod tests {
                 client_ip: None,
                 route_policy: Some("key_only"),
             };
-            decide(&guard, &view, NOW, rt).verdict
+            decide_at(&guard, &view, NOW, rt, true).verdict
         };
         let mut rt = TokenRuntime::new(&guard);
         assert_eq!(
@@ -813,7 +923,7 @@ mod tests {
                 client_ip: Some(std::net::IpAddr::V4(v4.into())),
                 route_policy: policy,
             };
-            let d = decide(&guard, &view, UnixTime(now), &mut TokenRuntime::new(&guard));
+            let d = decide_at(&guard, &view, UnixTime(now), &mut TokenRuntime::new(&guard), true);
             if policy == Some("api") {
                 if let Verdict::Allow(_) = d.verdict {
                     proptest::prop_assert!(headers.iter().any(|(n, v)| n == "x-api-key" && v == b"demo-key-123"));
@@ -858,10 +968,11 @@ mod body_screening_tests {
             route_policy: Some("p"),
         };
         let mut runtime = TokenRuntime::new(guard);
-        let d = decide_headers(guard, &view, UnixTime(0), &mut runtime, false, None);
+        let d = decide_at(guard, &view, UnixTime(0), &mut runtime, false);
         let admission = match d.verdict {
             Verdict::Allow(admission) => admission,
             Verdict::Deny(r) => return (None, Err(r.reason().as_str().to_string())),
+            Verdict::Wait(p) => return (None, Err(format!("waits for {p:?}"))),
         };
         let Some(check) = admission.body else {
             return (None, Ok(None));

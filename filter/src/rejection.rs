@@ -73,9 +73,6 @@ pub enum Rejection<'g> {
     },
     /// Injection or bad-bot screening matched (policy in `block` mode).
     Blocked(crate::screening::Detection),
-    /// Not a refusal: the decision waits for the auth service. The adapter pauses the request
-    /// and decides again; it is never rendered or counted.
-    IntrospectionPending(crate::checks::introspection::Pending),
 }
 
 /// The stable, fine-grained reason for a decision: metric name suffixes and log fields.
@@ -303,10 +300,7 @@ impl Rejection<'_> {
             Rejection::Payload(p) => payload_reason(p),
             Rejection::IntrospectionInactive => Reason::IntrospectionInactive,
             Rejection::Blocked(d) => Reason::blocked(d.class),
-            // Pending is never counted; mapped for totality.
-            Rejection::AuthServiceUnavailable { .. } | Rejection::IntrospectionPending(_) => {
-                Reason::AuthServiceUnavailable
-            }
+            Rejection::AuthServiceUnavailable { .. } => Reason::AuthServiceUnavailable,
         }
     }
 

@@ -104,7 +104,7 @@ fn describe(rejection: &Rejection<'_>) -> (u32, &'static str, &'static str) {
         Rejection::IntrospectionInactive => {
             (401, "invalid_token", "The bearer token is not valid.")
         }
-        Rejection::AuthServiceUnavailable { .. } | Rejection::IntrospectionPending(_) => (
+        Rejection::AuthServiceUnavailable { .. } => (
             503,
             "auth_unavailable",
             "The credential could not be checked right now; retry after the time in the retry-after header.",
@@ -205,7 +205,6 @@ pub fn render(rejection: &Rejection<'_>, request_id: Option<&[u8]>) -> LocalResp
         Rejection::AuthServiceUnavailable { retry_after } => {
             headers.push(("retry-after", retry_after.to_string()))
         }
-        Rejection::IntrospectionPending(_) => headers.push(("retry-after", "1".to_string())),
         _ => {}
     }
     let mut body = serde_json::json!({

@@ -58,6 +58,18 @@ pub struct BodyCheck {
 pub enum Verdict<'g> {
     Allow(Admission<'g>),
     Deny(Rejection<'g>),
+    /// The decision needs an answer that is not there yet: waiting is not a refusal. The
+    /// request lifecycle (`lifecycle`) holds the request and decides again when it comes.
+    Wait(Pending),
+}
+
+/// What a waiting decision needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    /// The auth service's answer for a credential (this worker's callout, or another's).
+    Introspection(crate::checks::introspection::Pending),
+    /// A remote provider's JWKS, refetched for an unknown `kid`.
+    Keys(crate::jwt::provider::ProviderId),
 }
 
 /// The verdict plus the policy it was reached under (`None`: no policy applied).

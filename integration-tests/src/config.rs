@@ -161,6 +161,26 @@ impl EnvoyConfig {
         self
     }
 
+    /// Lets every HTTP connection manager accept HTTP/1.1 request trailers
+    /// (`http_protocol_options.enable_trailers`; HTTP/2 always accepts them).
+    pub fn with_h1_trailers(mut self) -> Self {
+        let mut changed = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            if m.contains_key("codec_type") {
+                let mut options = Mapping::new();
+                options.insert("enable_trailers".into(), Value::Bool(true));
+                m.insert("http_protocol_options".into(), Value::Mapping(options));
+                changed += 1;
+            }
+        });
+        assert!(
+            changed > 0,
+            "{}: no http_connection_manager with codec_type",
+            self.source.display()
+        );
+        self
+    }
+
     /// Envoy worker threads (`--concurrency`); 2 unless changed.
     pub fn with_concurrency(mut self, workers: u32) -> Self {
         self.concurrency = workers;

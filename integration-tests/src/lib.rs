@@ -17,6 +17,7 @@ pub mod jwt_fixtures;
 pub mod load;
 pub mod process;
 mod tempdir;
+pub mod trailers;
 
 use std::path::{Path, PathBuf};
 

@@ -160,11 +160,12 @@ fn unknown_policy_metadata_never_panics() {
         client_ip: None,
         route_policy: Some("\u{0}"),
     };
-    let d = crate::pipeline::decide(
+    let d = crate::pipeline::decide_at(
         &g,
         &view,
         crate::time::UnixTime(0),
         &mut crate::jwt::runtime::TokenRuntime::new(&g),
+        true,
     );
     assert_eq!(
         d.verdict,

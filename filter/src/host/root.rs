@@ -35,8 +35,9 @@ pub struct Shared {
     unknown_policies_logged: RefCell<HashSet<String>>,
     /// This VM's view of remote key sets and revocations, and its verified-token cache.
     pub runtime: RefCell<TokenRuntime>,
-    /// Every header a provider forwards a claim into: client-sent copies are removed.
-    pub claim_headers: Vec<String>,
+    /// Every identity header api-guard can set (`edits::identity_header_names`): client-sent
+    /// copies are removed from every request.
+    pub identity_headers: Vec<String>,
     fetch_metrics: FetchMetrics,
     /// Counters per introspection event, and the callout latency histogram.
     intro_metrics: Vec<Option<u32>>,
@@ -277,22 +278,6 @@ impl GuardRoot {
     }
 }
 
-/// Every header a provider forwards a claim into.
-fn claim_headers(guard: &Guard) -> Vec<String> {
-    let mut out: Vec<String> = guard
-        .jwt_providers
-        .iter()
-        .flat_map(|p| p.forward_claims.iter().map(|(_, h)| h.clone()))
-        .collect();
-    if guard.introspection.is_some() {
-        // The introspected subject travels in the default subject header.
-        out.push(crate::config::DEFAULT_SUBJECT_HEADER.to_string());
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
 #[derive(Default)]
 pub struct GuardRoot {
     shared: Option<Rc<Shared>>,
@@ -320,8 +305,7 @@ impl Context for GuardRoot {
         if let Some((context_id, core)) = self.on_behalf.remove(&token) {
             if let Some(core) = core.upgrade() {
                 if proxy_wasm::hostcalls::set_effective_context(context_id).is_ok() {
-                    core.borrow_mut()
-                        .on_http_call_response(token, _headers, body_size, _t);
+                    core.borrow_mut().on_callout(token, body_size);
                     self.track_callout(context_id, &core);
                 }
             }
@@ -385,7 +369,7 @@ impl RootContext for GuardRoot {
                 if let Err(e) = runtime.sync(&guard, &HostStore) {
                     log::warn!("cannot read shared remote documents ({e:?})");
                 }
-                let claim_headers = claim_headers(&guard);
+                let identity_headers = crate::edits::identity_header_names(&guard);
                 let fetch_metrics = FetchMetrics::build(&guard);
                 let (intro_metrics, intro_latency) = if guard.introspection.is_some() {
                     (
@@ -444,7 +428,7 @@ impl RootContext for GuardRoot {
                     rate_limit_metrics,
                     unknown_policies_logged: RefCell::new(HashSet::new()),
                     runtime: RefCell::new(runtime),
-                    claim_headers,
+                    identity_headers,
                     fetch_metrics,
                     intro_metrics,
                     intro_latency,

@@ -4,7 +4,7 @@
 use super::store::MemoryStore;
 use super::*;
 use crate::config::compile;
-use crate::pipeline::decide_limited;
+use crate::pipeline::decide;
 use crate::policy::Guard;
 use crate::time::UnixTime;
 use crate::verdict::{Decision, Verdict};
@@ -70,10 +70,13 @@ fn run<'g>(
         now: UnixTime((now / S) as i64),
         now_ns: now,
         end_of_stream: true,
-        service_failed: false,
+        attempt: crate::lifecycle::Attempt {
+            may_wait: true,
+            may_refetch: true,
+        },
     };
     let mut all = crate::pipeline::Events::default();
-    let decision = decide_limited(
+    let decision = decide(
         g,
         &view,
         &env,

@@ -24,7 +24,7 @@ use api_guard::config::compile;
 use api_guard::jwt::cache::{CacheSettings, TokenCache};
 use api_guard::jwt::runtime::TokenRuntime;
 use api_guard::jwt::verify::VerifiedToken;
-use api_guard::pipeline::{check_body, decide, decide_headers, decide_limited, Env, Events};
+use api_guard::pipeline::{check_body, decide, Env, Events};
 use api_guard::policy::Guard;
 use api_guard::ratelimit::store::MemoryStore;
 use api_guard::request::RequestView;
@@ -164,18 +164,18 @@ fn original_table() {
         // Warm up, and make sure the benchmark measures admissions.
         for _ in 0..1000 {
             assert!(matches!(
-                decide(&guard, &view, NOW, &mut runtime).verdict,
+                decide_at(&guard, &view, &mut runtime, true,).verdict,
                 Verdict::Allow(_)
             ));
         }
         let before = allocations();
         let started = Instant::now();
         for _ in 0..ITERATIONS {
-            black_box(decide(
+            black_box(decide_at(
                 black_box(&guard),
                 black_box(&view),
-                NOW,
                 &mut runtime,
+                true,
             ));
         }
         let elapsed = started.elapsed();
@@ -539,6 +539,20 @@ fn client_ip() -> Option<std::net::IpAddr> {
     Some("127.0.0.1".parse().expect("literal address"))
 }
 
+/// [`decide`] for policies without rate limits or introspection (they never touch the store):
+/// a first decision at `NOW`; `end_of_stream` false when a body follows.
+fn decide_at<'g>(
+    guard: &'g Guard,
+    view: &RequestView<'_>,
+    runtime: &mut TokenRuntime,
+    end_of_stream: bool,
+) -> Decision<'g> {
+    static STORE: std::sync::LazyLock<MemoryStore> = std::sync::LazyLock::new(MemoryStore::new);
+    let mut env = Env::first(&*STORE, 0, end_of_stream);
+    env.now = NOW;
+    decide(guard, view, &env, runtime, &mut Events::default())
+}
+
 /// `decide()` of `headers` under the named policy, with one runtime reused across calls.
 fn bench_decide(guard: &Guard, policy: Option<&str>, headers: &[(String, Vec<u8>)]) -> (f64, f64) {
     let view = RequestView {
@@ -547,13 +561,13 @@ fn bench_decide(guard: &Guard, policy: Option<&str>, headers: &[(String, Vec<u8>
         route_policy: policy,
     };
     let mut runtime = TokenRuntime::new(guard);
-    expect_allow(&decide(guard, &view, NOW, &mut runtime), "decide");
+    expect_allow(&decide_at(guard, &view, &mut runtime, true), "decide");
     measure(|| {
-        black_box(decide(
+        black_box(decide_at(
             black_box(guard),
             black_box(&view),
-            NOW,
             &mut runtime,
+            true,
         ));
     })
 }
@@ -634,18 +648,21 @@ fn stage_table(full: &Guard) {
             now: NOW,
             now_ns: 1_800_000_000_000_000_000,
             end_of_stream: true,
-            service_failed: false,
+            attempt: api_guard::lifecycle::Attempt {
+                may_wait: true,
+                may_refetch: true,
+            },
         };
         expect_allow(
-            &decide_limited(full, &view, &env, &mut runtime, &mut events),
+            &decide(full, &view, &env, &mut runtime, &mut events),
             "decide_limited",
         );
         row(
-            "ip + api key + 2 rate limits (`decide_limited`, in-memory store)",
+            "ip + api key + 2 rate limits (`decide`, in-memory store)",
             measure(|| {
                 env.now_ns += 1_000;
                 events.rate_limits.clear();
-                black_box(decide_limited(
+                black_box(decide(
                     black_box(full),
                     black_box(&view),
                     &env,
@@ -670,7 +687,7 @@ fn stage_table(full: &Guard) {
             route_policy: Some(policy_name),
         };
         let mut runtime = TokenRuntime::new(full);
-        let decision = decide_headers(full, &view, NOW, &mut runtime, false, None);
+        let decision = decide_at(full, &view, &mut runtime, false);
         let (Some(policy), Verdict::Allow(admission)) = (decision.policy, &decision.verdict) else {
             fail(&format!(
                 "POST under {policy_name}: expected an admission, got {decision:?}"
@@ -686,15 +703,13 @@ fn stage_table(full: &Guard) {
             other => fail(&format!("the order body under {policy_name}: {other:?}")),
         }
         row(
-            &format!("{what}: headers of a JSON POST (`decide_headers`)"),
+            &format!("{what}: headers of a JSON POST (`decide`, body to follow)"),
             measure(|| {
-                black_box(decide_headers(
+                black_box(decide_at(
                     black_box(full),
                     black_box(&view),
-                    NOW,
                     &mut runtime,
                     false,
-                    None,
                 ));
             }),
         );
@@ -1087,7 +1102,7 @@ fn profile_loop(what: &str) {
                 route_policy: Some(&policy_name),
             };
             let mut runtime = TokenRuntime::new(&full);
-            let decision = decide_headers(&full, &view, NOW, &mut runtime, false, None);
+            let decision = decide_at(&full, &view, &mut runtime, false);
             let (Some(policy), Verdict::Allow(admission)) = (decision.policy, &decision.verdict)
             else {
                 fail("POST under body: not admitted");
