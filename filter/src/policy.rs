@@ -144,37 +144,6 @@ impl Guard {
     pub fn provider(&self, id: ProviderId) -> Option<&JwtProvider> {
         self.jwt_providers.get(id.0)
     }
-
-    /// Every header a provider forwards a claim into, and the subject header when token
-    /// introspection can set it: sorted, without duplicates. Client-sent copies of these are
-    /// removed from every request the filter sees.
-    pub fn claim_headers(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .jwt_providers
-            .iter()
-            .flat_map(|p| p.forward_claims.iter().map(|(_, h)| h.clone()))
-            .collect();
-        if self.introspection.is_some() {
-            // The introspected subject travels in the default subject header.
-            out.push(crate::config::DEFAULT_SUBJECT_HEADER.to_string());
-        }
-        out.sort();
-        out.dedup();
-        out
-    }
-
-    /// The headers only api-guard may set on a request to the upstream: the identity headers
-    /// and [`Guard::claim_headers`]. A route that skips the filter must remove them itself.
-    pub fn upstream_identity_headers(&self) -> Vec<String> {
-        let mut out = vec![
-            self.identity_headers.client_id.clone(),
-            self.identity_headers.key_id.clone(),
-        ];
-        out.extend(self.claim_headers());
-        out.sort();
-        out.dedup();
-        out
-    }
 }
 
 #[cfg(test)]
@@ -219,49 +188,5 @@ mod tests {
         for (policy, want) in cases {
             assert_eq!(policy_body(policy.clone()), want, "{policy}");
         }
-    }
-
-    #[test]
-    fn upstream_identity_headers_cover_identity_claims_and_introspection() {
-        let plain = compile(br#"{"policies": {"p": {}}}"#).unwrap();
-        assert_eq!(
-            plain.upstream_identity_headers(),
-            ["x-api-guard-client-id", "x-api-guard-key-id"]
-        );
-        assert!(plain.claim_headers().is_empty());
-        // The introspected subject travels in the default subject header.
-        let introspected = compile(
-            br#"{"introspection": {"cluster": "auth", "authority": "auth.test", "path": "/i"},
-                 "policies": {"p": {}}}"#,
-        )
-        .unwrap();
-        assert_eq!(introspected.claim_headers(), ["x-api-guard-subject"]);
-        let config = json!({
-            "identity_headers": {"client_id": "x-client", "key_id": "x-key"},
-            "jwt_providers": {
-                "a": {"issuer": "https://a.test", "audiences": ["api"],
-                      "jwks": {"keys": [{"kty": "oct", "k": "YS1zZWNyZXQtb2YtYXQtbGVhc3QtdGhpcnR5LXR3by1ieXRlcyEh", "alg": "HS256"}]},
-                      "forward_claims": {"sub": "x-sub", "tenant": "x-tenant"}},
-                "b": {"issuer": "https://b.test", "audiences": ["api"],
-                      "jwks": {"keys": [{"kty": "oct", "k": "YS1zZWNyZXQtb2YtYXQtbGVhc3QtdGhpcnR5LXR3by1ieXRlcyEh", "alg": "HS256"}]}}
-            },
-            "policies": {"p": {}}
-        });
-        let guard = compile(config.to_string().as_bytes()).unwrap();
-        // Provider b forwards `sub` to the default subject header.
-        assert_eq!(
-            guard.claim_headers(),
-            ["x-api-guard-subject", "x-sub", "x-tenant"]
-        );
-        assert_eq!(
-            guard.upstream_identity_headers(),
-            [
-                "x-api-guard-subject",
-                "x-client",
-                "x-key",
-                "x-sub",
-                "x-tenant"
-            ]
-        );
     }
 }

@@ -636,7 +636,7 @@ fn route_checks(run: &mut Run<'_, '_>, g: &GuardFilter<'_>) {
     let Some(guard) = &g.guard else {
         return;
     };
-    let identity = guard.upstream_identity_headers();
+    let identity = api_guard::edits::identity_header_names(guard);
     let mut found = Vec::new();
     for route in routes(&config) {
         if !route.filter_enabled(filter) {
