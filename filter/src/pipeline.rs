@@ -221,8 +221,15 @@ fn run_checks<'g>(
 ) -> Result<Admission<'g>, Halt<'g>> {
     let now = env.now;
     policy.request_limits.check(request)?;
+    // A CORS preflight the policy lets pass: checked for the method it asks for, and it skips
+    // the header rules (a preflight carries none of the real request's headers) and the
+    // credentials (a browser never sends them on a preflight).
+    let preflight = policy.passing_preflight(request);
     if let Some(methods) = &policy.methods {
-        methods.check(request)?;
+        match preflight {
+            Some(asked) => methods.check_method(asked)?,
+            None => methods.check(request)?,
+        }
     }
     if let Some(ip) = &policy.ip {
         ip.check(request)?;
@@ -239,8 +246,15 @@ fn run_checks<'g>(
     if let Some(rule) = &policy.query {
         rule.check(request).map_err(Rejection::Payload)?;
     }
-    if let Some(rule) = &policy.headers {
+    if let (Some(rule), None) = (&policy.headers, preflight) {
         rule.check(request).map_err(Rejection::Payload)?;
+    }
+    if preflight.is_some() {
+        return Ok(Admission {
+            detections,
+            body: body_check(policy, request, env.end_of_stream)?,
+            ..Admission::default()
+        });
     }
     // Credentials, cheapest first; each is settled by the auth mode as soon as it is known.
     let key = api_key(guard, policy, request, now, runtime);

@@ -6,12 +6,14 @@ use std::collections::HashMap;
 use crate::checks::api_key::{ApiKeyRule, ApiKeys};
 use crate::checks::ip::IpRule;
 use crate::checks::method::MethodSet;
+use crate::checks::preflight::Preflight;
 use crate::checks::request_limits::RequestLimits;
 use crate::config::RevocationConfig;
 use crate::introspect::{IntrospectionRule, IntrospectionService};
 use crate::jwt::cache::CacheSettings;
 use crate::jwt::provider::{AuthMode, JwtProvider, JwtRule, ProviderId};
 use crate::payload::{ParamRule, PayloadRule};
+use crate::request::RequestView;
 use crate::screening::ScreeningRule;
 
 /// Index of a policy in [`Guard::policies`].
@@ -66,6 +68,8 @@ pub struct RoutePolicy {
     pub screening: Option<ScreeningRule>,
     /// Checked last, only for requests every other check admitted; in order.
     pub rate_limits: Vec<crate::ratelimit::RateLimit>,
+    /// Whether a CORS preflight skips the credential checks.
+    pub preflight: crate::checks::preflight::Preflight,
 }
 
 impl RoutePolicy {
@@ -78,6 +82,15 @@ impl RoutePolicy {
                 .rate_limits
                 .iter()
                 .any(|l| matches!(l.key, crate::ratelimit::KeySource::Ip { .. }))
+    }
+
+    /// The method a CORS preflight asks for, when this policy lets preflights pass and
+    /// `request` is one: the request then skips the credential checks.
+    pub fn passing_preflight<'a>(&self, request: &RequestView<'a>) -> Option<&'a [u8]> {
+        match self.preflight {
+            Preflight::Pass => crate::checks::preflight::requested_method(request),
+            Preflight::Check => None,
+        }
     }
 
     /// The largest request body a request under this policy has Envoy buffer before the filter

@@ -21,8 +21,12 @@ impl MethodSet {
     }
 
     pub fn check<'g>(&'g self, request: &RequestView<'_>) -> Result<(), Rejection<'g>> {
+        self.check_method(request.method())
+    }
+
+    /// Checks a method given by value (the method a CORS preflight asks for).
+    pub fn check_method<'g>(&'g self, method: &[u8]) -> Result<(), Rejection<'g>> {
         // Methods are case-sensitive (RFC 9110 §9.1): `get` is not `GET`.
-        let method = request.method();
         if self.methods.iter().any(|m| m.as_bytes() == method) {
             Ok(())
         } else {

@@ -6,4 +6,5 @@ pub mod introspection;
 pub mod ip;
 pub mod jwt;
 pub mod method;
+pub mod preflight;
 pub mod request_limits;

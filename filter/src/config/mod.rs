@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::checks::api_key::{ApiKey, ApiKeyRule, ApiKeys, Client, ClientIndex};
 use crate::checks::ip::IpRule;
 use crate::checks::method::MethodSet;
+use crate::checks::preflight::Preflight;
 use crate::checks::request_limits::RequestLimits;
 use crate::cidr::{Cidr, CidrSet};
 use crate::digest::KeyDigest;
@@ -461,6 +462,12 @@ fn compile_policy(
     let screening = fields
         .take("screening")
         .and_then(|(v, p)| external(compile_screening(v, &p), errors));
+    let preflight = choice(
+        fields.take("preflight"),
+        &[("check", Preflight::Check), ("pass", Preflight::Pass)],
+        Preflight::Check,
+        errors,
+    );
     let rate_limits = fields
         .take("rate_limits")
         .map(|(v, p)| ratelimits::compile(name, v, &p, api_key.is_some(), errors))
@@ -480,6 +487,7 @@ fn compile_policy(
         introspection,
         screening,
         rate_limits,
+        preflight,
     })
 }
 

@@ -187,8 +187,16 @@ pub fn enforce<'g>(
             Some(hash) => limit
                 .table
                 .consume_counting_retries(store, &limit.gcra, hash, now_ns),
-            // A client-keyed limit without an identity cannot happen (the compiler requires an
-            // api_key check); if it did, count it as a store failure: fail per on_store_error.
+            // A CORS preflight a policy lets pass carries no credential: limits by client do
+            // not count it (limits by address or policy do).
+            None if crate::checks::preflight::is_preflight(request)
+                && admission.identity.is_none() =>
+            {
+                continue
+            }
+            // A client-keyed limit without an identity cannot happen otherwise (the compiler
+            // requires an api_key check); if it did, count it as a store failure: fail per
+            // on_store_error.
             None => (Consumed::StoreFailed(0), 0),
         };
         for _ in 0..retries {
