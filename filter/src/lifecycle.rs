@@ -49,6 +49,12 @@ pub enum Ruling<A, R, P> {
     Wait(P),
 }
 
+/// A gate's decision: the policy it was taken under, and the ruling.
+pub type Decided<G> = (
+    Option<PolicyId>,
+    Ruling<<G as Gate>::Admission, <G as Gate>::Refusal, <G as Gate>::Pending>,
+);
+
 /// What a waiting request waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
@@ -65,13 +71,7 @@ pub trait Gate {
     type Pending;
 
     /// Reads the request's facts and decides its headers.
-    fn decide(
-        &mut self,
-        attempt: Attempt,
-    ) -> (
-        Option<PolicyId>,
-        Ruling<Self::Admission, Self::Refusal, Self::Pending>,
-    );
+    fn decide(&mut self, attempt: Attempt) -> Decided<Self>;
     /// Starts what `pending` needs (a callout, or joining the waiters); `None` if it cannot.
     fn wait(&mut self, pending: Self::Pending) -> Option<Wait>;
     /// Applies an admission's header edits while the headers are still held.

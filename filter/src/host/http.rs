@@ -18,7 +18,7 @@ use crate::cidr::parse_socket_ip;
 use crate::edits::{header_edits, HeaderEdit};
 use crate::introspect::TokenDigest;
 use crate::jwt::provider::ProviderId;
-use crate::lifecycle::{Attempt, Flow, Gate, Lifecycle, Ruling, Wait};
+use crate::lifecycle::{Attempt, Decided, Flow, Gate, Lifecycle, Ruling, Wait};
 use crate::metrics::Outcome;
 use crate::payload::PayloadProblem;
 use crate::pipeline::{check_body, decide, Env, Events};
@@ -198,13 +198,7 @@ impl<'r> Gate for HostGate<'r> {
     type Refusal = Rejection<'r>;
     type Pending = Pending;
 
-    fn decide(
-        &mut self,
-        attempt: Attempt,
-    ) -> (
-        Option<PolicyId>,
-        Ruling<Self::Admission, Rejection<'r>, Pending>,
-    ) {
+    fn decide(&mut self, attempt: Attempt) -> Decided<Self> {
         let Some(shared) = self.shared else {
             return (None, Ruling::Refuse(Rejection::HostFailure));
         };

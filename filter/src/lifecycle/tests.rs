@@ -449,7 +449,7 @@ proptest! {
             m.refused == 0 || !m.headers_up || matches!(policy.body, BodyRule::Streamed { .. }),
             "refused after the headers went up"
         );
-        let gone = events.iter().any(|e| *e == Event::Gone);
+        let gone = events.contains(&Event::Gone);
         if !gone && client.end != End::Open {
             prop_assert_eq!(m.refused + m.allowed, 1, "undecided at the end: {:?}", m);
             if m.allowed == 1 {
