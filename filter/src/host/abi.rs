@@ -71,6 +71,12 @@ extern "C" {
         data: *mut *mut u8,
         size: *mut usize,
     ) -> Status;
+    fn proxy_set_property(
+        path: *const u8,
+        path_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> Status;
     fn proxy_send_local_response(
         status_code: u32,
         details: *const u8,
@@ -224,6 +230,20 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
             Status::NotFound => Ok(None),
             other => Err(other.into()),
         }
+    }
+}
+
+/// Sets a property of the request (`proxy_set_property`): Envoy keeps it in the stream's filter
+/// state as `wasm.<name>`, a string object access-log formats can print.
+pub fn set_property(name: &str, value: &[u8]) -> Result<(), HostError> {
+    // SAFETY: valid name and value buffers for the duration of the call.
+    unsafe {
+        check(proxy_set_property(
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        ))
     }
 }
 
