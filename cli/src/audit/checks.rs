@@ -749,25 +749,25 @@ fn callout_clusters(run: &mut Run<'_, '_>, g: &GuardFilter<'_>) {
     let Some(guard) = &g.guard else {
         return;
     };
-    let mut uses: Vec<(String, String)> = Vec::new();
+    let mut callouts: Vec<(String, String)> = Vec::new();
     for p in &guard.jwt_providers {
         if let ProviderKeys::Remote(src) = &p.keys {
-            uses.push((
+            callouts.push((
                 src.cluster.clone(),
                 format!("jwt_providers.{}.remote_jwks.cluster", p.name),
             ));
         }
     }
     if let Some(src) = &guard.revocation.remote {
-        uses.push((src.cluster.clone(), "revocation.remote.cluster".to_string()));
+        callouts.push((src.cluster.clone(), "revocation.remote.cluster".to_string()));
     }
     if let Some(src) = &guard.remote_clients {
-        uses.push((src.cluster.clone(), "remote_clients.cluster".to_string()));
+        callouts.push((src.cluster.clone(), "remote_clients.cluster".to_string()));
     }
     if let Some(svc) = &guard.introspection {
-        uses.push((svc.cluster.clone(), "introspection.cluster".to_string()));
+        callouts.push((svc.cluster.clone(), "introspection.cluster".to_string()));
     }
-    for (name, json_path) in uses {
+    for (name, json_path) in callouts {
         let Some(cluster) = run.inv.cluster(&name).cloned() else {
             if run.inv.dynamic_clusters {
                 run.add(
@@ -1120,4 +1120,43 @@ fn runtime_has(bootstrap: &Value, key: &str) -> bool {
             v.is_some()
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collision_table() {
+        for (header, collides) in [
+            (":authority", true),
+            ("host", true),
+            ("connection", true),
+            ("te", true),
+            ("x-forwarded-for", true),
+            ("forwarded", true),
+            ("x-real-ip", true),
+            ("x-envoy-original-path", true),
+            ("authorization", true),
+            ("x-request-id", true),
+            ("x-api-guard-client-id", false),
+            ("x-tenant", false),
+            // Only exact names and the listed prefixes: a name containing one is fine.
+            ("x-forwarded-for-client", false),
+            ("hosts", false),
+        ] {
+            assert_eq!(collision(header).is_some(), collides, "{header}");
+        }
+    }
+
+    #[test]
+    fn every_catalog_id_is_unique_and_named() {
+        let mut ids: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), CHECKS.len());
+        assert!(CHECKS
+            .iter()
+            .all(|c| !c.name.is_empty() && !c.about.is_empty()));
+    }
 }

@@ -429,3 +429,103 @@ pub fn endpoint_hosts(cluster: &Value) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn yaml(s: &str) -> Value {
+        serde_yaml::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn scalar_readers() {
+        let v = yaml(
+            "a: 10s\nb: 0.25s\nc: {seconds: 2, nanos: 500000000}\nd: ten\ne: 7\nf: \"8\"\ng: {value: 9}\nh: -1\ni: {value: true}\nj: yes-ish",
+        );
+        assert_eq!(duration_of(&v, "a"), Some(10.0));
+        assert_eq!(duration_of(&v, "b"), Some(0.25));
+        assert_eq!(duration_of(&v, "c"), Some(2.5));
+        assert_eq!(duration_of(&v, "d"), None);
+        assert_eq!(duration_of(&v, "missing"), None);
+        assert_eq!(u64_of(&v, "e"), Some(7));
+        assert_eq!(u64_of(&v, "f"), Some(8));
+        assert_eq!(u64_of(&v, "g"), Some(9));
+        assert_eq!(u64_of(&v, "h"), None);
+        assert_eq!(bool_of(&v, "i"), Some(true));
+        assert_eq!(bool_of(&v, "j"), None);
+    }
+
+    #[test]
+    fn typed_struct_is_unwrapped() {
+        let v = yaml(
+            "\"@type\": type.googleapis.com/xds.type.v3.TypedStruct\ntype_url: type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\nvalue: {config: {root_id: api_guard}}",
+        );
+        let loc = Loc {
+            file: 0,
+            path: "x".into(),
+            value: &v,
+        };
+        let (kind, inner) = typed(&loc).unwrap();
+        assert_eq!(kind, WASM);
+        assert_eq!(inner.path, "x.value");
+        assert!(get(inner.value, "config").is_some());
+        let plain =
+            yaml("\"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router");
+        let loc = Loc {
+            file: 0,
+            path: "y".into(),
+            value: &plain,
+        };
+        assert_eq!(typed(&loc).unwrap().0, ROUTER);
+        let untyped = yaml("name: x");
+        let loc = Loc {
+            file: 0,
+            path: String::new(),
+            value: &untyped,
+        };
+        assert!(typed(&loc).is_none());
+    }
+
+    #[test]
+    fn the_most_specific_per_filter_config_decides() {
+        let off = "{api_guard: {\"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig, disabled: true}}";
+        let on = "{api_guard: {\"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig, config: {}}}";
+        let config_of = |route: &str, vhost: &str, entry_disabled: bool| {
+            let rc = yaml(&format!(
+                "virtual_hosts: [{{name: v, domains: ['*'], {vhost} routes: [{{match: {{prefix: /}}, route: {{cluster: c}}, {route}}}]}}]"
+            ));
+            let entry = yaml("name: api_guard");
+            let filter = HttpFilter {
+                entry: Loc {
+                    file: 0,
+                    path: String::new(),
+                    value: Box::leak(Box::new(entry)),
+                },
+                name: "api_guard".into(),
+                kind: Some(WASM),
+                config: None,
+                disabled: entry_disabled,
+            };
+            let rc: &'static Value = Box::leak(Box::new(rc));
+            let loc = Loc {
+                file: 0,
+                path: String::new(),
+                value: rc,
+            };
+            routes(&loc)[0].filter_enabled(&filter)
+        };
+        let route_off = format!("typed_per_filter_config: {off}");
+        let route_on = format!("typed_per_filter_config: {on}");
+        let vhost_off = format!("typed_per_filter_config: {off},");
+        assert!(config_of("", "", false));
+        assert!(!config_of(&route_off, "", false));
+        assert!(!config_of("", &vhost_off, false));
+        // The route turns back on what the virtual host turned off.
+        assert!(config_of(&route_on, &vhost_off, false));
+        // Off on the filter entry, on where a route says so.
+        assert!(!config_of("", "", true));
+        assert!(config_of(&route_on, "", true));
+    }
+}

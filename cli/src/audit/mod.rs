@@ -227,7 +227,12 @@ fn report(args: &Args, findings: &[Finding]) -> ExitCode {
                 Some(_) => "waived".to_string(),
                 None => f.severity.as_str().to_string(),
             };
-            println!("{label:<7} {} {} {}: {}", f.id, f.name(), f.file, f.path);
+            let path = if f.path.is_empty() {
+                "(the whole file)"
+            } else {
+                &f.path
+            };
+            println!("{label:<7} {} {} {}: {path}", f.id, f.name(), f.file);
             println!("        {}", f.message);
             match &f.waived {
                 Some(reason) => println!("        waived: {reason}"),

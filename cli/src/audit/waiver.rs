@@ -117,3 +117,71 @@ pub fn apply(findings: &mut Vec<Finding>, waivers: &[Waiver]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn waiver_lines() {
+        let text = "# api-guard-audit: waive AG081 a.b front proxy times out headers\n\
+                    key: value # api-guard-audit: waive AG080 * not at the start of a line\n\
+                    #api-guard-audit: waive AG080 * benchmark\n";
+        let w = inline("f.yaml", text).unwrap();
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].id.as_str(), w[0].path.as_str()), ("AG081", "a.b"));
+        assert_eq!(w[0].reason, "front proxy times out headers");
+        assert_eq!((w[0].line, w[1].line), (1, 3));
+        assert_eq!(w[1].path, "*");
+        for bad in [
+            "# api-guard-audit: waive AG081 a.b",
+            "# api-guard-audit: waive AG081",
+            "# api-guard-audit: waive AG999 a.b reason",
+        ] {
+            assert!(inline("f.yaml", bad).is_err(), "{bad}");
+        }
+        let from_file = file(
+            "w.txt",
+            "# comment\n\nAG070 p.q keyed by a header our CDN sets\n",
+        )
+        .unwrap();
+        assert_eq!(from_file.len(), 1);
+        assert_eq!(from_file[0].applies_to, None);
+    }
+
+    #[test]
+    fn apply_marks_covered_findings_and_reports_unused_waivers() {
+        let finding = |id: &'static str, file: &str, path: &str| Finding {
+            id,
+            severity: Severity::Warning,
+            file: file.into(),
+            path: path.into(),
+            message: String::new(),
+            fix: String::new(),
+            waived: None,
+        };
+        let mut findings = vec![
+            finding("AG081", "a.yaml", "x"),
+            finding("AG081", "b.yaml", "x"),
+            finding("AG080", "a.yaml", "overload_manager"),
+        ];
+        let mut waivers = inline(
+            "a.yaml",
+            "# api-guard-audit: waive AG081 x reason one\n# api-guard-audit: waive AG070 y stale\n",
+        )
+        .unwrap();
+        waivers.extend(file("w.txt", "AG080 * reason two\n").unwrap());
+        apply(&mut findings, &waivers);
+        assert_eq!(findings[0].waived.as_deref(), Some("reason one"));
+        // An inline waiver covers only its own file.
+        assert_eq!(findings[1].waived, None);
+        assert_eq!(findings[2].waived.as_deref(), Some("reason two"));
+        assert_eq!(findings.len(), 4);
+        assert_eq!(findings[3].id, "AG090");
+        assert_eq!(
+            (findings[3].file.as_str(), findings[3].path.as_str()),
+            ("a.yaml", "line 2")
+        );
+    }
+}
