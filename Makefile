@@ -54,7 +54,11 @@ envoy:
 	@v="$$("$(ENVOY_BIN)" --version 2>&1)"; case "$$v" in *"/$(ENVOY_VERSION)/"*) ;; \
 	  *) echo "ENVOY_BIN=$(ENVOY_BIN) is not Envoy $(ENVOY_VERSION)" >&2; exit 1;; esac
 
-certs: $(CERT_DIR)/server.crt
+certs: $(CERT_DIR)/server.crt $(CERT_DIR)/mtls/ca.crt
+
+# Client CA and test client certificates for envoy/mtls.yaml (tests make their own the same way).
+$(CERT_DIR)/mtls/ca.crt: tools/mtls-certs.sh
+	tools/mtls-certs.sh $(CERT_DIR)/mtls
 
 $(CERT_DIR)/server.crt:
 	@mkdir -p $(CERT_DIR)

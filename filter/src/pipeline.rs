@@ -31,6 +31,8 @@ pub struct Env<'a> {
     pub end_of_stream: bool,
     /// What this decision may do (wait for the auth service, refetch keys).
     pub attempt: Attempt,
+    /// The connection's verified client certificate, when the policy reads it (`mtls`).
+    pub peer: Option<&'a crate::checks::mtls::PeerCertificate>,
 }
 
 impl<'a> Env<'a> {
@@ -45,6 +47,7 @@ impl<'a> Env<'a> {
                 may_wait: true,
                 may_refetch: true,
             },
+            peer: None,
         }
     }
 }
@@ -256,6 +259,11 @@ fn run_checks<'g>(
             ..Admission::default()
         });
     }
+    // The client certificate, when the policy names its clients: required whatever `auth` says.
+    let certified = match &policy.mtls {
+        Some(rule) => Some(rule.identify(env.peer)?),
+        None => None,
+    };
     // Credentials, cheapest first; each is settled by the auth mode as soon as it is known.
     let key = api_key(guard, policy, request, now, runtime);
     key.settle(policy.auth, false)?;
@@ -300,6 +308,8 @@ fn run_checks<'g>(
         .into());
     }
     let mut admission = admit(key.valid(), token.valid(), introspected.valid());
+    // A key's identity wins; the certificate's is the request's identity otherwise.
+    admission.identity = admission.identity.or(certified);
     admission.detections = detections;
     admission.body = body_check(policy, request, env.end_of_stream)?;
     Ok(admission)

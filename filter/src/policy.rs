@@ -68,6 +68,8 @@ pub struct RoutePolicy {
     pub screening: Option<ScreeningRule>,
     /// Checked last, only for requests every other check admitted; in order.
     pub rate_limits: Vec<crate::ratelimit::RateLimit>,
+    /// The client certificate identities this policy requires (`None`: no certificate check).
+    pub mtls: Option<crate::checks::mtls::MtlsRule>,
     /// Whether a CORS preflight skips the credential checks.
     pub preflight: crate::checks::preflight::Preflight,
 }
@@ -82,6 +84,11 @@ impl RoutePolicy {
                 .rate_limits
                 .iter()
                 .any(|l| matches!(l.key, crate::ratelimit::KeySource::Ip { .. }))
+    }
+
+    /// Whether a decision under this policy reads the connection's client certificate.
+    pub fn needs_peer_certificate(&self) -> bool {
+        self.mtls.is_some()
     }
 
     /// The method a CORS preflight asks for, when this policy lets preflights pass and
@@ -150,6 +157,16 @@ impl Guard {
             crate::route::Selection::Policy(id) => {
                 self.policy(id).is_some_and(RoutePolicy::needs_client_ip)
             }
+            _ => false,
+        }
+    }
+
+    /// Whether a request on a route naming `route_policy` needs the client certificate facts.
+    pub fn needs_peer_certificate(&self, route_policy: Option<&str>) -> bool {
+        match crate::route::select(self, route_policy) {
+            crate::route::Selection::Policy(id) => self
+                .policy(id)
+                .is_some_and(RoutePolicy::needs_peer_certificate),
             _ => false,
         }
     }

@@ -131,6 +131,11 @@ pub const CHECKS: &[Check] = &[
         about: "a callout cluster's TLS does not verify the server certificate",
     },
     Check {
+        id: "AG063",
+        name: "mtls-unverified-certificate",
+        about: "a policy identifies clients by certificate on a TLS listener that does not verify client certificates",
+    },
+    Check {
         id: "AG070",
         name: "rate-limit-client-header",
         about: "a rate limit is keyed by a header the client chooses",
@@ -306,6 +311,7 @@ pub fn audit(sources: &[Source], settings: &Settings<'_>) -> Vec<Finding> {
         body_hold(&mut run, g);
         route_checks(&mut run, g);
         callout_clusters(&mut run, g);
+        mtls_listener(&mut run, g);
         header_keyed_limits(&mut run, g);
         identity_collisions(&mut run, g);
         timeouts(&mut run, g);
@@ -836,6 +842,60 @@ fn callout_clusters(run: &mut Run<'_, '_>, g: &GuardFilter<'_>) {
             }
         }
     }
+}
+
+/// A policy with an `mtls` rule trusts the certificate facts Envoy reports; on a TLS chain that
+/// does not verify client certificates, a client presents any certificate it made itself.
+fn mtls_listener(run: &mut Run<'_, '_>, g: &GuardFilter<'_>) {
+    let Some(guard) = &g.guard else {
+        return;
+    };
+    let policies: Vec<&str> = guard
+        .policies
+        .iter()
+        .filter(|p| p.needs_peer_certificate())
+        .map(|p| p.name.as_str())
+        .collect();
+    let Some(cm) = cm_of(run, g) else {
+        return;
+    };
+    if policies.is_empty() {
+        return;
+    }
+    let chain = cm.chain.clone();
+    let Some((kind, tls)) = field(&chain, "transport_socket")
+        .and_then(|ts| field(&ts, "typed_config"))
+        .and_then(|tc| typed(&tc))
+    else {
+        // No TLS: no certificate ever, so the policies refuse every request (fail closed).
+        return;
+    };
+    if kind != "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext" {
+        return;
+    }
+    let common = get(tls.value, "common_tls_context");
+    let validation = common.and_then(|c| {
+        get(c, "validation_context").or_else(|| get(c, "combined_validation_context"))
+    });
+    let sds = common.is_some_and(|c| get(c, "validation_context_sds_secret_config").is_some());
+    let inner = validation.map(|v| get(v, "default_validation_context").unwrap_or(v));
+    let accepts_untrusted =
+        inner.and_then(|v| str_of(v, "trust_chain_verification")) == Some("ACCEPT_UNTRUSTED");
+    let trusted = inner.is_some_and(|v| get(v, "trusted_ca").is_some());
+    if (trusted || sds) && !accepts_untrusted {
+        return;
+    }
+    let at = run.at(&tls, Some("common_tls_context"));
+    run.add(
+        "AG063",
+        Severity::Error,
+        at,
+        format!(
+            "policies {} identify clients by their certificate, but this TLS listener does not verify client certificates against a CA: a client can present a self-made certificate with any SAN",
+            policies.join(", ")
+        ),
+        "set common_tls_context.validation_context.trusted_ca (the client CA) and require_client_certificate: true",
+    );
 }
 
 fn is_loopback(host: &str) -> bool {

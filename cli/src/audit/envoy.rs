@@ -227,6 +227,7 @@ impl<'a> Inventory<'a> {
                     if let Some((HCM, hcm)) = typed(&tc) {
                         out.push(ConnectionManager {
                             listener,
+                            chain: chain.clone(),
                             hcm,
                             filters: Vec::new(),
                         });
@@ -268,6 +269,8 @@ impl<'a> Inventory<'a> {
 pub struct ConnectionManager<'a> {
     /// Index in [`Inventory::listeners`].
     pub listener: usize,
+    /// The filter chain it is in (its `transport_socket` says whether the connection is TLS).
+    pub chain: Loc<'a>,
     /// The `HttpConnectionManager` message.
     pub hcm: Loc<'a>,
     pub filters: Vec<HttpFilter<'a>>,

@@ -213,7 +213,7 @@ pub(crate) fn is_policy_name(s: &str) -> bool {
 }
 
 /// Client and key ids travel in upstream headers and log lines: keep them plain.
-fn is_identifier(s: &str) -> bool {
+pub(crate) fn is_identifier(s: &str) -> bool {
     let b = s.as_bytes();
     (1..=128).contains(&b.len())
         && b.first().is_some_and(u8::is_ascii_alphanumeric)
@@ -462,6 +462,9 @@ fn compile_policy(
     let screening = fields
         .take("screening")
         .and_then(|(v, p)| external(compile_screening(v, &p), errors));
+    let mtls = fields
+        .take("mtls")
+        .and_then(|(v, p)| external(crate::checks::mtls::compile(v, &p), errors));
     let preflight = choice(
         fields.take("preflight"),
         &[("check", Preflight::Check), ("pass", Preflight::Pass)],
@@ -470,7 +473,7 @@ fn compile_policy(
     );
     let rate_limits = fields
         .take("rate_limits")
-        .map(|(v, p)| ratelimits::compile(name, v, &p, api_key.is_some(), errors))
+        .map(|(v, p)| ratelimits::compile(name, v, &p, api_key.is_some() || mtls.is_some(), errors))
         .unwrap_or_default();
     fields.finish(errors);
     Some(RoutePolicy {
@@ -487,6 +490,7 @@ fn compile_policy(
         introspection,
         screening,
         rate_limits,
+        mtls,
         preflight,
     })
 }

@@ -197,7 +197,7 @@ fn key_source(
         } else {
             errors.add(
                 path,
-                "key \"client\" needs an identity: add an \"api_key\" check to this policy",
+                "key \"client\" needs an identity: add an \"api_key\" or \"mtls\" check to this policy",
             );
             None
         }

@@ -251,8 +251,15 @@ impl<'r> Gate for HostGate<'r> {
             client_ip,
             route_policy: route_policy.as_deref(),
         };
+        // Only policies with an `mtls` rule read the connection's certificate.
+        let peer = shared
+            .guard
+            .needs_peer_certificate(route_policy.as_deref())
+            .then(abi::peer_certificate)
+            .flatten();
         let mut env = Env::first(&abi::HostStore, now_ns, self.headers_ended);
         env.attempt = attempt;
+        env.peer = peer.as_ref();
         let mut events = Events::default();
         let mut runtime = shared.runtime.borrow_mut();
         if runtime.lacks_first_documents(&shared.guard) {
