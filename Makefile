@@ -16,16 +16,16 @@ CERT_DIR      := target/certs
 ENVOY_BIN ?= $(abspath $(VENV))/envoy-bin
 export ENVOY_BIN
 
-.PHONY: pytools help setup wasm-target envoy certs wasm build run test lint unit audit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean
+.PHONY: pytools help setup wasm-target envoy redis ratelimit-service certs wasm build run test lint unit audit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean
 
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
 	@echo "make test   - formatting, clippy (host + wasm), unit tests, wasm build, integration tests, fuzzing"
-	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, api-guard"
+	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, api-guard; fleet rate limit tier"
 	@echo "make bench-stages - what each stage of the request path costs inside Envoy"
 	@echo "make fuzz   - every fuzz target for FUZZ_SECONDS (default $(FUZZ_SECONDS)) s each (part of make test)"
 
-setup: wasm-target envoy pytools
+setup: wasm-target envoy pytools redis
 
 # Python tools for tests: PyJWT and jwcrypto mint JWTs independently of the filter's jwt-simple.
 PYTOOLS_STAMP := $(VENV)/.pytools-installed
@@ -35,6 +35,14 @@ $(PYTOOLS_STAMP): tools/jwt-fixtures/requirements.txt tools/jwt-fixtures/require
 	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/jwt-fixtures/requirements.txt -r tools/jwt-fixtures/requirements-jwe.txt
 	@touch $@
+
+# Debian's redis-server: the fleet rate limit tests start their own on a free loopback port.
+redis:
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server; }
+
+# The fleet rate limit service (ratelimit-service/); the integration tests run the debug build.
+ratelimit-service:
+	cargo build -p ratelimit-service
 
 wasm-target:
 	@rustup target list --installed 2>/dev/null | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
@@ -103,7 +111,7 @@ lint: wasm-target
 
 unit:
 	@mkdir -p target
-	cargo test -p api-guard 2>&1 | tee target/unit-tests.log
+	cargo test -p api-guard -p ratelimit-service 2>&1 | tee target/unit-tests.log
 
 # The command-line tool's tests, then `api-guard audit` (docs/audit.md) on every shipped Envoy
 # bootstrap: each must come out clean or carry an explained waiver. envoy/istio/ holds
@@ -116,7 +124,7 @@ audit:
 	  tail -n 1 target/audit.log; \
 	done
 
-integration: setup certs wasm
+integration: setup certs wasm ratelimit-service
 	@mkdir -p target
 	cargo test -p integration-tests -- --test-threads 2 2>&1 | tee target/integration-tests.log
 
@@ -173,6 +181,9 @@ bench: setup wasm
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cargo run -q -p integration-tests --release --bin core-bench
 	cargo run -q -p integration-tests --release --bin bench
+	cargo build -q -p ratelimit-service --release
+	RATELIMIT_SERVICE_BIN=$(abspath target/release/api-guard-ratelimit) \
+		cargo run -q -p integration-tests --release --bin fleet-bench
 
 # What each stage of the request path costs inside Envoy: builds that stop after one stage
 # (tools/stage-probes/build.py, from a scratch copy of HEAD) run side by side with the module.

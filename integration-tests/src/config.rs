@@ -161,6 +161,38 @@ impl EnvoyConfig {
         self
     }
 
+    /// Sets `typed_config.<field>` of every `http_filters` entry named `filter` (e.g. the
+    /// `envoy.filters.http.ratelimit` timeout or `failure_mode_deny`). Panics if there is none.
+    pub fn with_filter_field(
+        mut self,
+        filter: &str,
+        field: &str,
+        value: serde_json::Value,
+    ) -> Self {
+        let value = serde_yaml::to_value(value).expect("JSON always converts to YAML");
+        let mut replaced = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            let Some(Value::Sequence(filters)) = m.get_mut("http_filters") else {
+                return;
+            };
+            for f in filters {
+                if f.get("name").and_then(Value::as_str) != Some(filter) {
+                    continue;
+                }
+                if let Some(typed) = f.get_mut("typed_config").and_then(Value::as_mapping_mut) {
+                    typed.insert(field.into(), value.clone());
+                    replaced += 1;
+                }
+            }
+        });
+        assert!(
+            replaced > 0,
+            "{}: no http filter named {filter:?}",
+            self.source.display()
+        );
+        self
+    }
+
     /// Lets every HTTP connection manager accept HTTP/1.1 request trailers
     /// (`http_protocol_options.enable_trailers`; HTTP/2 always accepts them).
     pub fn with_h1_trailers(mut self) -> Self {
@@ -176,6 +208,24 @@ impl EnvoyConfig {
         assert!(
             changed > 0,
             "{}: no http_connection_manager with codec_type",
+            self.source.display()
+        );
+        self
+    }
+
+    /// Removes every route's `rate_limits` (the descriptors Envoy's `ratelimit` filter sends):
+    /// the filter then never calls the rate limit service. `make bench` compares the per-Envoy
+    /// tier alone with both tiers this way, on the same bootstrap.
+    pub fn without_route_rate_limits(mut self) -> Self {
+        let mut removed = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            if m.contains_key("cluster") && m.remove("rate_limits").is_some() {
+                removed += 1;
+            }
+        });
+        assert!(
+            removed > 0,
+            "{}: no route has rate_limits",
             self.source.display()
         );
         self

@@ -5,6 +5,7 @@
 //! - [`EnvoyConfig`]: `envoy/envoy.yaml` (or another bootstrap) with the few edits tests may make.
 //! - [`Envoy`]: a running Envoy on free ports; killed on drop, its log printed if a test failed.
 //! - [`RequestBuilder`] / [`Response`]: requests through Envoy with curl (TLS, HTTP/2, raw bytes).
+//! - [`ratelimit::Redis`] / [`ratelimit::RateLimitService`]: the fleet rate limit tier as processes.
 //!
 //! Everything talks to loopback only, and every wait is bounded.
 
@@ -16,6 +17,7 @@ pub mod envoy;
 pub mod jwt_fixtures;
 pub mod load;
 pub mod process;
+pub mod ratelimit;
 mod tempdir;
 pub mod trailers;
 

@@ -13,6 +13,16 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// One GET; the status, or `Err` for a connection or protocol failure (never a panic: load
 /// tests count failures).
 pub fn get(port: u16, path: &str, headers: &[(String, String)]) -> Result<u16, String> {
+    get_with_head(port, path, headers).map(|(status, _)| status)
+}
+
+/// [`get`], plus the response head (status line and headers) as text, to tell apart who
+/// answered (e.g. Envoy's `x-envoy-ratelimited` on a 429).
+pub fn get_with_head(
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<(u16, String), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| e.to_string())?;
     stream
@@ -34,12 +44,18 @@ pub fn get(port: u16, path: &str, headers: &[(String, String)]) -> Result<u16, S
         .take(1 << 20)
         .read_to_end(&mut response)
         .map_err(|e| e.to_string())?;
-    let line = response.split(|&b| b == b'\n').next().unwrap_or_default();
-    let text = String::from_utf8_lossy(line);
-    text.split_whitespace()
-        .nth(1)
+    let head_len = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    let head = String::from_utf8_lossy(&response[..head_len]).into_owned();
+    let status = head
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status line in {} bytes", response.len()))
+        .ok_or_else(|| format!("no status line in {} bytes", response.len()))?;
+    Ok((status, head))
 }
 
 /// Outcome counts: status codes, and `0` for connection or protocol failures.
