@@ -16,16 +16,25 @@ CERT_DIR      := target/certs
 ENVOY_BIN ?= $(abspath $(VENV))/envoy-bin
 export ENVOY_BIN
 
-.PHONY: pytools help setup wasm-target envoy redis ratelimit-service certs wasm build run test lint unit audit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean
+.PHONY: pytools help setup wasm-target envoy redis ratelimit-service certs wasm build run test lint unit audit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean oci oci-tools
 
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
 	@echo "make test   - formatting, clippy (host + wasm), unit tests, wasm build, integration tests, fuzzing"
 	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, api-guard; fleet rate limit tier"
 	@echo "make bench-stages - what each stage of the request path costs inside Envoy"
+	@echo "make oci    - the OCI image Istio and Envoy Gateway pull (target/oci/api-guard) and its digest"
 	@echo "make fuzz   - every fuzz target for FUZZ_SECONDS (default $(FUZZ_SECONDS)) s each (part of make test)"
 
-setup: wasm-target envoy pytools redis
+setup: wasm-target envoy pytools redis oci-tools
+
+# Debian's skopeo, umoci and docker-registry check the OCI image in the tests (tests/oci_image.rs).
+OCI_TOOLS := skopeo umoci docker-registry
+oci-tools:
+	@missing=""; for t in $(OCI_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	  if [ -n "$$missing" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi
 
 # Python tools for tests: PyJWT and jwcrypto mint JWTs independently of the filter's jwt-simple.
 PYTOOLS_STAMP := $(VENV)/.pytools-installed
@@ -97,6 +106,17 @@ REQUIRED_CALLBACKS := proxy_on_vm_start,proxy_on_configure,proxy_on_context_crea
 wasm: wasm-target
 	cargo build -p api-guard --target $(WASM_TARGET) --release
 	cargo run -q -p wasm-trim --release -- --drop $(UNUSED_CALLBACKS) --require $(REQUIRED_CALLBACKS) $(WASM)
+
+# The OCI image (compat Wasm image: last layer tar+gzip holding plugin.wasm) as an OCI layout,
+# built reproducibly from the module; prints the manifest digest and writes the Istio and Envoy
+# Gateway manifests with it to target/oci/. Push: skopeo copy --preserve-digests
+# oci:target/oci/api-guard:$(OCI_TAG) docker://<registry>/api-guard:$(OCI_TAG)
+OCI_TAG := $(shell sed -n 's/^version = "\(.*\)"/\1/p' filter/Cargo.toml | head -n 1)
+oci: wasm
+	@digest=$$(tools/oci/build-image.sh $(WASM) target/oci/api-guard $(OCI_TAG) \
+	  envoy/istio/wasmplugin.yaml envoy/envoy-gateway/extension-policy.yaml) && \
+	  echo "oci:target/oci/api-guard:$(OCI_TAG) manifest digest $$digest" && \
+	  echo "  (in target/oci/api-guard.digest, target/oci/wasmplugin.yaml, target/oci/extension-policy.yaml)"
 
 build: wasm
 	cargo build -p integration-tests --release --bins
@@ -172,7 +192,7 @@ fuzz-replay: fuzz-tools
 	RUST_BACKTRACE=1 $(FUZZ_BIN)/$(notdir $(patsubst %/,%,$(dir $(ARTIFACT)))) $(ARTIFACT)
 
 # Every check and test; ends with one line totalling every test binary's results.
-test: setup lint unit audit wasm integration fuzz
+test: setup lint unit audit wasm oci integration fuzz
 	@ls -l $(WASM)
 	@cat target/unit-tests.log target/cli-tests.log target/integration-tests.log | \
 	  awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }'

@@ -148,7 +148,16 @@ impl CidrSet {
 
 /// Parses Envoy's `source.address` property: `1.2.3.4:5678` or `[2001:db8::1]:5678`.
 /// Anything else (a pipe path, garbage) is `None`, which IP rules treat as "not allowed".
+///
+/// An IPv4-mapped address (`[::ffff:10.7.7.7]:0`, from an `x-forwarded-for` entry or a
+/// dual-stack socket) is returned as the IPv4 address it maps: this is the one place the client
+/// address is read, so IP rules, rate-limit keys (`v4_prefix`, not `v6_prefix`) and logs all see
+/// an IPv4 client. The IPv4-compatible form `::a.b.c.d` (deprecated) and NAT64 stay IPv6.
 pub fn parse_socket_ip(s: &str) -> Option<IpAddr> {
+    parse_socket_ip_as_sent(s).map(|ip| ip.to_canonical())
+}
+
+fn parse_socket_ip_as_sent(s: &str) -> Option<IpAddr> {
     if let Some(rest) = s.strip_prefix('[') {
         let (addr, _) = rest.split_once(']')?;
         return addr.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
@@ -234,9 +243,15 @@ mod tests {
     fn parses_envoy_source_addresses() {
         assert_eq!(parse_socket_ip("127.0.0.1:5555"), Some(ip("127.0.0.1")));
         assert_eq!(parse_socket_ip("[::1]:5555"), Some(ip("::1")));
+        // IPv4-mapped clients are IPv4 clients (rate-limit keys, logs, IP rules).
+        assert_eq!(parse_socket_ip("[::ffff:10.0.0.1]:0"), Some(ip("10.0.0.1")));
+        assert_eq!(parse_socket_ip("::ffff:10.0.0.1"), Some(ip("10.0.0.1")));
+        assert_eq!(parse_socket_ip("[::FFFF:a00:1]:80"), Some(ip("10.0.0.1")));
+        // Not mapped: the deprecated IPv4-compatible form and NAT64 stay IPv6.
+        assert_eq!(parse_socket_ip("[::10.0.0.1]:80"), Some(ip("::a00:1")));
         assert_eq!(
-            parse_socket_ip("[::ffff:10.0.0.1]:0"),
-            Some(ip("::ffff:10.0.0.1"))
+            parse_socket_ip("[64:ff9b::10.0.0.1]:80"),
+            Some(ip("64:ff9b::a00:1"))
         );
         assert_eq!(parse_socket_ip("10.0.0.1"), Some(ip("10.0.0.1")));
         assert_eq!(parse_socket_ip("::1"), Some(ip("::1")));
@@ -299,6 +314,29 @@ mod tests {
             let cidrs: Vec<Cidr> = addrs.iter().map(|(a, l)| Cidr::containing(*a, *l)).collect();
             let set = CidrSet::new(cidrs.clone());
             prop_assert_eq!(set.contains(probe), cidrs.iter().any(|c| c.contains(probe)));
+        }
+
+        /// Whatever the form Envoy reports, a mapped client comes out as its IPv4 address, and
+        /// a client never comes out in mapped form.
+        #[test]
+        fn mapped_clients_parse_as_ipv4(v4 in any::<u32>(), port in any::<u16>()) {
+            let a = Ipv4Addr::from(v4);
+            let want = Some(IpAddr::V4(a));
+            prop_assert_eq!(parse_socket_ip(&format!("[{}]:{port}", a.to_ipv6_mapped())), want);
+            prop_assert_eq!(parse_socket_ip(&format!("[::ffff:{a}]:{port}")), want);
+            prop_assert_eq!(parse_socket_ip(&format!("{a}:{port}")), want);
+            prop_assert_eq!(parse_socket_ip(&a.to_ipv6_mapped().to_string()), want);
+        }
+
+        #[test]
+        fn parsed_addresses_are_canonical(ip in any_ip(), port in any::<u16>()) {
+            let source = match ip {
+                IpAddr::V4(a) => format!("{a}:{port}"),
+                IpAddr::V6(a) => format!("[{a}]:{port}"),
+            };
+            let parsed = parse_socket_ip(&source);
+            prop_assert_eq!(parsed, Some(ip.to_canonical()));
+            prop_assert!(!matches!(parsed, Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some()));
         }
 
         #[test]

@@ -17,7 +17,7 @@ use crate::ratelimit::{enforce, Event};
 use crate::rejection::{KeyProblem, Rejection};
 use crate::request::RequestView;
 use crate::route::{select, Selection};
-use crate::screening::ScreenedBody;
+use crate::screening::BodyScreening;
 use crate::time::UnixTime;
 use crate::verdict::{Admission, BodyCheck, Decision, Pending, Verdict};
 
@@ -85,7 +85,7 @@ pub fn decide<'g>(
         policy,
         verdict: Verdict::Deny(rejection),
     };
-    let id = match select(guard, request.route_policy) {
+    let id = match select(guard, request) {
         Selection::Policy(id) => id,
         Selection::PassThrough => {
             return Decision {
@@ -253,9 +253,10 @@ fn run_checks<'g>(
         rule.check(request).map_err(Rejection::Payload)?;
     }
     if preflight.is_some() {
+        let body = body_check(policy, request, env.end_of_stream, &mut detections)?;
         return Ok(Admission {
             detections,
-            body: body_check(policy, request, env.end_of_stream)?,
+            body,
             ..Admission::default()
         });
     }
@@ -311,7 +312,12 @@ fn run_checks<'g>(
     // A key's identity wins; the certificate's is the request's identity otherwise.
     admission.identity = admission.identity.or(certified);
     admission.detections = detections;
-    admission.body = body_check(policy, request, env.end_of_stream)?;
+    admission.body = body_check(
+        policy,
+        request,
+        env.end_of_stream,
+        &mut admission.detections,
+    )?;
     Ok(admission)
 }
 
@@ -424,11 +430,12 @@ fn admit<'g>(
 /// What the body of an admitted request still needs: the payload rules' limit and JSON checks,
 /// and body screening (form, JSON and multipart bodies are buffered, up to the payload limit
 /// or 1 MiB, and screened at the end). Last among the checks: only authenticated requests get
-/// their bodies read.
+/// their bodies read. A body a `detect` policy cannot screen is reported in `detections`.
 fn body_check<'g>(
     policy: &'g RoutePolicy,
     request: &RequestView<'_>,
     end_of_stream: bool,
+    detections: &mut Vec<crate::screening::Detection>,
 ) -> Result<Option<BodyCheck>, Rejection<'g>> {
     let mut check = None;
     if let Some(payload) = &policy.payload {
@@ -449,18 +456,15 @@ fn body_check<'g>(
         }
     }
     if let (Some(rule), false) = (&policy.screening, end_of_stream) {
-        let mut types = request.header_values("content-type");
-        let content_type = types.next();
-        let kind = content_type.and_then(|ct| rule.body_kind(ct));
-        // Parsed again only when it is not a screened kind (rare on routes that screen).
-        let ambiguous = types.next().is_some()
-            || (kind.is_none()
-                && content_type.is_some_and(|ct| crate::payload::parse_media_type(ct).is_none()));
-        if ambiguous && rule.screens_bodies() && rule.blocks() {
-            // Two content types, or one that does not parse: a backend may read the body as a
-            // kind we screen (JSON, a form), so it is not let through unscreened.
-            return Err(Rejection::Payload(PayloadProblem::UnsupportedMediaType));
-        }
+        let kind = match rule.plan_body(request) {
+            BodyScreening::Skip => None,
+            BodyScreening::Screen(kind) => Some(kind),
+            BodyScreening::Refuse(problem) => return Err(Rejection::Payload(problem)),
+            BodyScreening::Report(d) => {
+                detections.push(d);
+                None
+            }
+        };
         if let Some(kind) = kind {
             let check = check.get_or_insert_with(|| BodyCheck {
                 max_bytes: crate::payload::DEFAULT_MAX_BODY_BYTES,
@@ -502,24 +506,7 @@ pub fn check_body<'g>(
     }
     if let (Some(rule), Some(kind)) = (&policy.screening, &check.screen) {
         // The schema stage's document, when there was one: one parse per body, not two.
-        let finding = match (&parsed, kind) {
-            (Some(doc), ScreenedBody::Json) => rule.screen_document(doc),
-            _ => match rule.screen_body_of(kind, body) {
-                Ok(finding) => finding,
-                // A multipart body that cannot be read cannot be screened: refused in `block`
-                // mode (a lenient backend parser might read what we could not).
-                Err(_) if rule.blocks() => {
-                    return Err(Rejection::Payload(PayloadProblem::MalformedMultipart))
-                }
-                Err(_) => None,
-            },
-        };
-        if let Some(d) = finding {
-            if rule.blocks() {
-                return Err(Rejection::Blocked(d));
-            }
-            return Ok(Some(d));
-        }
+        return rule.judge_body(kind, body, parsed.as_ref());
     }
     Ok(None)
 }
@@ -592,6 +579,8 @@ mod tests {
             headers: &headers,
             client_ip: ip.parse().ok(),
             route_policy: policy,
+            route_name: None,
+            virtual_host: None,
         };
         let d = decide_at(
             guard,
@@ -741,6 +730,8 @@ mod tests {
                     headers,
                     client_ip: None,
                     route_policy: policy,
+                    route_name: None,
+                    virtual_host: None,
                 };
                 let d = decide_at(
                     &guard,
@@ -862,6 +853,8 @@ mod tests {
                 headers: &headers,
                 client_ip: None,
                 route_policy: Some(policy),
+                route_name: None,
+                virtual_host: None,
             };
             let d = decide_at(&guard, &view, NOW, &mut TokenRuntime::new(&guard), true);
             assert_eq!(
@@ -886,6 +879,8 @@ mod tests {
                 headers: &headers,
                 client_ip: None,
                 route_policy: Some("key_only"),
+                route_name: None,
+                virtual_host: None,
             };
             decide_at(&guard, &view, NOW, rt, true).verdict
         };
@@ -946,6 +941,8 @@ mod tests {
                 headers: &headers,
                 client_ip: Some(std::net::IpAddr::V4(v4.into())),
                 route_policy: policy,
+                route_name: None,
+                virtual_host: None,
             };
             let d = decide_at(&guard, &view, UnixTime(now), &mut TokenRuntime::new(&guard), true);
             if policy == Some("api") {
@@ -961,7 +958,7 @@ mod tests {
 mod body_screening_tests {
     use super::*;
     use crate::config::compile;
-    use crate::screening::Location;
+    use crate::screening::{Location, ScreenedBody};
 
     /// decide() at the headers, then check_body() on the whole body, as the host does.
     fn judge(
@@ -990,6 +987,8 @@ mod body_screening_tests {
             headers: &headers,
             client_ip: None,
             route_policy: Some("p"),
+            route_name: None,
+            virtual_host: None,
         };
         let mut runtime = TokenRuntime::new(guard);
         let d = decide_at(guard, &view, UnixTime(0), &mut runtime, false);
@@ -1051,10 +1050,13 @@ mod body_screening_tests {
         // skip form.<name> skips a multipart field's value, never its file name.
         let (_, got) = judge(r#"{"skip": ["form.q"]}"#, ct, &bad_value);
         assert_eq!(got, Ok(None));
-        // Unreadable: refused in block mode, passed in detect mode.
+        // Unreadable: refused in block mode, passed and reported in detect mode.
         let broken = b"--b0\r\nContent-Disposition: form-data; name=q\r\n\r\n' or 1=1--";
         assert_eq!(judge("{}", ct, broken).1, Err("malformed_multipart".into()));
-        assert_eq!(judge(r#"{"mode": "detect"}"#, ct, broken).1, Ok(None));
+        assert_eq!(
+            judge(r#"{"mode": "detect"}"#, ct, broken).1,
+            Ok(Some(Location::Body))
+        );
         let (kind, got) = judge("{}", "multipart/form-data", &ok);
         assert_eq!(kind, Some(ScreenedBody::Multipart { boundary: vec![] }));
         assert_eq!(got, Err("malformed_multipart".into()), "no boundary");

@@ -144,6 +144,8 @@ pub struct Guard {
     pub introspection: Option<IntrospectionService>,
     /// A key list pulled from the central service (`remote_clients`), merged with `clients`.
     pub remote_clients: Option<crate::jwt::keysource::RemoteSource>,
+    /// `routes`: the policy of a route without `api_guard` metadata, by name, host or path.
+    pub routes: crate::route::RouteMatchers,
 }
 
 impl Guard {
@@ -151,9 +153,9 @@ impl Guard {
         self.policies.get(id.0)
     }
 
-    /// Whether a request on a route naming `route_policy` needs the client address.
-    pub fn needs_client_ip(&self, route_policy: Option<&str>) -> bool {
-        match crate::route::select(self, route_policy) {
+    /// Whether the policy `request` selects needs the client address.
+    pub fn needs_client_ip(&self, request: &crate::request::RequestView<'_>) -> bool {
+        match crate::route::select(self, request) {
             crate::route::Selection::Policy(id) => {
                 self.policy(id).is_some_and(RoutePolicy::needs_client_ip)
             }
@@ -161,9 +163,9 @@ impl Guard {
         }
     }
 
-    /// Whether a request on a route naming `route_policy` needs the client certificate facts.
-    pub fn needs_peer_certificate(&self, route_policy: Option<&str>) -> bool {
-        match crate::route::select(self, route_policy) {
+    /// Whether the policy `request` selects needs the client certificate facts.
+    pub fn needs_peer_certificate(&self, request: &crate::request::RequestView<'_>) -> bool {
+        match crate::route::select(self, request) {
             crate::route::Selection::Policy(id) => self
                 .policy(id)
                 .is_some_and(RoutePolicy::needs_peer_certificate),

@@ -115,6 +115,7 @@ pub enum Reason {
     BadBot,
     BodyTooLarge,
     UnsupportedMediaType,
+    UnsupportedContentEncoding,
     MalformedJson,
     MalformedMultipart,
     DuplicateKey,
@@ -129,7 +130,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 65] = [
+    pub const ALL: [Reason; 66] = [
         Reason::NoPolicy,
         Reason::UnknownPolicy,
         Reason::UriTooLong,
@@ -184,6 +185,7 @@ impl Reason {
         Reason::BadBot,
         Reason::BodyTooLarge,
         Reason::UnsupportedMediaType,
+        Reason::UnsupportedContentEncoding,
         Reason::MalformedJson,
         Reason::MalformedMultipart,
         Reason::DuplicateKey,
@@ -231,6 +233,7 @@ impl Reason {
             Reason::BadBot => "bad_bot",
             Reason::BodyTooLarge => "body_too_large",
             Reason::UnsupportedMediaType => "unsupported_media_type",
+            Reason::UnsupportedContentEncoding => "unsupported_content_encoding",
             Reason::MalformedJson => "malformed_json",
             Reason::MalformedMultipart => "malformed_multipart",
             Reason::DuplicateKey => "duplicate_key",
@@ -253,6 +256,9 @@ impl Reason {
             Class::Traversal => Reason::BlockedPathTraversal,
             Class::CommandInjection => Reason::BlockedCommandInjection,
             Class::Bot => Reason::BadBot,
+            // Never blocked as such: an unreadable body is refused as its payload problem
+            // (`malformed_json`, ...) and only reported under this class in `detect` mode.
+            Class::UnreadableBody => Reason::MalformedJson,
         }
     }
 
@@ -267,6 +273,7 @@ fn payload_reason(p: &PayloadProblem<'_>) -> Reason {
     match p {
         PayloadProblem::BodyTooLarge => Reason::BodyTooLarge,
         PayloadProblem::UnsupportedMediaType => Reason::UnsupportedMediaType,
+        PayloadProblem::UnsupportedContentEncoding => Reason::UnsupportedContentEncoding,
         PayloadProblem::MalformedJson => Reason::MalformedJson,
         PayloadProblem::MalformedMultipart => Reason::MalformedMultipart,
         PayloadProblem::DuplicateKey => Reason::DuplicateKey,

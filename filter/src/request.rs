@@ -9,9 +9,14 @@ pub struct RequestView<'a> {
     /// Every request header in arrival order, pseudo-headers (`:method`, `:path`, ...) included.
     pub headers: &'a [(String, Vec<u8>)],
     /// The client address as Envoy established it (`source.address`), `None` if it was unreadable.
+    /// IPv4-mapped addresses arrive as IPv4 (`cidr::parse_socket_ip`).
     pub client_ip: Option<IpAddr>,
     /// The policy name from the route's `api_guard` metadata, if the route sets one.
     pub route_policy: Option<&'a str>,
+    /// Envoy's route name (`xds.route_name`), read only when a route matcher needs it.
+    pub route_name: Option<&'a str>,
+    /// Envoy's virtual host name (`xds.virtual_host_name`), read only when a matcher needs it.
+    pub virtual_host: Option<&'a str>,
 }
 
 impl<'a> RequestView<'a> {
@@ -117,6 +122,8 @@ mod tests {
             headers: &headers,
             client_ip: None,
             route_policy: None,
+            route_name: None,
+            virtual_host: None,
         };
         assert_eq!(view.method(), b"GET");
         assert_eq!(view.path(), b"/a?b=c");
@@ -168,6 +175,8 @@ mod tests {
             headers: &[],
             client_ip: None,
             route_policy: None,
+            route_name: None,
+            virtual_host: None,
         };
         assert_eq!(view.method(), b"");
         assert_eq!(view.path(), b"");

@@ -127,6 +127,7 @@ fn payload_message(p: &crate::payload::PayloadProblem<'_>) -> &'static str {
     match p {
         P::BodyTooLarge => "The request body is too large.",
         P::UnsupportedMediaType => "This content type is not accepted here.",
+        P::UnsupportedContentEncoding => "Send this body without a content-encoding.",
         P::MalformedJson => "The request body is not well-formed JSON.",
         P::MalformedMultipart => "The multipart/form-data body is not well-formed.",
         P::DuplicateKey => "The JSON body repeats a member name.",
@@ -189,6 +190,10 @@ pub fn render(rejection: &Rejection<'_>, request_id: Option<&[u8]>) -> LocalResp
             headers.push(("www-authenticate", format!("ApiKey realm=\"{REALM}\"")));
         }
         Rejection::MethodNotAllowed { allow } => headers.push(("allow", allow.to_string())),
+        // RFC 7694 §3: the codings the server accepts in requests.
+        Rejection::Payload(crate::payload::PayloadProblem::UnsupportedContentEncoding) => {
+            headers.push(("accept-encoding", "identity".to_string()))
+        }
         Rejection::RateLimited(l) => headers.extend(rate_limit_headers(l)),
         Rejection::Token { problem, .. } => {
             let challenge = match problem {

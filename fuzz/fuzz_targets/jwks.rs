@@ -1,6 +1,7 @@
 //! JWKS documents: inline configuration (Strict) and what a remote issuer serves (Lenient,
-//! the untrusted one: fetched over the network on a timer), with every algorithm allowed and
-//! with a narrow set (keys whose algorithms are all excluded must be handled, not assumed).
+//! the untrusted one: fetched over the network on a timer; symmetric keys refused unless the
+//! provider allows them), with every algorithm allowed and with a narrow set (keys whose
+//! algorithms are all excluded must be handled, not assumed).
 #![no_main]
 
 use api_guard::jwt::alg::{Algorithm, AlgorithmSet};
@@ -11,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     let narrow = AlgorithmSet::default()
         .with(Algorithm::RS256)
         .with(Algorithm::ES256);
-    for mode in [JwksMode::Lenient, JwksMode::Strict] {
+    let symmetric = JwksMode::Lenient {
+        symmetric_keys: true,
+    };
+    for mode in [JwksMode::REMOTE, symmetric, JwksMode::Strict] {
         for allowed in [AlgorithmSet::all(), narrow] {
             if let Ok(keys) = parse_jwks_bytes(data, mode, allowed) {
                 // What the parser promises: bounded, within the allowed algorithms, and a
@@ -20,6 +24,10 @@ fuzz_target!(|data: &[u8]| {
                 assert!(keys.algorithms().iter().all(|a| allowed.contains(a)));
                 assert!(keys.iter().all(|k| allowed.contains(k.alg)));
                 assert!(mode == JwksMode::Strict || !keys.is_empty());
+                // A remote document never yields a symmetric key unless the provider allows it.
+                if mode == JwksMode::REMOTE {
+                    assert!(keys.algorithms().iter().all(|a| !a.name().starts_with("HS")));
+                }
                 let _ = keys.kids().count();
             }
         }

@@ -86,6 +86,8 @@ fuzz_target!(|data: &[u8]| {
         headers: &headers,
         client_ip: None,
         route_policy: None,
+        route_name: None,
+        virtual_host: None,
     };
     if let Err(p) = QUERY.check(&req) {
         assert_eq!(p.status(), 400);

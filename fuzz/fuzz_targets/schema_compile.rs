@@ -93,6 +93,8 @@ fn exercise_payload(rule: &PayloadRule, content_types: &[&str]) {
                     headers: &hs,
                     client_ip: None,
                     route_policy: None,
+                    route_name: None,
+                    virtual_host: None,
                 };
                 let plan = match rule.on_headers(&req, false) {
                     Ok(plan) => plan,

@@ -5,13 +5,21 @@
 //! headers; low sensitivity in detect mode with bot rules). Besides never panicking: a
 //! detection's location is sanitised and bounded (it never carries the value), and a value
 //! placed alone in a query parameter, a cookie or a header is judged exactly as
-//! `screen_value` judges it with that kind.
+//! `screen_value` judges it with that kind. The request-path body verdict (`judge_body`) on
+//! the input as a JSON body: in `block` mode, passed only when serde_json reads it as one
+//! strict JSON text (or it is empty), else refused; in `detect` mode, never refused for being
+//! unreadable but reported. The input as `content-type` and `content-encoding`
+//! (`plan_body`): a screened kind is never planned for a body with a content coding.
 #![no_main]
 
 use std::sync::LazyLock;
 
 use api_guard::request::RequestView;
-use api_guard::screening::{compile_screening, Detection, Location, ScreeningRule, ValueKind};
+use api_guard::rejection::Rejection;
+use api_guard::screening::{
+    compile_screening, BodyScreening, Class, Detection, Location, ScreenedBody, ScreeningRule,
+    ValueKind,
+};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 
@@ -105,6 +113,8 @@ fn request<'a>(headers: &'a [(String, Vec<u8>)]) -> RequestView<'a> {
         headers,
         client_ip: None,
         route_policy: None,
+        route_name: None,
+        virtual_host: None,
     }
 }
 
@@ -148,6 +158,45 @@ fuzz_target!(|data: &[u8]| {
             if let Some(d) = rule.screen_body(media, data) {
                 check_location(&d);
                 assert!(media != "text/plain");
+            }
+        }
+        let strict = data.is_empty() || serde_json::from_slice::<serde_json::Value>(data).is_ok();
+        match rule.judge_body(&ScreenedBody::Json, data, None) {
+            Err(Rejection::Payload(p)) => {
+                assert!(rule.blocks() && !strict && p.code() == "malformed_json");
+            }
+            Err(Rejection::Blocked(d)) => assert!(rule.blocks() && strict && d.class != Class::UnreadableBody),
+            Err(other) => panic!("unexpected refusal {other:?}"),
+            Ok(Some(d)) if d.class == Class::UnreadableBody => {
+                assert!(!rule.blocks() && !strict && d.location == Location::Body)
+            }
+            Ok(Some(d)) => {
+                assert!(!rule.blocks() && strict);
+                check_location(&d);
+            }
+            Ok(None) => assert!(strict),
+        }
+        for name in ["content-type", "content-encoding"] {
+            let encoded = name == "content-encoding"
+                && data
+                    .split(|&b| b == b',')
+                    .any(|c| !c.trim_ascii().is_empty() && !c.trim_ascii().eq_ignore_ascii_case(b"identity"));
+            let mut hs = vec![header(":method", b"POST"), header(name, data)];
+            if name == "content-encoding" {
+                hs.push(header("content-type", b"application/json"));
+            }
+            let view = RequestView {
+                headers: &hs,
+                client_ip: None,
+                route_policy: None,
+                route_name: None,
+                virtual_host: None,
+            };
+            match rule.plan_body(&view) {
+                BodyScreening::Screen(_) => assert!(!encoded),
+                BodyScreening::Report(d) => assert!(!rule.blocks() && d.class == Class::UnreadableBody),
+                BodyScreening::Refuse(_) => assert!(rule.blocks()),
+                BodyScreening::Skip => {}
             }
         }
 

@@ -161,6 +161,54 @@ impl EnvoyConfig {
         self
     }
 
+    /// Sets `xff_num_trusted_hops` on every HTTP connection manager: Envoy sits behind `hops`
+    /// trusted proxies and takes the client address from `x-forwarded-for` (the deployment the
+    /// comment on `use_remote_address` in `envoy/envoy.yaml` describes). Panics if the bootstrap
+    /// has no connection manager.
+    pub fn with_xff_trusted_hops(mut self, hops: u32) -> Self {
+        let mut replaced = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            let is_hcm = m.get("name").and_then(Value::as_str)
+                == Some("envoy.filters.network.http_connection_manager");
+            if let (true, Some(Value::Mapping(config))) = (is_hcm, m.get_mut("typed_config")) {
+                config.insert("xff_num_trusted_hops".into(), u64::from(hops).into());
+                replaced += 1;
+            }
+        });
+        assert!(
+            replaced > 0,
+            "{}: no http_connection_manager",
+            self.source.display()
+        );
+        self
+    }
+
+    /// Inserts `filter` (one `http_filters` entry, as JSON) right before the `api_guard` filter
+    /// in every listener: for deployments the docs describe, such as Envoy's decompressor in
+    /// front of api-guard (docs/payload.md). Panics if the bootstrap has no api_guard filter.
+    pub fn with_http_filter_before_api_guard(mut self, filter: serde_json::Value) -> Self {
+        let filter: Value = serde_yaml::to_value(filter).expect("JSON always converts to YAML");
+        let mut inserted = 0;
+        for_each_mapping(&mut self.yaml, &mut |m| {
+            let Some(Value::Sequence(filters)) = m.get_mut("http_filters") else {
+                return;
+            };
+            if let Some(at) = filters
+                .iter()
+                .position(|f| f.get("name").and_then(Value::as_str) == Some(FILTER_NAME))
+            {
+                filters.insert(at, filter.clone());
+                inserted += 1;
+            }
+        });
+        assert!(
+            inserted > 0,
+            "{}: no {FILTER_NAME} filter",
+            self.source.display()
+        );
+        self
+    }
+
     /// Sets `typed_config.<field>` of every `http_filters` entry named `filter` (e.g. the
     /// `envoy.filters.http.ratelimit` timeout or `failure_mode_deny`). Panics if there is none.
     pub fn with_filter_field(

@@ -7,8 +7,8 @@ use std::process::Command;
 use integration_tests::{envoy_bin, wasm_path, workspace_root, EnvoyConfig};
 use serde_yaml::Value;
 
-/// Every Envoy bootstrap under `envoy/`, relative to the root (`envoy/istio/` holds Kubernetes
-/// manifests, not bootstraps).
+/// Every Envoy bootstrap under `envoy/`, relative to the root (`envoy/istio/` and
+/// `envoy/envoy-gateway/` hold Kubernetes manifests, not bootstraps).
 fn bootstraps() -> Vec<PathBuf> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -19,7 +19,9 @@ fn bootstraps() -> Vec<PathBuf> {
         for path in entries {
             let relative = path.strip_prefix(root).unwrap().to_path_buf();
             if path.is_dir() {
-                if relative != Path::new("envoy/istio") {
+                if relative != Path::new("envoy/istio")
+                    && relative != Path::new("envoy/envoy-gateway")
+                {
                     walk(&path, root, out);
                 }
             } else if matches!(
@@ -229,5 +231,49 @@ fn the_audit_corpus_is_what_envoy_accepts() {
             "{}: expected Envoy to {expect}:\n{tail}",
             file.display()
         );
+    }
+}
+
+#[test]
+fn docker_compose_compiles_nothing_at_start_up() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().unwrap();
+    for (name, service) in services {
+        let image = service["image"].as_str().unwrap_or_default();
+        assert!(!image.starts_with("rust"), "{name:?} runs {image}");
+        assert!(service.get("build").is_none(), "{name:?} builds an image");
+        let command = command_of(service);
+        assert!(!command.contains("cargo"), "{name:?}: {command}");
+    }
+    // The replicas run the echo server `make build` puts in target/release, from the
+    // repository mounted read-only, as an unprivileged user.
+    let makefile = std::fs::read_to_string(workspace_root().join("Makefile")).unwrap();
+    let build_recipe = makefile
+        .split("\nbuild:")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap_or_default();
+    assert!(
+        build_recipe.contains("cargo build -p integration-tests --release --bins"),
+        "make build: {build_recipe}"
+    );
+    assert!(workspace_root()
+        .join("integration-tests/src/bin/echo-upstream.rs")
+        .exists());
+    for name in ["replica-1", "replica-2"] {
+        let replica = &compose["services"][name];
+        let command = command_of(replica);
+        assert!(
+            command.starts_with("/api-guard/target/release/echo-upstream "),
+            "{command}"
+        );
+        let volumes: Vec<&str> = replica["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(volumes, [".:/api-guard:ro"]);
+        assert_eq!(replica["user"].as_str(), Some("65534:65534"));
     }
 }

@@ -412,6 +412,8 @@ mod tests {
             headers: &h,
             client_ip: None,
             route_policy: None,
+            route_name: None,
+            virtual_host: None,
         };
         match rule.check(&keys, &view, NOW) {
             Ok(a) => Ok((

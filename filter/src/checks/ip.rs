@@ -61,6 +61,8 @@ mod tests {
                 headers: &[],
                 client_ip: ip.map(|s| s.parse().unwrap()),
                 route_policy: None,
+                route_name: None,
+                virtual_host: None,
             };
             assert_eq!(&rule.check(&view), want, "{ip:?}");
         }

@@ -306,6 +306,8 @@ mod tests {
             headers: h,
             client_ip: None,
             route_policy: Some(policy),
+            route_name: None,
+            virtual_host: None,
         };
         check(g, rule(g, policy), rt, &view, now)
     }
@@ -702,6 +704,68 @@ mod tests {
                 1,
                 "revocation never evicts or bypasses the cache"
             );
+        }
+    }
+
+    /// A remote JWKS is read by anyone who can reach it: a symmetric (`oct`) key published
+    /// there is a secret everyone may sign with. Such keys are skipped unless the provider says
+    /// `remote_symmetric_keys: true`; the asymmetric keys beside them keep working, and a
+    /// document with nothing else usable is not installed (503 until a good one arrives).
+    #[test]
+    fn remote_symmetric_keys_are_refused_unless_the_provider_allows_them() {
+        use crate::jwt::keysource::publish;
+        use crate::ratelimit::store::MemoryStore;
+        let published = |kids: &[&str]| serde_json::to_vec(&jwks_json(kids)).unwrap();
+        // (provider extra fields, published kids) -> (HS256 outcome, ES256 outcome)
+        type Case = (Value, &'static [&'static str], &'static str, &'static str);
+        let cases: Vec<Case> = vec![
+            (
+                json!({}),
+                &["hmac-1", "ec-256"],
+                "UnknownKid@corp",
+                "user-1",
+            ),
+            (
+                json!({}),
+                &["hmac-1"],
+                "KeysUnavailable { provider: \"corp\" }",
+                "KeysUnavailable { provider: \"corp\" }",
+            ),
+            (
+                json!({"remote_symmetric_keys": false}),
+                &["hmac-1", "ec-256"],
+                "UnknownKid@corp",
+                "user-1",
+            ),
+            (
+                json!({"remote_symmetric_keys": true}),
+                &["hmac-1", "ec-256"],
+                "user-1",
+                "user-1",
+            ),
+        ];
+        for (extra, kids, want_hs, want_es) in cases {
+            let mut fields = json!({"jwks": null, "remote_jwks": remote()});
+            for (k, v) in extra.as_object().unwrap() {
+                fields[k] = v.clone();
+            }
+            let g = guard(json!({
+                "jwt_providers": {"corp": provider(fields)},
+                "policies": {"p": {"jwt": {"providers": ["corp"]}}}
+            }));
+            let ProviderKeys::Remote(source) = &g.jwt_providers[0].keys else {
+                panic!("a remote provider");
+            };
+            let store = MemoryStore::new();
+            publish(&store, source, NOW, &published(kids)).unwrap();
+            let mut rt = TokenRuntime::new(&g);
+            rt.sync(&g, &store).unwrap();
+            let got = |name: &str, rt: &mut TokenRuntime| {
+                let r = outcome(run(&g, rt, "p", &bearer(name), NOW));
+                r.unwrap_or_else(|e| e)
+            };
+            assert_eq!(got("valid_hs256", &mut rt), want_hs, "{extra} {kids:?}");
+            assert_eq!(got("valid_es256", &mut rt), want_es, "{extra} {kids:?}");
         }
     }
 

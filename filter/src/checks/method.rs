@@ -20,14 +20,19 @@ impl MethodSet {
         }
     }
 
+    /// Whether `method` is one of the set. Methods are case-sensitive (RFC 9110 §9.1): `get` is
+    /// not `GET`.
+    pub fn admits(&self, method: &[u8]) -> bool {
+        self.methods.iter().any(|m| m.as_bytes() == method)
+    }
+
     pub fn check<'g>(&'g self, request: &RequestView<'_>) -> Result<(), Rejection<'g>> {
         self.check_method(request.method())
     }
 
     /// Checks a method given by value (the method a CORS preflight asks for).
     pub fn check_method<'g>(&'g self, method: &[u8]) -> Result<(), Rejection<'g>> {
-        // Methods are case-sensitive (RFC 9110 §9.1): `get` is not `GET`.
-        if self.methods.iter().any(|m| m.as_bytes() == method) {
+        if self.admits(method) {
             Ok(())
         } else {
             Err(Rejection::MethodNotAllowed {
@@ -56,6 +61,8 @@ mod tests {
                 headers: &h,
                 client_ip: None,
                 route_policy: None,
+                route_name: None,
+                virtual_host: None,
             };
             match set.check(&view) {
                 Ok(()) => assert!(ok, "{method} admitted"),

@@ -374,6 +374,8 @@ mod tests {
                 headers: &h,
                 client_ip: None,
                 route_policy: Some(policy),
+                route_name: None,
+                virtual_host: None,
             };
             let mut env = Env::first(&store, 1_000_000_000, true);
             env.peer = peer;

@@ -77,6 +77,8 @@ mod tests {
                 headers: &h,
                 client_ip: None,
                 route_policy: None,
+                route_name: None,
+                virtual_host: None,
             };
             assert_eq!(
                 requested_method(&request),
@@ -136,6 +138,8 @@ mod tests {
                 headers: &h,
                 client_ip: ip.parse().ok(),
                 route_policy: Some(policy),
+                route_name: None,
+                virtual_host: None,
             };
             let env = Env::first(store, 1_000_000_000, true);
             let mut runtime = TokenRuntime::new(guard);
@@ -249,7 +253,7 @@ mod tests {
                     .iter()
                     .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
                     .collect();
-                let view = RequestView { headers: &h, client_ip: None, route_policy: None };
+                let view = RequestView { headers: &h, client_ip: None, route_policy: None, route_name: None, virtual_host: None };
                 let preflight = super::super::is_preflight(&view);
                 let pass = decide_with(guard, &MemoryStore::default(), "pass", ip, &headers);
                 let check = decide_with(guard, &MemoryStore::default(), "check", ip, &headers);

@@ -73,6 +73,8 @@ mod tests {
                 headers: &h,
                 client_ip: None,
                 route_policy: None,
+                route_name: None,
+                virtual_host: None,
             };
             assert_eq!(&limits.check(&view), want, "path {path} pad {pad}");
         }

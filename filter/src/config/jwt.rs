@@ -227,6 +227,17 @@ fn compile_provider(
         .and_then(Value::as_array)
         .map(Vec::len);
     let remote = fields.take("remote_jwks");
+    let remote_symmetric_keys = match fields.take("remote_symmetric_keys") {
+        Some((v, p)) => {
+            let allowed = boolean(v, &p, errors).unwrap_or(false);
+            if allowed && remote.is_none() {
+                // Inline keys are the operator's own; the switch would silently mean nothing.
+                errors.add(&p, "applies to \"remote_jwks\" only");
+            }
+            allowed
+        }
+        None => false,
+    };
     let keys = match (inline, remote) {
         (Some((v, p)), None) => match parse_jwks(v, JwksMode::Strict, allowed) {
             Ok(set) => Some(ProviderKeys::Inline(set)),
@@ -315,6 +326,7 @@ fn compile_provider(
         decryption,
         forward_claims,
         strip_token,
+        remote_symmetric_keys,
     })
 }
 

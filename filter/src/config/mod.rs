@@ -7,6 +7,7 @@
 mod jwt;
 mod ratelimits;
 mod reader;
+mod routes;
 
 pub use jwt::{RevocationConfig, DEFAULT_SUBJECT_HEADER};
 pub use reader::{ConfigError, ConfigErrors};
@@ -138,6 +139,7 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
             }
         }
     }
+    let routes_field = fields.take("routes");
     fields.finish(errors);
 
     let by_name: HashMap<String, PolicyId> = policies
@@ -146,6 +148,9 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
         .map(|(i, p)| (p.name.clone(), PolicyId(i)))
         .collect();
     let default_policy = by_name.get(DEFAULT_POLICY).copied();
+    let routes = routes_field
+        .map(|(v, p)| routes::compile(v, &p, &by_name, errors))
+        .unwrap_or_default();
     Some(Guard {
         policies,
         by_name,
@@ -158,6 +163,7 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
         jwt_cache,
         introspection,
         remote_clients,
+        routes,
     })
 }
 

@@ -159,6 +159,8 @@ fn unknown_policy_metadata_never_panics() {
         headers: &[],
         client_ip: None,
         route_policy: Some("\u{0}"),
+        route_name: None,
+        virtual_host: None,
     };
     let d = crate::pipeline::decide_at(
         &g,

@@ -331,6 +331,11 @@ fn jwt_error_paths_table() {
          "jwt_providers.corp: a provider needs keys: \"jwks\" (inline) or \"remote_jwks\"".into()),
         (with_provider(json!({"jwks": {"keys": [{"kty": "EC", "crv": "P-256", "kid": "x"}]}})),
          "jwt_providers.corp.jwks.keys[0].x: missing or not a string".into()),
+        // Symmetric keys from a remote JWKS: an explicit boolean, meaningless for inline keys.
+        (with_provider(json!({"remote_symmetric_keys": true})),
+         "jwt_providers.corp.remote_symmetric_keys: applies to \"remote_jwks\" only".into()),
+        (with_provider(json!({"jwks": null, "remote_jwks": remote(json!({})), "remote_symmetric_keys": "yes"})),
+         "jwt_providers.corp.remote_symmetric_keys: expected a boolean, found a string".into()),
         // kid optional only with one inline key.
         (with_provider(json!({"kid": "optional", "jwks": jwks(&["ec-256", "ec-384"])})), kid_single.into()),
         (with_provider(json!({"kid": "optional", "jwks": null, "remote_jwks": remote(json!({}))})), kid_single.into()),

@@ -130,11 +130,11 @@ pub fn complete(shared: &Shared, target: FetchTarget, body_size: usize, now: Uni
     };
     let installed = match target {
         FetchTarget::Keys(id) => {
-            let allowed = shared
-                .guard
-                .provider(id)
-                .map_or(crate::jwt::alg::AlgorithmSet::EMPTY, |p| p.rules.algorithms);
-            match parse_jwks_bytes(&body, JwksMode::Lenient, allowed) {
+            let (allowed, mode) = shared.guard.provider(id).map_or(
+                (crate::jwt::alg::AlgorithmSet::EMPTY, JwksMode::REMOTE),
+                |p| (p.rules.algorithms, p.remote_jwks_mode()),
+            );
+            match parse_jwks_bytes(&body, mode, allowed) {
                 Ok(keys) => {
                     log::info!("fetched the {what}: {} usable keys", keys.len());
                     shared.runtime.borrow_mut().install_keys(id, keys, now);

@@ -38,6 +38,23 @@ const ROUTE_POLICY_PATH: [&str; 5] = [
     "policy",
 ];
 const SOURCE_ADDRESS_PATH: [&str; 2] = ["source", "address"];
+const ROUTE_NAME_PATH: [&str; 2] = ["xds", "route_name"];
+const VIRTUAL_HOST_PATH: [&str; 2] = ["xds", "virtual_host_name"];
+
+/// Envoy's route or virtual host name for `routes` matchers: read only when a matcher needs it
+/// and the route has no metadata. Unreadable fails closed as an unknown policy, like metadata.
+fn xds_name(needed: bool, path: &[&str], route_policy: &mut Option<String>) -> Option<String> {
+    if !needed || route_policy.is_some() {
+        return None;
+    }
+    match abi::property(path) {
+        Ok(name) => name.and_then(|b| String::from_utf8(b).ok()),
+        Err(_) => {
+            *route_policy = Some("(unreadable)".into());
+            None
+        }
+    }
+}
 
 /// The proxy-wasm context object: a handle on the request's state, which the root context can
 /// also reach (to decide again for a request that waits on another worker's callout).
@@ -221,24 +238,40 @@ impl<'r> Gate for HostGate<'r> {
         }
         // Route metadata is operator-controlled; a non-UTF-8 or unreadable value selects no
         // known policy, which fails closed as an unknown policy.
-        let route_policy = match abi::property(&ROUTE_POLICY_PATH) {
+        let mut route_policy = match abi::property(&ROUTE_POLICY_PATH) {
             Ok(None) => None,
             Ok(Some(bytes)) => {
                 Some(String::from_utf8(bytes).unwrap_or_else(|_| "(non-utf8)".into()))
             }
             Err(_) => Some("(unreadable)".into()),
         };
+        let routes = &shared.guard.routes;
+        let route_name = xds_name(
+            routes.needs_route_name(),
+            &ROUTE_NAME_PATH,
+            &mut route_policy,
+        );
+        let virtual_host = xds_name(
+            routes.needs_virtual_host(),
+            &VIRTUAL_HOST_PATH,
+            &mut route_policy,
+        );
+        let mut view = RequestView {
+            headers: &headers,
+            client_ip: None,
+            route_policy: route_policy.as_deref(),
+            route_name: route_name.as_deref(),
+            virtual_host: virtual_host.as_deref(),
+        };
         // Only policies with IP rules or IP-keyed limits read the address (one host call less
         // for the others). An unreadable address is `None`, which IP rules treat as not allowed.
-        let client_ip = if shared.guard.needs_client_ip(route_policy.as_deref()) {
-            abi::property(&SOURCE_ADDRESS_PATH)
+        if shared.guard.needs_client_ip(&view) {
+            view.client_ip = abi::property(&SOURCE_ADDRESS_PATH)
                 .ok()
                 .flatten()
                 .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| parse_socket_ip(&s))
-        } else {
-            None
-        };
+                .and_then(|s| parse_socket_ip(&s));
+        }
         let now_ns = match abi::now_unix_nanos() {
             Ok(ns) => ns,
             Err(e) => {
@@ -246,15 +279,10 @@ impl<'r> Gate for HostGate<'r> {
                 return (None, Ruling::Refuse(Rejection::HostFailure));
             }
         };
-        let view = RequestView {
-            headers: &headers,
-            client_ip,
-            route_policy: route_policy.as_deref(),
-        };
         // Only policies with an `mtls` rule read the connection's certificate.
         let peer = shared
             .guard
-            .needs_peer_certificate(route_policy.as_deref())
+            .needs_peer_certificate(&view)
             .then(abi::peer_certificate)
             .flatten();
         let mut env = Env::first(&abi::HostStore, now_ns, self.headers_ended);

@@ -146,7 +146,18 @@ pub enum JwksMode {
     /// Remote JWKS: skip keys with `use` = `enc`, unknown kty/crv/alg, private members (issuers
     /// publish keys we do not use); error only if the document is not a JWKS, a supported key is
     /// malformed, or no usable key remains.
-    Lenient,
+    ///
+    /// Symmetric (`oct`) keys are skipped too unless `symmetric_keys` (the provider's
+    /// `remote_symmetric_keys`): a JWKS is served to whoever can reach its endpoint, and an
+    /// `oct` key in it is a secret every reader can sign tokens with.
+    Lenient { symmetric_keys: bool },
+}
+
+impl JwksMode {
+    /// A remote JWKS of a provider that does not accept symmetric keys from it (the default).
+    pub const REMOTE: JwksMode = JwksMode::Lenient {
+        symmetric_keys: false,
+    };
 }
 
 /// `parse_jwks` on raw bytes: at most [`MAX_JWKS_BYTES`], must be JSON.
@@ -194,6 +205,14 @@ pub fn parse_jwks(
     let mut errors = Vec::new();
     for (i, jwk) in list.iter().enumerate() {
         let path = format!("keys[{i}]");
+        if mode == JwksMode::REMOTE && jwk.get("kty").and_then(Value::as_str) == Some("oct") {
+            // Worth a warning: the issuer publishes a secret. The path only, never the key
+            // (nor its kid, which the document chose).
+            log::warn!(
+                "JWKS {path}: symmetric (oct) key skipped: anyone who can read this JWKS could sign tokens with it (set the provider's remote_symmetric_keys to accept it)"
+            );
+            continue;
+        }
         match compile_jwk(jwk, &path, allowed) {
             Ok(keys) => {
                 if mode == JwksMode::Strict {
@@ -209,7 +228,7 @@ pub fn parse_jwks(
                 }
                 keys.into_iter().for_each(|k| set.push(k));
             }
-            Err(Skip::Unusable(e)) if mode == JwksMode::Lenient => {
+            Err(Skip::Unusable(e)) if mode != JwksMode::Strict => {
                 log::debug!("JWKS {}: skipped ({})", e.path, e.message);
             }
             Err(Skip::Unusable(e) | Skip::Broken(e)) => errors.push(e),
@@ -577,7 +596,7 @@ mod tests {
         let only = AlgorithmSet::EMPTY
             .with(Algorithm::ES256)
             .with(Algorithm::RS256);
-        let set = parse_jwks(&fixture_jwks(), JwksMode::Lenient, only).unwrap();
+        let set = parse_jwks(&fixture_jwks(), JwksMode::REMOTE, only).unwrap();
         assert_eq!(set.algorithms(), only);
         assert_eq!(set.len(), 3);
         // ...and in strict mode a key no allowed algorithm can use is an error.
@@ -797,7 +816,22 @@ mod tests {
             ),
         ];
         for (key, strict, lenient, why) in cases {
-            for (mode, want) in [(JwksMode::Strict, strict), (JwksMode::Lenient, lenient)] {
+            let symmetric = JwksMode::Lenient {
+                symmetric_keys: true,
+            };
+            // A remote JWKS by default: symmetric keys are not even read (so, alone, leave
+            // no usable key); every other key as with symmetric keys allowed.
+            let remote = if key["kty"] == "oct" {
+                Err("keys".to_string())
+            } else {
+                lenient.clone()
+            };
+            let modes = [
+                (JwksMode::Strict, strict),
+                (symmetric, lenient),
+                (JwksMode::REMOTE, remote),
+            ];
+            for (mode, want) in modes {
                 let got = parse_jwks(&set_of(vec![key.clone()]), mode, AlgorithmSet::all())
                     .map(|s| s.len())
                     .map_err(|e| e[0].path.clone());
@@ -819,20 +853,20 @@ mod tests {
             ),
             (
                 json!({"keys": []}),
-                JwksMode::Lenient,
+                JwksMode::REMOTE,
                 Err("keys"),
                 "no key at all, lenient",
             ),
-            (json!([]), JwksMode::Lenient, Err("keys"), "not an object"),
+            (json!([]), JwksMode::REMOTE, Err("keys"), "not an object"),
             (
                 json!({"keys": {}}),
-                JwksMode::Lenient,
+                JwksMode::REMOTE,
                 Err("keys"),
                 "keys not an array",
             ),
             (
                 set_of(vec![jwk("ec-256"); MAX_KEYS + 1]),
-                JwksMode::Lenient,
+                JwksMode::REMOTE,
                 Err("keys"),
                 "too many keys",
             ),
@@ -844,7 +878,7 @@ mod tests {
             ),
             (
                 set_of(vec![jwk("ec-256"), jwk("ec-256")]),
-                JwksMode::Lenient,
+                JwksMode::REMOTE,
                 Ok(2),
                 "duplicate kid tolerated remotely",
             ),
@@ -853,7 +887,7 @@ mod tests {
                     json!({"kty": "EC", "crv": "secp256k1"}),
                     jwk("ec-256"),
                 ]),
-                JwksMode::Lenient,
+                JwksMode::REMOTE,
                 Ok(1),
                 "skip, keep the rest",
             ),
@@ -871,7 +905,7 @@ mod tests {
                     json!({"kty": "EC", "crv": "P-256", "x": "AQAB", "y": "AQAB"}),
                     jwk("ec-256"),
                 ]),
-                JwksMode::Lenient,
+                JwksMode::REMOTE,
                 Err("keys[0].x"),
                 "a broken supported key fails even lenient",
             ),
@@ -882,6 +916,26 @@ mod tests {
                 .map_err(|e| e[0].path.clone());
             assert_eq!(got, want.map_err(str::to_owned), "{why}");
         }
+    }
+
+    #[test]
+    fn remote_symmetric_keys_are_skipped_unless_allowed() {
+        let doc = set_of(vec![jwk("hmac-1"), jwk("ec-256")]);
+        let all = AlgorithmSet::all();
+        let set = parse_jwks(&doc, JwksMode::REMOTE, all).unwrap();
+        assert_eq!(set.kids().collect::<Vec<_>>(), ["ec-256"]);
+        assert!(!set.algorithms().contains(Algorithm::HS256));
+        let symmetric = JwksMode::Lenient {
+            symmetric_keys: true,
+        };
+        let set = parse_jwks(&doc, symmetric, all).unwrap();
+        assert_eq!(set.kids().collect::<Vec<_>>(), ["hmac-1", "ec-256"]);
+        // Inline keys are the operator's own: symmetric keys stay allowed there.
+        let set = parse_jwks(&doc, JwksMode::Strict, all).unwrap();
+        assert!(set.algorithms().contains(Algorithm::HS256));
+        // Only symmetric keys remotely: no usable key, the document is refused.
+        let errs = parse_jwks(&set_of(vec![jwk("hmac-1")]), JwksMode::REMOTE, all).unwrap_err();
+        assert_eq!(errs[0].path, "keys");
     }
 
     #[test]
@@ -913,7 +967,7 @@ mod tests {
             (huge, Err("larger than"), "bounded before parsing"),
         ];
         for (bytes, want, why) in cases {
-            let got = parse_jwks_bytes(&bytes, JwksMode::Lenient, AlgorithmSet::all());
+            let got = parse_jwks_bytes(&bytes, JwksMode::REMOTE, AlgorithmSet::all());
             match (got, want) {
                 (Ok(s), Ok(n)) => assert_eq!(s.len(), n, "{why}"),
                 (Err(e), Err(msg)) => assert!(e[0].message.contains(msg), "{why}: {e:?}"),

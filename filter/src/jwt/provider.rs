@@ -32,6 +32,17 @@ pub struct JwtProvider {
     pub forward_claims: Vec<(String, String)>,
     /// Remove the token before the request goes upstream.
     pub strip_token: bool,
+    /// `remote_symmetric_keys`: accept `oct` keys from the remote JWKS (off by default).
+    pub remote_symmetric_keys: bool,
+}
+
+impl JwtProvider {
+    /// How this provider's remote JWKS is read (every VM parses it the same way).
+    pub fn remote_jwks_mode(&self) -> super::keys::JwksMode {
+        super::keys::JwksMode::Lenient {
+            symmetric_keys: self.remote_symmetric_keys,
+        }
+    }
 }
 
 /// How a policy combines its credentials (API key and JWT).

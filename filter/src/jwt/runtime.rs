@@ -8,7 +8,7 @@ use crate::policy::Guard;
 use crate::ratelimit::store::{SharedStore, StoreError};
 
 use super::cache::TokenCache;
-use super::keys::{parse_jwks_bytes, JwksMode, KeySet};
+use super::keys::{parse_jwks_bytes, KeySet};
 use super::keysource::{SyncOutcome, Synced};
 use super::provider::{ProviderId, ProviderKeys};
 use super::revocation::RevocationList;
@@ -101,10 +101,8 @@ impl TokenRuntime {
             if only_missing && synced.value.is_some() {
                 continue;
             }
-            let allowed = provider.rules.algorithms;
-            match synced.sync(store, source, |b| {
-                parse_jwks_bytes(b, JwksMode::Lenient, allowed).ok()
-            })? {
+            let (allowed, mode) = (provider.rules.algorithms, provider.remote_jwks_mode());
+            match synced.sync(store, source, |b| parse_jwks_bytes(b, mode, allowed).ok())? {
                 SyncOutcome::Updated => report.keys_updated += 1,
                 SyncOutcome::Invalid => report.invalid += 1,
                 SyncOutcome::Unchanged => {}

@@ -163,6 +163,8 @@ mod tests {
             headers,
             client_ip: None,
             route_policy: None,
+            route_name: None,
+            virtual_host: None,
         }
     }
 

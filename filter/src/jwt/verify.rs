@@ -791,7 +791,7 @@ pub(crate) mod tests {
         other.as_object_mut().unwrap().remove("kid");
         let set = parse_jwks(
             &json!({"keys": [other, a]}),
-            JwksMode::Lenient,
+            JwksMode::REMOTE,
             AlgorithmSet::all(),
         )
         .unwrap();

@@ -63,6 +63,9 @@ pub enum PayloadProblem<'r> {
     BodyTooLarge,
     /// 415: content type missing (when required), unparsable, repeated, or not allowed.
     UnsupportedMediaType,
+    /// 415: a `content-encoding` other than `identity` on a body the policy must read (JSON
+    /// checks, body screening): api-guard does not decompress (RFC 7694 answers 415).
+    UnsupportedContentEncoding,
     /// 400: the body is not one well-formed UTF-8 JSON text.
     MalformedJson,
     /// 400: a `multipart/form-data` body that screening cannot read (strict RFC 7578).
@@ -95,6 +98,7 @@ impl PayloadProblem<'_> {
         match self {
             PayloadProblem::BodyTooLarge => "body_too_large",
             PayloadProblem::UnsupportedMediaType => "unsupported_media_type",
+            PayloadProblem::UnsupportedContentEncoding => "unsupported_content_encoding",
             PayloadProblem::MalformedJson => "malformed_json",
             PayloadProblem::MalformedMultipart => "malformed_multipart",
             PayloadProblem::DuplicateKey => "duplicate_key",
@@ -113,7 +117,9 @@ impl PayloadProblem<'_> {
     pub fn status(&self) -> u16 {
         match self {
             PayloadProblem::BodyTooLarge => 413,
-            PayloadProblem::UnsupportedMediaType => 415,
+            PayloadProblem::UnsupportedMediaType | PayloadProblem::UnsupportedContentEncoding => {
+                415
+            }
             _ => 400,
         }
     }
@@ -285,6 +291,11 @@ impl PayloadRule {
             .json
             .as_ref()
             .filter(|_| media.as_ref().is_none_or(MediaType::is_json));
+        if json.is_some() && content_encoded(req) {
+            // The checks would read compressed bytes as (malformed) JSON, or worse, a body
+            // that happens to scan while the upstream decompresses something else.
+            return Err(PayloadProblem::UnsupportedContentEncoding);
+        }
         if json.is_none() && length.is_some() {
             // Known length within the limit and nothing to read: the codec enforces the length.
             return Ok(BodyPlan::None);
@@ -345,6 +356,18 @@ pub fn check_json_keeping<'b>(
     Ok(Some(doc))
 }
 
+/// Whether the body carries a content coding other than `identity` (RFC 9110 §8.4): any
+/// `content-encoding` value listing another coding, in any of the header's copies. A body a
+/// policy must read is refused then (api-guard does not decompress): Envoy's decompressor
+/// filter placed before api-guard decompresses it and removes the header, see docs/payload.md.
+pub fn content_encoded(req: &RequestView<'_>) -> bool {
+    req.header_values("content-encoding").any(|v| {
+        v.split(|&b| b == b',')
+            .map(<[u8]>::trim_ascii)
+            .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity"))
+    })
+}
+
 /// The declared body length; `None` when absent or not a plain decimal (Envoy's codecs have
 /// already refused malformed or conflicting lengths, so this is a hint, never trusted alone:
 /// the streamed total is counted too whenever the body is inspected).
@@ -373,17 +396,32 @@ pub struct MediaType<'a> {
     pub subtype: &'a str,
 }
 
+/// Media types that backend frameworks parse as JSON besides `application/json` and
+/// `application/*+json`: ASP.NET Core's JSON input formatter takes `text/json`, Rails registers
+/// `text/x-json` and `application/jsonrequest`, and several clients send `application/x-json`.
+/// A body so labelled is checked and screened as JSON, so it cannot slip past as "not JSON".
+const JSON_ALIASES: [(&str, &str); 4] = [
+    ("text", "json"),
+    ("application", "x-json"),
+    ("text", "x-json"),
+    ("application", "jsonrequest"),
+];
+
 impl MediaType<'_> {
-    /// `application/json` or any `application/*+json` (RFC 6839 structured syntax suffix).
+    /// A type backends read as JSON: `application/json`, any `application/*+json` (RFC 6839
+    /// structured syntax suffix), and the aliases in [`JSON_ALIASES`]. Case-insensitive.
     pub fn is_json(&self) -> bool {
-        self.type_.eq_ignore_ascii_case("application")
-            && (self.subtype.eq_ignore_ascii_case("json")
-                || self
-                    .subtype
-                    .len()
-                    .checked_sub(5)
-                    .and_then(|at| self.subtype.get(at..))
-                    .is_some_and(|tail| tail.eq_ignore_ascii_case("+json")))
+        let application = self.type_.eq_ignore_ascii_case("application");
+        let suffixed = self
+            .subtype
+            .len()
+            .checked_sub(5)
+            .and_then(|at| self.subtype.get(at..))
+            .is_some_and(|tail| tail.eq_ignore_ascii_case("+json"));
+        (application && (self.subtype.eq_ignore_ascii_case("json") || suffixed))
+            || JSON_ALIASES.iter().any(|(t, sub)| {
+                self.type_.eq_ignore_ascii_case(t) && self.subtype.eq_ignore_ascii_case(sub)
+            })
     }
 }
 

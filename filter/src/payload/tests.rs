@@ -17,6 +17,8 @@ fn view(h: &[(String, Vec<u8>)]) -> RequestView<'_> {
         headers: h,
         client_ip: None,
         route_policy: None,
+        route_name: None,
+        virtual_host: None,
     }
 }
 
@@ -50,7 +52,18 @@ fn media_type_parsing() {
             Some(("application", "vnd.api+JSON")),
             true,
         ),
-        ("text/json", Some(("text", "json")), false),
+        // Aliases backends read as JSON (ASP.NET Core, Rails, older clients).
+        ("text/json", Some(("text", "json")), true),
+        ("Text/X-JSON", Some(("Text", "X-JSON")), true),
+        ("application/x-json", Some(("application", "x-json")), true),
+        (
+            "application/jsonrequest",
+            Some(("application", "jsonrequest")),
+            true,
+        ),
+        ("text/plain", Some(("text", "plain")), false),
+        ("text/x-json-seq", Some(("text", "x-json-seq")), false),
+        ("text/vnd.a+json", Some(("text", "vnd.a+json")), false),
         ("application/jsonx", Some(("application", "jsonx")), false),
         (
             "application/x-www-form-urlencoded",

@@ -62,8 +62,11 @@ fn run<'g>(
 ) -> Decision<'g> {
     let view = RequestView {
         headers: &r.headers,
-        client_ip: r.ip.parse().ok(),
+        // As the host reads it: Envoy's `source.address` through the one parser.
+        client_ip: crate::cidr::parse_socket_ip(r.ip),
         route_policy: Some("p"),
+        route_name: None,
+        virtual_host: None,
     };
     let env = crate::pipeline::Env {
         store,
@@ -171,6 +174,66 @@ fn ip_prefixes_group_addresses() {
         admitted(&g, &store, &req(None, "2001:db8::ffff:1", &[]), 5, NOW),
         1
     );
+}
+
+/// Envoy reports a client as `[::ffff:a.b.c.d]:port` when it came through an IPv4-mapped
+/// address (an `x-forwarded-for` entry, a dual-stack socket): such a client is the IPv4
+/// client `a.b.c.d`, keyed by `v4_prefix`, not one of the `v6_prefix` /64 that every mapped
+/// client shares (`::ffff:0:0/64`).
+#[test]
+fn ipv4_mapped_clients_are_keyed_as_ipv4() {
+    let g = guard(serde_json::json!({
+        "ip": {"allow": ["10.0.0.0/8"]},
+        "rate_limits": [{"name": "net", "rate": 1, "per": 3600, "burst": 1,
+                         "key": {"ip": {"v4_prefix": 32, "v6_prefix": 64}}}]
+    }));
+    // (source address, requests, admitted): each row runs after the rows above it.
+    let cases: &[(&str, usize, usize)] = &[
+        ("[::ffff:10.7.7.7]:0", 3, 1),
+        // Another mapped client: its own /32 bucket, not the mapped /64.
+        ("[::ffff:10.7.7.8]:0", 3, 1),
+        ("[::ffff:a07:709]:40000", 3, 1),
+        // The same client in plain IPv4 form: the bucket its mapped form already emptied.
+        ("10.7.7.7:5555", 2, 0),
+        ("10.7.7.8", 2, 0),
+        ("10.7.7.10:5555", 2, 1),
+        // The IPv4 `ip` rule sees mapped clients as IPv4 too.
+        ("[::ffff:11.1.1.1]:0", 1, 0),
+    ];
+    let store = MemoryStore::new();
+    for (source, n, want) in cases {
+        let r = req(None, source, &[]);
+        assert_eq!(admitted(&g, &store, &r, *n, NOW), *want, "{source}");
+    }
+}
+
+proptest::proptest! {
+    /// For any IPv4 client, prefix lengths and ports, the IPv4-mapped form Envoy may report
+    /// lands in the same rate-limit bucket as the plain form.
+    #[test]
+    fn mapped_and_plain_ipv4_share_a_bucket(
+        v4 in proptest::prelude::any::<u32>(),
+        v4_prefix in 0u8..=32,
+        v6_prefix in 0u8..=128,
+        ports in (proptest::prelude::any::<u16>(), proptest::prelude::any::<u16>()),
+    ) {
+        let a = std::net::Ipv4Addr::from(v4);
+        let mapped = format!("[{}]:{}", a.to_ipv6_mapped(), ports.0);
+        let plain = format!("{a}:{}", ports.1);
+        let headers = Vec::new();
+        let key = |source: &str| {
+            let view = RequestView {
+                headers: &headers,
+                client_ip: crate::cidr::parse_socket_ip(source),
+                route_policy: None,
+                route_name: None,
+                virtual_host: None,
+            };
+            key_hash(&KeySource::Ip { v4_prefix, v6_prefix }, &view, &crate::verdict::Admission::default())
+        };
+        proptest::prop_assert_eq!(key(&mapped), key(&plain));
+        proptest::prop_assert!(key(&plain).is_some());
+    }
 }
 
 #[test]

@@ -37,9 +37,15 @@ pub enum Class {
     Traversal,
     CommandInjection,
     Bot,
+    /// Not an attack: a body the policy must screen but cannot read (malformed JSON or
+    /// multipart, an ambiguous content type, a content coding). Refused in `block` mode as
+    /// its payload problem; reported under this class in `detect` mode, so that shadow mode
+    /// shows what `block` would refuse. The rule id is the problem's code.
+    UnreadableBody,
 }
 
 impl Class {
+    /// The attack classes (not [`Class::UnreadableBody`]).
     pub const ALL: [Class; 5] = [
         Class::Sqli,
         Class::Xss,
@@ -55,6 +61,7 @@ impl Class {
             Class::Traversal => "path_traversal",
             Class::CommandInjection => "command_injection",
             Class::Bot => "bad_bot",
+            Class::UnreadableBody => "unreadable_body",
         }
     }
 }
@@ -125,12 +132,14 @@ pub enum Location {
         pointer: String,
     },
     UserAgent,
+    /// The request body as a whole (an unreadable one).
+    Body,
 }
 
 impl Location {
     /// The location as logs and skip lists write it: `path`, `query.q`, `query_name`,
     /// `header.referer`, `cookie.session`, `cookie_name`, `form.comment`, `form_name`, `json./a/0/b`,
-    /// `json_name./a` (a member name of the object at `/a`), `user_agent`.
+    /// `json_name./a` (a member name of the object at `/a`), `user_agent`, `body`.
     pub fn key(&self) -> String {
         match self {
             Location::Path => "path".to_string(),
@@ -145,6 +154,7 @@ impl Location {
             Location::Json { pointer } => format!("json.{pointer}"),
             Location::JsonName { pointer } => format!("json_name.{pointer}"),
             Location::UserAgent => "user_agent".to_string(),
+            Location::Body => "body".to_string(),
         }
     }
 }
@@ -181,6 +191,20 @@ pub enum ScreenedBody {
     Json,
     /// `multipart/form-data`, with the boundary from its `content-type`.
     Multipart { boundary: Vec<u8> },
+}
+
+/// What body screening makes of a request, decided from its headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyScreening {
+    /// No body screening for this request (no body kind it screens, or nothing enabled).
+    Skip,
+    /// Buffer the body and screen it whole as this kind ([`ScreeningRule::judge_body`]).
+    Screen(ScreenedBody),
+    /// `block` mode: the body cannot be read as the backend would (two content types, or one
+    /// that does not parse; a content coding): refused before it is buffered.
+    Refuse(crate::payload::PayloadProblem<'static>),
+    /// `detect` mode, same cases: passed unread and reported.
+    Report(Detection),
 }
 
 /// Which body kinds a policy screens (`bodies`).
@@ -407,17 +431,82 @@ impl ScreeningRule {
         None
     }
 
-    /// Screens a whole body of `kind`. `Err` when a multipart body cannot be read: not
-    /// screened, so the caller refuses it in `block` mode.
+    /// Decides from the headers whether and how this request's body is screened. A body that
+    /// cannot be read the way a backend would read it is never let through unscreened in
+    /// `block` mode: a repeated or unparsable `content-type` (the backend may read the body as
+    /// a kind screened here), or a `content-encoding` on a screened kind (api-guard does not
+    /// decompress; Envoy's decompressor before api-guard does, and removes the header).
+    pub fn plan_body(&self, req: &RequestView<'_>) -> BodyScreening {
+        if !self.screens_bodies() {
+            return BodyScreening::Skip;
+        }
+        let mut types = req.header_values("content-type");
+        let content_type = types.next();
+        let kind = content_type.and_then(|ct| self.body_kind(ct));
+        // Parsed again only when it is not a screened kind (rare on routes that screen).
+        let ambiguous = types.next().is_some()
+            || (kind.is_none()
+                && content_type.is_some_and(|ct| crate::payload::parse_media_type(ct).is_none()));
+        use crate::payload::PayloadProblem;
+        let problem = if ambiguous {
+            PayloadProblem::UnsupportedMediaType
+        } else if kind.is_some() && crate::payload::content_encoded(req) {
+            PayloadProblem::UnsupportedContentEncoding
+        } else {
+            return kind.map_or(BodyScreening::Skip, BodyScreening::Screen);
+        };
+        if self.blocks() {
+            BodyScreening::Refuse(problem)
+        } else {
+            BodyScreening::Report(unreadable(&problem))
+        }
+    }
+
+    /// Screens a whole body of `kind`, as planned by [`ScreeningRule::plan_body`]; `parsed` is
+    /// the payload check's document of this body, if it made one (one parse per body). A body
+    /// that cannot be read is refused in `block` mode as its payload problem (400
+    /// `malformed_json`, `malformed_multipart`): a more lenient backend parser would read
+    /// what was not screened. In `detect` mode it passes, reported as [`Class::UnreadableBody`].
+    /// `Ok(Some(d))`: a finding of a `detect` policy (count and log it).
+    pub fn judge_body(
+        &self,
+        kind: &ScreenedBody,
+        body: &[u8],
+        parsed: Option<&Document<'_>>,
+    ) -> Result<Option<Detection>, crate::rejection::Rejection<'static>> {
+        let finding = match (parsed, kind) {
+            (Some(doc), ScreenedBody::Json) => Ok(self.screen_document(doc)),
+            _ => self.screen_body_of(kind, body),
+        };
+        match finding {
+            Ok(Some(d)) if self.blocks() => Err(crate::rejection::Rejection::Blocked(d)),
+            Ok(finding) => Ok(finding),
+            Err(problem) if self.blocks() => Err(crate::rejection::Rejection::Payload(problem)),
+            Err(problem) => Ok(Some(unreadable(&problem))),
+        }
+    }
+
+    /// Screens a whole body of `kind`. `Err` when it cannot be read (a JSON body that is not
+    /// one strict UTF-8 JSON text, a multipart body the strict reader refuses): not screened.
+    /// An empty body is nothing to screen, of any kind.
     pub fn screen_body_of(
         &self,
         kind: &ScreenedBody,
         body: &[u8],
-    ) -> Result<Option<Detection>, multipart::Malformed> {
+    ) -> Result<Option<Detection>, crate::payload::PayloadProblem<'static>> {
+        use crate::payload::PayloadProblem;
         match kind {
             ScreenedBody::Form => Ok(self.screen_body("application/x-www-form-urlencoded", body)),
-            ScreenedBody::Json => Ok(self.screen_body("application/json", body)),
-            ScreenedBody::Multipart { boundary } => self.screen_multipart(boundary, body),
+            ScreenedBody::Json if !self.any_injection() || body.is_empty() => Ok(None),
+            // Every member, repeated names included: parsers disagree on which duplicate wins
+            // (serde_json and Go take the last, others the first), so every value is screened.
+            ScreenedBody::Json => match Document::parse(body, Duplicates::KeepAll) {
+                Ok(doc) => Ok(self.screen_document(&doc)),
+                Err(_) => Err(PayloadProblem::MalformedJson),
+            },
+            ScreenedBody::Multipart { boundary } => self
+                .screen_multipart(boundary, body)
+                .map_err(|multipart::Malformed| PayloadProblem::MalformedMultipart),
         }
     }
 
@@ -591,7 +680,8 @@ impl ScreeningRule {
 
     /// Screens a request body of `media_type` (lowercase `type/subtype`, no parameters):
     /// form fields (names and values) and JSON string values. Other types, and JSON that does
-    /// not parse (the payload check reports that), are not screened.
+    /// not parse, are not screened: the request path uses [`ScreeningRule::judge_body`], which
+    /// refuses such JSON; this is for tools that screen a known-good body.
     pub fn screen_body(&self, media_type: &str, body: &[u8]) -> Option<Detection> {
         if !self.any_injection() || body.is_empty() {
             return None;
@@ -669,6 +759,15 @@ impl ScreeningRule {
             }
             _ => None,
         }
+    }
+}
+
+/// The report of a body that cannot be read, for `detect` mode: no value, only the problem.
+fn unreadable(problem: &crate::payload::PayloadProblem<'_>) -> Detection {
+    Detection {
+        class: Class::UnreadableBody,
+        rule_id: problem.code(),
+        location: Location::Body,
     }
 }
 
@@ -914,3 +1013,5 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unreadable_tests;

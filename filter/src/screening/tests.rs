@@ -1,6 +1,7 @@
 //! Configuration, request/body walking, corpus quality and robustness tests.
 
 use super::*;
+use crate::payload::PayloadProblem;
 use serde_json::json;
 
 fn rule(v: Value) -> ScreeningRule {
@@ -16,6 +17,8 @@ fn request<'a>(headers: &'a [(String, Vec<u8>)]) -> RequestView<'a> {
         headers,
         client_ip: None,
         route_policy: None,
+        route_name: None,
+        virtual_host: None,
     }
 }
 
@@ -695,12 +698,12 @@ fn multipart_parts_are_screened_name_then_file_name_or_value() {
     }
     assert_eq!(
         r.screen_body_of(&kind, b"--q\r\n"),
-        Err(multipart::Malformed)
+        Err(PayloadProblem::MalformedMultipart)
     );
     let no_boundary = ScreenedBody::Multipart { boundary: vec![] };
     assert_eq!(
         r.screen_body_of(&no_boundary, &body(&[])),
-        Err(multipart::Malformed)
+        Err(PayloadProblem::MalformedMultipart)
     );
 }
 

@@ -159,6 +159,8 @@ fn original_table() {
             headers: &headers,
             client_ip: Some("127.0.0.1".parse().expect("literal address")),
             route_policy: None,
+            route_name: None,
+            virtual_host: None,
         };
         let mut runtime = TokenRuntime::new(&guard);
         // Warm up, and make sure the benchmark measures admissions.
@@ -559,6 +561,8 @@ fn bench_decide(guard: &Guard, policy: Option<&str>, headers: &[(String, Vec<u8>
         headers,
         client_ip: client_ip(),
         route_policy: policy,
+        route_name: None,
+        virtual_host: None,
     };
     let mut runtime = TokenRuntime::new(guard);
     expect_allow(&decide_at(guard, &view, &mut runtime, true), "decide");
@@ -639,6 +643,8 @@ fn stage_table(full: &Guard) {
             headers: &headers,
             client_ip: client_ip(),
             route_policy: Some("limited"),
+            route_name: None,
+            virtual_host: None,
         };
         let store = MemoryStore::new();
         let mut runtime = TokenRuntime::new(full);
@@ -686,6 +692,8 @@ fn stage_table(full: &Guard) {
             headers: &post,
             client_ip: client_ip(),
             route_policy: Some(policy_name),
+            route_name: None,
+            virtual_host: None,
         };
         let mut runtime = TokenRuntime::new(full);
         let decision = decide_at(full, &view, &mut runtime, false);
@@ -830,6 +838,8 @@ fn screening_rows(body: &[u8]) {
             headers: &h,
             client_ip: client_ip(),
             route_policy: None,
+            route_name: None,
+            virtual_host: None,
         };
         if let Some(d) = rule.screen_request(&view) {
             fail(&format!("screening flags {label}: {d:?}"));
@@ -857,6 +867,8 @@ fn screening_rows(body: &[u8]) {
         headers: &h,
         client_ip: client_ip(),
         route_policy: None,
+        route_name: None,
+        virtual_host: None,
     };
     row(
         "`screen_request`: ... user-agent Firefox, `headers: []` (bot check only)",
@@ -1101,6 +1113,8 @@ fn profile_loop(what: &str) {
                 headers: &post,
                 client_ip: client_ip(),
                 route_policy: Some(&policy_name),
+                route_name: None,
+                virtual_host: None,
             };
             let mut runtime = TokenRuntime::new(&full);
             let decision = decide_at(&full, &view, &mut runtime, false);
@@ -1119,14 +1133,19 @@ fn profile_loop(what: &str) {
         // "compiled in" log line (configure time inside wasm).
         "print-config" => println!("{json}"),
         other => fail(&format!(
-            "unknown mode {other:?} (profile-compile, profile-body, print-config)"
+            "unknown mode {other:?} (profile-compile, profile-body, print-config, routes)"
         )),
     }
 }
 
 fn main() {
     if let Some(mode) = std::env::args().nth(1) {
-        profile_loop(&mode);
+        // `routes`: only the route matcher table.
+        if mode == "routes" {
+            route_table();
+        } else {
+            profile_loop(&mode);
+        }
         return;
     }
     original_table();
@@ -1135,5 +1154,134 @@ fn main() {
     let minimal = compile_or_exit(&key_config(10));
     stage_table(&full);
     scale_table(&minimal, &full);
+    route_table();
     memory_table(&full);
+}
+
+/// `routes` with `n` matchers, a quarter of each indexed kind (route name, virtual host,
+/// host + path prefix, path regex with a literal head); with `scanned`, `n` regexes without a
+/// literal head (alternations), which selection must try one by one.
+fn route_config(n: usize, scanned: bool) -> String {
+    let routes: Vec<Value> = (0..n)
+        .map(|i| {
+            let policy = format!("p{}", i % 4);
+            if scanned {
+                return json!({"path_regex": format!("(/a{i:04}|/b{i:04})/x"), "policy": policy});
+            }
+            match i % 4 {
+                0 => json!({"route_name": format!("vs-{i:04}.match"), "policy": policy}),
+                1 => json!({"virtual_host": format!("host-{i:04}.example.com:443"), "policy": policy}),
+                2 => json!({"authority": format!("host-{i:04}.example.com"), "path_prefix": format!("/svc-{i:04}/"), "policy": policy}),
+                _ => json!({"path_regex": format!("/v1/svc-{i:04}/[0-9]+"), "policy": policy}),
+            }
+        })
+        .collect();
+    json!({
+        "policies": {"p0": {}, "p1": {}, "p2": {}, "p3": {}, "default": {}},
+        "routes": routes,
+    })
+    .to_string()
+}
+
+/// A compiled `routes` list, the request's route name, virtual host and headers, and whether a
+/// matcher (not `default`) must select it.
+type RouteCase<'a> = (
+    Guard,
+    Option<&'a str>,
+    Option<&'a str>,
+    Vec<(String, Vec<u8>)>,
+    bool,
+);
+
+/// Policy selection by `routes` matchers, for the last matcher of each kind (a list walked in
+/// order would try every matcher before it): must be flat in the number of matchers.
+fn route_table() {
+    println!();
+    println!("Route matchers (`routes`): ns and allocations per `route::select()`, the request matching the LAST matcher of its kind");
+    println!();
+    println!("| matchers | route name | virtual host | host + path prefix | path regex (literal head) | no match (-> default) | regex without literal head, last |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for n in [4usize, 20, 52, 200] {
+        // The last matcher of each kind: index n-4+k is of kind k.
+        let last = |k: usize| n - 4 + k;
+        let headers = |host: &str, path: &str| {
+            vec![
+                (":method".to_string(), b"GET".to_vec()),
+                (":authority".to_string(), host.as_bytes().to_vec()),
+                (":path".to_string(), path.as_bytes().to_vec()),
+                ("user-agent".to_string(), b"curl/8.5.0".to_vec()),
+            ]
+        };
+        let route_name = format!("vs-{:04}.match", last(0));
+        let vhost = format!("host-{:04}.example.com:443", last(1));
+        let cases: [RouteCase; 6] = [
+            (
+                compile_or_exit(&route_config(n, false)),
+                Some(&route_name),
+                Some("other:443"),
+                headers("x.example.com", "/x"),
+                true,
+            ),
+            (
+                compile_or_exit(&route_config(n, false)),
+                Some("unnamed"),
+                Some(&vhost),
+                headers("x.example.com", "/x"),
+                true,
+            ),
+            (
+                compile_or_exit(&route_config(n, false)),
+                None,
+                None,
+                headers(
+                    &format!("host-{:04}.example.com", last(2)),
+                    &format!("/svc-{:04}/a?b=c", last(2)),
+                ),
+                true,
+            ),
+            (
+                compile_or_exit(&route_config(n, false)),
+                None,
+                None,
+                headers("x.example.com", &format!("/v1/svc-{:04}/42", last(3))),
+                true,
+            ),
+            (
+                compile_or_exit(&route_config(n, false)),
+                Some("unnamed"),
+                Some("other:443"),
+                headers("x.example.com", "/v1/svc-x/42"),
+                false,
+            ),
+            (
+                compile_or_exit(&route_config(n, true)),
+                None,
+                None,
+                headers("x.example.com", &format!("/b{:04}/x", n - 1)),
+                true,
+            ),
+        ];
+        let mut cells = Vec::new();
+        for (guard, route_name, virtual_host, headers, matched) in &cases {
+            let view = RequestView {
+                headers,
+                client_ip: None,
+                route_policy: None,
+                route_name: *route_name,
+                virtual_host: *virtual_host,
+            };
+            let selected = api_guard::route::select(guard, &view);
+            let default = api_guard::route::Selection::Policy(guard.by_name["default"]);
+            if (selected != default) != *matched {
+                fail(&format!(
+                    "route table: {n} matchers, {route_name:?} {headers:?}: {selected:?}"
+                ));
+            }
+            let (ns, allocs) = measure(|| {
+                black_box(api_guard::route::select(black_box(guard), black_box(&view)));
+            });
+            cells.push(format!("{} ({allocs:.1})", fmt_ns(ns)));
+        }
+        println!("| {n} | {} |", cells.join(" | "));
+    }
 }
