@@ -16,7 +16,7 @@ CERT_DIR      := target/certs
 ENVOY_BIN ?= $(abspath $(VENV))/envoy-bin
 export ENVOY_BIN
 
-.PHONY: pytools help setup wasm-target envoy redis ratelimit-service certs wasm build run test lint unit audit integration fuzz fuzz-tools fuzz-replay bench bench-stages clean oci oci-tools
+.PHONY: pytools help setup wasm-target envoy redis ratelimit-service certs wasm build run test lint unit audit integration fuzz fuzz-tools fuzz-replay bench bench-stages bench-verify clean oci oci-tools
 
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
@@ -204,6 +204,15 @@ bench: setup wasm
 	cargo build -q -p ratelimit-service --release
 	RATELIMIT_SERVICE_BIN=$(abspath target/release/api-guard-ratelimit) \
 		cargo run -q -p integration-tests --release --bin fleet-bench
+
+# Cold JWS verification per algorithm, natively and as wasm under node's V8 (the engine Envoy
+# embeds), with jwt-simple's RS256 side by side (filter/examples/verify_bench.rs).
+bench-verify: wasm-target
+	cargo build -q -p api-guard --example verify_bench --release
+	cargo build -q -p api-guard --example verify_bench --release --target $(WASM_TARGET)
+	@echo "native:" && target/release/examples/verify_bench 300
+	@echo "wasm (node $$(node --version)):" && node --no-warnings tools/verify-bench.mjs \
+		target/$(WASM_TARGET)/release/examples/verify_bench.wasm 300
 
 # What each stage of the request path costs inside Envoy: builds that stop after one stage
 # (tools/stage-probes/build.py, from a scratch copy of HEAD) run side by side with the module.

@@ -36,6 +36,7 @@ pub fn identity_header_names(guard: &Guard) -> Vec<String> {
         .chain([
             guard.identity_headers.client_id.to_ascii_lowercase(),
             guard.identity_headers.key_id.to_ascii_lowercase(),
+            guard.identity_headers.tier.to_ascii_lowercase(),
             crate::config::DEFAULT_SUBJECT_HEADER.to_string(),
         ])
         .collect();
@@ -79,6 +80,10 @@ pub fn header_edits<'a>(
         if let Some(key_id) = &who.key_id {
             sets.push((identity.key_id.as_str(), Cow::Borrowed(key_id.as_str())));
         }
+    }
+    // The rate-limit tier the caller matched, for Envoy's global rate limit descriptors.
+    if let Some(tier) = admission.tier {
+        sets.push((identity.tier.as_str(), Cow::Borrowed(tier)));
     }
     let mut edits = Vec::new();
     // Host calls are the main per-request cost: remove only what the request carries, once, and
@@ -199,6 +204,22 @@ mod tests {
     }
 
     #[test]
+    fn the_rate_limit_tier_replaces_a_client_copy() {
+        let g = guard();
+        let names = identity_header_names(&g);
+        assert!(names.iter().any(|n| n == "x-api-guard-tier"));
+        let h = headers(&["x-api-guard-tier"]);
+        let admission = Admission {
+            tier: Some("gold"),
+            ..Admission::default()
+        };
+        assert_eq!(
+            header_edits(&g, &names, &h, &admission),
+            vec![HeaderEdit::Set("x-api-guard-tier", Cow::Borrowed("gold"))]
+        );
+    }
+
+    #[test]
     fn set_headers_replace_client_copies_and_the_service_has_the_last_word() {
         let g = guard();
         let names = identity_header_names(&g);
@@ -237,6 +258,7 @@ mod tests {
                 provider: crate::jwt::provider::ProviderId(0),
                 subject: None,
                 forward: vec![],
+                limit_claims: vec![],
                 strip: Some(TokenLocation::Query {
                     name: "t",
                     path_without_token: "/a?k=key&x=1".into(),

@@ -10,6 +10,7 @@
 //! `metrics` names the decision counters.
 //! Only `host` touches proxy-wasm; everything else is plain Rust, tested natively.
 
+pub mod abuse;
 pub mod checks;
 pub mod cidr;
 pub mod config;

@@ -120,6 +120,84 @@ impl<T: Copy> RateLimitMetrics<T> {
     }
 }
 
+/// Gauges of one rate limit's key table (`Table::census`), recorded periodically by the host:
+/// `api_guard.rate_limit.<policy>.<limit>.slots_in_use` (slots holding a key whose bucket is not
+/// full) and `...overflow_in_use` (overflow buckets holding a debt not yet run out). A table
+/// whose `slots_in_use` stays near `max_keys` is too small for its traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableGauge {
+    SlotsInUse,
+    OverflowInUse,
+}
+
+impl TableGauge {
+    pub const ALL: [TableGauge; 2] = [TableGauge::SlotsInUse, TableGauge::OverflowInUse];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableGauge::SlotsInUse => "slots_in_use",
+            TableGauge::OverflowInUse => "overflow_in_use",
+        }
+    }
+
+    /// The gauge's value in a census.
+    pub fn of(self, census: &crate::ratelimit::table::Census) -> u32 {
+        match self {
+            TableGauge::SlotsInUse => census.live_slots,
+            TableGauge::OverflowInUse => census.live_overflow,
+        }
+    }
+}
+
+pub fn table_gauge_name(policy: &str, limit: &str, gauge: TableGauge) -> String {
+    format!("api_guard.rate_limit.{policy}.{limit}.{}", gauge.as_str())
+}
+
+/// Handles of every table gauge: `rows[policy][limit][gauge]`, defined at configure time.
+#[derive(Debug, Clone)]
+pub struct TableGauges<T> {
+    rows: Vec<Vec<[Option<T>; 2]>>,
+}
+
+impl<T: Copy> TableGauges<T> {
+    pub fn build(guard: &Guard, mut define: impl FnMut(&str) -> Option<T>) -> TableGauges<T> {
+        let rows = guard
+            .policies
+            .iter()
+            .map(|p| {
+                p.rate_limits
+                    .iter()
+                    .map(|l| {
+                        TableGauge::ALL.map(|g| define(&table_gauge_name(&p.name, &l.name, g)))
+                    })
+                    .collect()
+            })
+            .collect();
+        TableGauges { rows }
+    }
+
+    /// Every (handle, value) to record for the censuses `census(policy, limit index)` returns
+    /// (`None`: that table could not be read this time; its gauges keep their last value).
+    pub fn readings(
+        &self,
+        guard: &Guard,
+        mut census: impl FnMut(&crate::ratelimit::RateLimit) -> Option<crate::ratelimit::table::Census>,
+    ) -> Vec<(T, u64)> {
+        let mut out = Vec::new();
+        for (policy, row) in guard.policies.iter().zip(&self.rows) {
+            for (limit, handles) in policy.rate_limits.iter().zip(row) {
+                let Some(c) = census(limit) else { continue };
+                for (gauge, handle) in TableGauge::ALL.iter().zip(handles) {
+                    if let Some(h) = handle {
+                        out.push((*h, u64::from(gauge.of(&c))));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +256,36 @@ mod tests {
         );
         assert_eq!(table.get(api, 2, Event::Allowed), None);
         assert_eq!(table.get(guard.by_name["web"], 0, Event::Allowed), None);
+    }
+
+    #[test]
+    fn table_gauges_are_named_and_read() {
+        use crate::ratelimit::table::Census;
+        let guard = compile(
+            br#"{"policies":{"api":{"rate_limits":[
+                {"name":"per_second","rate":10,"per":"second","key":"ip"},
+                {"name":"total","rate":1000,"per":"hour","key":"policy"}]}}}"#,
+        )
+        .unwrap();
+        let mut names = Vec::new();
+        let gauges = TableGauges::build(&guard, |name| {
+            names.push(name.to_string());
+            Some(names.len() - 1)
+        });
+        assert_eq!(
+            names[..2],
+            [
+                "api_guard.rate_limit.api.per_second.slots_in_use",
+                "api_guard.rate_limit.api.per_second.overflow_in_use"
+            ]
+        );
+        let readings = gauges.readings(&guard, |l| {
+            (l.name == "per_second").then_some(Census {
+                live_slots: 7,
+                live_overflow: 2,
+            })
+        });
+        assert_eq!(readings, vec![(0, 7), (1, 2)]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! adapter gathers the facts into a [`RequestView`] and an [`Env`] (host clock, shared store,
 //! what this decision may do) and the request lifecycle (`lifecycle`) acts on the [`Decision`].
 
+use crate::abuse::Guardrails;
 use crate::checks::api_key::{Authenticated, CredentialLocation};
 use crate::checks::introspection::{self, IntroFacts, IntroOutcome, Introspected, Refresh};
 use crate::checks::jwt::{self, TokenAdmission};
@@ -13,7 +14,7 @@ use crate::lifecycle::Attempt;
 use crate::payload::{check_json_keeping, BodyPlan, PayloadProblem};
 use crate::policy::{Guard, RoutePolicy};
 use crate::ratelimit::store::SharedStore;
-use crate::ratelimit::{enforce, Event};
+use crate::ratelimit::{check_lockouts, enforce, enforce_before_checks, record_failed_auth, Event};
 use crate::rejection::{KeyProblem, Rejection};
 use crate::request::RequestView;
 use crate::route::{select, Selection};
@@ -58,6 +59,8 @@ pub struct Events {
     /// (limit index, event) per rate limit.
     pub rate_limits: Vec<(usize, Event)>,
     pub introspection: Vec<crate::introspect::Event>,
+    /// Negative cache and budget of expensive operations.
+    pub abuse: Vec<crate::abuse::AbuseEvent>,
 }
 
 /// Why the checks stopped short of an admission.
@@ -100,27 +103,83 @@ pub fn decide<'g>(
     let Some(policy) = guard.policy(id) else {
         return deny(None, Rejection::UnknownPolicy);
     };
+    // Before any credential is looked at: limits on every request, then lockouts after
+    // repeated failed authentications (one shared-data read each, nothing verified).
+    let early = enforce_before_checks(
+        &policy.rate_limits,
+        request,
+        env.store,
+        env.now_ns,
+        &mut events.rate_limits,
+    )
+    .and_then(|()| {
+        check_lockouts(
+            &policy.rate_limits,
+            request,
+            env.store,
+            env.now_ns,
+            &mut events.rate_limits,
+        )
+    });
+    if let Err(rejection) = early {
+        return deny(Some(id), rejection);
+    }
     let mut facts = IntroFacts {
         store: env.store,
         now_ms: env.now_ns / 1_000_000,
         service_failed: !env.attempt.may_wait,
         events: Vec::new(),
+        budget: guard
+            .abuse
+            .expensive_per_address
+            .as_ref()
+            .map(|b| (b, request.client_ip)),
     };
-    let checked = run_checks(guard, policy, request, env, runtime, &mut facts);
+    let mut guardrails = Guardrails {
+        settings: &guard.abuse,
+        store: env.store,
+        client_ip: request.client_ip,
+        now_ns: env.now_ns,
+        events: Vec::new(),
+    };
+    let checked = run_checks(
+        guard,
+        policy,
+        request,
+        env,
+        runtime,
+        &mut facts,
+        &mut guardrails,
+    );
     events.introspection.append(&mut facts.events);
+    events.abuse.append(&mut guardrails.events);
+    if let Err(Halt::Deny(rejection)) = &checked {
+        if is_failed_authentication(rejection) {
+            record_failed_auth(
+                &policy.rate_limits,
+                request,
+                env.store,
+                env.now_ns,
+                &mut events.rate_limits,
+            );
+        }
+    }
     let verdict = match checked {
         Ok(admission) if policy.rate_limits.is_empty() => Verdict::Allow(admission),
-        Ok(admission) => match enforce(
-            &policy.rate_limits,
-            request,
-            &admission,
-            env.store,
-            env.now_ns,
-            &mut events.rate_limits,
-        ) {
-            Ok(()) => Verdict::Allow(admission),
-            Err(rejection) => Verdict::Deny(rejection),
-        },
+        Ok(mut admission) => {
+            admission.tier = crate::ratelimit::tier(&policy.rate_limits, &admission);
+            match enforce(
+                &policy.rate_limits,
+                request,
+                &admission,
+                env.store,
+                env.now_ns,
+                &mut events.rate_limits,
+            ) {
+                Ok(()) => Verdict::Allow(admission),
+                Err(rejection) => Verdict::Deny(rejection),
+            }
+        }
         Err(Halt::Wait(pending)) => Verdict::Wait(pending),
         Err(Halt::Deny(rejection)) => match refetch_for(guard, &rejection, env) {
             Some(provider) => Verdict::Wait(Pending::Keys(provider)),
@@ -221,6 +280,7 @@ fn run_checks<'g>(
     env: &Env<'_>,
     runtime: &mut TokenRuntime,
     intro: &mut IntroFacts<'_>,
+    guardrails: &mut Guardrails<'_>,
 ) -> Result<Admission<'g>, Halt<'g>> {
     let now = env.now;
     policy.request_limits.check(request)?;
@@ -269,7 +329,7 @@ fn run_checks<'g>(
     let key = api_key(guard, policy, request, now, runtime);
     key.settle(policy.auth, false)?;
     let token = Found::from_result(policy.jwt.as_ref().map(|rule| {
-        match jwt::check(guard, rule, runtime, request, now) {
+        match jwt::check(guard, rule, runtime, request, now, guardrails) {
             // Not a JWT at all (an opaque token): with introspection in the policy, it is the
             // auth service's to judge, not a bad JWT.
             Err(Rejection::Token {
@@ -527,6 +587,17 @@ pub(crate) fn decide_at<'g>(
     let mut env = Env::first(&store, ns, end_of_stream);
     env.now = now;
     decide(guard, request, &env, runtime, &mut Events::default())
+}
+
+/// A presented credential was refused (what a lockout counts): a wrong, expired or revoked
+/// API key or token, a bad signature, an inactive token. Missing credentials, unavailable
+/// services and every other refusal are not guesses.
+fn is_failed_authentication(r: &Rejection<'_>) -> bool {
+    match r {
+        Rejection::ApiKeyInvalid { .. } | Rejection::IntrospectionInactive => true,
+        Rejection::Token { problem, .. } => *problem != TokenProblem::Missing,
+        _ => false,
+    }
 }
 
 fn is_missing(r: &Rejection<'_>) -> bool {

@@ -34,6 +34,9 @@ pub enum UnmatchedRoutes {
 pub struct IdentityHeaders {
     pub client_id: String,
     pub key_id: String,
+    /// The rate-limit tier the caller matched (`rate_limits[].overrides`), so that Envoy's
+    /// global rate limit descriptors and the upstream can use it.
+    pub tier: String,
 }
 
 impl Default for IdentityHeaders {
@@ -41,6 +44,7 @@ impl Default for IdentityHeaders {
         IdentityHeaders {
             client_id: "x-api-guard-client-id".into(),
             key_id: "x-api-guard-key-id".into(),
+            tier: "x-api-guard-tier".into(),
         }
     }
 }
@@ -144,6 +148,8 @@ pub struct Guard {
     pub introspection: Option<IntrospectionService>,
     /// A key list pulled from the central service (`remote_clients`), merged with `clients`.
     pub remote_clients: Option<crate::jwt::keysource::RemoteSource>,
+    /// The gate's own defences: negative cache, budget of expensive operations.
+    pub abuse: crate::abuse::AbuseSettings,
     /// `routes`: the policy of a route without `api_guard` metadata, by name, host or path.
     pub routes: crate::route::RouteMatchers,
 }
@@ -153,12 +159,15 @@ impl Guard {
         self.policies.get(id.0)
     }
 
-    /// Whether the policy `request` selects needs the client address.
+    /// Whether the policy `request` selects needs the client address (IP rules, IP-keyed rate
+    /// limits, the per-address budget of expensive operations).
     pub fn needs_client_ip(&self, request: &crate::request::RequestView<'_>) -> bool {
         match crate::route::select(self, request) {
-            crate::route::Selection::Policy(id) => {
-                self.policy(id).is_some_and(RoutePolicy::needs_client_ip)
-            }
+            crate::route::Selection::Policy(id) => self.policy(id).is_some_and(|p| {
+                p.needs_client_ip()
+                    || (self.abuse.expensive_per_address.is_some()
+                        && (p.jwt.is_some() || p.introspection.is_some()))
+            }),
             _ => false,
         }
     }

@@ -22,6 +22,8 @@ pub struct Admission<'g> {
     pub refresh: Option<crate::checks::introspection::Refresh>,
     /// Screening findings of a policy in `detect` (shadow) mode: counted and logged only.
     pub detections: Vec<crate::screening::Detection>,
+    /// The rate-limit tier (override) the caller matched, for the tier identity header.
+    pub tier: Option<&'g str>,
 }
 
 impl Admission<'_> {

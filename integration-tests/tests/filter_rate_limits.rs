@@ -404,14 +404,20 @@ fn key_table_bound_holds_under_many_distinct_keys() {
     }
     // The first tenant found an empty table: its own bucket, exactly the burst.
     assert_eq!(first[0], 2);
-    // At most 8 tenants hold a slot (2 each) and every other tenant shares one overflow
-    // bucket (2 in total): the table stays bounded and keeps limiting.
-    assert!(admitted <= 8 * 2 + 2, "admitted {admitted}: {first:?}");
+    // No tenant ever passes its own limit, however often it is pushed out of a slot (its debt
+    // moves to an overflow bucket and comes back with it). What a crowd of exhausted tenants
+    // leaves in the 8 overflow buckets stops newcomers that hash there: the table stays
+    // bounded and keeps limiting.
+    assert!(first.iter().all(|n| *n <= 2), "{first:?}");
+    // Tenants that came after an exhausted tenant was moved into their overflow bucket start
+    // from its debt: far fewer than 50 x 2 are admitted.
+    assert!(admitted < 50 * 2, "admitted {admitted}: {first:?}");
     assert!(admitted >= 2 + 2, "admitted {admitted}: {first:?}");
     let labels = [("policy", "public"), ("limit", "tenant")];
     let overflow = prom(&s.envoy, "api_guard_rate_limit_overflow", &labels).unwrap();
     assert!(overflow > 0);
-    // Tenants that found no slot are limited (the overflow bucket is long empty).
+    // A newcomer inherits the debt of its overflow bucket (every one holds an exhausted
+    // tenant's by now).
     let r = c.get("/public/x", &[("x-tenant", "tenant-new")]);
     assert_eq!(r.status, 429);
     assert!(r.header("retry-after").is_some());

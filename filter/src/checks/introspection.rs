@@ -3,6 +3,7 @@
 //! reads the cache, asks the breaker, claims the single callout, and tells the adapter what to
 //! do (see `introspect/mod.rs` for the flow). The adapter makes the callout and decides again.
 
+use crate::abuse::budget::Spend;
 use crate::introspect::{
     acceptable_token, serves_stale, Answer, Claim, Event, Gate, IntrospectionRule,
     IntrospectionService, Judgement, Lookup, OnFailure, TokenDigest,
@@ -21,6 +22,11 @@ pub struct IntroFacts<'s> {
     pub service_failed: bool,
     /// What happened, for metrics.
     pub events: Vec<Event>,
+    /// The client's budget of expensive operations (a callout spends one), if configured.
+    pub budget: Option<(
+        &'s crate::abuse::budget::ExpensiveBudget,
+        Option<std::net::IpAddr>,
+    )>,
 }
 
 /// Who the service said the caller is (header-safe values).
@@ -75,7 +81,9 @@ pub fn check<'g>(
             })
         }
     };
-    if !acceptable_token(&credential) {
+    // A token that cannot be one of the service's is refused without a callout.
+    if !acceptable_token(&credential) || !service.token_shape.admits(&credential) {
+        facts.events.push(Event::ShapeRefused);
         return IntroOutcome::Refuse(Rejection::IntrospectionInactive);
     }
     let digest = TokenDigest::of(credential.as_bytes());
@@ -134,6 +142,20 @@ pub fn check<'g>(
             if let Gate::Open { retry_after_ms } = gate {
                 facts.events.push(Event::BreakerOpen);
                 return fail_per_policy(service, rule, &digest, facts, retry_after_ms);
+            }
+            // A callout is the expensive step: spent from the client's budget before the claim
+            // (a refused request claims nothing, so it makes no one else wait).
+            if let Some((budget, ip)) = facts.budget {
+                match budget.spend(facts.store, ip, now.saturating_mul(1_000_000)) {
+                    Spend::Granted => {}
+                    Spend::Exhausted(limited) => {
+                        facts.events.push(Event::BudgetExhausted);
+                        return IntroOutcome::Refuse(Rejection::RateLimited(limited));
+                    }
+                    Spend::Unavailable => {
+                        return IntroOutcome::Refuse(Rejection::RateLimitUnavailable)
+                    }
+                }
             }
             match cache.try_claim(facts.store, &digest, now, service.timeout_ms) {
                 Ok(Claim::Won { evicted }) => {
@@ -274,6 +296,7 @@ mod tests {
             now_ms: now,
             service_failed: failed,
             events: Vec::new(),
+            budget: None,
         };
         let out = match check(s, r, &view(h), &mut facts) {
             IntroOutcome::Admit(who, refresh) => {

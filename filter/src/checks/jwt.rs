@@ -2,6 +2,8 @@
 //! cache), refuse it if revoked, then check the policy's scopes and claim rules and work out
 //! which claims to forward upstream.
 
+use crate::abuse::negative::Refused;
+use crate::abuse::{Guardrails, Stop, KIND_JWT};
 use crate::jwt::cache::TokenCache;
 use crate::jwt::claims::{claim_header_value, has_scopes};
 use crate::jwt::jwe::{decrypt_nested, is_jwe};
@@ -26,6 +28,9 @@ pub struct TokenAdmission<'g> {
     pub forward: Vec<(&'g str, String)>,
     /// Where the token was, when the provider strips it.
     pub strip: Option<TokenLocation<'g>>,
+    /// (claim, value) of the claims the policy's rate limits read (`JwtRule::limit_claims`)
+    /// that the token has, as header-safe text (arrays joined with `,`).
+    pub limit_claims: Vec<(&'g str, String)>,
 }
 
 /// Runs a policy's JWT rule. Providers are tried in order; the first that accepts the token
@@ -37,13 +42,14 @@ pub fn check<'g>(
     runtime: &mut TokenRuntime,
     request: &RequestView<'_>,
     now: UnixTime,
+    guardrails: &mut Guardrails<'_>,
 ) -> Result<TokenAdmission<'g>, Rejection<'g>> {
     let mut problems: Vec<(ProviderId, Rejection<'g>)> = Vec::new();
     for &id in &rule.providers {
         let Some(provider) = guard.provider(id) else {
             continue;
         };
-        match check_provider(id, provider, rule, runtime, request, now) {
+        match check_provider(id, provider, rule, runtime, request, now, guardrails) {
             Ok(admission) => return Ok(admission),
             Err(Rejection::Token {
                 problem: TokenProblem::Missing,
@@ -97,6 +103,7 @@ fn check_provider<'g>(
     runtime: &mut TokenRuntime,
     request: &RequestView<'_>,
     now: UnixTime,
+    guardrails: &mut Guardrails<'_>,
 ) -> Result<TokenAdmission<'g>, Rejection<'g>> {
     let name = provider.name.as_str();
     let reject = |problem| Rejection::Token {
@@ -143,6 +150,18 @@ fn check_provider<'g>(
             now,
         );
     }
+    // A cold verification: the expensive step the gate protects itself around. A token
+    // refused a moment ago is refused again without it, and each client address has a budget
+    // of them (HMAC tokens cost microseconds and are not counted).
+    let expensive = is_jwe(&token) || !is_hmac(&token, provider.rules.max_token_bytes);
+    if expensive {
+        match guardrails.before_expensive(KIND_JWT, token.as_bytes()) {
+            Ok(()) => {}
+            Err(Stop::Remembered(_)) => return Err(reject(TokenProblem::BadSignature)),
+            Err(Stop::Budget(limited)) => return Err(Rejection::RateLimited(limited)),
+            Err(Stop::Unavailable) => return Err(Rejection::RateLimitUnavailable),
+        }
+    }
     let verified = if is_jwe(&token) {
         let Some(decryption) = &provider.decryption else {
             // An encrypted token for a provider without decryption keys.
@@ -154,7 +173,12 @@ fn check_provider<'g>(
     } else {
         verify_jws(&token, &provider.rules, keys, now)
     }
-    .map_err(reject)?;
+    .map_err(|problem| {
+        if expensive && problem == TokenProblem::BadSignature {
+            guardrails.refused(KIND_JWT, token.as_bytes(), Refused::BadSignature);
+        }
+        reject(problem)
+    })?;
     let result = admit(
         id,
         provider,
@@ -170,6 +194,19 @@ fn check_provider<'g>(
     let exp = verified.expires_at;
     cache.insert(key, verified, exp, now);
     result
+}
+
+/// Whether a compact JWS claims an HMAC algorithm (a cheap verification). Anything unreadable
+/// counts as expensive: the budget errs on the side of counting.
+fn is_hmac(token: &str, max_bytes: usize) -> bool {
+    crate::jwt::compact::parse_jws_header(token, max_bytes).is_ok_and(|h| {
+        matches!(
+            h.alg,
+            crate::jwt::alg::Algorithm::HS256
+                | crate::jwt::alg::Algorithm::HS384
+                | crate::jwt::alg::Algorithm::HS512
+        )
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -212,11 +249,17 @@ fn admit<'g>(
             claim_header_value(token, claim).map(|v| (header.as_str(), v))
         })
         .collect();
+    let limit_claims = rule
+        .limit_claims
+        .iter()
+        .filter_map(|claim| claim_header_value(token, claim).map(|v| (claim.as_str(), v)))
+        .collect();
     Ok(TokenAdmission {
         provider: id,
         subject: token.subject.clone(),
         forward,
         strip: provider.strip_token.then(|| location(source, request)),
+        limit_claims,
     })
 }
 
@@ -309,7 +352,10 @@ mod tests {
             route_name: None,
             virtual_host: None,
         };
-        check(g, rule(g, policy), rt, &view, now)
+        let settings = crate::abuse::AbuseSettings::default();
+        let store = crate::ratelimit::store::MemoryStore::new();
+        let mut guardrails = Guardrails::off(&settings, &store);
+        check(g, rule(g, policy), rt, &view, now, &mut guardrails)
     }
 
     /// The outcome in one comparable shape: Ok(subject) or Err((problem, provider)).

@@ -573,6 +573,7 @@ pub fn compile_rule(
         providers: ids,
         required_scopes,
         claims,
+        limit_claims: Vec::new(),
     })
 }
 

@@ -4,6 +4,7 @@
 //!
 //! The full reference of fields and defaults is `docs/configuration.md`.
 
+mod abuse;
 mod jwt;
 mod ratelimits;
 mod reader;
@@ -98,6 +99,8 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
         None => Vec::new(),
         Some((v, path)) => {
             let reserved = jwt::Reserved {
+                // The tier header is not reserved: a provider may forward its own `tier` claim
+                // there (envoy/identity-routing.yaml does); a matched rate-limit tier replaces it.
                 identity: [&identity_headers.client_id, &identity_headers.key_id],
             };
             jwt::compile_providers(v, &path, &reserved, env, errors)
@@ -114,6 +117,10 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
     let introspection = fields
         .take("introspection")
         .and_then(|(v, p)| external(compile_service_with_env(v, &p, env), errors));
+    let abuse = fields
+        .take("abuse")
+        .map(|(v, p)| abuse::compile(v, &p, errors))
+        .unwrap_or_default();
     let jwt_cache = match fields.take("jwt_cache") {
         None => Default::default(),
         Some((v, path)) => jwt::compile_cache(v, &path, errors),
@@ -163,6 +170,7 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
         jwt_cache,
         introspection,
         remote_clients,
+        abuse,
         routes,
     })
 }
@@ -263,8 +271,16 @@ fn compile_identity_headers(v: &Value, path: &str, errors: &mut ConfigErrors) ->
             headers.key_id = h;
         }
     }
-    if headers.client_id == headers.key_id {
-        errors.add(path, "client_id and key_id must be different headers");
+    if let Some((v, p)) = fields.take("tier") {
+        if let Some(h) = header_name(v, &p, errors) {
+            headers.tier = h;
+        }
+    }
+    if headers.client_id == headers.key_id
+        || headers.tier == headers.client_id
+        || headers.tier == headers.key_id
+    {
+        errors.add(path, "client_id, key_id and tier must be different headers");
     }
     fields.finish(errors);
     headers
@@ -477,10 +493,28 @@ fn compile_policy(
         Preflight::Check,
         errors,
     );
+    let creds = ratelimits::Credentials {
+        api_key: api_key.is_some(),
+        jwt: jwt.is_some(),
+        introspection: introspection.is_some(),
+        auth,
+        mtls: mtls.is_some(),
+        client_ids: ctx.client_ids,
+    };
     let rate_limits = fields
         .take("rate_limits")
-        .map(|(v, p)| ratelimits::compile(name, v, &p, api_key.is_some() || mtls.is_some(), errors))
+        .map(|(v, p)| ratelimits::compile(name, v, &p, &creds, errors))
         .unwrap_or_default();
+    let mut jwt = jwt;
+    if let Some(rule) = &mut jwt {
+        let mut claims: Vec<String> = Vec::new();
+        for claim in rate_limits.iter().flat_map(|l| l.claims()) {
+            if !claims.iter().any(|c| c == claim) {
+                claims.push(claim.to_string());
+            }
+        }
+        rule.limit_claims = claims;
+    }
     fields.finish(errors);
     Some(RoutePolicy {
         name: name.to_string(),

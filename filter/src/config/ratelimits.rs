@@ -7,9 +7,13 @@ use serde_json::Value;
 
 use super::reader::{array, child, choice, integer, item, kind, string, ConfigErrors, Fields};
 use super::{header_name, is_policy_name};
+use crate::jwt::provider::AuthMode;
 use crate::ratelimit::gcra::Gcra;
 use crate::ratelimit::table::Table;
-use crate::ratelimit::{KeySource, Mode, OnStoreError, RateLimit, DEFAULT_MAX_KEYS, MAX_MAX_KEYS};
+use crate::ratelimit::{
+    Consumer, Counts, KeySource, Mode, OnStoreError, Override, RateLimit, DEFAULT_MAX_KEYS,
+    MAX_MAX_KEYS,
+};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// The longest period: one year.
@@ -17,12 +21,42 @@ const MAX_PERIOD_SECS: u64 = 366 * 86_400;
 const MAX_COUNT: u64 = 1_000_000_000;
 /// Limits per policy: each costs a few shared-data reads per request.
 const MAX_LIMITS: usize = 8;
+/// Tiers per limit: matched in order on every admitted request.
+const MAX_OVERRIDES: usize = 32;
+/// The default IPv6 prefix of an address key.
+pub const DEFAULT_V6_PREFIX: u8 = 64;
+
+/// What a policy's limits may key by: the credentials it checks and how they combine.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    pub api_key: bool,
+    pub jwt: bool,
+    pub introspection: bool,
+    pub auth: AuthMode,
+    /// The policy requires a client certificate (`mtls`): every admitted request has a client.
+    pub mtls: bool,
+    /// The configured client ids (an override naming another client is a typo).
+    pub client_ids: &'a [String],
+}
+
+impl Credentials<'_> {
+    /// Every admitted request carries a verified identity (some credential is required).
+    fn always_identified(&self) -> bool {
+        let any = self.api_key || self.jwt || self.introspection;
+        (any && self.auth != AuthMode::Optional) || self.mtls
+    }
+
+    /// Every admitted request carries an API-key client (the key is required).
+    fn always_client(&self) -> bool {
+        (self.api_key && self.auth == AuthMode::All) || self.mtls
+    }
+}
 
 pub fn compile(
     policy: &str,
     v: &Value,
     path: &str,
-    has_api_key: bool,
+    creds: &Credentials<'_>,
     errors: &mut ConfigErrors,
 ) -> Vec<RateLimit> {
     let Some(items) = array(v, path, errors) else {
@@ -35,7 +69,7 @@ pub fn compile(
     let mut out = Vec::new();
     for (i, value) in items.iter().enumerate() {
         let p = item(path, i);
-        if let Some(limit) = compile_limit(policy, value, &p, has_api_key, errors) {
+        if let Some(limit) = compile_limit(policy, value, &p, creds, errors) {
             if !names.insert(limit.name.clone()) {
                 errors.add(
                     &child(&p, "name"),
@@ -52,7 +86,7 @@ fn compile_limit(
     policy: &str,
     v: &Value,
     path: &str,
-    has_api_key: bool,
+    creds: &Credentials<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<RateLimit> {
     let mut fields = Fields::of(v, path, errors)?;
@@ -94,11 +128,11 @@ fn compile_limit(
         None => {
             errors.add(
                 path,
-                "a rate limit needs \"key\": \"client\", \"ip\", \"policy\", {\"ip\": {...}} or {\"header\": NAME}",
+                "a rate limit needs \"key\": \"client\", \"identity\", \"ip\", \"policy\", {\"identity\": {...}}, {\"ip\": {...}} or {\"header\": NAME}",
             );
             None
         }
-        Some((v, p)) => key_source(v, &p, has_api_key, errors),
+        Some((v, p)) => key_source(v, &p, creds, errors),
     };
     let mode = choice(
         fields.take("mode"),
@@ -124,8 +158,47 @@ fn compile_limit(
             integer(v, &p, 1, u64::from(MAX_MAX_KEYS), errors).and_then(|n| u32::try_from(n).ok())
         }
     };
+    let overrides = fields.take("overrides");
+    let counts_field = fields.take("counts");
+    let counts_path = counts_field.as_ref().map(|(_, p)| p.clone());
+    let counts = choice(
+        counts_field,
+        &[
+            ("admitted", Counts::Admitted),
+            ("requests", Counts::Requests),
+            ("failed_auth", Counts::FailedAuth),
+        ],
+        Counts::Admitted,
+        errors,
+    );
     fields.finish(errors);
+    if counts != Counts::Admitted {
+        // Before the credential checks there is no identity yet.
+        if matches!(key, Some(KeySource::Client | KeySource::Identity { .. })) {
+            errors.add(
+                counts_path.as_deref().unwrap_or(path),
+                "a limit that counts \"requests\" or \"failed_auth\" runs before any credential is verified: key it by \"ip\", a header or \"policy\"",
+            );
+        }
+        if overrides.is_some() {
+            errors.add(
+                counts_path.as_deref().unwrap_or(path),
+                "\"overrides\" need a verified identity: only limits that count \"admitted\" requests have them",
+            );
+        }
+        if counts == Counts::FailedAuth && !(creds.api_key || creds.jwt || creds.introspection) {
+            errors.add(
+                counts_path.as_deref().unwrap_or(path),
+                "\"failed_auth\" counts refused credentials: this policy checks none",
+            );
+        }
+    }
 
+    let overrides = match (overrides, period_secs) {
+        (None, _) => Vec::new(),
+        (Some((v, p)), Some(period)) => compile_overrides(v, &p, period, creds, errors),
+        (Some(_), None) => Vec::new(),
+    };
     let (name, rate, period_secs, key, max_keys) = (name?, rate?, period_secs?, key?, max_keys?);
     let burst = match burst {
         None => rate,
@@ -144,16 +217,139 @@ fn compile_limit(
         max_keys
     };
     Some(RateLimit {
-        table: Table {
-            prefix: format!("api_guard.rl.{policy}.{name}"),
-            max_keys,
-        },
+        table: Table::new(format!("api_guard.rl.{policy}.{name}"), max_keys),
         name,
         gcra,
         key,
         mode,
         on_store_error,
+        overrides,
+        counts,
     })
+}
+
+/// `overrides`: `[{"client": ID | "claim": NAME, "value": V, "tier": T?, "rate": N, "burst": N?}]`.
+fn compile_overrides(
+    v: &Value,
+    path: &str,
+    period_secs: u64,
+    creds: &Credentials<'_>,
+    errors: &mut ConfigErrors,
+) -> Vec<Override> {
+    let Some(items) = array(v, path, errors) else {
+        return Vec::new();
+    };
+    if items.len() > MAX_OVERRIDES {
+        errors.add(path, format!("at most {MAX_OVERRIDES} overrides per limit"));
+    }
+    let mut out = Vec::new();
+    for (i, value) in items.iter().enumerate() {
+        let p = item(path, i);
+        let Some(mut f) = Fields::of(value, &p, errors) else {
+            continue;
+        };
+        let client = f.take("client");
+        let claim = f.take("claim");
+        let claim_value = f.take("value");
+        let consumer = match (client, claim, claim_value) {
+            (Some((c, cp)), None, None) => match string(c, &cp, errors) {
+                Some(id) if creds.client_ids.iter().any(|k| k == id) => {
+                    Some(Consumer::Client(id.to_string()))
+                }
+                Some(id) if creds.introspection => Some(Consumer::Client(id.to_string())),
+                Some(id) => {
+                    errors.add(&cp, format!("no client {id:?} in \"clients\""));
+                    None
+                }
+                None => None,
+            },
+            (None, Some((c, cp)), Some((val, vp))) => {
+                if !creds.jwt {
+                    errors.add(&cp, "a claim override needs a \"jwt\" check in this policy");
+                }
+                let claim = string(c, &cp, errors).map(str::to_string);
+                let value = match val {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(_) | Value::Bool(_) => Some(val.to_string()),
+                    other => {
+                        errors.add(
+                            &vp,
+                            format!(
+                                "expected a string, number or boolean, found {}",
+                                kind(other)
+                            ),
+                        );
+                        None
+                    }
+                };
+                match (claim, value) {
+                    (Some(claim), Some(value)) => Some(Consumer::Claim { claim, value }),
+                    _ => None,
+                }
+            }
+            _ => {
+                errors.add(
+                    &p,
+                    "an override has either \"client\", or \"claim\" and \"value\"",
+                );
+                None
+            }
+        };
+        let tier = match f.take("tier") {
+            Some((t, tp)) => match string(t, &tp, errors) {
+                Some(s) if is_policy_name(s) => Some(s.to_string()),
+                Some(_) => {
+                    errors.add(&tp, "tier names are 1-64 characters of [A-Za-z0-9_-], starting with a letter or digit");
+                    None
+                }
+                None => None,
+            },
+            None => match &consumer {
+                Some(Consumer::Claim { value, .. }) if is_policy_name(value) => Some(value.clone()),
+                Some(Consumer::Client(id)) if is_policy_name(id) => Some(id.clone()),
+                Some(_) => {
+                    errors.add(
+                        &p,
+                        "this override needs a \"tier\" name (the value is not one)",
+                    );
+                    None
+                }
+                None => None,
+            },
+        };
+        let rate = match f.take("rate") {
+            None => {
+                errors.add(
+                    &p,
+                    "an override needs \"rate\" (requests per the limit's \"per\")",
+                );
+                None
+            }
+            Some((v, rp)) => integer(v, &rp, 1, MAX_COUNT, errors),
+        };
+        let burst = f
+            .take("burst")
+            .map(|(v, bp)| integer(v, &bp, 1, MAX_COUNT, errors));
+        f.finish(errors);
+        let (Some(consumer), Some(tier), Some(rate)) = (consumer, tier, rate) else {
+            continue;
+        };
+        let burst = match burst {
+            None => rate,
+            Some(Some(b)) => b,
+            Some(None) => continue,
+        };
+        let Some(gcra) = Gcra::new(rate, period_secs * NS_PER_SEC, burst) else {
+            errors.add(&p, "burst x (per / rate) is too long a time to track");
+            continue;
+        };
+        out.push(Override {
+            tier,
+            consumer,
+            gcra,
+        });
+    }
+    out
 }
 
 fn period(v: &Value, path: &str, errors: &mut ConfigErrors) -> Option<u64> {
@@ -188,12 +384,18 @@ fn period(v: &Value, path: &str, errors: &mut ConfigErrors) -> Option<u64> {
 fn key_source(
     v: &Value,
     path: &str,
-    has_api_key: bool,
+    creds: &Credentials<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<KeySource> {
     let client = |errors: &mut ConfigErrors| {
-        if has_api_key {
+        if creds.always_client() {
             Some(KeySource::Client)
+        } else if creds.api_key {
+            errors.add(
+                path,
+                "key \"client\" needs every admitted request to carry an API key, but under \"auth\": \"any\" or \"optional\" some do not: use \"identity\" (any verified credential)",
+            );
+            None
         } else {
             errors.add(
                 path,
@@ -202,16 +404,36 @@ fn key_source(
             None
         }
     };
+    let identity = |claim: Option<String>, errors: &mut ConfigErrors| {
+        if !creds.always_identified() {
+            errors.add(
+                path,
+                "key \"identity\" needs every admitted request to carry a verified credential: this policy admits requests without one (no api_key/jwt/introspection, or \"auth\": \"optional\"); key such requests by \"ip\"",
+            );
+            return None;
+        }
+        if claim.is_some() && !creds.jwt {
+            errors.add(
+                path,
+                "an identity \"claim\" needs a \"jwt\" check in this policy",
+            );
+            return None;
+        }
+        Some(KeySource::Identity { claim })
+    };
     match v {
         Value::String(s) => match s.as_str() {
             "client" => client(errors),
+            "identity" => identity(None, errors),
+            // IPv6: a /64 is what one subscriber or host gets; a /128 key would let one client
+            // take every slot of a table with addresses of its own prefix.
             "ip" => Some(KeySource::Ip {
                 v4_prefix: 32,
-                v6_prefix: 128,
+                v6_prefix: DEFAULT_V6_PREFIX,
             }),
             "policy" => Some(KeySource::Policy),
             _ => {
-                errors.add(path, "expected \"client\", \"ip\", \"policy\", {\"ip\": {...}} or {\"header\": NAME}");
+                errors.add(path, "expected \"client\", \"identity\", \"ip\", \"policy\", {\"identity\": {...}}, {\"ip\": {...}} or {\"header\": NAME}");
                 None
             }
         },
@@ -219,16 +441,27 @@ fn key_source(
             let mut fields = Fields::of(v, path, errors)?;
             let header = fields.take("header");
             let ip = fields.take("ip");
-            let out = match (header, ip) {
-                (Some((h, hp)), None) => header_name(h, &hp, errors).map(KeySource::Header),
-                (None, Some((ip, ipp))) => {
+            let ident = fields.take("identity");
+            let out = match (header, ip, ident) {
+                (Some((h, hp)), None, None) => header_name(h, &hp, errors).map(KeySource::Header),
+                (None, None, Some((id, idp))) => {
+                    let mut f = Fields::of(id, &idp, errors)?;
+                    let claim = f
+                        .take("claim")
+                        .and_then(|(c, cp)| string(c, &cp, errors).map(str::to_string));
+                    f.finish(errors);
+                    identity(claim, errors)
+                }
+                (None, Some((ip, ipp)), None) => {
                     let mut f = Fields::of(ip, &ipp, errors)?;
                     let v4 = f
                         .take("v4_prefix")
                         .map_or(Some(32), |(v, p)| integer(v, &p, 0, 32, errors));
                     let v6 = f
                         .take("v6_prefix")
-                        .map_or(Some(128), |(v, p)| integer(v, &p, 0, 128, errors));
+                        .map_or(Some(u64::from(DEFAULT_V6_PREFIX)), |(v, p)| {
+                            integer(v, &p, 0, 128, errors)
+                        });
                     f.finish(errors);
                     Some(KeySource::Ip {
                         v4_prefix: u8::try_from(v4?).ok()?,
@@ -236,7 +469,10 @@ fn key_source(
                     })
                 }
                 _ => {
-                    errors.add(path, "a key object has exactly one of \"header\" or \"ip\"");
+                    errors.add(
+                        path,
+                        "a key object has exactly one of \"header\", \"identity\" or \"ip\"",
+                    );
                     None
                 }
             };

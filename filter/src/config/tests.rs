@@ -114,7 +114,7 @@ fn error_paths_table() {
          "clients.c.keys[0].id: key ids are 1-128 characters of [A-Za-z0-9_.:@-], starting with a letter or digit"),
         (format!(r#"{{"clients":{{"c":{{"keys":[{{"id":"k","sha256":"{digest}","disabled":1}}]}}}}}}"#),
          "clients.c.keys[0].disabled: expected a boolean, found a number"),
-        (r#"{"identity_headers":{"client_id":"x-a","key_id":"x-a"}}"#.into(), "identity_headers: client_id and key_id must be different headers"),
+        (r#"{"identity_headers":{"client_id":"x-a","key_id":"x-a"}}"#.into(), "identity_headers: client_id, key_id and tier must be different headers"),
         (r#"{"identity_headers":{"client":"x-a"}}"#.into(), "identity_headers.client: unknown field"),
         (r#"[]"#.into(), "(root): expected an object, found an array"),
         ("".into(), r#"(root): the configuration is empty (api-guard needs at least {"policies": {...}})"#),

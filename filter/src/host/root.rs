@@ -216,6 +216,9 @@ impl Shared {
 /// write nothing). A failure is logged, not fatal: the request path creates a missing slot
 /// itself, and a store that keeps failing is handled by each limit's `on_store_error`.
 fn create_rate_limit_tables(guard: &Guard) {
+    if let Err(e) = guard.abuse.ensure_created(&super::abi::HostStore) {
+        log::warn!("abuse: cannot create the negative cache / budget keys ({e:?})");
+    }
     for policy in &guard.policies {
         for limit in &policy.rate_limits {
             match limit.table.ensure_created(&super::abi::HostStore) {

@@ -41,6 +41,8 @@ pub struct IntrospectionService {
     pub sources: Vec<TokenSource>,
     /// How api-guard authenticates itself to the service (RFC 7662 section 2.1), if at all.
     pub client_auth: Option<ClientAuth>,
+    /// What the service's tokens can look like; others are refused without a callout.
+    pub token_shape: crate::abuse::shape::TokenShape,
     /// Derived from the fields above once, at configure time (the request path only borrows
     /// them: no key prefix is formatted per request).
     cache: IntrospectionCache,
@@ -481,6 +483,10 @@ fn service(
     let client_auth = f
         .take("client_auth")
         .and_then(|(cv, cp)| client_auth(cv, &cp, env, errors));
+    let token_shape = match f.take("token_shape") {
+        None => crate::abuse::shape::TokenShape::default(),
+        Some((tv, tp)) => token_shape(tv, &tp, errors),
+    };
     f.finish(errors);
     Some(
         IntrospectionService {
@@ -496,11 +502,54 @@ fn service(
             breaker_open_seconds,
             sources,
             client_auth,
+            token_shape,
             cache: IntrospectionCache::default(),
             breaker: Breaker::default(),
         }
         .derive(),
     )
+}
+
+/// `token_shape`: `{"min_length": N, "max_length": N, "prefixes": [..], "alphabet": "b64token"}`.
+fn token_shape(v: &Value, path: &str, errors: &mut Errors) -> crate::abuse::shape::TokenShape {
+    let mut shape = crate::abuse::shape::TokenShape::default();
+    let Some(mut f) = Fields::of(v, path, errors) else {
+        return shape;
+    };
+    let max = crate::introspect::answer::MAX_TOKEN_BYTES as u64;
+    shape.min_length = usize::try_from(f.integer("min_length", 1, max, 1, errors)).unwrap_or(1);
+    shape.max_length =
+        usize::try_from(f.integer("max_length", 1, max, max, errors)).unwrap_or(4096);
+    if shape.min_length > shape.max_length {
+        errors.push((
+            path.to_string(),
+            "min_length is more than max_length".into(),
+        ));
+    }
+    if let Some((pv, pp)) = f.take("prefixes") {
+        for (i, item) in array(pv, &pp, errors)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            match item.as_str() {
+                Some(p) if !p.is_empty() && p.len() <= 64 => shape.prefixes.push(p.to_string()),
+                _ => errors.push((
+                    format!("{pp}[{i}]"),
+                    "expected a prefix of 1-64 characters".into(),
+                )),
+            }
+        }
+    }
+    if let Some((av, ap)) = f.take("alphabet") {
+        match av.as_str() {
+            Some("b64token") => shape.b64token = true,
+            Some("visible") => shape.b64token = false,
+            _ => errors.push((ap, "expected \"b64token\" or \"visible\"".into())),
+        }
+    }
+    f.finish(errors);
+    shape
 }
 
 fn header_name(s: &str) -> bool {
@@ -694,6 +743,7 @@ mod tests {
                     }
                 ],
                 client_auth: None,
+                token_shape: crate::abuse::shape::TokenShape::default(),
                 cache: IntrospectionCache {
                     prefix: "api_guard.introspect.cache".into(),
                     max_entries: 100_000,

@@ -76,10 +76,14 @@ pub enum Event {
     CacheOnlyServe,
     /// A live cache entry was overwritten to make room.
     Evicted,
+    /// The client's budget of expensive operations refused a callout (429, no callout).
+    BudgetExhausted,
+    /// The token cannot be one of the service's (`token_shape`): refused without a callout.
+    ShapeRefused,
 }
 
 impl Event {
-    pub const ALL: [Event; 9] = [
+    pub const ALL: [Event; 11] = [
         Event::Hit,
         Event::StaleHit,
         Event::Miss,
@@ -89,6 +93,8 @@ impl Event {
         Event::BreakerOpen,
         Event::CacheOnlyServe,
         Event::Evicted,
+        Event::BudgetExhausted,
+        Event::ShapeRefused,
     ];
 
     /// A stable snake_case name, for metric names.
@@ -103,6 +109,8 @@ impl Event {
             Event::BreakerOpen => "breaker_open",
             Event::CacheOnlyServe => "cache_only_serve",
             Event::Evicted => "evicted",
+            Event::BudgetExhausted => "budget_exhausted",
+            Event::ShapeRefused => "shape_refused",
         }
     }
 }

@@ -8,14 +8,16 @@
 use jwt_simple::prelude::{
     ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, ES256PublicKey, ES384PublicKey,
     Ed25519PublicKey, EdDSAPublicKeyLike, HS256Key, HS384Key, HS512Key, JWTClaims, MACLike,
-    NoCustomClaims, PS256PublicKey, PS384PublicKey, PS512PublicKey, RS256PublicKey, RS384PublicKey,
-    RS512PublicKey, RSAPublicKeyLike, VerificationOptions,
+    NoCustomClaims, PS256PublicKey, PS384PublicKey, PS512PublicKey, RSAPublicKeyLike,
+    VerificationOptions,
 };
+use jwt_simple::JWTError;
 use serde_json::{Map, Value};
 
 use super::alg::{Algorithm, AlgorithmSet};
 use super::compact::decode_segment;
 use super::problem::JwksError;
+use super::rsa_pkcs1::{RsaHash, RsaPublicKey};
 
 /// Largest JWKS document accepted (remote documents are bounded before parsing).
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
@@ -33,9 +35,9 @@ const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
 
 #[derive(Clone)]
 enum Inner {
-    Rs256(RS256PublicKey),
-    Rs384(RS384PublicKey),
-    Rs512(RS512PublicKey),
+    /// RS256/384/512: our own PKCS#1 v1.5 check on a prepared modulus (`rsa_pkcs1`), several
+    /// times faster than jwt-simple's in wasm.
+    RsaPkcs1(super::rsa_pkcs1::RsaPublicKey, super::rsa_pkcs1::RsaHash),
     Ps256(PS256PublicKey),
     Ps384(PS384PublicKey),
     Ps512(PS512PublicKey),
@@ -72,12 +74,10 @@ impl VerifyingKey {
         &self,
         token: &str,
         options: VerificationOptions,
-    ) -> Result<JWTClaims<NoCustomClaims>, jwt_simple::Error> {
+    ) -> Result<(), jwt_simple::Error> {
         let o = Some(options);
-        match &self.inner {
-            Inner::Rs256(k) => k.verify_token(token, o),
-            Inner::Rs384(k) => k.verify_token(token, o),
-            Inner::Rs512(k) => k.verify_token(token, o),
+        let claims: Result<JWTClaims<NoCustomClaims>, _> = match &self.inner {
+            Inner::RsaPkcs1(k, hash) => return verify_pkcs1(k, *hash, token),
             Inner::Ps256(k) => k.verify_token(token, o),
             Inner::Ps384(k) => k.verify_token(token, o),
             Inner::Ps512(k) => k.verify_token(token, o),
@@ -87,7 +87,21 @@ impl VerifyingKey {
             Inner::Hs256(k) => k.verify_token(token, o),
             Inner::Hs384(k) => k.verify_token(token, o),
             Inner::Hs512(k) => k.verify_token(token, o),
-        }
+        };
+        claims.map(|_| ())
+    }
+}
+
+/// RS256/384/512 through [`super::rsa_pkcs1`]: the signature over `header.payload` (the caller
+/// parsed and checked the header, and decodes the payload itself).
+fn verify_pkcs1(key: &RsaPublicKey, hash: RsaHash, token: &str) -> Result<(), jwt_simple::Error> {
+    let malformed = || jwt_simple::Error::from(JWTError::CompactEncodingError);
+    let (signed, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
+    let signature = decode_segment(signature).ok_or_else(malformed)?;
+    if key.verify(hash, signed.as_bytes(), &signature) {
+        Ok(())
+    } else {
+        Err(JWTError::InvalidSignature.into())
     }
 }
 
@@ -466,18 +480,17 @@ fn rsa_keys(
         return Err(broken(path, "e", "RSA public exponent must be 65537"));
     }
     let bad = |_| broken(path, "n", "not a valid RSA public key");
+    let pkcs1 = |hash| {
+        RsaPublicKey::from_components(&n, &e)
+            .map(|k| Inner::RsaPkcs1(k, hash))
+            .ok_or_else(|| broken(path, "n", "not a valid RSA public key"))
+    };
     algs.iter()
         .map(|alg| {
             let inner = match alg {
-                Algorithm::RS256 => {
-                    Inner::Rs256(RS256PublicKey::from_components(&n, &e).map_err(bad)?)
-                }
-                Algorithm::RS384 => {
-                    Inner::Rs384(RS384PublicKey::from_components(&n, &e).map_err(bad)?)
-                }
-                Algorithm::RS512 => {
-                    Inner::Rs512(RS512PublicKey::from_components(&n, &e).map_err(bad)?)
-                }
+                Algorithm::RS256 => pkcs1(RsaHash::Sha256)?,
+                Algorithm::RS384 => pkcs1(RsaHash::Sha384)?,
+                Algorithm::RS512 => pkcs1(RsaHash::Sha512)?,
                 Algorithm::PS256 => {
                     Inner::Ps256(PS256PublicKey::from_components(&n, &e).map_err(bad)?)
                 }

@@ -21,6 +21,7 @@ pub mod keysource;
 pub mod problem;
 pub mod provider;
 pub mod revocation;
+pub mod rsa_pkcs1;
 pub mod runtime;
 pub mod source;
 pub mod verify;

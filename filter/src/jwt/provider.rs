@@ -64,4 +64,7 @@ pub struct JwtRule {
     pub providers: Vec<ProviderId>,
     pub required_scopes: Vec<String>,
     pub claims: Vec<ClaimRule>,
+    /// Claims the policy's rate limits key by or match tiers on (filled by the compiler from
+    /// the limits): read once per admitted token.
+    pub limit_claims: Vec<String>,
 }

@@ -29,15 +29,65 @@ pub const MAX_MAX_KEYS: u32 = 100_000;
 /// What a limit counts requests by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
-    /// The authenticated subject the policy established: today the API key's client id. Other
-    /// identity sources (a JWT `sub`) fill the same [`Admission::identity`] and plug in here.
+    /// The API-key client the request was admitted as (a configured key's client, or the
+    /// client a remote key list or the auth service named); a request admitted without one (an
+    /// introspected token that names no client) is counted by its [`KeySource::Identity`].
     Client,
-    /// The client address, grouped by prefix (`/32` and `/128` by default).
+    /// Whichever verified credential admitted the request: the API key's client, the auth
+    /// service's `client_id` or `sub`, the JWT's `sub` (per provider). With `claim`, a JWT is
+    /// counted by that claim's value instead (e.g. an organisation or tenant id), and a token
+    /// without the claim shares one bucket per provider with every other such token.
+    Identity { claim: Option<String> },
+    /// The client address, grouped by prefix (`/32` and `/64` by default).
     Ip { v4_prefix: u8, v6_prefix: u8 },
     /// The first value of a request header (absent: one shared bucket for "no header").
     Header(String),
     /// One bucket for the whole policy.
     Policy,
+}
+
+/// Which consumers an [`Override`] applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumer {
+    /// The API-key client (or the client the auth service named) with this id.
+    Client(String),
+    /// A verified JWT whose claim has this value (a string, or the JSON text of a number or
+    /// boolean; an array matches if any item does).
+    Claim { claim: String, value: String },
+}
+
+/// A per-consumer tier of a limit: its own rate and burst, and a tier name sent upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    pub tier: String,
+    pub consumer: Consumer,
+    pub gcra: Gcra,
+}
+
+impl Consumer {
+    fn matches(&self, admission: &Admission<'_>) -> bool {
+        match self {
+            Consumer::Client(id) => admission.client_id() == Some(id.as_str()),
+            Consumer::Claim { claim, value } => admission.token.as_ref().is_some_and(|t| {
+                t.limit_claims.iter().any(|(name, v)| {
+                    *name == claim.as_str() && v.split(',').any(|item| item == value)
+                })
+            }),
+        }
+    }
+}
+
+/// Which requests a limit counts, and so where in the pipeline it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counts {
+    /// Requests every other check admitted (the default): runs last.
+    Admitted,
+    /// Every request, before any credential is looked at (pre-authentication): runs first,
+    /// keyed by address, header or policy.
+    Requests,
+    /// Failed authentications only (a lockout): consulted first without counting, counted when
+    /// a presented credential is refused.
+    FailedAuth,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +113,37 @@ pub struct RateLimit {
     pub mode: Mode,
     pub on_store_error: OnStoreError,
     pub table: Table,
+    /// Per-consumer tiers, first match wins; consumers that match none get `gcra`.
+    pub overrides: Vec<Override>,
+    pub counts: Counts,
 }
 
 impl RateLimit {
+    /// The tier and bucket parameters that apply to an admitted request.
+    pub fn tier_of(&self, admission: &Admission<'_>) -> (Option<&str>, &Gcra) {
+        match self
+            .overrides
+            .iter()
+            .find(|o| o.consumer.matches(admission))
+        {
+            Some(o) => (Some(o.tier.as_str()), &o.gcra),
+            None => (None, &self.gcra),
+        }
+    }
+
+    /// The JWT claims this limit reads (its key's claim and its overrides' claims).
+    pub fn claims(&self) -> impl Iterator<Item = &str> {
+        let key = match &self.key {
+            KeySource::Identity { claim: Some(c) } => Some(c.as_str()),
+            _ => None,
+        };
+        key.into_iter()
+            .chain(self.overrides.iter().filter_map(|o| match &o.consumer {
+                Consumer::Claim { claim, .. } => Some(claim.as_str()),
+                Consumer::Client(_) => None,
+            }))
+    }
+
     /// `RateLimit-Policy` quota: the burst.
     pub fn quota(&self) -> u64 {
         self.gcra.burst
@@ -94,10 +172,12 @@ pub enum Event {
     Overflow,
     /// A concurrent write (another worker) forced a re-read; one event per re-read.
     CasRetries,
+    /// A failed authentication was counted by a lockout (`counts: failed_auth`).
+    FailedAuth,
 }
 
 impl Event {
-    pub const ALL: [Event; 7] = [
+    pub const ALL: [Event; 8] = [
         Event::Allowed,
         Event::Limited,
         Event::ShadowLimited,
@@ -105,6 +185,7 @@ impl Event {
         Event::StoreErrors,
         Event::Overflow,
         Event::CasRetries,
+        Event::FailedAuth,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -116,6 +197,7 @@ impl Event {
             Event::StoreErrors => "store_errors",
             Event::Overflow => "overflow",
             Event::CasRetries => "cas_retries",
+            Event::FailedAuth => "failed_auth",
         }
     }
 
@@ -136,7 +218,9 @@ pub struct Limited<'g> {
     pub reset_secs: u64,
 }
 
-/// The 64-bit key of a request for one limit (never 0). `None` when the key cannot be formed.
+/// The 64-bit key of a request for one limit (never 0). `None` when the key cannot be formed
+/// (an identity key for a request admitted without any credential, which the configuration
+/// compiler rules out).
 pub fn key_hash(
     source: &KeySource,
     request: &RequestView<'_>,
@@ -145,10 +229,11 @@ pub fn key_hash(
     // SipHash with fixed keys: the same in every VM of the module, so all workers agree.
     let mut h = std::hash::DefaultHasher::new();
     match source {
-        KeySource::Client => {
-            let client = admission.client_id()?;
-            ("client", client).hash(&mut h);
-        }
+        KeySource::Client => match admission.client_id() {
+            Some(client) => ("client", client).hash(&mut h),
+            None => hash_identity(admission, None, &mut h)?,
+        },
+        KeySource::Identity { claim } => hash_identity(admission, claim.as_deref(), &mut h)?,
         KeySource::Ip {
             v4_prefix,
             v6_prefix,
@@ -171,9 +256,54 @@ pub fn key_hash(
     Some(h.finish().max(1))
 }
 
-/// Runs a policy's limits, in order, for a request that passed every other check. Stops at the
-/// first enforced limit that denies (limits before it have already counted the request).
-/// `events` receives (limit index, event) for metrics and logs.
+/// Hashes the verified identity of an admitted request: with `claim`, a JWT's claim value
+/// first; then the API-key client, the auth service's client or subject, the JWT subject. The
+/// kinds are namespaced (a client id never shares a bucket with an equal JWT subject), JWT
+/// values per provider. `None`: no credential admitted the request.
+fn hash_identity(
+    admission: &Admission<'_>,
+    claim: Option<&str>,
+    h: &mut std::hash::DefaultHasher,
+) -> Option<()> {
+    if let (Some(claim), Some(token)) = (claim, &admission.token) {
+        match token.limit_claims.iter().find(|(name, _)| *name == claim) {
+            Some((_, value)) => ("jwt-claim", token.provider.0, claim, value.as_str()).hash(h),
+            None => ("jwt-claim-absent", token.provider.0, claim).hash(h),
+        }
+        return Some(());
+    }
+    if let Some(client) = admission.client_id() {
+        ("client", client).hash(h);
+    } else if let Some(sub) = admission
+        .introspected
+        .as_ref()
+        .and_then(|i| i.subject.as_deref())
+    {
+        ("introspected-sub", sub).hash(h);
+    } else if admission.introspected.is_some() {
+        "introspected-anonymous".hash(h);
+    } else if let Some(token) = &admission.token {
+        match &token.subject {
+            Some(sub) => ("jwt-sub", token.provider.0, sub.as_str()).hash(h),
+            None => ("jwt-sub-absent", token.provider.0).hash(h),
+        }
+    } else {
+        return None;
+    }
+    Some(())
+}
+
+/// The tier of an admitted request: the first override any of the policy's limits has for it.
+pub fn tier<'g>(limits: &'g [RateLimit], admission: &Admission<'_>) -> Option<&'g str> {
+    limits
+        .iter()
+        .filter(|l| l.counts == Counts::Admitted)
+        .find_map(|l| l.tier_of(admission).0)
+}
+
+/// Runs a policy's limits that count admitted requests, in order, for a request that passed
+/// every other check. Stops at the first enforced limit that denies (limits before it have
+/// already counted the request). `events` receives (limit index, event) for metrics and logs.
 pub fn enforce<'g>(
     limits: &'g [RateLimit],
     request: &RequestView<'_>,
@@ -182,21 +312,117 @@ pub fn enforce<'g>(
     now_ns: u64,
     events: &mut Vec<(usize, Event)>,
 ) -> Result<(), Rejection<'g>> {
+    enforce_stage(
+        limits,
+        Counts::Admitted,
+        request,
+        admission,
+        store,
+        now_ns,
+        events,
+    )
+}
+
+/// Runs the pre-authentication limits (`counts: requests`), before any check.
+pub fn enforce_before_checks<'g>(
+    limits: &'g [RateLimit],
+    request: &RequestView<'_>,
+    store: &dyn SharedStore,
+    now_ns: u64,
+    events: &mut Vec<(usize, Event)>,
+) -> Result<(), Rejection<'g>> {
+    enforce_stage(
+        limits,
+        Counts::Requests,
+        request,
+        &Admission::default(),
+        store,
+        now_ns,
+        events,
+    )
+}
+
+/// The lockouts (`counts: failed_auth`): a request whose key has failed too often is refused
+/// before any credential is verified. Counts nothing.
+pub fn check_lockouts<'g>(
+    limits: &'g [RateLimit],
+    request: &RequestView<'_>,
+    store: &dyn SharedStore,
+    now_ns: u64,
+    events: &mut Vec<(usize, Event)>,
+) -> Result<(), Rejection<'g>> {
+    let none = Admission::default();
     for (i, limit) in limits.iter().enumerate() {
+        if limit.counts != Counts::FailedAuth {
+            continue;
+        }
+        let Some(hash) = key_hash(&limit.key, request, &none) else {
+            continue;
+        };
+        match crate::abuse::lockout::locked(limit, store, hash, now_ns) {
+            Ok(None) => {}
+            Ok(Some(limited)) => {
+                if limit.mode == Mode::Shadow {
+                    events.push((i, Event::ShadowLimited));
+                    continue;
+                }
+                events.push((i, Event::Limited));
+                return Err(Rejection::RateLimited(limited));
+            }
+            // A lockout that cannot be read does not lock: the credential checks still run.
+            Err(_) => events.push((i, Event::StoreErrors)),
+        }
+    }
+    Ok(())
+}
+
+/// Counts one failed authentication against every lockout of the policy.
+pub fn record_failed_auth(
+    limits: &[RateLimit],
+    request: &RequestView<'_>,
+    store: &dyn SharedStore,
+    now_ns: u64,
+    events: &mut Vec<(usize, Event)>,
+) {
+    let none = Admission::default();
+    for (i, limit) in limits.iter().enumerate() {
+        if limit.counts != Counts::FailedAuth {
+            continue;
+        }
+        if let Some(hash) = key_hash(&limit.key, request, &none) {
+            crate::abuse::lockout::record_failure(limit, store, hash, now_ns);
+            events.push((i, Event::FailedAuth));
+        }
+    }
+}
+
+fn enforce_stage<'g>(
+    limits: &'g [RateLimit],
+    stage: Counts,
+    request: &RequestView<'_>,
+    admission: &Admission<'_>,
+    store: &dyn SharedStore,
+    now_ns: u64,
+    events: &mut Vec<(usize, Event)>,
+) -> Result<(), Rejection<'g>> {
+    for (i, limit) in limits.iter().enumerate() {
+        if limit.counts != stage {
+            continue;
+        }
+        let (_, gcra) = limit.tier_of(admission);
         let (outcome, retries) = match key_hash(&limit.key, request, admission) {
             Some(hash) => limit
                 .table
-                .consume_counting_retries(store, &limit.gcra, hash, now_ns),
-            // A CORS preflight a policy lets pass carries no credential: limits by client do
-            // not count it (limits by address or policy do).
+                .consume_counting_retries(store, gcra, hash, now_ns),
+            // A CORS preflight a policy lets pass carries no credential: limits by client or
+            // identity do not count it (limits by address or policy do).
             None if crate::checks::preflight::is_preflight(request)
                 && admission.identity.is_none() =>
             {
                 continue
             }
-            // A client-keyed limit without an identity cannot happen otherwise (the compiler
-            // requires an api_key check); if it did, count it as a store failure: fail per
-            // on_store_error.
+            // An identity-keyed limit without an identity cannot happen otherwise (the compiler
+            // requires a credential the policy always has); if it did, fail per on_store_error.
             None => (Consumed::StoreFailed(0), 0),
         };
         for _ in 0..retries {
@@ -225,8 +451,8 @@ pub fn enforce<'g>(
                 events.push((i, Event::Limited));
                 return Err(Rejection::RateLimited(Limited {
                     limit: &limit.name,
-                    quota: limit.quota(),
-                    window_secs: limit.window_secs(),
+                    quota: gcra.burst,
+                    window_secs: ceil_secs(gcra.tolerance_ns),
                     retry_after_secs: ceil_secs(retry_after_ns).max(1),
                     reset_secs: ceil_secs(full_in_ns),
                 }));

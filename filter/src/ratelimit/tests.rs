@@ -377,3 +377,482 @@ fn defaults() {
     assert_eq!(l.table.max_keys, DEFAULT_MAX_KEYS);
     assert_eq!(l.table.prefix, "api_guard.rl.p.l");
 }
+
+#[test]
+fn ipv6_clients_are_keyed_by_their_slash_64_by_default() {
+    let g = guard(serde_json::json!({
+        "rate_limits": [{"name": "l", "rate": 1, "per": "day", "burst": 2, "key": "ip"}]
+    }));
+    assert_eq!(
+        g.policies[0].rate_limits[0].key,
+        KeySource::Ip {
+            v4_prefix: 32,
+            v6_prefix: 64
+        }
+    );
+    let store = MemoryStore::new();
+    // One client rotating through the addresses of its /64 has one bucket.
+    let n: usize = ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"]
+        .iter()
+        .map(|&ip| admitted(&g, &store, &req(None, ip, &[]), 2, NOW))
+        .sum();
+    assert_eq!(n, 2);
+    assert_eq!(
+        admitted(&g, &store, &req(None, "2001:db8:1:3::1", &[]), 5, NOW),
+        2
+    );
+}
+
+/// ES256 tokens minted by tools/jwt-fixtures/mint.py (PyJWT) with the fixture key `ec-256`:
+/// subjects `user-gold` (plan gold) and `user-free` (plan free), both of org `o-1`, and one
+/// without `sub` (plan free).
+const GOLD: &str = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImVjLTI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL2lzc3Vlci50ZXN0IiwiYXVkIjoiYXBpIiwiZXhwIjo0MTAyNDQ0ODAwLCJzdWIiOiJ1c2VyLWdvbGQiLCJwbGFuIjoiZ29sZCIsIm9yZyI6Im8tMSJ9.bcQFWlSD1BMvgnQCxoP6b5xlDdQQlA-dhLNjjbToSET13KxjSNxJEliHJizZ21p_SG2xUZP5KndfGN35xCo0Mg";
+const FREE: &str = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImVjLTI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL2lzc3Vlci50ZXN0IiwiYXVkIjoiYXBpIiwiZXhwIjo0MTAyNDQ0ODAwLCJzdWIiOiJ1c2VyLWZyZWUiLCJwbGFuIjoiZnJlZSIsIm9yZyI6Im8tMSJ9.OKw10f9rMAZEkV_kjhRdrsjeiulm0Q_uz6d9bQHUEeNRznjO-55st_erxF4009h-i-0nsyLi3uUhA5KraOUe_Q";
+const NO_SUB: &str = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImVjLTI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL2lzc3Vlci50ZXN0IiwiYXVkIjoiYXBpIiwiZXhwIjo0MTAyNDQ0ODAwLCJwbGFuIjoiZnJlZSJ9.0iedxBQBgTQlsc5ERaLXFI7k1be9kbvceJqUbsnYBCzAEhaVgNIzdf8HCXgDjsXkhPShymTtRFalif27RJLB-w";
+
+fn config_with_jwt(policy: serde_json::Value) -> serde_json::Value {
+    let jwks = crate::jwt::verify::tests::fixture()["jwks"].clone();
+    serde_json::json!({
+        "clients": {
+            "acme": {"keys": [{"id": "a1", "sha256": "a52782e3a2d4dd2f95f640b9abfb3b2a6b8e722c65f55be830f6e5f619f7f873"}]},
+            "globex": {"keys": [{"id": "g1", "sha256": hex_digest("globex-key")}]}
+        },
+        "jwt_providers": {"corp": {"issuer": "https://issuer.test", "audiences": ["api"], "jwks": jwks}},
+        "policies": {"p": policy}
+    })
+}
+
+fn guard_with_jwt(policy: serde_json::Value) -> Guard {
+    match compile(config_with_jwt(policy).to_string().as_bytes()) {
+        Ok(g) => g,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// The verdicts of `n` requests, one letter each: `A` allowed (with its tier after `:` if
+/// any), `L` rate limited, anything else the reason.
+fn verdicts(g: &Guard, store: &MemoryStore, r: &Req, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| match run(g, store, r, NOW, &mut Vec::new()).verdict {
+            Verdict::Allow(a) => match a.tier {
+                Some(t) => format!("A:{t}"),
+                None => "A".into(),
+            },
+            Verdict::Deny(Rejection::RateLimited(_)) => "L".into(),
+            Verdict::Deny(r) => r.reason().as_str().into(),
+            Verdict::Wait(p) => format!("wait {p:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn identity_keys_count_whichever_credential_admitted_the_request() {
+    // auth any: API-key clients and JWT subjects each get their own bucket; no 503.
+    let g = guard_with_jwt(serde_json::json!({
+        "api_key": {}, "jwt": {"providers": ["corp"]}, "auth": "any",
+        "rate_limits": [{"name": "who", "rate": 1, "per": "day", "burst": 2, "key": "identity"}]
+    }));
+    let store = MemoryStore::new();
+    let key = req(Some("demo-key-123"), "10.0.0.1", &[]);
+    let gold = req(None, "10.0.0.1", &[("authorization", &bearer(GOLD))]);
+    let free = req(None, "10.0.0.1", &[("authorization", &bearer(FREE))]);
+    let anonymous_sub = req(None, "10.0.0.1", &[("authorization", &bearer(NO_SUB))]);
+    assert_eq!(verdicts(&g, &store, &key, 3), ["A", "A", "L"]);
+    assert_eq!(verdicts(&g, &store, &gold, 3), ["A", "A", "L"]);
+    assert_eq!(verdicts(&g, &store, &free, 3), ["A", "A", "L"]);
+    // Verified tokens without `sub` share one bucket (of their provider).
+    assert_eq!(verdicts(&g, &store, &anonymous_sub, 3), ["A", "A", "L"]);
+    // No credential at all is refused by the auth check, not counted.
+    assert_eq!(
+        verdicts(&g, &store, &req(None, "10.0.0.1", &[]), 1),
+        ["jwt_missing"]
+    );
+}
+
+#[test]
+fn identity_keys_can_use_a_claim() {
+    let g = guard_with_jwt(serde_json::json!({
+        "jwt": {"providers": ["corp"]},
+        "rate_limits": [{"name": "org", "rate": 1, "per": "day", "burst": 3,
+                         "key": {"identity": {"claim": "org"}}}]
+    }));
+    assert_eq!(g.policies[0].jwt.as_ref().unwrap().limit_claims, ["org"]);
+    let store = MemoryStore::new();
+    let gold = req(None, "10.0.0.1", &[("authorization", &bearer(GOLD))]);
+    let free = req(None, "10.0.0.1", &[("authorization", &bearer(FREE))]);
+    // Both subjects are in org o-1: one bucket of 3.
+    assert_eq!(verdicts(&g, &store, &gold, 2), ["A", "A"]);
+    assert_eq!(verdicts(&g, &store, &free, 2), ["A", "L"]);
+}
+
+#[test]
+fn overrides_give_consumers_their_own_rate_and_a_tier() {
+    let g = guard_with_jwt(serde_json::json!({
+        "api_key": {}, "jwt": {"providers": ["corp"]}, "auth": "any",
+        "rate_limits": [{"name": "who", "rate": 1, "per": "day", "burst": 1, "key": "identity",
+            "overrides": [
+                {"claim": "plan", "value": "gold", "rate": 3},
+                {"client": "acme", "tier": "partner", "rate": 1, "burst": 2}
+            ]}]
+    }));
+    let store = MemoryStore::new();
+    let gold = req(None, "10.0.0.1", &[("authorization", &bearer(GOLD))]);
+    let free = req(None, "10.0.0.1", &[("authorization", &bearer(FREE))]);
+    let acme = req(Some("demo-key-123"), "10.0.0.1", &[]);
+    let globex = req(Some("globex-key"), "10.0.0.1", &[]);
+    assert_eq!(
+        verdicts(&g, &store, &gold, 4),
+        ["A:gold", "A:gold", "A:gold", "L"]
+    );
+    assert_eq!(verdicts(&g, &store, &free, 2), ["A", "L"]);
+    assert_eq!(
+        verdicts(&g, &store, &acme, 3),
+        ["A:partner", "A:partner", "L"]
+    );
+    assert_eq!(verdicts(&g, &store, &globex, 2), ["A", "L"]);
+    // The 429 of a tier reports the tier's numbers.
+    match run(&g, &store, &gold, NOW, &mut Vec::new()).verdict {
+        Verdict::Deny(Rejection::RateLimited(l)) => assert_eq!(l.quota, 3),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn identity_config_errors_are_found_at_configure_time() {
+    let cases: &[(serde_json::Value, &str)] = &[
+        (
+            serde_json::json!({"api_key": {}, "jwt": {"providers": ["corp"]}, "auth": "any",
+            "rate_limits": [{"name": "a", "rate": 1, "per": "second", "key": "client"}]}),
+            r#"policies.p.rate_limits[0].key: key "client" needs every admitted request to carry an API key, but under "auth": "any" or "optional" some do not: use "identity" (any verified credential)"#,
+        ),
+        (
+            serde_json::json!({"api_key": {}, "auth": "optional",
+            "rate_limits": [{"name": "a", "rate": 1, "per": "second", "key": "identity"}]}),
+            r#"policies.p.rate_limits[0].key: key "identity" needs every admitted request to carry a verified credential: this policy admits requests without one (no api_key/jwt/introspection, or "auth": "optional"); key such requests by "ip""#,
+        ),
+        (
+            serde_json::json!({"rate_limits": [{"name": "a", "rate": 1, "per": "second", "key": "identity"}]}),
+            r#"policies.p.rate_limits[0].key: key "identity" needs every admitted request to carry a verified credential: this policy admits requests without one (no api_key/jwt/introspection, or "auth": "optional"); key such requests by "ip""#,
+        ),
+        (
+            serde_json::json!({"api_key": {},
+            "rate_limits": [{"name": "a", "rate": 1, "per": "second", "key": {"identity": {"claim": "org"}}}]}),
+            r#"policies.p.rate_limits[0].key: an identity "claim" needs a "jwt" check in this policy"#,
+        ),
+        (
+            serde_json::json!({"api_key": {},
+            "rate_limits": [{"name": "a", "rate": 1, "per": "second", "key": "client",
+                             "overrides": [{"client": "nobody", "rate": 5}]}]}),
+            r#"policies.p.rate_limits[0].overrides[0].client: no client "nobody" in "clients""#,
+        ),
+        (
+            serde_json::json!({"api_key": {},
+            "rate_limits": [{"name": "a", "rate": 1, "per": "second", "key": "client",
+                             "overrides": [{"claim": "plan", "value": "gold", "rate": 5}]}]}),
+            r#"policies.p.rate_limits[0].overrides[0].claim: a claim override needs a "jwt" check in this policy"#,
+        ),
+        (
+            serde_json::json!({"jwt": {"providers": ["corp"]},
+            "rate_limits": [{"name": "a", "rate": 1, "per": "second", "key": "identity",
+                             "overrides": [{"claim": "plan", "value": "gold plan", "rate": 5}]}]}),
+            r#"policies.p.rate_limits[0].overrides[0]: this override needs a "tier" name (the value is not one)"#,
+        ),
+        (
+            serde_json::json!({"jwt": {"providers": ["corp"]},
+            "rate_limits": [{"name": "a", "rate": 1, "per": "second", "key": "identity",
+                             "overrides": [{"claim": "plan", "rate": 5}]}]}),
+            r#"policies.p.rate_limits[0].overrides[0]: an override has either "client", or "claim" and "value""#,
+        ),
+        (
+            serde_json::json!({"jwt": {"providers": ["corp"]},
+            "rate_limits": [{"name": "a", "rate": 1, "per": "second", "key": "identity",
+                             "overrides": [{"claim": "plan", "value": "gold"}]}]}),
+            r#"policies.p.rate_limits[0].overrides[0]: an override needs "rate" (requests per the limit's "per")"#,
+        ),
+    ];
+    for (policy, want) in cases {
+        let config = config_with_jwt(policy.clone()).to_string();
+        let errors = match compile(config.as_bytes()) {
+            Ok(_) => panic!("accepted: {policy}"),
+            Err(e) => e.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        };
+        assert!(
+            errors.iter().any(|e| e == want),
+            "{policy}\n want: {want}\n got: {errors:#?}"
+        );
+    }
+}
+
+fn decide_all<'g>(
+    g: &'g Guard,
+    store: &MemoryStore,
+    r: &Req,
+    now: u64,
+) -> (Decision<'g>, crate::pipeline::Events) {
+    let view = RequestView {
+        headers: &r.headers,
+        client_ip: crate::cidr::parse_socket_ip(r.ip),
+        route_policy: Some("p"),
+        route_name: None,
+        virtual_host: None,
+    };
+    let env = crate::pipeline::Env::first(store, now, true);
+    let mut all = crate::pipeline::Events::default();
+    let d = decide(
+        g,
+        &view,
+        &env,
+        &mut crate::jwt::runtime::TokenRuntime::new(g),
+        &mut all,
+    );
+    (d, all)
+}
+
+fn summary(d: &Decision<'_>) -> String {
+    match &d.verdict {
+        Verdict::Allow(_) => "A".into(),
+        Verdict::Deny(Rejection::RateLimited(l)) => format!("429 {}", l.limit),
+        Verdict::Deny(r) => r.reason().as_str().into(),
+        Verdict::Wait(p) => format!("wait {p:?}"),
+    }
+}
+
+#[test]
+fn a_lockout_answers_429_from_the_nth_failure_on_without_verifying() {
+    let g = guard(serde_json::json!({
+        "api_key": {},
+        "rate_limits": [{"name": "failed_auth", "rate": 20, "per": "hour", "key": "ip",
+                         "counts": "failed_auth"}]
+    }));
+    let store = MemoryStore::new();
+    let wrong = |i: usize| format!("wrong-key-{i}");
+    let got: Vec<String> = (0..25)
+        .map(|i| {
+            let k = wrong(i);
+            summary(&decide_all(&g, &store, &req(Some(&k), "10.0.0.9", &[]), NOW).0)
+        })
+        .collect();
+    assert!(got[..20].iter().all(|s| s == "api_key_unknown"), "{got:?}");
+    assert!(got[20..].iter().all(|s| s == "429 failed_auth"), "{got:?}");
+    // Even the right key is refused from the locked address (nothing is verified)...
+    let good = req(Some("demo-key-123"), "10.0.0.9", &[]);
+    assert_eq!(
+        summary(&decide_all(&g, &store, &good, NOW).0),
+        "429 failed_auth"
+    );
+    // ...and admitted from another one; successes and missing keys never count.
+    let other = req(Some("demo-key-123"), "10.0.0.10", &[]);
+    for _ in 0..30 {
+        assert_eq!(summary(&decide_all(&g, &store, &other, NOW).0), "A");
+        let none = req(None, "10.0.0.10", &[]);
+        assert_eq!(
+            summary(&decide_all(&g, &store, &none, NOW).0),
+            "api_key_missing"
+        );
+    }
+    // 20 per hour: 3 minutes later one more guess.
+    let later = NOW + 180 * S;
+    assert_eq!(
+        summary(&decide_all(&g, &store, &req(Some("x"), "10.0.0.9", &[]), later).0),
+        "api_key_unknown"
+    );
+    assert_eq!(
+        summary(&decide_all(&g, &store, &req(Some("y"), "10.0.0.9", &[]), later).0),
+        "429 failed_auth"
+    );
+}
+
+#[test]
+fn pre_authentication_limits_run_before_the_credential_checks() {
+    let g = guard(serde_json::json!({
+        "api_key": {},
+        "rate_limits": [{"name": "per_address", "rate": 1, "per": "day", "burst": 3,
+                         "key": "ip", "counts": "requests"}]
+    }));
+    let store = MemoryStore::new();
+    // Missing and wrong keys count too: the limit is before them.
+    let got: Vec<String> = [
+        None,
+        Some("wrong"),
+        Some("demo-key-123"),
+        Some("demo-key-123"),
+    ]
+    .iter()
+    .map(|k| summary(&decide_all(&g, &store, &req(*k, "10.0.0.1", &[]), NOW).0))
+    .collect();
+    assert_eq!(
+        got,
+        ["api_key_missing", "api_key_unknown", "A", "429 per_address"]
+    );
+}
+
+#[test]
+fn pre_authentication_config_errors() {
+    let cases: &[(serde_json::Value, &str)] = &[
+        (
+            serde_json::json!({"api_key": {}, "rate_limits": [{"name": "a", "rate": 1, "per": "second",
+            "key": "client", "counts": "requests"}]}),
+            r#"policies.p.rate_limits[0].counts: a limit that counts "requests" or "failed_auth" runs before any credential is verified: key it by "ip", a header or "policy""#,
+        ),
+        (
+            serde_json::json!({"rate_limits": [{"name": "a", "rate": 1, "per": "second",
+            "key": "ip", "counts": "failed_auth"}]}),
+            r#"policies.p.rate_limits[0].counts: "failed_auth" counts refused credentials: this policy checks none"#,
+        ),
+        (
+            serde_json::json!({"api_key": {}, "rate_limits": [{"name": "a", "rate": 1, "per": "second",
+            "key": "ip", "counts": "requests", "overrides": [{"client": "acme", "rate": 2}]}]}),
+            r#"policies.p.rate_limits[0].counts: "overrides" need a verified identity: only limits that count "admitted" requests have them"#,
+        ),
+        (
+            serde_json::json!({"api_key": {}, "rate_limits": [{"name": "a", "rate": 1, "per": "second",
+            "key": "ip", "counts": "sometimes"}]}),
+            r#"policies.p.rate_limits[0].counts: expected "admitted" or "requests" or "failed_auth""#,
+        ),
+    ];
+    for (policy, want) in cases {
+        let config = config_with_jwt(policy.clone()).to_string();
+        let errors = match compile(config.as_bytes()) {
+            Ok(_) => panic!("accepted: {policy}"),
+            Err(e) => e.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        };
+        assert!(
+            errors.iter().any(|e| e == want),
+            "{policy}\n want: {want}\n got: {errors:#?}"
+        );
+    }
+}
+
+fn guard_with_abuse(policy: serde_json::Value, abuse: serde_json::Value) -> Guard {
+    let mut config = config_with_jwt(policy);
+    config["abuse"] = abuse;
+    match compile(config.to_string().as_bytes()) {
+        Ok(g) => g,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// GOLD with its signature's first character changed: a forged ES256 token.
+fn forged() -> String {
+    let (head, sig) = GOLD.rsplit_once('.').unwrap();
+    let first = if sig.starts_with('A') { 'B' } else { 'A' };
+    format!("{head}.{first}{}", &sig[1..])
+}
+
+#[test]
+fn cold_verifications_spend_the_address_budget() {
+    let g = guard_with_abuse(
+        serde_json::json!({"jwt": {"providers": ["corp"]}}),
+        serde_json::json!({"expensive_per_address": {"rate": 1, "per": "minute", "burst": 3}}),
+    );
+    let store = MemoryStore::new();
+    let forged = forged();
+    let attacker = req(None, "10.0.0.66", &[("authorization", &bearer(&forged))]);
+    let got: Vec<String> = (0..5)
+        .map(|_| summary(&decide_all(&g, &store, &attacker, NOW).0))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "jwt_bad_signature",
+            "jwt_bad_signature",
+            "jwt_bad_signature",
+            "429 expensive_per_address",
+            "429 expensive_per_address"
+        ]
+    );
+    // Another address verifies normally.
+    let user = req(None, "10.0.0.7", &[("authorization", &bearer(GOLD))]);
+    assert_eq!(summary(&decide_all(&g, &store, &user, NOW).0), "A");
+}
+
+#[test]
+fn a_refused_token_is_refused_again_without_verification() {
+    let g = guard_with_abuse(
+        serde_json::json!({"jwt": {"providers": ["corp"]}}),
+        serde_json::json!({"negative_cache": {"ttl_seconds": 30}}),
+    );
+    let store = MemoryStore::new();
+    let forged = forged();
+    let r = req(None, "10.0.0.66", &[("authorization", &bearer(&forged))]);
+    let (d, events) = decide_all(&g, &store, &r, NOW);
+    assert_eq!(summary(&d), "jwt_bad_signature");
+    assert_eq!(events.abuse, [crate::abuse::AbuseEvent::NegativeRecorded]);
+    let (d, events) = decide_all(&g, &store, &r, NOW + S);
+    assert_eq!(summary(&d), "jwt_bad_signature");
+    assert_eq!(events.abuse, [crate::abuse::AbuseEvent::NegativeHit]);
+    // After the TTL it is verified (and refused) again.
+    let (_, events) = decide_all(&g, &store, &r, NOW + 31 * S);
+    assert_eq!(events.abuse, [crate::abuse::AbuseEvent::NegativeRecorded]);
+    // A valid token is never remembered as refused.
+    let ok = req(None, "10.0.0.66", &[("authorization", &bearer(GOLD))]);
+    let (d, events) = decide_all(&g, &store, &ok, NOW);
+    assert_eq!(summary(&d), "A");
+    assert!(events.abuse.is_empty());
+}
+
+#[test]
+fn shipped_rate_limit_examples_compile() {
+    for file in ["rate-limits.json", "jwt.json", "demo.json"] {
+        let path = format!("{}/../policies/{file}", env!("CARGO_MANIFEST_DIR"));
+        let json = std::fs::read(&path).unwrap();
+        if let Err(e) = compile(&json) {
+            panic!("{file}: {e}");
+        }
+    }
+}
+
+#[test]
+fn abuse_config_compiles_and_reports_errors_with_paths() {
+    let ok = serde_json::json!({
+        "abuse": {"negative_cache": {"ttl_seconds": 5, "max_entries": 16},
+                  "expensive_per_address": {"rate": 3, "per": "minute", "burst": 6, "max_keys": 64,
+                                            "v6_prefix": 56, "on_store_error": "deny"}},
+        "introspection": {"cluster": "auth", "authority": "a", "path": "/i",
+                          "token_shape": {"min_length": 20, "max_length": 64, "prefixes": ["at_"],
+                                          "alphabet": "b64token"}},
+        "policies": {"p": {}}
+    });
+    let g = compile(ok.to_string().as_bytes()).unwrap();
+    let neg = g.abuse.negative_cache.as_ref().unwrap();
+    assert_eq!((neg.ttl_ms, neg.max_entries), (5000, 16));
+    let b = g.abuse.expensive_per_address.as_ref().unwrap();
+    assert_eq!((b.gcra.burst, b.table.max_keys, b.v6_prefix), (6, 64, 56));
+    assert!(!b.allow_on_store_error);
+    let shape = &g.introspection.as_ref().unwrap().token_shape;
+    assert!(shape.admits("at_0123456789abcdefghij"));
+    assert!(!shape.admits("at_short"));
+    let cases: &[(serde_json::Value, &str)] = &[
+        (
+            serde_json::json!({"negative_cache": {"ttl_seconds": 0}}),
+            "abuse.negative_cache.ttl_seconds: must be between 1 and 3600",
+        ),
+        (
+            serde_json::json!({"expensive_per_address": {}}),
+            r#"abuse.expensive_per_address: the budget needs "rate" (expensive operations per "per")"#,
+        ),
+        (
+            serde_json::json!({"expensive_per_address": {"rate": 1, "per": "hour"}}),
+            r#"abuse.expensive_per_address.per: expected "second" or "minute""#,
+        ),
+        (
+            serde_json::json!({"negative_cache": {}, "budget": {}}),
+            "abuse.budget: unknown field",
+        ),
+    ];
+    for (abuse, want) in cases {
+        let config = serde_json::json!({"abuse": abuse, "policies": {"p": {}}}).to_string();
+        let errors = match compile(config.as_bytes()) {
+            Ok(_) => panic!("accepted: {abuse}"),
+            Err(e) => e.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        };
+        assert!(
+            errors.iter().any(|e| e == want),
+            "{abuse}\n want: {want}\n got: {errors:#?}"
+        );
+    }
+}

@@ -92,6 +92,19 @@ const API_GUARD_FULL_CONFIG: &str = "envoy/bench/api-guard-full.yaml";
 const NATIVE_FULL_CONFIG: &str = "envoy/bench/native-full.yaml";
 /// The path of the introspection endpoint the bench's auth server answers.
 const INTROSPECT_PATH: &str = "/introspect";
+/// Issue 14: the abuse defences under a flood, and the same policy without them.
+const API_GUARD_DOS_CONFIG: &str = "envoy/bench/api-guard-dos.yaml";
+const API_GUARD_DOS_UNDEFENDED_CONFIG: &str = "envoy/bench/api-guard-dos-undefended.yaml";
+/// The legitimate client's and the attacker's addresses (X-Forwarded-For, trusted by the DoS
+/// bootstraps only).
+const LEGIT_ADDRESS: &str = "10.0.0.1";
+const FLOOD_ADDRESS: &str = "10.0.0.2";
+/// The flood's pace: 8 connections each waiting 3 ms between requests, at most about 2,600
+/// requests/s (the issue measured a flood of ~2,400 forged tokens/s): an open-ended flood on
+/// as many connections as the legitimate client would take half of any server by fair sharing
+/// alone, whatever each refusal costs.
+const FLOOD_CONNECTIONS: u32 = 8;
+const FLOOD_DELAY_MS: u32 = 3;
 
 /// The ~1 KiB JSON order every payload and full-policy row POSTs; it satisfies the order schema
 /// of [`API_GUARD_PAYLOAD_CONFIG`] and [`API_GUARD_FULL_CONFIG`] and carries ordinary prose (an
@@ -164,6 +177,17 @@ struct Scenario {
     baseline: String,
     /// The row doing the job this one is compared with, for the "vs ref" column.
     reference: String,
+    /// Another wrk floods the same listener from [`FLOOD_ADDRESS`] while this row is measured.
+    flood: Option<Flood>,
+}
+
+/// What a flood sends (every request distinct, so no cache helps the gate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flood {
+    /// ES256 tokens with the fixture's header and payload and a random signature.
+    ForgedEs256,
+    /// Random API keys.
+    RandomKeys,
 }
 
 impl Scenario {
@@ -185,7 +209,13 @@ impl Scenario {
             module: None,
             baseline: NO_FILTER.to_string(),
             reference: id.to_string(),
+            flood: None,
         }
+    }
+
+    fn flood(mut self, flood: Flood) -> Self {
+        self.flood = Some(flood);
+        self
     }
 
     fn headers(mut self, headers: Vec<(&'static str, String)>) -> Self {
@@ -323,6 +353,54 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
             .headers(bearer.clone())
             .reference(&native_cached),
         ]);
+    }
+
+    // Issue 14: legitimate traffic (a valid ES256 token, cached after its first request) under a
+    // flood from another address, with the shipped defences and without them; "vs ref" is the
+    // throughput kept, against the same row without a flood.
+    let legit = vec![
+        (
+            "authorization",
+            format!("Bearer {}", fixture_token("valid_es256")?),
+        ),
+        ("x-forwarded-for", LEGIT_ADDRESS.to_string()),
+    ];
+    for (config, suffix, label) in [
+        (API_GUARD_DOS_CONFIG, "", "defended"),
+        (
+            API_GUARD_DOS_UNDEFENDED_CONFIG,
+            "-undefended",
+            "no defences",
+        ),
+    ] {
+        let alone = format!("dos-alone{suffix}");
+        all.push(
+            Scenario::new(
+                &alone,
+                &format!("DoS: legitimate JWT alone ({label})"),
+                config,
+            )
+            .headers(legit.clone()),
+        );
+        for (flood, what) in [
+            (Flood::ForgedEs256, "forged ES256"),
+            (Flood::RandomKeys, "random API keys"),
+        ] {
+            let id = match flood {
+                Flood::ForgedEs256 => format!("dos-forged-es256{suffix}"),
+                Flood::RandomKeys => format!("dos-random-keys{suffix}"),
+            };
+            all.push(
+                Scenario::new(
+                    &id,
+                    &format!("DoS: legitimate JWT under a {what} flood ({label})"),
+                    config,
+                )
+                .headers(legit.clone())
+                .flood(flood)
+                .reference(&alone),
+            );
+        }
     }
 
     // Issue 5: what the payload checks cost, all POSTing the same ~1 KiB JSON order.
@@ -577,6 +655,43 @@ fn wrk_script(scenario: &Scenario, run: u64) -> Option<String> {
         );
     }
     Some(script)
+}
+
+/// The wrk script of a flood: every request distinct, from [`FLOOD_ADDRESS`].
+fn flood_script(flood: Flood, run: u64) -> Result<String, String> {
+    let credential = match flood {
+        Flood::ForgedEs256 => {
+            let token = fixture_token("valid_es256")?;
+            let (signed, _) = token
+                .rsplit_once('.')
+                .ok_or("the ES256 fixture is not a JWS")?;
+            // 86 base64url characters: 64 bytes; the last one carries 4 bits (A, Q, g, w).
+            format!(
+                "local alphabet = \"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_\"\n\
+                 local last = {{\"A\", \"Q\", \"g\", \"w\"}}\n\
+                 credential = function()\n\
+                 \x20 local t = {{}}\n\
+                 \x20 for i = 1, 85 do local r = math.random(1, 64); t[i] = alphabet:sub(r, r) end\n\
+                 \x20 t[86] = last[math.random(1, 4)]\n\
+                 \x20 return \"authorization\", \"Bearer {signed}.\" .. table.concat(t)\n\
+                 end\n"
+            )
+        }
+        Flood::RandomKeys => "credential = function()\n\
+             \x20 return \"x-api-key\", \"rk-\" .. math.random(1, 1000000000) .. \"-\" .. math.random(1, 1000000000)\n\
+             end\n"
+            .to_string(),
+    };
+    Ok(format!(
+        "math.randomseed({run})\n{credential}\
+         request = function()\n\
+         \x20 local name, value = credential()\n\
+         \x20 local headers = {{[\"x-forwarded-for\"] = \"{FLOOD_ADDRESS}\"}}\n\
+         \x20 headers[name] = value\n\
+         \x20 return wrk.format(nil, nil, headers, nil)\n\
+         end\n\
+         delay = function() return {FLOOD_DELAY_MS} end\n"
+    ))
 }
 
 /// What wrk reported for one run.
@@ -1002,15 +1117,48 @@ fn run_wrk(
         command.arg("-H").arg(format!("{name}: {value}"));
     }
     let (dir, run) = script;
+    // The flood starts first and outlasts the measured run by a second on each side.
+    let mut flood = match scenario.flood {
+        None => None,
+        Some(kind) => {
+            let file = dir.join(format!("flood-{run}.lua"));
+            std::fs::write(&file, flood_script(kind, run)?)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let mut c = match pinning {
+                Some(pin) => {
+                    let mut c = Command::new("taskset");
+                    c.args(["-c", &pin.load_cpus, WRK]);
+                    c
+                }
+                None => Command::new(WRK),
+            };
+            c.args([
+                "-t1",
+                &format!("-c{FLOOD_CONNECTIONS}"),
+                &format!("-d{}s", seconds + 2),
+            ])
+            .arg("-s")
+            .arg(&file)
+            .arg(format!("http://127.0.0.1:{port}{}", scenario.path))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+            let child = c.spawn().map_err(|e| format!("cannot run {WRK}: {e}"))?;
+            std::thread::sleep(Duration::from_secs(1));
+            Some(child)
+        }
+    };
     if let Some(lua) = wrk_script(scenario, run) {
         let file = dir.join(format!("run-{run}.lua"));
         std::fs::write(&file, lua).map_err(|e| format!("{}: {e}", file.display()))?;
         command.arg("-s").arg(file);
     }
     command.arg(format!("http://127.0.0.1:{port}{}", scenario.path));
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run {WRK}: {e}"))?;
+    let output = command.output();
+    if let Some(child) = &mut flood {
+        // wrk ends by itself (-d); waiting bounds the run.
+        let _ = child.wait();
+    }
+    let output = output.map_err(|e| format!("cannot run {WRK}: {e}"))?;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         return Err(format!(

@@ -1072,22 +1072,23 @@ fn memory_table(full: &Guard) {
         .unwrap_or_else(|| fail("no `limited` policy"));
     let table = &limited.rate_limits[0].table;
     let keys = 100_000u32;
-    let name_bytes: usize =
-        (0..keys).map(|n| table.slot_key(n).len()).sum::<usize>() + table.overflow_key().len();
-    let value_bytes = (keys as usize + 1) * api_guard::ratelimit::table::SLOT_BYTES;
+    let buckets = table.overflow_buckets;
+    let name_bytes: usize = table.all_keys().map(|k| k.len()).sum();
+    let entries = keys + buckets;
+    let value_bytes = entries as usize * api_guard::ratelimit::table::SLOT_BYTES;
     println!();
     println!(
         "Rate-limit state is in Envoy's shared data (one map per vm_id, shared by all workers), not the VM heap. \
-         A limit with `max_keys` = {keys} owns {} shared-data entries (`{}.<n>` + `.overflow`), created on first use: \
+         A limit with `max_keys` = {keys} owns {} shared-data entries (`{}.<n>` + {buckets} `.overflow.<j>`), created on first use: \
          values {} x {} B = {:.2} MB, key names {:.2} MB (avg {:.1} B), plus Envoy's per-entry map overhead (C++ hash-map node, \
          std::string key, value string, CAS); the VM holds none of it (the row above: 0 B per key).",
-        keys + 1,
+        entries,
         table.prefix,
-        keys + 1,
+        entries,
         api_guard::ratelimit::table::SLOT_BYTES,
         value_bytes as f64 / 1e6,
         name_bytes as f64 / 1e6,
-        name_bytes as f64 / f64::from(keys + 1),
+        name_bytes as f64 / f64::from(entries),
     );
 }
 
