@@ -16,7 +16,7 @@ CERT_DIR      := target/certs
 ENVOY_BIN ?= $(abspath $(VENV))/envoy-bin
 export ENVOY_BIN
 
-.PHONY: pytools help setup wasm-target envoy redis ratelimit-service certs wasm build run test lint unit audit integration fuzz fuzz-tools fuzz-replay bench bench-stages bench-verify clean oci oci-tools
+.PHONY: pytools help setup wasm-target envoy redis ratelimit-service certs wasm build run test lint unit audit integration fuzz fuzz-tools fuzz-replay bench bench-stages bench-verify screening-eval waf-anchor clean oci oci-tools
 
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
@@ -222,6 +222,16 @@ bench-stages: setup wasm
 	python3 tools/stage-probes/build.py target/stage-probes/modules > target/stage-probes.log
 	BENCH_BEFORE_WASM=$$(tail -n 1 target/stage-probes.log) BENCH_ONLY=$(STAGE_ROWS) \
 		cargo run -q -p integration-tests --release --bin bench
+
+# Screening quality on the public-source corpus (tools/screening-corpus), and the same corpus
+# through nginx + ModSecurity + OWASP CRS from Debian packages (loopback). Not part of `test`.
+screening-eval:
+	bash tools/screening-corpus/fetch.sh
+	target/screening-sources/tools-venv/bin/python tools/screening-corpus/generate.py
+	cargo run -q -p integration-tests --release --bin screening-eval
+
+waf-anchor:
+	bash tools/waf-anchor/run.sh
 
 clean:
 	cargo clean

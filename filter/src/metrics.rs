@@ -149,6 +149,35 @@ impl TableGauge {
     }
 }
 
+/// Shared-data key of the census lease: the VM that holds it reads the rate-limit tables for
+/// the occupancy gauges, so one VM per period pays for the reads, not every worker.
+pub const CENSUS_LEASE_KEY: &str = "api_guard.census.lease";
+/// How often the tables are counted (a census reads every slot once: a tick's work, never the
+/// request path's).
+pub const CENSUS_PERIOD_MS: u64 = 10_000;
+
+/// Takes the census lease for this period: `true` for one VM per period (a compare-and-swap on
+/// the lease's timestamp; only the very first creation can let two VMs count once each, which
+/// records the same values twice and costs nothing else).
+pub fn try_census_lease(
+    store: &dyn crate::ratelimit::store::SharedStore,
+    now_ms: u64,
+) -> Result<bool, crate::ratelimit::store::StoreError> {
+    let (value, cas) = store.get(CENSUS_LEASE_KEY)?;
+    let last = value
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map(u64::from_le_bytes);
+    // A little early is fine: VMs tick at slightly different moments.
+    if last.is_some_and(|t| now_ms.saturating_sub(t) < CENSUS_PERIOD_MS.saturating_sub(500)) {
+        return Ok(false);
+    }
+    match store.set(CENSUS_LEASE_KEY, &now_ms.to_le_bytes(), cas) {
+        Ok(()) => Ok(true),
+        Err(crate::ratelimit::store::StoreError::CasMismatch) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 pub fn table_gauge_name(policy: &str, limit: &str, gauge: TableGauge) -> String {
     format!("api_guard.rate_limit.{policy}.{limit}.{}", gauge.as_str())
 }
@@ -195,6 +224,24 @@ impl<T: Copy> TableGauges<T> {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod census_tests {
+    use super::*;
+    use crate::ratelimit::store::MemoryStore;
+
+    #[test]
+    fn one_vm_per_period_takes_the_census() {
+        let store = MemoryStore::new();
+        assert_eq!(try_census_lease(&store, 100_000), Ok(true));
+        // The other VMs of the same period, and the same VM a second later, do not.
+        assert_eq!(try_census_lease(&store, 100_000), Ok(false));
+        assert_eq!(try_census_lease(&store, 101_000), Ok(false));
+        assert_eq!(try_census_lease(&store, 110_000), Ok(true));
+        store.set_unavailable(true);
+        assert!(try_census_lease(&store, 200_000).is_err());
     }
 }
 

@@ -2,7 +2,7 @@
 //! `ValueKind`, `screen_body` for form and JSON media types, and `screen_request` with the
 //! input as the whole target, a query value, a cookie value, a screened header and the user
 //! agent, under three fixed configurations (defaults; high sensitivity with skips and extra
-//! headers; low sensitivity in detect mode with bot rules). Besides never panicking: a
+//! headers; low sensitivity in detect mode with bot rules; exclusions and extra vocabularies). Besides never panicking: a
 //! detection's location is sanitised and bounded (it never carries the value), and a value
 //! placed alone in a query parameter, a cookie or a header is judged exactly as
 //! `screen_value` judges it with that kind. The request-path body verdict (`judge_body`) on
@@ -65,6 +65,27 @@ static CASES: LazyLock<Vec<Case>> = LazyLock::new(|| {
             })),
             query_q: true,
             cookie_session: true,
+            referer: false,
+        },
+        Case {
+            rule: compiled(json!({
+                "exclude": [
+                    {"rule": "sqli.tautology", "location": "query.q"},
+                    {"rule": "xss.dom_sink"},
+                    {"rule": "traversal.sensitive_file", "location": "header.*"}
+                ],
+                "extra": {
+                    "files": ["secrets/app.key"],
+                    "commands": ["frobctl"],
+                    "cmdlets": ["Invoke-Frob"],
+                    "sql_functions": ["frob_exec"],
+                    "scanners": ["FrobScanner"]
+                }
+            })),
+            // Exclusions make a located verdict differ from `screen_value`'s (which knows no
+            // location) on purpose: `xss.dom_sink` is silenced everywhere.
+            query_q: false,
+            cookie_session: false,
             referer: false,
         },
     ]

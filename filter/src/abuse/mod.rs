@@ -72,6 +72,27 @@ pub enum AbuseEvent {
     StoreErrors,
 }
 
+impl AbuseEvent {
+    pub const ALL: [AbuseEvent; 5] = [
+        AbuseEvent::NegativeHit,
+        AbuseEvent::NegativeRecorded,
+        AbuseEvent::BudgetSpent,
+        AbuseEvent::BudgetExhausted,
+        AbuseEvent::StoreErrors,
+    ];
+
+    /// The counter `api_guard.abuse.<name>`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AbuseEvent::NegativeHit => "negative_cache_hit",
+            AbuseEvent::NegativeRecorded => "negative_cache_recorded",
+            AbuseEvent::BudgetSpent => "budget_spent",
+            AbuseEvent::BudgetExhausted => "budget_exhausted",
+            AbuseEvent::StoreErrors => "store_errors",
+        }
+    }
+}
+
 /// The guardrails of one decision: the settings, the shared store, the client and the clock.
 pub struct Guardrails<'a> {
     pub settings: &'a AbuseSettings,

@@ -310,6 +310,9 @@ impl<'r> Gate for HostGate<'r> {
         for event in &events.introspection {
             shared.count_introspection(*event);
         }
+        for event in &events.abuse {
+            shared.count_abuse(*event);
+        }
         let ruling = match decision.verdict {
             Verdict::Allow(mut admission) => {
                 let body = admission.body.take();

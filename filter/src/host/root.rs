@@ -32,6 +32,10 @@ pub struct Shared {
     pub guard: Guard,
     pub metrics: MetricTable<u32>,
     pub rate_limit_metrics: RateLimitMetrics<u32>,
+    /// Occupancy gauges of the rate-limit tables (recorded by the VM holding the census lease).
+    table_gauges: crate::metrics::TableGauges<u32>,
+    /// Counters per guardrail event (`api_guard.abuse.<event>`), in `AbuseEvent::ALL` order.
+    abuse_metrics: Vec<Option<u32>>,
     unknown_policies_logged: RefCell<HashSet<String>>,
     /// This VM's view of remote key sets and revocations, and its verified-token cache.
     pub runtime: RefCell<TokenRuntime>,
@@ -107,6 +111,37 @@ impl FetchMetrics {
 }
 
 impl Shared {
+    pub fn count_abuse(&self, event: crate::abuse::AbuseEvent) {
+        if let Some(Some(id)) = crate::abuse::AbuseEvent::ALL
+            .iter()
+            .position(|e| *e == event)
+            .and_then(|i| self.abuse_metrics.get(i))
+        {
+            let _ = proxy_wasm::hostcalls::increment_metric(*id, 1);
+        }
+    }
+
+    /// Records every rate-limit table's occupancy, if this VM holds the census lease now.
+    fn census(&self, now_ms: u64) {
+        if !self.guard.policies.iter().any(|p| !p.rate_limits.is_empty()) {
+            return;
+        }
+        match crate::metrics::try_census_lease(&HostStore, now_ms) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                log::warn!("cannot take the census lease ({e:?})");
+                return;
+            }
+        }
+        let now_ns = now_ms.saturating_mul(1_000_000);
+        for (id, value) in self.table_gauges.readings(&self.guard, |limit| {
+            limit.table.census(&HostStore, now_ns).ok()
+        }) {
+            let _ = proxy_wasm::hostcalls::record_metric(id, value);
+        }
+    }
+
     pub fn count_introspection(&self, event: Event) {
         if let Some(Some(id)) = Event::ALL
             .iter()
@@ -401,11 +436,25 @@ impl RootContext for GuardRoot {
                         .jwt_providers
                         .iter()
                         .any(|p| matches!(p.keys, crate::jwt::provider::ProviderKeys::Remote(_)));
-                let base_tick_ms = if has_remote || guard.introspection.is_some() {
+                let has_tables = guard.policies.iter().any(|p| !p.rate_limits.is_empty());
+                let base_tick_ms = if has_remote || guard.introspection.is_some() || has_tables {
                     TICK_MS
                 } else {
                     0
                 };
+                let table_gauges = crate::metrics::TableGauges::build(&guard, |name| {
+                    proxy_wasm::hostcalls::define_metric(MetricType::Gauge, name).ok()
+                });
+                let abuse_metrics = crate::abuse::AbuseEvent::ALL
+                    .iter()
+                    .map(|e| {
+                        proxy_wasm::hostcalls::define_metric(
+                            MetricType::Counter,
+                            &format!("api_guard.abuse.{}", e.as_str()),
+                        )
+                        .ok()
+                    })
+                    .collect();
                 if base_tick_ms > 0 {
                     if let Err(e) = abi::set_tick_period_ms(base_tick_ms) {
                         log::error!(
@@ -429,6 +478,8 @@ impl RootContext for GuardRoot {
                     guard,
                     metrics,
                     rate_limit_metrics,
+                    table_gauges,
+                    abuse_metrics,
                     unknown_policies_logged: RefCell::new(HashSet::new()),
                     runtime: RefCell::new(runtime),
                     identity_headers,
@@ -470,6 +521,7 @@ impl RootContext for GuardRoot {
             return;
         }
         self.last_periodic_ms = now_ms;
+        shared.census(now_ms);
         if let Err(e) = shared.runtime.borrow_mut().sync(&shared.guard, &HostStore) {
             log::warn!("cannot read shared remote documents ({e:?})");
         }

@@ -5,98 +5,25 @@
 //! requires one). An allow-list entry (a case-insensitive prefix of the user agent) wins over
 //! both.
 
-use super::text::{bits, starts_ci, WordIndex};
+use super::vocab::{PatternSet, Vocab, Vocabularies};
 
-/// Substrings (lowercase) of the user agents that attack tools and scanners send by default.
-pub const SCANNERS: &[&str] = &[
-    "sqlmap",
-    "nikto",
-    "nuclei",
-    "masscan",
-    "zgrab",
-    "wpscan",
-    "dirbuster",
-    "gobuster",
-    "acunetix",
-    "nessus",
-    "openvas",
-    "w3af",
-    "havij",
-    "nmap scripting engine",
-    "nmap nse",
-    "feroxbuster",
-    "fuzz faster u fool",
-    "ffuf",
-    "wfuzz",
-    "arachni",
-    "skipfish",
-    "netsparker",
-    "appscan",
-    "webinspect",
-    "jorgee",
-    "zmeu",
-    "morfeus",
-    "dirb/",
-    "whatweb",
-    "commix",
-    "xsstrike",
-    "sqlninja",
-    "paros",
-    "grabber",
-    "brutus",
-    "hydra",
-    "zap/",
-    "burp",
-    "qualys",
-    "metasploit",
-    "wapiti",
-    "vega/",
-    "httprint",
-    "fimap",
-    "bsqlbf",
-    "pangolin",
-    "absinthe",
-    "jaeles",
-    "dotdotpwn",
-    "sqlsus",
-    "mysqloit",
-    "webshag",
-    "nstealth",
-    "cgichk",
-    "grendel-scan",
-    "wprecon",
-    "joomscan",
-    "droopescan",
-    "cmsmap",
-    "xsser",
-    "masscan-ng",
-    "interactsh",
-    "censysinspect",
-    "zmap",
-];
-
-/// Scanner names by their first two bytes, computed at compile time: one pass over the user
-/// agent compares only the names that can start at each position, so a browser user agent
-/// costs about two table lookups per byte instead of a search per scanner name.
-const SCANNER_INDEX: WordIndex = WordIndex::of_strs(SCANNERS);
-
-/// Whether the user agent contains a scanner name (ASCII case-insensitive).
-fn names_a_scanner(ua: &[u8]) -> bool {
-    (0..ua.len()).any(|i| {
-        bits(SCANNER_INDEX.starting_at(ua, i)).any(|k| {
-            SCANNERS
-                .get(k)
-                .is_some_and(|name| starts_ci(ua, i, name.as_bytes()))
-        })
-    })
+fn scanners(v: &Vocabularies) -> &PatternSet {
+    &v.scanners
 }
 
-/// The bot decision for one user agent (`None`: header absent).
+/// Whether the user agent contains one of the scanner substrings (the CRS list in
+/// `vocab/crs-scanners-user-agents.data`, `vocab/scanners-extra.txt` and the policy's
+/// `extra.scanners`), ignoring case.
+fn names_a_scanner(ua: &[u8], v: Vocab<'_>) -> bool {
+    scanners(v.base).occurs_in(ua) || scanners(v.extra).occurs_in(ua)
+}
+
 pub fn check(
     ua: Option<&[u8]>,
     block_scanners: bool,
     require_ua: bool,
     allow: &[String],
+    v: Vocab<'_>,
 ) -> Option<&'static str> {
     let ua_trim = ua.map(|u| u.trim_ascii());
     if let Some(u) = ua_trim {
@@ -110,7 +37,7 @@ pub fn check(
     }
     match ua_trim {
         None | Some([]) => require_ua.then_some("bot.missing_user_agent"),
-        Some(u) => (block_scanners && names_a_scanner(u)).then_some("bot.scanner"),
+        Some(u) => (block_scanners && names_a_scanner(u, v)).then_some("bot.scanner"),
     }
 }
 
@@ -120,22 +47,39 @@ mod tests {
     use crate::screening::text::contains_ci;
     use proptest::prelude::*;
 
+    fn v() -> Vocab<'static> {
+        static EMPTY: std::sync::OnceLock<Vocabularies> = std::sync::OnceLock::new();
+        Vocab {
+            base: crate::screening::vocab::builtin(),
+            extra: EMPTY.get_or_init(Vocabularies::default),
+        }
+    }
+
     proptest! {
-        /// The bucketed scan finds exactly what a search per scanner name finds.
+        /// The indexed scan finds exactly what a search per scanner entry finds.
         #[test]
-        fn bucketed_scan_matches_the_naive_search(
+        fn indexed_scan_matches_the_naive_search(
             parts in proptest::collection::vec(
                 prop_oneof![
-                    proptest::sample::select(SCANNERS.to_vec()).prop_map(|s| s.to_ascii_uppercase()),
-                    proptest::sample::select(SCANNERS.to_vec()).prop_map(|s| s.chars().skip(1).collect::<String>()),
+                    proptest::sample::select(vec!["sqlmap", "nikto", "nuclei", "fuzz faster u fool", "wpscan", "zgrab"]).prop_map(|s| s.to_ascii_uppercase()),
+                    proptest::sample::select(vec!["sqlmap", "nikto", "nuclei", "gobuster"]).prop_map(|s| s.chars().skip(1).collect::<String>()),
                     "[ -~]{0,12}",
                 ],
                 0..6,
             )
         ) {
             let ua = parts.concat();
-            let naive = SCANNERS.iter().any(|s| contains_ci(ua.as_bytes(), s.as_bytes()));
-            prop_assert_eq!(names_a_scanner(ua.as_bytes()), naive, "{}", ua);
+            let text = [
+                include_str!("vocab/crs-scanners-user-agents.data"),
+                include_str!("vocab/scanners-extra.txt"),
+            ]
+            .concat();
+            let naive = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .any(|s| contains_ci(ua.replace('\\', "/").as_bytes(), s.to_ascii_lowercase().as_bytes()));
+            prop_assert_eq!(names_a_scanner(ua.as_bytes(), v()), naive, "{}", ua);
         }
     }
 
@@ -148,6 +92,13 @@ mod tests {
             (Some("Mozilla/5.0 (compatible; Nmap Scripting Engine; https://nmap.org/book/nse.html)"), true, false, Some("bot.scanner")),
             (Some("Mozilla/5.00 (Nikto/2.5.0) (Evasions:None) (Test:000001)"), true, false, Some("bot.scanner")),
             (Some("Fuzz Faster U Fool v2.1.0"), true, false, Some("bot.scanner")),
+            // From the CRS list (vocab/crs-scanners-user-agents.data).
+            (Some("Mozilla/5.0 [en] (X11, U; OpenVAS 21.4)"), true, false, Some("bot.scanner")),
+            (Some("Mozilla/5.0 (compatible; Detectify) +https://detectify.com/bot/"), true, false, Some("bot.scanner")),
+            // Near misses: browsers and ordinary clients.
+            (Some("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15"), true, false, None),
+            (Some("okhttp/4.12.0"), true, false, None),
+            (Some("python-requests/2.32.3"), true, false, None),
             (Some("sqlmap/1.7"), false, false, None),
             (Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/121.0"), true, true, None),
             (Some("curl/8.5.0"), true, true, None),
@@ -161,7 +112,7 @@ mod tests {
         ];
         for (ua, scanners, require, want) in cases {
             assert_eq!(
-                check(ua.map(str::as_bytes), *scanners, *require, &allow),
+                check(ua.map(str::as_bytes), *scanners, *require, &allow, v()),
                 *want,
                 "{ua:?}"
             );

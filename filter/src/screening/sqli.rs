@@ -23,8 +23,20 @@
 //! - `sqli.subquery` (medium+): a boolean or comparison operator then `(select`.
 //! - `sqli.clause` (medium+): a breakout then `order by n`, `group by`, `having`; `1 order by 5--`.
 //! - `sqli.quote_breakout` (high): a breakout followed by any SQL keyword, `;` or operator.
+//! - `sqli.function_call` (medium+): a function or object name of `vocab/sql-functions.txt`
+//!   (or `extra.sql_functions`) that is not an English word, called (`name(`, also as the
+//!   first or last part of a dotted name) anywhere: `ELT(8368=6547,9400)`, `IIF(1=1,1,1/0)`,
+//!   `DBMS_PIPE.RECEIVE_MESSAGE(`.
+//! - `sqli.case_when` (medium+): `case when <condition with a comparison or a call> then`.
+//! - `sqli.nosql_operator` (medium+): a MongoDB query operator in bracket syntax in a name or
+//!   value (`user[$ne]=1`, `filter[$regex]=.*`), or a server-side JavaScript operator
+//!   (`$where`, `$function`, `$accumulator`) anywhere.
+//!
+//! The value is also tokenised as if it started inside a MySQL `` `identifier` `` (a
+//! backtick breakout), and `where` anchors a condition as `and`/`or` do (`) AS x WHERE 1=1`).
 
 use super::text::{at, bits, contains_ci, is_ws, starts_ci, WordIndex, Words};
+use super::vocab::{PatternSet, Vocab, Vocabularies};
 use super::Sensitivity;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -225,6 +237,14 @@ const PROBES: Words = Words::new(&[
     b"utl_inaddr",
     b"dbms_pipe",
     b"load_file(",
+    // DB2, Informix, Firebird and Access catalogs.
+    b"sysibm.sys",
+    b"syscat.",
+    b"sysmaster:",
+    b"rdb$database",
+    b"rdb$relations",
+    b"msysaccessobjects",
+    b"sys.all_",
 ]);
 
 /// The last rule may look this many tokens ahead of its anchor.
@@ -614,6 +634,14 @@ fn rules(
         }
         c.i = 1;
     }
+    // A value that starts with a boolean operator and a literal comparison: the injection
+    // point follows a complete operand (`id=1` + ` and 1=1`, ` or 2=2 --`).
+    if start && is_logic(first.k) && sens >= Sensitivity::Medium {
+        if let Some(r) = condition(&mut c, true, sens) {
+            return Some(r);
+        }
+        c.i = 1;
+    }
     match first.k {
         K::W(Kw::Union) => union(&mut c, sens),
         K::Semi => stacked(&mut c, sens),
@@ -630,6 +658,7 @@ fn rules(
             call.then_some("sqli.time_based")
         }
         K::W(Kw::Waitfor) => (c.peek() == Some(K::W(Kw::Delay))).then_some("sqli.time_based"),
+        K::W(Kw::Where) if sens >= Sensitivity::Medium => condition(&mut c, true, sens),
         K::W(Kw::Into) => (c.peek() == Some(K::W(Kw::Outfile))).then_some("sqli.schema_probe"),
         K::Num | K::Str | K::RPar | K::W(Kw::Other) => {
             // An unquoted literal condition (`1 or 1=1`) must start the value (after a sign):
@@ -721,7 +750,7 @@ fn prev_of(buf: &[Tok], a: usize, dropped: Option<K>) -> Option<K> {
 /// called with `(`, or an operand followed by a boolean operator (`or`, `xor`, `and`, `||`,
 /// `&&`), by a comparison then `(`, or by `order`.
 const UNQUOTED_ANCHORS: Words = Words::new(&[
-    b"or", b"xor", b"and", b"union", b"waitfor", b"into", b"order",
+    b"or", b"xor", b"and", b"union", b"waitfor", b"into", b"order", b"where",
 ]);
 
 /// Whether tokenising `s` outside a string could give a rule its anchor: `;`, `(`, `|`, `&`,
@@ -739,7 +768,154 @@ fn unquoted_rules_may_apply(s: &[u8], mask: u32) -> bool {
 }
 
 /// The rule id of the first SQL injection pattern in `s` (already decoded), if any.
-pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
+fn sql_functions(v: &Vocabularies) -> &PatternSet {
+    &v.sql_functions
+}
+
+/// A name of `vocab/sql-functions.txt` as a word, called: found from each `(` back over
+/// blanks to the word before it (a value has few parentheses; prose words are never looked up).
+fn function_call(s: &[u8], v: Vocab<'_>) -> bool {
+    let mut from = 0;
+    while let Some(p) = s
+        .get(from..)
+        .and_then(|t| t.iter().position(|&b| b == b'('))
+    {
+        let open = from + p;
+        from = open + 1;
+        let mut end = open;
+        while end > 0 && at(s, end - 1).is_some_and(is_ws) && open - end < 8 {
+            end -= 1;
+        }
+        let mut start = end;
+        while start > 0
+            && at(s, start - 1).is_some_and(|b| is_ident(b) || b == b'.')
+            && end - start < 40
+        {
+            start -= 1;
+        }
+        // The last dotted part (`sys.fn_x`, `dbms_pipe.receive_message`) and the whole name.
+        let name = s.get(start..end).unwrap_or_default();
+        let last = name
+            .iter()
+            .rposition(|&b| b == b'.')
+            .and_then(|d| name.get(d + 1..))
+            .unwrap_or(name);
+        let first = name.split(|&b| b == b'.').next().unwrap_or_default();
+        if [name, last, first]
+            .iter()
+            .any(|w| !w.is_empty() && v.contains(sql_functions, w))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// `case when X then` with a comparison, a call or `select` in X (not the English "in case
+/// when ... then").
+fn case_when(s: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(p) = super::text::find_ci(s, b"case", from) {
+        from = p + 4;
+        if p > 0 && at(s, p - 1).is_some_and(is_ident) {
+            continue;
+        }
+        let mut j = p + 4;
+        while at(s, j).is_some_and(|b| is_ws(b) || b == b'(') {
+            j += 1;
+        }
+        if j == p + 4 || !starts_ci(s, j, b"when") || at(s, j + 4).is_some_and(is_ident) {
+            continue;
+        }
+        let cond_start = j + 4;
+        let Some(t) = super::text::find_ci(s, b"then", cond_start) else {
+            continue;
+        };
+        if t > cond_start + 200 {
+            continue;
+        }
+        let cond = s.get(cond_start..t).unwrap_or_default();
+        if cond.iter().any(|&b| matches!(b, b'=' | b'<' | b'>' | b'('))
+            || contains_ci(cond, b"select")
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// MongoDB query operators.
+const NOSQL_OPERATORS: Words = Words::new(&[
+    b"$ne",
+    b"$eq",
+    b"$gt",
+    b"$gte",
+    b"$lt",
+    b"$lte",
+    b"$in",
+    b"$nin",
+    b"$regex",
+    b"$where",
+    b"$expr",
+    b"$exists",
+    b"$or",
+    b"$and",
+    b"$not",
+    b"$nor",
+    b"$elemmatch",
+    b"$function",
+    b"$accumulator",
+    b"$jsonschema",
+]);
+
+/// Operators that run JavaScript on the server: suspect wherever they appear.
+const NOSQL_CODE: Words = Words::new(&[b"$where", b"$function", b"$accumulator"]);
+
+/// A NoSQL operator in bracket syntax (`user[$ne]`, `filter[$gt]`: how a form or query
+/// parameter name becomes an operator object in Express, PHP and Rails), or a JavaScript
+/// operator anywhere. A bare `$gt` member name is how a JSON API that takes Mongo queries
+/// talks, and is not reported.
+fn nosql_operator(s: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(p) = s
+        .get(from..)
+        .and_then(|t| t.iter().position(|&b| b == b'$'))
+    {
+        let i = from + p;
+        from = i + 1;
+        let bracket = i > 0 && at(s, i - 1) == Some(b'[');
+        let word = s.get(i..).map_or(0, |t| {
+            1 + t
+                .iter()
+                .skip(1)
+                .take_while(|b| b.is_ascii_alphabetic())
+                .count()
+        });
+        if !bracket {
+            if s.get(i..i + word)
+                .is_some_and(|w| NOSQL_CODE.contains_word(w))
+                && (i == 0 || !at(s, i - 1).is_some_and(is_ident))
+            {
+                return true;
+            }
+            continue;
+        }
+        let end = i
+            + 1
+            + s.get(i + 1..).map_or(0, |t| {
+                t.iter().take_while(|b| b.is_ascii_alphabetic()).count()
+            });
+        if s.get(i..end)
+            .is_some_and(|w| NOSQL_OPERATORS.contains_word(w))
+            && matches!(at(s, end), None | Some(b']' | b'"' | b'\'' | b'.'))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+pub fn detect(s: &[u8], mask: u32, sens: Sensitivity, v: Vocab<'_>) -> Option<&'static str> {
     use super::decode as d;
     let strong = d::QUOTE
         | d::SEMI
@@ -755,6 +931,9 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
         | d::AMP
         | d::BACKTICK;
     let spaced = mask & (d::SPACE | d::NEWLINE) != 0;
+    if sens >= Sensitivity::Medium && mask & d::DOLLAR != 0 && nosql_operator(s) {
+        return Some("sqli.nosql_operator");
+    }
     if mask & strong == 0 && !(spaced && contains_ci(s, b"union")) {
         return None;
     }
@@ -770,12 +949,20 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
             return Some(r);
         }
     }
-    for q in [b'\'', b'"'] {
+
+    for q in [b'\'', b'"', b'`'] {
         if s.contains(&q) {
             if let Some(r) = run(s, Some(q), sens) {
                 return Some(r);
             }
         }
+    }
+    let medium = sens >= Sensitivity::Medium;
+    if medium && mask & d::PAREN != 0 && function_call(s, v) {
+        return Some("sqli.function_call");
+    }
+    if medium && mask & (d::SPACE | d::PAREN) != 0 && case_when(s) {
+        return Some("sqli.case_when");
     }
     let _ = is_ws;
     None
@@ -935,7 +1122,15 @@ mod tests {
     }
 
     fn check(s: &str, sens: Sensitivity) -> Option<&'static str> {
-        detect(s.as_bytes(), scan(s.as_bytes()), sens)
+        detect(s.as_bytes(), scan(s.as_bytes()), sens, v())
+    }
+
+    fn v() -> Vocab<'static> {
+        static EMPTY: std::sync::OnceLock<Vocabularies> = std::sync::OnceLock::new();
+        Vocab {
+            base: crate::screening::vocab::builtin(),
+            extra: EMPTY.get_or_init(Vocabularies::default),
+        }
     }
 
     #[test]

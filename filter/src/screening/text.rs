@@ -216,18 +216,6 @@ impl WordIndex {
         index
     }
 
-    pub const fn of_strs(list: &[&str]) -> Self {
-        let mut index = WordIndex::EMPTY;
-        let mut rest = list;
-        let mut k = 0;
-        while let [word, tail @ ..] = rest {
-            index = index.with(k, word.as_bytes());
-            k += 1;
-            rest = tail;
-        }
-        index
-    }
-
     pub const fn of_pairs<T>(list: &[(&[u8], T)]) -> Self {
         let mut index = WordIndex::EMPTY;
         let mut rest = list;

