@@ -16,17 +16,28 @@ CERT_DIR      := target/certs
 ENVOY_BIN ?= $(abspath $(VENV))/envoy-bin
 export ENVOY_BIN
 
-.PHONY: pytools help setup wasm-target envoy redis ratelimit-service certs wasm build run test lint unit audit integration fuzz fuzz-tools fuzz-replay bench bench-stages bench-verify screening-eval waf-anchor clean oci oci-tools
+.PHONY: pytools bench-tools structure deny deny-tools help setup wasm-target envoy redis ratelimit-service certs wasm floor-wasm build run test lint unit audit integration fuzz fuzz-tools fuzz-replay bench bench-stages bench-verify screening-eval waf-anchor clean oci oci-tools
 
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
-	@echo "make test   - formatting, clippy (host + wasm), unit tests, wasm build, integration tests, fuzzing"
-	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, api-guard; fleet rate limit tier"
+	@echo "make test   - formatting, clippy (host + wasm), structure check, cargo deny, unit tests, wasm build, integration tests, fuzzing"
+	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, the do-nothing wasm floor, api-guard; fleet rate limit tier"
 	@echo "make bench-stages - what each stage of the request path costs inside Envoy"
 	@echo "make oci    - the OCI image Istio and Envoy Gateway pull (target/oci/api-guard) and its digest"
 	@echo "make fuzz   - every fuzz target for FUZZ_SECONDS (default $(FUZZ_SECONDS)) s each (part of make test)"
 
-setup: wasm-target envoy pytools redis oci-tools
+setup: wasm-target envoy pytools redis oci-tools bench-tools
+
+# wrk, the load generator of `make bench` / `make bench-stages` (nothing else needs it). Installed
+# with apt where this user may (root on Debian/Ubuntu); otherwise named, and `make bench` stops
+# until it is there. The benchmarks themselves install nothing.
+bench-tools:
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }; \
+	  else \
+	    echo "make setup: wrk is not installed; make bench needs it (Debian/Ubuntu: sudo apt-get install wrk)" >&2; \
+	  fi; }
 
 # Debian's skopeo, umoci and docker-registry check the OCI image in the tests (tests/oci_image.rs).
 OCI_TOOLS := skopeo umoci docker-registry
@@ -107,6 +118,17 @@ wasm: wasm-target
 	cargo build -p api-guard --target $(WASM_TARGET) --release
 	cargo run -q -p wasm-trim --release -- --drop $(UNUSED_CALLBACKS) --require $(REQUIRED_CALLBACKS) $(WASM)
 
+# The benchmark's floor (tools/floor-wasm): a module that decides nothing, with the SDK and the
+# release profile of api-guard, trimmed by the same lists and checked to export exactly the
+# callbacks api_guard.wasm exports. Copied out of cargo's directory before trimming.
+FLOOR_WASM := target/bench/floor.wasm
+floor-wasm: wasm
+	cargo build -p floor-wasm --target $(WASM_TARGET) --release
+	@mkdir -p $(dir $(FLOOR_WASM))
+	cp target/$(WASM_TARGET)/release/floor_wasm.wasm $(FLOOR_WASM)
+	cargo run -q -p wasm-trim --release -- --drop $(UNUSED_CALLBACKS) --require $(REQUIRED_CALLBACKS) \
+	  --callbacks-like $(WASM) $(FLOOR_WASM)
+
 # The OCI image (compat Wasm image: last layer tar+gzip holding plugin.wasm) as an OCI layout,
 # built reproducibly from the module; prints the manifest digest and writes the Istio and Envoy
 # Gateway manifests with it to target/oci/. Push: skopeo copy --preserve-digests
@@ -127,7 +149,15 @@ run: setup certs build
 lint: wasm-target
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p api-guard --target $(WASM_TARGET) --release -- -D warnings
+	cargo clippy -p api-guard -p floor-wasm --target $(WASM_TARGET) --release -- -D warnings
+
+# The module structure of filter/src (issue 18): no new import cycle, no import from a lower layer
+# to a higher one (core types < checks/features < pipeline < host), unsafe code only in
+# host/abi.rs. Today's known edges are in tools/structure-check/baseline.txt, which may only
+# shrink; the check prints its size. Milliseconds, no build.
+structure:
+	python3 tools/structure-check/test_check.py -q
+	python3 tools/structure-check/check.py
 
 unit:
 	@mkdir -p target
@@ -144,7 +174,7 @@ audit:
 	  tail -n 1 target/audit.log; \
 	done
 
-integration: setup certs wasm ratelimit-service
+integration: setup certs wasm floor-wasm ratelimit-service
 	@mkdir -p target
 	cargo test -p integration-tests -- --test-threads 2 2>&1 | tee target/integration-tests.log
 
@@ -191,14 +221,45 @@ fuzz-replay: fuzz-tools
 	cd fuzz && $(CARGO_FUZZ) build $(FUZZ_FLAGS)
 	RUST_BACKTRACE=1 $(FUZZ_BIN)/$(notdir $(patsubst %/,%,$(dir $(ARTIFACT)))) $(ARTIFACT)
 
+# Dependencies (deny.toml): licences, duplicate and banned crates, sources, and RustSec advisories.
+# cargo-deny is installed pinned into $(TOOLS) like cargo-fuzz. The advisory database is a git
+# repository on GitHub: where it cannot be fetched (this project's machines reach crates.io, PyPI
+# and Debian only), the advisories are NOT checked and the run says so on its last line.
+CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY         := $(abspath $(TOOLS))/bin/cargo-deny
+
+# Its build (a few minutes) is kept outside the clone, so a fresh clone on a machine that built it
+# once (CI runs in one) installs it again in seconds.
+TOOLS_BUILD_CACHE ?= $(HOME)/.cache/api-guard/tools-target
+
+deny-tools:
+	@$(CARGO_DENY) --version 2>/dev/null | grep -qx 'cargo-deny $(CARGO_DENY_VERSION)' || \
+	  cargo install cargo-deny --version $(CARGO_DENY_VERSION) --locked --root $(TOOLS) \
+	    --target-dir $(TOOLS_BUILD_CACHE)
+
+# Duplicate versions are checked without ratelimit-service (a separate binary whose Limitador/
+# tonic tree has its own duplicates that never reach the module); licences, sources and
+# advisories cover every crate.
+deny: deny-tools
+	$(CARGO_DENY) --log-level error --exclude ratelimit-service check bans
+	@if timeout 120 $(CARGO_DENY) --log-level error fetch db >/dev/null 2>&1; then \
+	  $(CARGO_DENY) --log-level error check advisories licenses sources && \
+	  echo "cargo deny: advisories, bans, licences, sources ok"; \
+	else \
+	  $(CARGO_DENY) --log-level error check licenses sources && \
+	  echo "cargo deny: bans, licences, sources ok; advisories NOT checked (the RustSec database could not be fetched from here)"; \
+	fi
+
 # Every check and test; ends with one line totalling every test binary's results.
-test: setup lint unit audit wasm oci integration fuzz
+test: setup lint structure deny unit audit wasm oci integration fuzz
 	@ls -l $(WASM)
 	@cat target/unit-tests.log target/cli-tests.log target/integration-tests.log | \
 	  awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }'
 
-bench: setup wasm
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+WRK_CHECK = @command -v wrk >/dev/null || { echo "make bench needs wrk: install it (Debian/Ubuntu: apt-get install wrk), or run make setup as root" >&2; exit 1; }
+
+bench: setup wasm floor-wasm
+	$(WRK_CHECK)
 	cargo run -q -p integration-tests --release --bin core-bench
 	cargo run -q -p integration-tests --release --bin bench
 	cargo build -q -p ratelimit-service --release
@@ -216,10 +277,11 @@ bench-verify: wasm-target
 
 # What each stage of the request path costs inside Envoy: builds that stop after one stage
 # (tools/stage-probes/build.py, from a scratch copy of HEAD) run side by side with the module.
-STAGE_ROWS := =none,=api-guard,=post-none,=full-api-guard-key
-bench-stages: setup wasm
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	python3 tools/stage-probes/build.py target/stage-probes/modules > target/stage-probes.log
+STAGE_ROWS := =none,=floor,=api-guard,=post-none,=post-floor-body,=full-api-guard-key
+bench-stages: setup wasm floor-wasm
+	$(WRK_CHECK)
+	UNUSED_CALLBACKS=$(UNUSED_CALLBACKS) REQUIRED_CALLBACKS=$(REQUIRED_CALLBACKS) \
+		python3 tools/stage-probes/build.py target/stage-probes/modules > target/stage-probes.log
 	BENCH_BEFORE_WASM=$$(tail -n 1 target/stage-probes.log) BENCH_ONLY=$(STAGE_ROWS) \
 		cargo run -q -p integration-tests --release --bin bench
 

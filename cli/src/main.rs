@@ -8,6 +8,11 @@
 //!
 //! Arguments are parsed by hand: two subcommands do not justify clap's build time.
 
+#![forbid(unsafe_code)]
+// Stricter than the workspace lint set, like the filter: errors are reported, never panicked.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![warn(clippy::indexing_slicing)]
+
 mod audit;
 mod openapi;
 

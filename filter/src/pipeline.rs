@@ -6,6 +6,7 @@ use crate::abuse::Guardrails;
 use crate::checks::api_key::{Authenticated, CredentialLocation};
 use crate::checks::introspection::{self, IntroFacts, IntroOutcome, Introspected, Refresh};
 use crate::checks::jwt::{self, TokenAdmission};
+use crate::checks::mtls::MtlsProblem;
 use crate::jwt::keysource::try_early_refetch;
 use crate::jwt::provider::{AuthMode, ProviderId, ProviderKeys};
 use crate::jwt::runtime::TokenRuntime;
@@ -322,7 +323,10 @@ fn run_checks<'g>(
     }
     // The client certificate, when the policy names its clients: required whatever `auth` says.
     let certified = match &policy.mtls {
-        Some(rule) => Some(rule.identify(env.peer)?),
+        Some(rule) => Some(rule.identify(env.peer).map_err(|problem| match problem {
+            MtlsProblem::Missing => Rejection::ClientCertificateMissing,
+            MtlsProblem::Unknown => Rejection::ClientCertificateUnknown,
+        })?),
         None => None,
     };
     // Credentials, cheapest first; each is settled by the auth mode as soon as it is known.

@@ -213,6 +213,7 @@ impl AuthServer {
     /// The service dies: the listener is closed (new connections are refused), open
     /// connections are reset and delayed answers are abandoned. Returns once every server
     /// thread has exited. Does nothing if already stopped.
+    #[allow(unsafe_code)] // libc::shutdown, SAFETY argument below
     pub fn stop(&mut self) {
         let Some(running) = self.running.take() else {
             return;
@@ -358,6 +359,7 @@ trait ResetExt {
 }
 
 impl ResetExt for TcpStream {
+    #[allow(unsafe_code)] // libc::setsockopt, SAFETY argument below
     fn set_linger_zero(&self) -> io::Result<()> {
         let linger = libc::linger {
             l_onoff: 1,

@@ -205,6 +205,14 @@ impl Envoy {
         RequestBuilder::new(method, path, self.http_port, self.https_port)
     }
 
+    /// A plain-HTTP request to the listener called `name` (panics if there is none).
+    pub fn request_on(&self, name: &str, method: &str, path: &str) -> RequestBuilder {
+        let port = self
+            .listener_port(name)
+            .unwrap_or_else(|| panic!("this Envoy has no listener named {name:?}"));
+        RequestBuilder::new(method, path, port, None)
+    }
+
     /// Replaces the plugin configuration of every listener through LDS (the listeners keep their
     /// ports), like a control plane pushing a changed policy. Returns at once; use
     /// [`Envoy::lds_updates`] to see whether Envoy applied or rejected it.

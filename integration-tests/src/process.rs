@@ -48,6 +48,7 @@ pub fn spawn_in_own_group(mut command: Command) -> io::Result<Child> {
         .map_err(|_| io::Error::other("child-spawner thread is gone"))?
 }
 
+#[allow(unsafe_code)] // libc calls, each with its SAFETY argument below
 #[cfg(target_os = "linux")]
 fn set_parent_death_signal(command: &mut Command) {
     use std::os::unix::process::CommandExt;
@@ -73,6 +74,7 @@ fn set_parent_death_signal(command: &mut Command) {
 fn set_parent_death_signal(_command: &mut Command) {}
 
 /// Sends `signal` to the process group led by `child` (see [`spawn_in_own_group`]).
+#[allow(unsafe_code)] // libc calls, each with its SAFETY argument below
 pub fn signal_group(child: &Child, signal: libc::c_int) {
     let Ok(pgid) = libc::pid_t::try_from(child.id()) else {
         return;

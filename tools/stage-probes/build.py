@@ -29,11 +29,10 @@ import sys
 import tempfile
 
 HTTP_RS = "filter/src/host/http.rs"
-UNUSED = ("proxy_on_request_trailers,proxy_on_response_headers,proxy_on_response_body,"
-          "proxy_on_response_trailers,proxy_on_log,proxy_on_done")
-REQUIRED = ("proxy_on_vm_start,proxy_on_configure,proxy_on_context_create,"
-            "proxy_on_request_headers,proxy_on_delete,proxy_on_memory_allocate,proxy_on_tick,"
-            "proxy_on_http_call_response,proxy_on_request_body")
+# The export lists of the Makefile (`make bench-stages` passes them), so a probe exports exactly
+# the callbacks api_guard.wasm does.
+UNUSED = os.environ.get("UNUSED_CALLBACKS", "")
+REQUIRED = os.environ.get("REQUIRED_CALLBACKS", "")
 
 
 def stop(stage):
@@ -69,6 +68,8 @@ def run(cmd, cwd, env=None):
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
+    if not UNUSED or not REQUIRED:
+        sys.exit("stage-probes: set UNUSED_CALLBACKS and REQUIRED_CALLBACKS (make bench-stages does)")
     out = os.path.abspath(sys.argv[1])
     root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True,
                           text=True, check=True).stdout.strip()

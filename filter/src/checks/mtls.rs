@@ -7,7 +7,14 @@
 
 use serde_json::Value;
 
-use crate::rejection::Rejection;
+/// Why a request's certificate identifies no client (the pipeline turns it into a rejection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MtlsProblem {
+    /// No client certificate on the connection.
+    Missing,
+    /// A verified certificate no identity matches.
+    Unknown,
+}
 
 /// What Envoy says about the peer certificate of the connection (`connection.*` attributes).
 /// Envoy exposes the first URI SAN and the first DNS SAN.
@@ -74,15 +81,15 @@ impl MtlsRule {
     pub fn identify<'g>(
         &'g self,
         peer: Option<&PeerCertificate>,
-    ) -> Result<(&'g str, &'static str), Rejection<'g>> {
+    ) -> Result<(&'g str, &'static str), MtlsProblem> {
         let Some(peer) = peer else {
-            return Err(Rejection::ClientCertificateMissing);
+            return Err(MtlsProblem::Missing);
         };
         self.identities
             .iter()
             .find(|i| i.matcher.matches(peer))
             .map(|i| (i.client.as_str(), i.matcher.key_id()))
-            .ok_or(Rejection::ClientCertificateUnknown)
+            .ok_or(MtlsProblem::Unknown)
     }
 }
 
@@ -142,7 +149,7 @@ pub fn compile(v: &Value, path: &str) -> Result<MtlsRule, Vec<(String, String)>>
                         "not a SHA-256 fingerprint (64 hex digits, colons allowed: `openssl x509 -noout -fingerprint -sha256`)",
                     ),
                 },
-                ("client", Some(s)) if crate::config::is_identifier(s) => {
+                ("client", Some(s)) if is_client_id(s) => {
                     client = Some(s.to_string());
                 }
                 ("client", Some(_)) => add(
@@ -195,6 +202,15 @@ pub fn compile(v: &Value, path: &str) -> Result<MtlsRule, Vec<(String, String)>>
     } else {
         Err(errors)
     }
+}
+
+/// The rule of client ids everywhere in the configuration (they travel in headers and logs).
+fn is_client_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=128).contains(&b.len())
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':' | b'@'))
 }
 
 /// 64 hex digits (colons between byte pairs allowed), lowercased.
@@ -265,7 +281,7 @@ mod tests {
                     None,
                     None,
                 )),
-                Err(Rejection::ClientCertificateUnknown),
+                Err(MtlsProblem::Unknown),
             ),
             (
                 Some(peer(
@@ -273,13 +289,10 @@ mod tests {
                     None,
                     None,
                 )),
-                Err(Rejection::ClientCertificateUnknown),
+                Err(MtlsProblem::Unknown),
             ),
-            (
-                Some(PeerCertificate::default()),
-                Err(Rejection::ClientCertificateUnknown),
-            ),
-            (None, Err(Rejection::ClientCertificateMissing)),
+            (Some(PeerCertificate::default()), Err(MtlsProblem::Unknown)),
+            (None, Err(MtlsProblem::Missing)),
         ];
         for (peer, want) in cases {
             assert_eq!(rule.identify(peer.as_ref()), want, "{peer:?}");

@@ -227,7 +227,7 @@ pub(crate) fn is_policy_name(s: &str) -> bool {
 }
 
 /// Client and key ids travel in upstream headers and log lines: keep them plain.
-pub(crate) fn is_identifier(s: &str) -> bool {
+fn is_identifier(s: &str) -> bool {
     let b = s.as_bytes();
     (1..=128).contains(&b.len())
         && b.first().is_some_and(u8::is_ascii_alphanumeric)

@@ -33,6 +33,16 @@
 //! screening on the POSTed order, against no filter POSTing it and against Envoy's native chain
 //! (rbac + jwt_authn or api_key_auth + two local_ratelimit) doing the subset it can.
 //!
+//! Floor rows (`floor`, `post-floor`, `post-floor-body`): a proxy-wasm module that decides nothing
+//! (`tools/floor-wasm`, built by `make floor-wasm` to [`FLOOR_MODULE`] with api-guard's SDK,
+//! release profile and exported callbacks), in the GET rows' and the POST rows' shape, and once
+//! holding, buffering and reading the body as api-guard does to check it. Every api-guard row
+//! names its floor and reports its throughput against it and its cost over it in microseconds
+//! of Envoy CPU per request: what api-guard's own work costs, above what any such module pays in
+//! Envoy. CPU time per request (every Envoy thread, from /proc) is measured for every row: unlike
+//! throughput it hardly moves when other processes compete for the machine.
+//! `BENCH_ONLY` selects floor rows like any other (`floor` selects all three).
+//!
 //! Every row is checked before it is measured: 200 with its credential, refused without it,
 //! and payload rows refuse an invalid body (400) or an injection (403) even with it.
 //!
@@ -63,6 +73,19 @@ const NATIVE: &str = "native";
 const NATIVE_RATE_LIMIT: &str = "native-rl";
 /// api-guard's IP + API-key check (api-guard.yaml): the reference of the introspection rows.
 const API_GUARD_KEY: &str = "api-guard";
+
+/// The do-nothing wasm module (issue 18): listener `http` does nothing, `http-body` holds,
+/// buffers and reads the body.
+const FLOOR_CONFIG: &str = "envoy/bench/floor.yaml";
+/// Where `make floor-wasm` puts the trimmed floor module (relative to the root, as in
+/// [`FLOOR_CONFIG`]).
+const FLOOR_MODULE: &str = "target/bench/floor.wasm";
+/// The floor of GET rows.
+const FLOOR: &str = "floor";
+/// The floor of POST rows that do not read the body.
+const FLOOR_POST: &str = "post-floor";
+/// The floor of rows that check the body: holds, buffers and reads it.
+const FLOOR_BODY: &str = "post-floor-body";
 
 /// The JWS fixture (keys and tokens minted by PyJWT, `tools/jwt-fixtures/mint_jws.py`); the JWT
 /// bench configs carry its public JWKS.
@@ -177,6 +200,9 @@ struct Scenario {
     baseline: String,
     /// The row doing the job this one is compared with, for the "vs ref" column.
     reference: String,
+    /// The floor row (the do-nothing module in the same request shape) this row's cost is
+    /// measured over; api-guard rows and the body floor have one.
+    floor: Option<String>,
     /// Another wrk floods the same listener from [`FLOOD_ADDRESS`] while this row is measured.
     flood: Option<Flood>,
 }
@@ -209,6 +235,9 @@ impl Scenario {
             module: None,
             baseline: NO_FILTER.to_string(),
             reference: id.to_string(),
+            floor: config
+                .starts_with("envoy/bench/api-guard")
+                .then(|| FLOOR.to_string()),
             flood: None,
         }
     }
@@ -233,10 +262,20 @@ impl Scenario {
         self
     }
 
-    /// POSTs [`ORDER_JSON`]; compared with no filter POSTing it.
+    /// POSTs [`ORDER_JSON`]; compared with no filter POSTing it, and (api-guard rows) with the
+    /// floor POSTing it.
     fn post_order(mut self) -> Self {
         self.body = Some(ORDER_JSON.to_string());
         self.baseline = NO_FILTER_POST.to_string();
+        if self.floor.as_deref() == Some(FLOOR) {
+            self.floor = Some(FLOOR_POST.to_string());
+        }
+        self
+    }
+
+    /// Measured over this floor row instead (rows that check the body: [`FLOOR_BODY`]).
+    fn floor(mut self, id: &str) -> Self {
+        self.floor = Some(id.to_string());
         self
     }
 
@@ -283,6 +322,14 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
             .headers(api_key())
             .without_headers(200)
             .reference(NATIVE),
+        Scenario::new(
+            FLOOR,
+            "floor: do-nothing wasm module (api-guard's callbacks)",
+            FLOOR_CONFIG,
+        )
+        .headers(api_key())
+        .without_headers(200)
+        .reference(NATIVE),
         Scenario::new(
             NATIVE,
             "native (rbac + api_key_auth)",
@@ -416,6 +463,26 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
         .without_headers(200)
         .reference(plain),
         Scenario::new(
+            FLOOR_POST,
+            "floor: do-nothing wasm module, POST 1 KiB JSON",
+            FLOOR_CONFIG,
+        )
+        .post_order()
+        .headers(api_key())
+        .without_headers(200)
+        .reference(plain),
+        Scenario::new(
+            FLOOR_BODY,
+            "floor: wasm module holding, buffering and reading the body, POST 1 KiB JSON",
+            FLOOR_CONFIG,
+        )
+        .listener("http-body")
+        .post_order()
+        .headers(api_key())
+        .without_headers(200)
+        .reference(plain)
+        .floor(FLOOR_POST),
+        Scenario::new(
             plain,
             "api-guard (ip + api key), POST 1 KiB JSON, payload checks off",
             API_GUARD_PAYLOAD_CONFIG,
@@ -432,6 +499,7 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
         .post_order()
         .headers(api_key())
         .refuses(vec![schema_refusal()])
+        .floor(FLOOR_BODY)
         .reference(plain),
         Scenario::new(
             "post-api-guard-screening",
@@ -442,6 +510,7 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
         .post_order()
         .headers(api_key())
         .refuses(vec![screening_refusal()])
+        .floor(FLOOR_BODY)
         .reference(plain),
         Scenario::new(
             "post-api-guard-both",
@@ -452,6 +521,7 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
         .post_order()
         .headers(api_key())
         .refuses(vec![schema_refusal(), screening_refusal()])
+        .floor(FLOOR_BODY)
         .reference(plain),
     ]);
 
@@ -500,6 +570,7 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
         .post_order()
         .headers(es256)
         .refuses(refusals())
+        .floor(FLOOR_BODY)
         .reference("full-native-jwt"),
         Scenario::new(
             "full-native-key",
@@ -518,6 +589,7 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
         .post_order()
         .headers(api_key())
         .refuses(refusals())
+        .floor(FLOOR_BODY)
         .reference("full-native-key"),
     ]);
     Ok(all)
@@ -694,12 +766,18 @@ fn flood_script(flood: Flood, run: u64) -> Result<String, String> {
     ))
 }
 
-/// What wrk reported for one run.
+/// What wrk reported for one run, and what the Envoy serving it spent.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Run {
     requests_per_sec: f64,
     p50: Duration,
     p99: Duration,
+    /// Requests completed in the run (wrk's "N requests in").
+    requests: u64,
+    /// CPU time the Envoy process (all its threads) used during the run, per completed request:
+    /// unlike throughput, it barely moves when other processes compete for the CPUs, because
+    /// only time Envoy actually ran is counted. `None` without /proc.
+    cpu_per_request: Option<Duration>,
 }
 
 fn main() -> ExitCode {
@@ -732,6 +810,13 @@ fn run() -> Result<(), String> {
     try_envoy_bin()?;
     if scenarios.iter().any(|s| s.needs_wasm) {
         try_wasm_path().map_err(|e| format!("the api-guard scenario needs the module: {e}"))?;
+    }
+    let floor_module = integration_tests::workspace_root().join(FLOOR_MODULE);
+    if scenarios.iter().any(|s| s.config == FLOOR_CONFIG) && !floor_module.is_file() {
+        return Err(format!(
+            "the floor rows need {}: run `make floor-wasm`",
+            floor_module.display()
+        ));
     }
     Command::new(WRK)
         .arg("--version")
@@ -787,7 +872,7 @@ fn run() -> Result<(), String> {
             pin.pin_pid(envoy.pid(), &pin.envoy_cpu)?;
         }
     }
-    let ports: Vec<u16> = scenarios
+    let (ports, pids): (Vec<u16>, Vec<u32>) = scenarios
         .iter()
         .map(|s| {
             let envoy = configs
@@ -795,11 +880,14 @@ fn run() -> Result<(), String> {
                 .position(|&(c, m)| c == s.config && m == s.module.as_deref())
                 .and_then(|i| envoys.get(i))
                 .ok_or_else(|| format!("{}: no Envoy for {}", s.name, s.config))?;
-            envoy
-                .listener_port(s.listener)
-                .ok_or_else(|| format!("{}: {} has no listener {:?}", s.name, s.config, s.listener))
+            let port = envoy.listener_port(s.listener).ok_or_else(|| {
+                format!("{}: {} has no listener {:?}", s.name, s.config, s.listener)
+            })?;
+            Ok((port, envoy.pid()))
         })
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<Vec<_>, String>>()?
+        .into_iter()
+        .unzip();
 
     for (scenario, &port) in scenarios.iter().zip(&ports) {
         // Probe modules price a stage by stopping early: they enforce nothing by design.
@@ -810,16 +898,24 @@ fn run() -> Result<(), String> {
 
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); scenarios.len()];
     for round in 1..=rounds {
-        for ((scenario, &port), runs) in scenarios.iter().zip(&ports).zip(&mut results) {
+        for (((scenario, &port), &pid), runs) in
+            scenarios.iter().zip(&ports).zip(&pids).zip(&mut results)
+        {
             eprintln!("round {round}/{rounds}: {} ({seconds} s)", scenario.name);
             run_count += 1;
-            runs.push(run_wrk(
+            let cpu_before = process_cpu_time(pid);
+            let mut run = run_wrk(
                 scenario,
                 port,
                 seconds,
                 pinning.as_ref(),
                 (scripts.path(), run_count),
-            )?);
+            )?;
+            run.cpu_per_request = cpu_before
+                .zip(process_cpu_time(pid))
+                .and_then(|(before, after)| after.checked_sub(before))
+                .and_then(|spent| spent.checked_div(u32::try_from(run.requests).ok()?));
+            runs.push(run);
         }
     }
 
@@ -1180,16 +1276,19 @@ fn run_wrk(
     parse_wrk(&text).ok_or_else(|| format!("cannot read wrk's output:\n{text}"))
 }
 
-/// Requests/s and the 50th/99th latency percentiles from `wrk --latency` output.
+/// Requests/s, the request count and the 50th/99th latency percentiles from `wrk --latency`
+/// output (the CPU time is measured by the caller).
 fn parse_wrk(text: &str) -> Option<Run> {
     let mut requests_per_sec = None;
+    let mut requests = None;
     let (mut p50, mut p99) = (None, None);
     for line in text.lines() {
         let mut words = line.split_whitespace();
-        match (words.next(), words.next()) {
-            (Some("Requests/sec:"), Some(v)) => requests_per_sec = v.parse().ok(),
-            (Some("50%"), Some(v)) => p50 = parse_latency(v),
-            (Some("99%"), Some(v)) => p99 = parse_latency(v),
+        match (words.next(), words.next(), words.next()) {
+            (Some("Requests/sec:"), Some(v), _) => requests_per_sec = v.parse().ok(),
+            (Some("50%"), Some(v), _) => p50 = parse_latency(v),
+            (Some("99%"), Some(v), _) => p99 = parse_latency(v),
+            (Some(n), Some("requests"), Some("in")) => requests = n.parse().ok(),
             _ => {}
         }
     }
@@ -1197,7 +1296,23 @@ fn parse_wrk(text: &str) -> Option<Run> {
         requests_per_sec: requests_per_sec?,
         p50: p50?,
         p99: p99?,
+        requests: requests?,
+        cpu_per_request: None,
     })
+}
+
+/// The CPU time every thread of a process has run so far: the sum of the first field of
+/// `/proc/<pid>/task/*/schedstat` (nanoseconds on a CPU). `None` where /proc does not have it.
+fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut nanos: u64 = 0;
+    for task in tasks.flatten() {
+        // A thread may exit between the listing and the read: it no longer runs.
+        if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
+            nanos += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(Duration::from_nanos(nanos))
 }
 
 /// wrk latencies: `812.00us`, `1.23ms`, `2.01s`, `1.50m`.
@@ -1244,30 +1359,64 @@ fn table(
         Some(to) if to > 0.0 => format!("{:.2}", value / to),
         _ => "-".to_string(),
     };
+    // Envoy CPU time per request: the median over the rounds (each round measured on its own).
+    let cpu: Vec<Option<Duration>> = results.iter().map(|runs| median_cpu(runs)).collect();
+    let cpu_of = |id: &str| {
+        scenarios
+            .iter()
+            .zip(&cpu)
+            .find(|(s, _)| s.id == id)
+            .and_then(|(_, c)| *c)
+    };
     let mut out = format!(
         "wrk -t1 -c32 -d{seconds}s, Envoy --concurrency 1, {placement}, median of {rounds} interleaved rounds;\n\
          \"vs no filter\": against no filter with the same request (GET, or the same 1 KiB JSON POST);\n\
          \"vs ref\": against the row named in \"ref\": the native filters doing the same job (rate-limit rows: native\n\
          local_ratelimit; JWT rows: jwt_authn with the same token, cold against jwt_authn without cache, warm against\n\
          jwt_authn with jwt_cache_config; full-policy rows: the native chain doing the subset it can), payload rows\n\
-         against api-guard with payload checks off, cached introspection against the API-key check, uncached against cached\n\n\
-         | config | req/s | p50 | p99 | vs no filter | vs ref | ref |\n\
-         |---|---:|---:|---:|---:|---:|---|\n"
+         against api-guard with payload checks off, cached introspection against the API-key check, uncached against cached;\n\
+         \"vs floor\": against the row named in \"floor\": the do-nothing proxy-wasm module with api-guard's exported callbacks\n\
+         sending the same request (post-floor-body: holding, buffering and reading the body, the floor of rows that check it);\n\
+         \"cpu us\": CPU time of the Envoy process (all threads, /proc schedstat) per request, median of the rounds;\n\
+         \"cpu us over floor\": that minus the floor's: what the row's own work costs per request, robust to other load\n\n\
+         | config | req/s | p50 | p99 | cpu us | vs no filter | vs ref | ref | vs floor | cpu us over floor | floor |\n\
+         |---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n"
     );
-    for (scenario, run) in scenarios.iter().zip(&medians) {
+    for ((scenario, run), cpu) in scenarios.iter().zip(&medians).zip(&cpu) {
+        let floor = scenario.floor.as_deref();
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             scenario.name,
             run.requests_per_sec,
             format_latency(run.p50),
             format_latency(run.p99),
+            cpu.map_or("-".to_string(), |c| format!("{:.1}", c.as_secs_f64() * 1e6)),
             ratio(run.requests_per_sec, throughput_of(&scenario.baseline)),
             ratio(run.requests_per_sec, throughput_of(&scenario.reference)),
             scenario.reference,
+            ratio(run.requests_per_sec, floor.and_then(throughput_of)),
+            micros_over(*cpu, floor.and_then(cpu_of)),
+            floor.unwrap_or("-"),
         );
     }
     out
+}
+
+/// How many microseconds of CPU a row spends per request more than another (`-` without both).
+fn micros_over(cpu: Option<Duration>, over: Option<Duration>) -> String {
+    match (cpu, over) {
+        (Some(cpu), Some(over)) => {
+            format!("{:+.1}", (cpu.as_secs_f64() - over.as_secs_f64()) * 1e6)
+        }
+        _ => "-".to_string(),
+    }
+}
+
+/// The median CPU time per request over the rounds that measured one.
+fn median_cpu(runs: &[Run]) -> Option<Duration> {
+    let measured: Vec<Duration> = runs.iter().filter_map(|r| r.cpu_per_request).collect();
+    (!measured.is_empty()).then(|| median(&measured, Duration::as_secs_f64))
 }
 
 fn format_latency(d: Duration) -> String {
@@ -1325,6 +1474,8 @@ Transfer/sec:      8.02MB
         assert_eq!(run.requests_per_sec, 29302.40);
         assert_eq!(run.p50, Duration::from_micros(812));
         assert_eq!(run.p99, Duration::from_micros(2310));
+        assert_eq!(run.requests, 146512);
+        assert_eq!(run.cpu_per_request, None);
         assert_eq!(parse_wrk("Requests/sec: 1"), None);
     }
 
@@ -1342,6 +1493,8 @@ Transfer/sec:      8.02MB
             requests_per_sec: rps,
             p50: Duration::ZERO,
             p99: Duration::ZERO,
+            requests: 0,
+            cpu_per_request: None,
         };
         assert_eq!(
             median(&[run(3.0), run(1.0), run(2.0)], |r| r.requests_per_sec),
@@ -1618,6 +1771,64 @@ Transfer/sec:      8.02MB
     }
 
     #[test]
+    fn every_api_guard_row_has_the_floor_of_its_request_shape() {
+        let all = scenarios().unwrap();
+        let ids: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
+        for floor in [FLOOR, FLOOR_POST, FLOOR_BODY] {
+            let row = all.iter().find(|s| s.id == floor).unwrap();
+            assert_eq!(row.config, FLOOR_CONFIG);
+            assert!(!row.needs_wasm && row.refusals.is_empty(), "{floor}");
+            assert_eq!(
+                row.status_without_headers, 200,
+                "{floor}: it enforces nothing"
+            );
+        }
+        assert_eq!(
+            all.iter().find(|s| s.id == FLOOR_BODY).unwrap().listener,
+            "http-body"
+        );
+        for s in &all {
+            if let Some(floor) = &s.floor {
+                assert!(ids.contains(&floor.as_str()), "{}: {floor}", s.id);
+            }
+            if !s.needs_wasm {
+                assert!(s.floor.is_none() || s.id == FLOOR_BODY, "{}", s.id);
+                continue;
+            }
+            // Rows that refuse bodies check them: their floor reads the body too.
+            let expected = match (&s.body, s.refusals.is_empty()) {
+                (None, _) => FLOOR,
+                (Some(_), true) => FLOOR_POST,
+                (Some(_), false) => FLOOR_BODY,
+            };
+            assert_eq!(s.floor.as_deref(), Some(expected), "{}", s.id);
+        }
+        // The floor bootstrap loads the floor module, and only that.
+        let text = serde_yaml::to_string(EnvoyConfig::load(FLOOR_CONFIG).yaml()).unwrap();
+        assert_eq!(text.matches(FLOOR_MODULE).count(), 2);
+        assert!(!text.contains("api_guard"));
+        let us = Duration::from_micros;
+        assert_eq!(micros_over(Some(us(50)), Some(us(40))), "+10.0");
+        assert_eq!(micros_over(Some(us(38)), Some(us(40))), "-2.0");
+        assert_eq!(micros_over(Some(us(50)), None), "-");
+        let run = |cpu: Option<u64>| Run {
+            requests_per_sec: 1.0,
+            p50: Duration::ZERO,
+            p99: Duration::ZERO,
+            requests: 1,
+            cpu_per_request: cpu.map(us),
+        };
+        assert_eq!(
+            median_cpu(&[run(Some(30)), run(None), run(Some(10)), run(Some(20))]),
+            Some(us(20))
+        );
+        assert_eq!(median_cpu(&[run(None)]), None);
+        // This process's own threads have run for some time already.
+        assert!(process_cpu_time(std::process::id()).is_some_and(|t| t > Duration::ZERO));
+        assert_eq!(process_cpu_time(u32::MAX), None);
+    }
+
+    #[test]
     fn bench_only_selects_by_id_words() {
         let ids = |only: Option<&str>| -> Result<Vec<String>, String> {
             select(scenarios().unwrap(), only).map(|v| v.into_iter().map(|s| s.id).collect())
@@ -1642,6 +1853,8 @@ Transfer/sec:      8.02MB
             ids(Some("post")).unwrap(),
             vec![
                 "post-none",
+                "post-floor",
+                "post-floor-body",
                 "post-api-guard-plain",
                 "post-api-guard-schema",
                 "post-api-guard-screening",

@@ -13,7 +13,7 @@
 //!    configuration, and of rate-limit tables (which live in Envoy's shared data, not the VM).
 //!
 //! Shows what the core costs per request, as opposed to the wasm runtime and host calls. Native
-//! x86-64 numbers: wasm runs the same code a small factor slower (more for RSA, see the README).
+//! x86-64 numbers: wasm runs the same code a small factor slower (more for RSA, see docs/performance.md).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -44,6 +44,7 @@ fn size_i64(n: usize) -> i64 {
 }
 
 // SAFETY: delegates to the system allocator; only counts.
+#[allow(unsafe_code)] // a GlobalAlloc is an unsafe trait
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
