@@ -4,6 +4,7 @@
 //!   compiler and prints every error with its JSON path.
 //! - `api-guard openapi <spec>` turns an OpenAPI 3.0/3.1 document into api-guard policies and
 //!   the matching Envoy routes.
+//! - `api-guard audit <envoy.yaml>` checks the Envoy configuration around the filter.
 //!
 //! Arguments are parsed by hand: two subcommands do not justify clap's build time.
 
@@ -12,6 +13,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![warn(clippy::indexing_slicing)]
 
+mod audit;
 mod openapi;
 
 use std::io::{Read, Write};
@@ -38,23 +40,25 @@ Usage:
     --max-body-bytes <n>           set payload.max_body_bytes on every policy with a body
     --no-verify                    do not compile the emitted policies with the filter's compiler
 
+{AUDIT}
   api-guard help | --help | -h
   api-guard --version
 
-Exit status: 0 success, 1 invalid input (errors printed), 2 usage error.
+Exit status (check, openapi): 0 success, 1 invalid input (errors printed), 2 usage error.
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
-        eprint!("{USAGE}");
+        eprint!("{}", usage());
         return ExitCode::from(2);
     };
     match command.as_str() {
         "check" => run_check(rest),
         "openapi" => run_openapi(rest),
+        "audit" => audit::run(rest),
         "help" | "--help" | "-h" => {
-            print!("{USAGE}");
+            print!("{}", usage());
             ExitCode::SUCCESS
         }
         "--version" | "-V" => {
@@ -63,6 +67,10 @@ fn main() -> ExitCode {
         }
         other => usage_error(&format!("unknown command {other:?}")),
     }
+}
+
+fn usage() -> String {
+    USAGE.replace("{AUDIT}\n", audit::USAGE)
 }
 
 fn usage_error(message: &str) -> ExitCode {

@@ -24,6 +24,7 @@ pub mod abuse;
 pub mod checks;
 pub mod cidr;
 pub mod config;
+pub mod decision_record;
 pub mod digest;
 pub mod edits;
 pub mod introspect;

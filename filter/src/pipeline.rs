@@ -6,6 +6,7 @@ use crate::abuse::Guardrails;
 use crate::checks::api_key::{Authenticated, CredentialLocation};
 use crate::checks::introspection::{self, IntroFacts, IntroOutcome, Introspected, Refresh};
 use crate::checks::jwt::{self, TokenAdmission};
+use crate::checks::mtls::MtlsProblem;
 use crate::jwt::keysource::try_early_refetch;
 use crate::jwt::provider::{AuthMode, ProviderId, ProviderKeys};
 use crate::jwt::runtime::TokenRuntime;
@@ -32,6 +33,8 @@ pub struct Env<'a> {
     pub end_of_stream: bool,
     /// What this decision may do (wait for the auth service, refetch keys).
     pub attempt: Attempt,
+    /// The connection's verified client certificate, when the policy reads it (`mtls`).
+    pub peer: Option<&'a crate::checks::mtls::PeerCertificate>,
 }
 
 impl<'a> Env<'a> {
@@ -46,6 +49,7 @@ impl<'a> Env<'a> {
                 may_wait: true,
                 may_refetch: true,
             },
+            peer: None,
         }
     }
 }
@@ -281,8 +285,15 @@ fn run_checks<'g>(
 ) -> Result<Admission<'g>, Halt<'g>> {
     let now = env.now;
     policy.request_limits.check(request)?;
+    // A CORS preflight the policy lets pass: checked for the method it asks for, and it skips
+    // the header rules (a preflight carries none of the real request's headers) and the
+    // credentials (a browser never sends them on a preflight).
+    let preflight = policy.passing_preflight(request);
     if let Some(methods) = &policy.methods {
-        methods.check(request)?;
+        match preflight {
+            Some(asked) => methods.check_method(asked)?,
+            None => methods.check(request)?,
+        }
     }
     if let Some(ip) = &policy.ip {
         ip.check(request)?;
@@ -299,9 +310,25 @@ fn run_checks<'g>(
     if let Some(rule) = &policy.query {
         rule.check(request).map_err(Rejection::Payload)?;
     }
-    if let Some(rule) = &policy.headers {
+    if let (Some(rule), None) = (&policy.headers, preflight) {
         rule.check(request).map_err(Rejection::Payload)?;
     }
+    if preflight.is_some() {
+        let body = body_check(policy, request, env.end_of_stream, &mut detections)?;
+        return Ok(Admission {
+            detections,
+            body,
+            ..Admission::default()
+        });
+    }
+    // The client certificate, when the policy names its clients: required whatever `auth` says.
+    let certified = match &policy.mtls {
+        Some(rule) => Some(rule.identify(env.peer).map_err(|problem| match problem {
+            MtlsProblem::Missing => Rejection::ClientCertificateMissing,
+            MtlsProblem::Unknown => Rejection::ClientCertificateUnknown,
+        })?),
+        None => None,
+    };
     // Credentials, cheapest first; each is settled by the auth mode as soon as it is known.
     let key = api_key(guard, policy, request, now, runtime);
     key.settle(policy.auth, false)?;
@@ -346,6 +373,8 @@ fn run_checks<'g>(
         .into());
     }
     let mut admission = admit(key.valid(), token.valid(), introspected.valid());
+    // A key's identity wins; the certificate's is the request's identity otherwise.
+    admission.identity = admission.identity.or(certified);
     admission.detections = detections;
     admission.body = body_check(
         policy,

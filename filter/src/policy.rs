@@ -6,12 +6,14 @@ use std::collections::HashMap;
 use crate::checks::api_key::{ApiKeyRule, ApiKeys};
 use crate::checks::ip::IpRule;
 use crate::checks::method::MethodSet;
+use crate::checks::preflight::Preflight;
 use crate::checks::request_limits::RequestLimits;
 use crate::config::RevocationConfig;
 use crate::introspect::{IntrospectionRule, IntrospectionService};
 use crate::jwt::cache::CacheSettings;
 use crate::jwt::provider::{AuthMode, JwtProvider, JwtRule, ProviderId};
 use crate::payload::{ParamRule, PayloadRule};
+use crate::request::RequestView;
 use crate::screening::ScreeningRule;
 
 /// Index of a policy in [`Guard::policies`].
@@ -70,6 +72,10 @@ pub struct RoutePolicy {
     pub screening: Option<ScreeningRule>,
     /// Checked last, only for requests every other check admitted; in order.
     pub rate_limits: Vec<crate::ratelimit::RateLimit>,
+    /// The client certificate identities this policy requires (`None`: no certificate check).
+    pub mtls: Option<crate::checks::mtls::MtlsRule>,
+    /// Whether a CORS preflight skips the credential checks.
+    pub preflight: crate::checks::preflight::Preflight,
 }
 
 impl RoutePolicy {
@@ -82,6 +88,49 @@ impl RoutePolicy {
                 .rate_limits
                 .iter()
                 .any(|l| matches!(l.key, crate::ratelimit::KeySource::Ip { .. }))
+    }
+
+    /// Whether a decision under this policy reads the connection's client certificate.
+    pub fn needs_peer_certificate(&self) -> bool {
+        self.mtls.is_some()
+    }
+
+    /// The method a CORS preflight asks for, when this policy lets preflights pass and
+    /// `request` is one: the request then skips the credential checks.
+    pub fn passing_preflight<'a>(&self, request: &RequestView<'a>) -> Option<&'a [u8]> {
+        match self.preflight {
+            Preflight::Pass => crate::checks::preflight::requested_method(request),
+            Preflight::Check => None,
+        }
+    }
+
+    /// The largest request body a request under this policy has Envoy buffer before the filter
+    /// sees it whole (JSON checks, body screening); `None` when bodies only stream through.
+    /// Envoy answers 413 itself once a buffered body passes its own buffer limit, so that
+    /// limit must be at least this (`api-guard audit` compares the two).
+    pub fn buffered_body_bytes(&self) -> Option<u64> {
+        let settings = || {
+            self.payload
+                .iter()
+                .flat_map(|p| std::iter::once(&p.base).chain(p.methods.iter().map(|(_, s)| s)))
+        };
+        let json = settings()
+            .filter(|s| s.json.is_some())
+            .map(|s| s.max_body_bytes)
+            .max();
+        // Screened bodies are buffered up to the payload limit of their method, or the
+        // default limit when the policy has no payload section.
+        let screened = self
+            .screening
+            .as_ref()
+            .filter(|s| s.screens_bodies())
+            .map(|_| {
+                settings()
+                    .map(|s| s.max_body_bytes)
+                    .max()
+                    .unwrap_or(crate::payload::DEFAULT_MAX_BODY_BYTES)
+            });
+        json.max(screened)
     }
 }
 
@@ -123,7 +172,62 @@ impl Guard {
         }
     }
 
+    /// Whether the policy `request` selects needs the client certificate facts.
+    pub fn needs_peer_certificate(&self, request: &crate::request::RequestView<'_>) -> bool {
+        match crate::route::select(self, request) {
+            crate::route::Selection::Policy(id) => self
+                .policy(id)
+                .is_some_and(RoutePolicy::needs_peer_certificate),
+            _ => false,
+        }
+    }
+
     pub fn provider(&self, id: ProviderId) -> Option<&JwtProvider> {
         self.jwt_providers.get(id.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::compile;
+    use serde_json::json;
+
+    fn policy_body(policy: serde_json::Value) -> Option<u64> {
+        let config = json!({"policies": {"p": policy}});
+        let guard = compile(config.to_string().as_bytes()).unwrap();
+        guard.policies[0].buffered_body_bytes()
+    }
+
+    #[test]
+    fn buffered_body_bytes_table() {
+        let mib = crate::payload::DEFAULT_MAX_BODY_BYTES;
+        let cases = [
+            // Nothing buffered: no payload, or a size limit alone (bodies stream, counted).
+            (json!({}), None),
+            (json!({"payload": {"max_body_bytes": 1000}}), None),
+            (json!({"methods": ["POST"]}), None),
+            // JSON checks buffer up to the limit of their method; the largest one counts.
+            (json!({"payload": {"json": {}}}), Some(mib)),
+            (
+                json!({"payload": {"max_body_bytes": 4096, "json": {}}}),
+                Some(4096),
+            ),
+            (
+                json!({"payload": {"max_body_bytes": 4096, "json": {},
+                                   "methods": {"PUT": {"max_body_bytes": 9000}}}}),
+                Some(9000),
+            ),
+            // Body screening buffers up to the payload limit, or the default without one.
+            (json!({"screening": {}}), Some(mib)),
+            (
+                json!({"screening": {}, "payload": {"max_body_bytes": 2048}}),
+                Some(2048),
+            ),
+            // Screening that screens no body buffers nothing.
+            (json!({"screening": {"bodies": []}}), None),
+        ];
+        for (policy, want) in cases {
+            assert_eq!(policy_body(policy.clone()), want, "{policy}");
+        }
     }
 }

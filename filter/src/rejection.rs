@@ -36,6 +36,10 @@ pub enum Rejection<'g> {
         problem: KeyProblem,
         key_id: Option<&'g str>,
     },
+    /// The policy identifies clients by their TLS certificate and the connection has none.
+    ClientCertificateMissing,
+    /// A verified client certificate no identity of the policy's `mtls` rule matches.
+    ClientCertificateUnknown,
     /// A valid key of a client this policy does not admit.
     ClientNotAllowed {
         client_id: &'g str,
@@ -93,6 +97,8 @@ pub enum Reason {
     ApiKeyNotYetValid,
     ApiKeyDisabled,
     ClientNotAllowed,
+    ClientCertificateMissing,
+    ClientCertificateUnknown,
     HostFailure,
     RateLimited,
     RateLimitUnavailable,
@@ -124,7 +130,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 64] = [
+    pub const ALL: [Reason; 66] = [
         Reason::NoPolicy,
         Reason::UnknownPolicy,
         Reason::UriTooLong,
@@ -139,6 +145,8 @@ impl Reason {
         Reason::ApiKeyNotYetValid,
         Reason::ApiKeyDisabled,
         Reason::ClientNotAllowed,
+        Reason::ClientCertificateMissing,
+        Reason::ClientCertificateUnknown,
         Reason::HostFailure,
         Reason::RateLimited,
         Reason::RateLimitUnavailable,
@@ -207,6 +215,8 @@ impl Reason {
             Reason::ApiKeyNotYetValid => "api_key_not_yet_valid",
             Reason::ApiKeyDisabled => "api_key_disabled",
             Reason::ClientNotAllowed => "client_not_allowed",
+            Reason::ClientCertificateMissing => "client_certificate_missing",
+            Reason::ClientCertificateUnknown => "client_certificate_unknown",
             Reason::HostFailure => "host_failure",
             Reason::RateLimited => "rate_limited",
             Reason::RateLimitUnavailable => "rate_limit_unavailable",
@@ -298,6 +308,8 @@ impl Rejection<'_> {
                 KeyProblem::Revoked => Reason::ApiKeyRevoked,
             },
             Rejection::ClientNotAllowed { .. } => Reason::ClientNotAllowed,
+            Rejection::ClientCertificateMissing => Reason::ClientCertificateMissing,
+            Rejection::ClientCertificateUnknown => Reason::ClientCertificateUnknown,
             Rejection::HostFailure => Reason::HostFailure,
             Rejection::RateLimited(_) => Reason::RateLimited,
             Rejection::RateLimitUnavailable => Reason::RateLimitUnavailable,

@@ -51,6 +51,16 @@ fn describe(rejection: &Rejection<'_>) -> (u32, &'static str, &'static str) {
             "client_forbidden",
             "This client is not allowed on this route.",
         ),
+        Rejection::ClientCertificateMissing => (
+            403,
+            "client_certificate_required",
+            "A client certificate is required.",
+        ),
+        Rejection::ClientCertificateUnknown => (
+            403,
+            "client_certificate_forbidden",
+            "This client certificate is not allowed on this route.",
+        ),
         Rejection::HostFailure => (500, "internal_error", "The request could not be checked."),
         Rejection::RateLimited(_) => (
             429,
@@ -259,6 +269,18 @@ mod tests {
                 Some(("allow", "GET, HEAD")),
             ),
             (Rejection::IpDenied, 403, "ip_forbidden", None),
+            (
+                Rejection::ClientCertificateMissing,
+                403,
+                "client_certificate_required",
+                None,
+            ),
+            (
+                Rejection::ClientCertificateUnknown,
+                403,
+                "client_certificate_forbidden",
+                None,
+            ),
             (Rejection::ClientIpUnknown, 403, "ip_forbidden", None),
             (
                 Rejection::ApiKeyMissing,

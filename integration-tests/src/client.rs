@@ -74,6 +74,8 @@ pub struct RequestBuilder {
     https: bool,
     http2: bool,
     source_ip: Option<IpAddr>,
+    /// A client certificate and its key (mTLS on the `https` listener).
+    client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl RequestBuilder {
@@ -92,6 +94,7 @@ impl RequestBuilder {
             https: false,
             http2: false,
             source_ip: None,
+            client_cert: None,
         }
     }
 
@@ -132,6 +135,12 @@ impl RequestBuilder {
         self
     }
 
+    /// Presents this client certificate (PEM) and key on the `https` listener.
+    pub fn client_cert(mut self, cert: &std::path::Path, key: &std::path::Path) -> Self {
+        self.client_cert = Some((cert.to_path_buf(), key.to_path_buf()));
+        self
+    }
+
     /// Sends `bytes` as the request body (no content type unless set as a header).
     pub fn body(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.body = Some(bytes.into());
@@ -163,6 +172,12 @@ impl RequestBuilder {
             // Name `localhost` (the certificate's SAN and SNI) without asking any resolver.
             arg("--resolve");
             arg(&format!("localhost:{port}:127.0.0.1"));
+            if let Some((cert, key)) = &self.client_cert {
+                arg("--cert");
+                arg(&cert.to_string_lossy());
+                arg("--key");
+                arg(&key.to_string_lossy());
+            }
         }
         if let Some(ip) = self.source_ip {
             arg("--interface");

@@ -164,6 +164,76 @@ fn docker_compose_replicas_are_the_configured_upstreams() {
     assert_eq!(listening, configured);
 }
 
+/// The `api-guard audit` corpus (cli/tests/audit/) is made of configurations Envoy accepts:
+/// each bad one is a mistake Envoy lets through silently, which is why the audit exists. The
+/// few Envoy itself refuses say so in an `# envoy: rejects` line (`# envoy: skip` for one that
+/// needs a file outside the corpus). Two validations run at a time: each loads the module.
+#[test]
+fn the_audit_corpus_is_what_envoy_accepts() {
+    wasm_path();
+    let dir = workspace_root().join("cli/tests/audit");
+    let mut files = Vec::new();
+    for sub in ["good", "good/xds", "bad", "bad/xds"] {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "json")
+                )
+            })
+            .collect();
+        entries.sort();
+        files.extend(entries);
+    }
+    // Resource files are loaded through their bootstrap, not on their own.
+    files.retain(|f| {
+        !f.ends_with("good/xds/lds.yaml")
+            && !f.ends_with("good/xds/rds.yaml")
+            && !f.ends_with("bad/xds/rds-unknown-policy.yaml")
+    });
+    assert!(files.len() >= 25, "{files:?}");
+    let validate = |file: &Path| -> (PathBuf, bool, String) {
+        let output = Command::new(envoy_bin())
+            .args(["--mode", "validate", "-c"])
+            .arg(file)
+            .current_dir(workspace_root())
+            .output()
+            .expect("cannot run envoy");
+        let log = String::from_utf8_lossy(&output.stderr).into_owned()
+            + &String::from_utf8_lossy(&output.stdout);
+        (file.to_path_buf(), output.status.success(), log)
+    };
+    let mut results = Vec::new();
+    for pair in files.chunks(2) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = pair.iter().map(|f| s.spawn(move || validate(f))).collect();
+            for h in handles {
+                results.push(h.join().unwrap());
+            }
+        });
+    }
+    for (file, accepted, log) in results {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let expect = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# envoy: "))
+            .unwrap_or("accepts");
+        if expect.starts_with("skip") {
+            continue;
+        }
+        let want = !expect.starts_with("rejects");
+        let tail: String = log.lines().rev().take(3).collect::<Vec<_>>().join("\n");
+        assert_eq!(
+            accepted,
+            want,
+            "{}: expected Envoy to {expect}:\n{tail}",
+            file.display()
+        );
+    }
+}
+
 #[test]
 fn docker_compose_compiles_nothing_at_start_up() {
     let compose = compose();

@@ -35,7 +35,7 @@ LAYERS = {
     "rejection": 0, "verdict": 0, "request": 0, "time": 0, "digest": 0, "cidr": 0,
     # checks and feature modules, and the compiled configuration they make up
     "checks": 1, "jwt": 1, "introspect": 1, "payload": 1, "screening": 1, "ratelimit": 1,
-    "route": 1, "policy": 1, "config": 1, "metrics": 1, "response": 1, "edits": 1, "abuse": 1,
+    "route": 1, "policy": 1, "config": 1, "metrics": 1, "response": 1, "edits": 1, "abuse": 1, "decision_record": 1,
     # runs a policy's checks; the request lifecycle around it (the lead's lifecycle.rs)
     "pipeline": 2, "lifecycle": 2,
     # the proxy-wasm adapter

@@ -27,7 +27,12 @@ impl MethodSet {
     }
 
     pub fn check<'g>(&'g self, request: &RequestView<'_>) -> Result<(), Rejection<'g>> {
-        if self.admits(request.method()) {
+        self.check_method(request.method())
+    }
+
+    /// Checks a method given by value (the method a CORS preflight asks for).
+    pub fn check_method<'g>(&'g self, method: &[u8]) -> Result<(), Rejection<'g>> {
+        if self.admits(method) {
             Ok(())
         } else {
             Err(Rejection::MethodNotAllowed {

@@ -6,4 +6,6 @@ pub mod introspection;
 pub mod ip;
 pub mod jwt;
 pub mod method;
+pub mod mtls;
+pub mod preflight;
 pub mod request_limits;

@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::checks::api_key::{ApiKey, ApiKeyRule, ApiKeys, Client, ClientIndex};
 use crate::checks::ip::IpRule;
 use crate::checks::method::MethodSet;
+use crate::checks::preflight::Preflight;
 use crate::checks::request_limits::RequestLimits;
 use crate::cidr::{Cidr, CidrSet};
 use crate::digest::KeyDigest;
@@ -483,11 +484,21 @@ fn compile_policy(
     let screening = fields
         .take("screening")
         .and_then(|(v, p)| external(compile_screening(v, &p), errors));
+    let mtls = fields
+        .take("mtls")
+        .and_then(|(v, p)| external(crate::checks::mtls::compile(v, &p), errors));
+    let preflight = choice(
+        fields.take("preflight"),
+        &[("check", Preflight::Check), ("pass", Preflight::Pass)],
+        Preflight::Check,
+        errors,
+    );
     let creds = ratelimits::Credentials {
         api_key: api_key.is_some(),
         jwt: jwt.is_some(),
         introspection: introspection.is_some(),
         auth,
+        mtls: mtls.is_some(),
         client_ids: ctx.client_ids,
     };
     let rate_limits = fields
@@ -519,6 +530,8 @@ fn compile_policy(
         introspection,
         screening,
         rate_limits,
+        mtls,
+        preflight,
     })
 }
 

@@ -33,6 +33,8 @@ pub struct Credentials<'a> {
     pub jwt: bool,
     pub introspection: bool,
     pub auth: AuthMode,
+    /// The policy requires a client certificate (`mtls`): every admitted request has a client.
+    pub mtls: bool,
     /// The configured client ids (an override naming another client is a typo).
     pub client_ids: &'a [String],
 }
@@ -41,12 +43,12 @@ impl Credentials<'_> {
     /// Every admitted request carries a verified identity (some credential is required).
     fn always_identified(&self) -> bool {
         let any = self.api_key || self.jwt || self.introspection;
-        any && self.auth != AuthMode::Optional
+        (any && self.auth != AuthMode::Optional) || self.mtls
     }
 
     /// Every admitted request carries an API-key client (the key is required).
     fn always_client(&self) -> bool {
-        self.api_key && self.auth == AuthMode::All
+        (self.api_key && self.auth == AuthMode::All) || self.mtls
     }
 }
 
@@ -397,7 +399,7 @@ fn key_source(
         } else {
             errors.add(
                 path,
-                "key \"client\" needs an identity: add an \"api_key\" check to this policy",
+                "key \"client\" needs an identity: add an \"api_key\" or \"mtls\" check to this policy",
             );
             None
         }

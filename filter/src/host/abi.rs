@@ -76,6 +76,12 @@ extern "C" {
         data: *mut *mut u8,
         size: *mut usize,
     ) -> Status;
+    fn proxy_set_property(
+        path: *const u8,
+        path_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> Status;
     fn proxy_send_local_response(
         status_code: u32,
         details: *const u8,
@@ -229,6 +235,43 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
             Status::NotFound => Ok(None),
             other => Err(other.into()),
         }
+    }
+}
+
+/// The verified client certificate of the request's connection, from Envoy's `connection.*`
+/// attributes; `None` when the connection has none (`connection.mtls` not true) or it cannot
+/// be read (which the `mtls` check refuses: fail closed).
+pub fn peer_certificate() -> Option<crate::checks::mtls::PeerCertificate> {
+    let text = |name: &str| {
+        property(&["connection", name])
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|s| !s.is_empty())
+    };
+    // A bool attribute is one byte.
+    let presented = property(&["connection", "mtls"]).ok().flatten();
+    if presented.as_deref() != Some(&[1]) {
+        return None;
+    }
+    Some(crate::checks::mtls::PeerCertificate {
+        uri_san: text("uri_san_peer_certificate"),
+        dns_san: text("dns_san_peer_certificate"),
+        sha256: text("sha256_peer_certificate_digest"),
+    })
+}
+
+/// Sets a property of the request (`proxy_set_property`): Envoy keeps it in the stream's filter
+/// state as `wasm.<name>`, a string object access-log formats can print.
+pub fn set_property(name: &str, value: &[u8]) -> Result<(), HostError> {
+    // SAFETY: valid name and value buffers for the duration of the call.
+    unsafe {
+        check(proxy_set_property(
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        ))
     }
 }
 

@@ -15,6 +15,7 @@ use super::fetch::{self, FetchTarget};
 use super::root::Shared;
 use crate::checks::introspection;
 use crate::cidr::parse_socket_ip;
+use crate::decision_record::DecisionRecord;
 use crate::edits::{header_edits, HeaderEdit};
 use crate::introspect::TokenDigest;
 use crate::jwt::provider::ProviderId;
@@ -278,8 +279,15 @@ impl<'r> Gate for HostGate<'r> {
                 return (None, Ruling::Refuse(Rejection::HostFailure));
             }
         };
+        // Only policies with an `mtls` rule read the connection's certificate.
+        let peer = shared
+            .guard
+            .needs_peer_certificate(&view)
+            .then(abi::peer_certificate)
+            .flatten();
         let mut env = Env::first(&abi::HostStore, now_ns, self.headers_ended);
         env.attempt = attempt;
+        env.peer = peer.as_ref();
         let mut events = Events::default();
         let mut runtime = shared.runtime.borrow_mut();
         if runtime.lacks_first_documents(&shared.guard) {
@@ -380,6 +388,7 @@ impl<'r> Gate for HostGate<'r> {
         for d in &admission.detections {
             shared.screening_finding(d, false);
         }
+        record_decision(&DecisionRecord::allowed(policy_name(shared, policy), &admission).line());
         log::debug!(
             "admit policy={} client_id={} key_id={} subject_present={}",
             policy_name(shared, policy),
@@ -426,6 +435,9 @@ impl<'r> Gate for HostGate<'r> {
             if let Rejection::Blocked(d) = &rejection {
                 shared.screening_finding(d, true);
             }
+            record_decision(
+                &DecisionRecord::denied(policy_name(shared, policy), &rejection).line(),
+            );
             log::info!(
                 "deny policy={} reason={} provider={} client_id={} key_id={} request_id={}",
                 policy_name(shared, policy),
@@ -502,6 +514,17 @@ fn rate_limit_events(
             ),
             _ => {}
         }
+    }
+}
+
+/// Stores the decision in the request's filter state for the access log (`decision_record`).
+/// Losing it must not change the decision: a failure is only logged.
+fn record_decision(line: &str) {
+    if let Err(e) = abi::set_property(crate::decision_record::FILTER_STATE_KEY, line.as_bytes()) {
+        log::debug!(
+            "cannot record the decision in the filter state (host status {})",
+            e.0
+        );
     }
 }
 

@@ -123,7 +123,12 @@ impl Shared {
 
     /// Records every rate-limit table's occupancy, if this VM holds the census lease now.
     fn census(&self, now_ms: u64) {
-        if !self.guard.policies.iter().any(|p| !p.rate_limits.is_empty()) {
+        if !self
+            .guard
+            .policies
+            .iter()
+            .any(|p| !p.rate_limits.is_empty())
+        {
             return;
         }
         match crate::metrics::try_census_lease(&HostStore, now_ms) {

@@ -414,8 +414,15 @@ fn enforce_stage<'g>(
             Some(hash) => limit
                 .table
                 .consume_counting_retries(store, gcra, hash, now_ns),
-            // An identity-keyed limit without an identity cannot happen (the compiler requires
-            // a credential the policy always has); if it did, fail per on_store_error.
+            // A CORS preflight a policy lets pass carries no credential: limits by client or
+            // identity do not count it (limits by address or policy do).
+            None if crate::checks::preflight::is_preflight(request)
+                && admission.identity.is_none() =>
+            {
+                continue
+            }
+            // An identity-keyed limit without an identity cannot happen otherwise (the compiler
+            // requires a credential the policy always has); if it did, fail per on_store_error.
             None => (Consumed::StoreFailed(0), 0),
         };
         for _ in 0..retries {

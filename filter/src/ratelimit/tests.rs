@@ -77,6 +77,7 @@ fn run<'g>(
             may_wait: true,
             may_refetch: true,
         },
+        peer: None,
     };
     let mut all = crate::pipeline::Events::default();
     let decision = decide(
@@ -323,7 +324,7 @@ fn config_errors_have_paths() {
         (serde_json::json!([{"name": "a", "rate": 0, "per": "second", "key": "ip"}]),
          "policies.p.rate_limits[0].rate: must be between 1 and 1000000000"),
         (serde_json::json!([{"name": "a", "rate": 1, "per": "second", "key": "client"}]),
-         r#"policies.p.rate_limits[0].key: key "client" needs an identity: add an "api_key" check to this policy"#),
+         r#"policies.p.rate_limits[0].key: key "client" needs an identity: add an "api_key" or "mtls" check to this policy"#),
         (serde_json::json!([{"name": "a", "rate": 1, "per": "second", "key": "ip"}, {"name": "a", "rate": 1, "per": "second", "key": "ip"}]),
          r#"policies.p.rate_limits[1].name: duplicate rate limit name "a""#),
         (serde_json::json!([{"name": "a", "rate": 1, "per": "second", "key": "ip", "burts": 3}]),

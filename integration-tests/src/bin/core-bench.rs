@@ -659,6 +659,7 @@ fn stage_table(full: &Guard) {
                 may_wait: true,
                 may_refetch: true,
             },
+            peer: None,
         };
         expect_allow(
             &decide(full, &view, &env, &mut runtime, &mut events),
