@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 const RATELIMIT_FILTER: &str = "envoy.filters.http.ratelimit";
 
 /// api-guard's configuration: two API-key clients and a JWT provider, either credential admits
-/// (`auth: any`); `node_limit` is the per-Envoy tier, keyed by `node_key` ("client": per client
-/// and Envoy; only for API-key traffic, see below).
+/// (`auth: any`); `node_limit` is the per-Envoy tier, keyed by `node_key` ("identity": per
+/// verified client and Envoy; `key: "client"` is a configuration error under `auth: any`).
 fn plugin_config(node_rate: u64, node_per: &str, node_burst: u64, node_key: &str) -> Value {
     json!({
         "clients": {
@@ -348,7 +348,7 @@ fn the_per_envoy_tier_sheds_a_flood_before_the_fleet_tier_and_two_clients_stay_a
     let fleet = start(
         3,
         &limits(20, 20),
-        &plugin_config(1, "hour", 10, "client"),
+        &plugin_config(1, "hour", 10, "identity"),
         &patient(),
     );
     let tally = burst(&fleet, &[Cred::Acme, Cred::Bravo], 300, 12);
@@ -455,7 +455,7 @@ fn failing_open_leaves_the_per_envoy_tier_in_force() {
     let mut fleet = start(
         1,
         &limits(10_000, 10_000),
-        &plugin_config(1, "hour", 5, "client"),
+        &plugin_config(1, "hour", 5, "identity"),
         &[("failure_mode_deny", Value::Bool(false))],
     );
     fleet.service.kill();
