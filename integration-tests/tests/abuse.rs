@@ -330,3 +330,62 @@ fn a_refused_token_is_not_verified_again_while_remembered() {
     );
     assert!(s.up.requests().len() == 1);
 }
+
+#[test]
+fn an_unknown_kid_is_refused_from_the_negative_cache_without_spending_the_budget() {
+    let claims = json!({"iss": "https://issuer.test", "aud": "api", "exp": "$now+600", "sub": "u"});
+    // Signed by a key the provider does not have (kid ed-1; the set holds ec-256 only).
+    let stranger = mint("ed-1", &claims);
+    let good = mint("ec-256", &claims);
+    let s = start(
+        json!({
+            "jwt_providers": {"corp": {"issuer": "https://issuer.test", "audiences": ["api"],
+                                       "jwks": jwks(&["ec-256"])}},
+            "abuse": {"negative_cache": {"ttl_seconds": 60},
+                      "expensive_per_address": {"rate": 1, "per": "minute", "burst": 2}},
+            "policies": {"api": {"jwt": {"providers": ["corp"]}}}
+        }),
+        None,
+    );
+    // With a budget of 2, 20 replays are all 401 (not 429 from the 3rd on): after the first,
+    // each is answered from the negative cache.
+    let auth = format!("Bearer {stranger}");
+    for i in 0..20 {
+        assert_eq!(
+            get(&s, "/api/x", "127.0.0.61", &[("authorization", &auth)]).0,
+            401,
+            "replay {i}"
+        );
+    }
+    let ok = format!("Bearer {good}");
+    assert_eq!(
+        get(&s, "/api/x", "127.0.0.61", &[("authorization", &ok)]).0,
+        200
+    );
+    assert_eq!(s.up.requests().len(), 1);
+}
+
+#[test]
+fn an_inactive_token_costs_one_callout_however_often_it_is_replayed() {
+    let (auth, calls) = counting_auth();
+    let s = start(
+        json!({
+            "introspection": {"cluster": "auth", "authority": "auth.test", "path": "/introspect",
+                              "timeout_ms": 1000},
+            "abuse": {"expensive_per_address": {"rate": 1, "per": "minute", "burst": 2}},
+            "policies": {"api": {"introspection": {}}}
+        }),
+        Some(auth),
+    );
+    for i in 0..20 {
+        let (status, _) = get(
+            &s,
+            "/api/x",
+            "127.0.0.62",
+            &[("authorization", "Bearer revoked0opaque0token0000001")],
+        );
+        assert_eq!(status, 401, "replay {i}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(s.up.requests().is_empty());
+}
