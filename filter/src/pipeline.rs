@@ -77,9 +77,23 @@ impl<'g> From<Rejection<'g>> for Halt<'g> {
 }
 
 /// Decides a request: the route's policy, its checks in order, then its rate limits (which
-/// count only requests every other check admitted). The one entry point for every caller.
+/// count only requests every other check admitted).
 pub fn decide<'g>(
     guard: &'g Guard,
+    request: &RequestView<'_>,
+    env: &Env<'_>,
+    runtime: &mut TokenRuntime,
+    events: &mut Events,
+) -> Decision<'g> {
+    decide_selected(guard, select(guard, request), request, env, runtime, events)
+}
+
+/// [`decide`] under a policy already selected for `request` (`route::select` of the same guard
+/// and request): the host adapter selects once, to know which facts the policy needs (client
+/// address, certificate) before it reads them, and hands the selection on.
+pub fn decide_selected<'g>(
+    guard: &'g Guard,
+    selection: Selection,
     request: &RequestView<'_>,
     env: &Env<'_>,
     runtime: &mut TokenRuntime,
@@ -89,7 +103,7 @@ pub fn decide<'g>(
         policy,
         verdict: Verdict::Deny(rejection),
     };
-    let id = match select(guard, request) {
+    let id = match selection {
         Selection::Policy(id) => id,
         Selection::PassThrough => {
             return Decision {
@@ -1019,6 +1033,10 @@ mod tests {
                 route_name: None,
                 virtual_host: None,
             };
+            // The host selects before it reads the client address (to know whether the policy
+            // needs it): the selection must not depend on the address.
+            let without_ip = RequestView { client_ip: None, ..view };
+            proptest::prop_assert_eq!(select(&guard, &without_ip), select(&guard, &view));
             let d = decide_at(&guard, &view, UnixTime(now), &mut TokenRuntime::new(&guard), true);
             if policy == Some("api") {
                 if let Verdict::Allow(_) = d.verdict {

@@ -22,12 +22,13 @@ use crate::jwt::provider::ProviderId;
 use crate::lifecycle::{Attempt, Decided, Flow, Gate, Lifecycle, Ruling, Wait};
 use crate::metrics::Outcome;
 use crate::payload::PayloadProblem;
-use crate::pipeline::{check_body, decide, Env, Events};
+use crate::pipeline::{check_body, decide_selected, Env, Events};
 use crate::policy::PolicyId;
 use crate::ratelimit::Event;
 use crate::rejection::Rejection;
 use crate::request::RequestView;
 use crate::response::{render, sanitize_request_id};
+use crate::route::select;
 use crate::verdict::{Admission, BodyCheck, Decision, Pending, Verdict};
 
 const ROUTE_POLICY_PATH: [&str; 5] = [
@@ -263,9 +264,11 @@ impl<'r> Gate for HostGate<'r> {
             route_name: route_name.as_deref(),
             virtual_host: virtual_host.as_deref(),
         };
-        // Only policies with IP rules or IP-keyed limits read the address (one host call less
-        // for the others). An unreadable address is `None`, which IP rules treat as not allowed.
-        if shared.guard.needs_client_ip(&view) {
+        // Selected once: which facts the policy needs, and then its decision. Only policies
+        // with IP rules or IP-keyed limits read the address (one host call less for the
+        // others). An unreadable address is `None`, which IP rules treat as not allowed.
+        let selection = select(&shared.guard, &view);
+        if shared.guard.needs_client_ip(selection) {
             view.client_ip = abi::property(&SOURCE_ADDRESS_PATH)
                 .ok()
                 .flatten()
@@ -282,7 +285,7 @@ impl<'r> Gate for HostGate<'r> {
         // Only policies with an `mtls` rule read the connection's certificate.
         let peer = shared
             .guard
-            .needs_peer_certificate(&view)
+            .needs_peer_certificate(selection)
             .then(abi::peer_certificate)
             .flatten();
         let mut env = Env::first(&abi::HostStore, now_ns, self.headers_ended);
@@ -297,7 +300,14 @@ impl<'r> Gate for HostGate<'r> {
                 log::warn!("cannot read shared remote documents ({e:?})");
             }
         }
-        let decision = decide(&shared.guard, &view, &env, &mut runtime, &mut events);
+        let decision = decide_selected(
+            &shared.guard,
+            selection,
+            &view,
+            &env,
+            &mut runtime,
+            &mut events,
+        );
         drop(runtime);
         if !events.rate_limits.is_empty() {
             rate_limit_events(
