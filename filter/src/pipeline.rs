@@ -14,12 +14,12 @@ use crate::jwt::TokenProblem;
 use crate::lifecycle::Attempt;
 use crate::payload::{check_json_keeping, BodyPlan, PayloadProblem};
 use crate::policy::{Guard, RoutePolicy};
-use crate::ratelimit::store::SharedStore;
 use crate::ratelimit::{check_lockouts, enforce, enforce_before_checks, record_failed_auth, Event};
 use crate::rejection::{KeyProblem, Rejection};
 use crate::request::RequestView;
 use crate::route::{select, Selection};
 use crate::screening::BodyScreening;
+use crate::store::SharedStore;
 use crate::time::UnixTime;
 use crate::verdict::{Admission, BodyCheck, Decision, Pending, Verdict};
 
@@ -598,7 +598,7 @@ pub(crate) fn decide_at<'g>(
     runtime: &mut TokenRuntime,
     end_of_stream: bool,
 ) -> Decision<'g> {
-    let store = crate::ratelimit::store::MemoryStore::default();
+    let store = crate::store::MemoryStore::default();
     let ns = u64::try_from(now.0)
         .unwrap_or(0)
         .saturating_mul(1_000_000_000);
