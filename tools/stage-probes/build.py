@@ -18,6 +18,7 @@ Stages, in request order (each probe does everything of the previous ones):
   bodywait   everything up to the body: headers applied, body held and buffered, not read
   bodyread   + reads the buffered body, does not check it
 The full module adds the body checks (schema, screening).
+  bodytwice  the full module checking every body twice (the second check runs warm)
 
 Usage: tools/stage-probes/build.py <output dir>   (writes <output dir>/probe-<stage>.wasm and
 prints their paths, comma-separated, on the last line)
@@ -32,7 +33,7 @@ import sys
 # the callbacks api_guard.wasm does.
 UNUSED = os.environ.get("UNUSED_CALLBACKS", "")
 REQUIRED = os.environ.get("REQUIRED_CALLBACKS", "")
-STAGES = ["noop", "headers", "meta", "facts", "decide", "bodywait", "bodyread"]
+STAGES = ["noop", "headers", "meta", "facts", "decide", "bodywait", "bodyread", "bodytwice"]
 
 
 def run(cmd, cwd, env=None):

@@ -450,6 +450,9 @@ impl<'r> Gate for HostGate<'r> {
         if stops_after(Stage::BodyRead) {
             return Ok(());
         }
+        if stops_after(Stage::BodyTwice) {
+            check_body(&shared.guard, policy, check, &body)?;
+        }
         if let Some(detection) = check_body(&shared.guard, policy, check, &body)? {
             shared.screening_finding(&detection, false);
         }

@@ -22,6 +22,10 @@ pub enum Stage {
     BodyWait,
     /// + reads the buffered body into the VM, does not check it.
     BodyRead,
+    /// Not a stop: the whole module, with the body checked twice. The second check finds the
+    /// check's code and tables in the CPU caches the first one warmed, so (twice - module) is
+    /// the check's warm cost and (module - bodyread) its cost as a request meets it.
+    BodyTwice,
 }
 
 impl Stage {
@@ -35,6 +39,7 @@ impl Stage {
             Stage::Decide => "decide",
             Stage::BodyWait => "bodywait",
             Stage::BodyRead => "bodyread",
+            Stage::BodyTwice => "bodytwice",
         }
     }
 }
