@@ -97,6 +97,9 @@ impl HttpContext for GuardRequest {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if stops_after(Stage::Noop) {
+            return Action::Continue;
+        }
         let core = &mut *self.core.borrow_mut();
         let (life, mut gate) = core.split();
         action(life.on_body(body_size, end_of_stream, &mut gate))
@@ -105,6 +108,9 @@ impl HttpContext for GuardRequest {
     /// Trailers end the request: without this callback (or with `Continue`) Envoy would resume
     /// a request the filter holds, undecided.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if stops_after(Stage::Noop) {
+            return Action::Continue;
+        }
         let core = &mut *self.core.borrow_mut();
         let (life, mut gate) = core.split();
         action(life.on_trailers(&mut gate))
