@@ -457,13 +457,13 @@ fn compile_policy(
     }
     let query = fields
         .take("query")
-        .and_then(|(v, p)| external(compile_params(v, &p, ParamKind::Query), errors));
+        .and_then(|(v, p)| reader::collect(compile_params(v, &p, ParamKind::Query), errors));
     let headers = fields
         .take("headers")
-        .and_then(|(v, p)| external(compile_params(v, &p, ParamKind::Header), errors));
+        .and_then(|(v, p)| reader::collect(compile_params(v, &p, ParamKind::Header), errors));
     let payload = fields
         .take("payload")
-        .and_then(|(v, p)| external(compile_payload(v, &p), errors));
+        .and_then(|(v, p)| reader::collect(compile_payload(v, &p), errors));
     let screening = fields
         .take("screening")
         .and_then(|(v, p)| external(compile_screening(v, &p), errors));

@@ -50,6 +50,10 @@ impl ConfigErrors {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 pub fn child(path: &str, name: &str) -> String {
@@ -144,6 +148,40 @@ impl<'a> Fields<'a> {
             if !self.taken.contains(&name.as_str()) {
                 errors.add(&child(&self.path, name), "unknown field");
             }
+        }
+    }
+}
+
+/// An object read by a list of known field names (the style of compilers that read one object
+/// at several levels, e.g. `payload` and its per-method overrides): every other key is an
+/// unknown field. `null` members count as absent ([`field`]).
+pub fn object<'a>(
+    v: &'a Value,
+    path: &str,
+    known: &[&str],
+    errors: &mut ConfigErrors,
+) -> Option<&'a Map<String, Value>> {
+    let map = named(v, path, errors)?;
+    for key in map.keys() {
+        if !known.contains(&key.as_str()) {
+            errors.add(&child(path, key), "unknown field");
+        }
+    }
+    Some(map)
+}
+
+/// A member of an [`object`]; `null` counts as absent.
+pub fn field<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    map.get(name).filter(|v| !v.is_null())
+}
+
+/// The value of a sub-compiler that collected its own errors, its errors added to `errors`.
+pub fn collect<T>(result: Result<T, ConfigErrors>, errors: &mut ConfigErrors) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(found) => {
+            errors.0.extend(found.0);
+            None
         }
     }
 }

@@ -13,7 +13,8 @@
 //!   see [`Pattern`]), `one_of` is an exact, case-sensitive match.
 
 use super::pattern::Pattern;
-use super::{child, field, object, Errs, PayloadProblem};
+use super::PayloadProblem;
+use crate::config::reader::{child, field, object, ConfigErrors};
 use crate::request::RequestView;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -195,7 +196,7 @@ impl ParamRule {
     }
 }
 
-fn name(v: &Value, path: &str, kind: ParamKind, errs: &mut Errs) -> Option<String> {
+fn name(v: &Value, path: &str, kind: ParamKind, errs: &mut ConfigErrors) -> Option<String> {
     let Some(s) = v.as_str() else {
         errs.add(path, "expected a string");
         return None;
@@ -224,7 +225,7 @@ fn name(v: &Value, path: &str, kind: ParamKind, errs: &mut Errs) -> Option<Strin
     }
 }
 
-fn names(v: &Value, path: &str, kind: ParamKind, errs: &mut Errs) -> Vec<String> {
+fn names(v: &Value, path: &str, kind: ParamKind, errs: &mut ConfigErrors) -> Vec<String> {
     let Value::Array(items) = v else {
         errs.add(path, "expected an array of names");
         return Vec::new();
@@ -243,7 +244,7 @@ fn names(v: &Value, path: &str, kind: ParamKind, errs: &mut Errs) -> Vec<String>
     out
 }
 
-fn value_rule(v: &Value, path: &str, errs: &mut Errs) -> Option<ValueRule> {
+fn value_rule(v: &Value, path: &str, errs: &mut ConfigErrors) -> Option<ValueRule> {
     let map = object(v, path, &["pattern", "max_length", "one_of"], errs)?;
     let mut rule = ValueRule {
         pattern: None,
@@ -290,14 +291,10 @@ fn value_rule(v: &Value, path: &str, errs: &mut Errs) -> Option<ValueRule> {
 }
 
 /// Compiles a policy's `query` or `headers` section; `path` is its config path.
-pub fn compile_params(
-    v: &Value,
-    path: &str,
-    kind: ParamKind,
-) -> Result<ParamRule, Vec<(String, String)>> {
-    let mut errs = Errs::default();
+pub fn compile_params(v: &Value, path: &str, kind: ParamKind) -> Result<ParamRule, ConfigErrors> {
+    let mut errs = ConfigErrors::default();
     let Some(map) = object(v, path, &["required", "forbidden", "rules"], &mut errs) else {
-        return Err(errs.0);
+        return Err(errs);
     };
     let required = field(map, "required")
         .map(|v| names(v, &child(path, "required"), kind, &mut errs))
@@ -334,8 +331,8 @@ pub fn compile_params(
             _ => errs.add(&rp, "expected an object keyed by name"),
         }
     }
-    if errs.len() > 0 {
-        return Err(errs.0);
+    if !errs.is_empty() {
+        return Err(errs);
     }
     Ok(ParamRule {
         kind,
@@ -519,7 +516,7 @@ mod tests {
         ];
         for (v, kind, path) in cases {
             let errs = compile_params(&v, "q", kind).unwrap_err();
-            assert!(errs.iter().any(|(p, _)| p == path), "{v}: {errs:?}");
+            assert!(errs.0.iter().any(|e| e.path == path), "{v}: {errs:?}");
         }
     }
 
