@@ -15,9 +15,9 @@
 use super::pattern::Pattern;
 use super::PayloadProblem;
 use crate::config::reader::{child, field, object, ConfigErrors};
-use crate::request::RequestView;
+pub use crate::request::percent_decode;
+use crate::request::{query_pairs, RequestView};
 use serde_json::Value;
-use std::borrow::Cow;
 
 /// Which part of the request the rule reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,68 +41,6 @@ pub struct ParamRule {
     pub required: Vec<String>,
     pub forbidden: Vec<String>,
     pub rules: Vec<(String, ValueRule)>,
-}
-
-/// Percent-decodes `raw` (and `+` as space when `plus` is set); borrows when nothing changes.
-pub fn percent_decode(raw: &[u8], plus: bool) -> Cow<'_, [u8]> {
-    if !raw.iter().any(|&c| c == b'%' || (plus && c == b'+')) {
-        return Cow::Borrowed(raw);
-    }
-    let hex = |c: u8| -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    };
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while let Some(&c) = raw.get(i) {
-        match c {
-            b'%' => {
-                let pair = raw
-                    .get(i + 1)
-                    .copied()
-                    .and_then(hex)
-                    .zip(raw.get(i + 2).copied().and_then(hex));
-                if let Some((h, l)) = pair {
-                    out.push((h << 4) | l);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'%');
-            }
-            b'+' if plus => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    Cow::Owned(out)
-}
-
-/// The `name=value` pairs of a request target's query, raw (not yet decoded).
-fn query_pairs(path: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    let query = path
-        .iter()
-        .position(|&c| c == b'?')
-        .and_then(|q| path.get(q + 1..))
-        .unwrap_or_default();
-    let query = query
-        .iter()
-        .position(|&c| c == b'#')
-        .and_then(|h| query.get(..h))
-        .unwrap_or(query);
-    query
-        .split(|&c| c == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.iter().position(|&c| c == b'=') {
-            Some(eq) => (
-                pair.get(..eq).unwrap_or_default(),
-                pair.get(eq + 1..).unwrap_or_default(),
-            ),
-            None => (pair, &[][..]),
-        })
 }
 
 impl ValueRule {
@@ -359,24 +297,6 @@ mod tests {
 
     fn with_path(path: &str) -> Vec<(String, Vec<u8>)> {
         vec![(":path".to_string(), path.as_bytes().to_vec())]
-    }
-
-    #[test]
-    fn decode_table() {
-        let cases: &[(&str, bool, &[u8])] = &[
-            ("abc", true, b"abc"),
-            ("a+b", true, b"a b"),
-            ("a+b", false, b"a+b"),
-            ("%41%62", true, b"Ab"),
-            ("%4", true, b"%4"),
-            ("%zz", true, b"%zz"),
-            ("%", true, b"%"),
-            ("%ff", true, b"\xff"),
-            ("%252e", true, b"%2e"),
-        ];
-        for (raw, plus, want) in cases {
-            assert_eq!(&*percent_decode(raw.as_bytes(), *plus), *want, "{raw}");
-        }
     }
 
     #[test]
