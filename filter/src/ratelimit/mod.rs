@@ -4,8 +4,7 @@
 //! its clock in nanoseconds.
 //!
 //! - [`gcra`]: the bucket math.
-//! - [`table`]: the bounded slot table in shared data, and the CAS retry loop.
-//! - [`store`]: the store contract (Envoy's shared data) and an in-memory implementation.
+//! - [`table`]: one limit's buckets in a bounded slot table in shared data (`crate::store`).
 
 pub mod gcra;
 pub mod store;
@@ -16,8 +15,8 @@ use std::net::IpAddr;
 
 // The lockout key of API-key id prefixes, named where `KeySource` carries it.
 pub use crate::abuse::lockout::{KeyIdPrefix, PrefixRule, MAX_KEY_ID_PREFIX_BYTES};
+use crate::store::SharedStore;
 use gcra::Gcra;
-use store::SharedStore;
 use table::{Consumed, Table};
 
 use crate::cidr::Cidr;
