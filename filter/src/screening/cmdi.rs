@@ -643,6 +643,17 @@ fn reverse_shell(s: &[u8]) -> bool {
     false
 }
 
+/// The words (first word of each entry, see `inert.rs`) without which no rule here reports at
+/// `medium` or below, beside the vocabularies: commands, PHP calls, reverse-shell devices.
+pub(super) fn trigger_words() -> [&'static [&'static [u8]]; 4] {
+    [
+        STRONG.list(),
+        WORDLIKE.list(),
+        PHP_CALLS.list(),
+        &[b"dev/", b"data:", b"ifs"],
+    ]
+}
+
 /// The rule id of the first command-injection pattern in `s` (already decoded), if any.
 pub fn detect(s: &[u8], mask: u32, sens: Sensitivity, v: Vocab<'_>) -> Option<&'static str> {
     use super::decode as d;

@@ -19,6 +19,7 @@
 pub mod bots;
 mod cmdi;
 pub mod decode;
+pub mod inert;
 pub mod multipart;
 mod sqli;
 mod text;
@@ -393,6 +394,28 @@ impl ScreeningRule {
         self.screen_value_except(raw, kind, [false; 4])
     }
 
+    /// [`ScreeningRule::screen_value`] without the inert fast path: every detector runs.
+    /// What the fast path's soundness is checked against (tests, `screening-eval`).
+    pub fn screen_value_by_detectors(
+        &self,
+        raw: &[u8],
+        kind: ValueKind,
+    ) -> Option<(Class, &'static str)> {
+        self.screen_value_with(raw, kind, [false; 4], false)
+    }
+
+    /// Whether the inert fast path would accept this value (decoded as its kind decodes it),
+    /// so that the detectors would not run on it.
+    pub fn inert_value(&self, raw: &[u8], kind: ValueKind) -> bool {
+        let plus = matches!(kind, ValueKind::Query | ValueKind::Form);
+        self.inert_applies() && inert::inert(&decode::decode(raw, plus), inert::triggers())
+    }
+
+    /// Whether the header fast path would accept this header value.
+    pub fn inert_header(&self, name: &str, value: &[u8]) -> bool {
+        self.inert_applies() && inert::header_inert(name, value, inert::triggers())
+    }
+
     /// [`ScreeningRule::screen_value`] with some classes (`sqli`, `xss`, `traversal`,
     /// `command_injection`, in that order) left out: what an exclusion leaves to find.
     fn screen_value_except(
@@ -400,6 +423,16 @@ impl ScreeningRule {
         raw: &[u8],
         kind: ValueKind,
         off: [bool; 4],
+    ) -> Option<(Class, &'static str)> {
+        self.screen_value_with(raw, kind, off, true)
+    }
+
+    fn screen_value_with(
+        &self,
+        raw: &[u8],
+        kind: ValueKind,
+        off: [bool; 4],
+        fast: bool,
     ) -> Option<(Class, &'static str)> {
         let mask = decode::scan(raw);
         if mask == 0 {
@@ -413,6 +446,11 @@ impl ScreeningRule {
         } else {
             (raw, mask)
         };
+        // Most values of ordinary traffic (user agents, URLs, accept lists, names, prose
+        // without quotes) end here, in one pass: nothing in them is what a detector needs.
+        if fast && self.inert_applies() && inert::inert(s, inert::triggers()) {
+            return None;
+        }
         let sens = self.sensitivity;
         let v = vocab::Vocab {
             base: vocab::builtin(),
@@ -439,6 +477,17 @@ impl ScreeningRule {
             }
         }
         None
+    }
+
+    /// Whether values go through the inert fast path ([`inert`]): at `low` and `medium`, and
+    /// without `extra` vocabularies the trigger index does not hold (scanners aside).
+    fn inert_applies(&self) -> bool {
+        let e = &self.extra;
+        self.sensitivity <= Sensitivity::Medium
+            && e.files.is_empty()
+            && e.commands.is_empty()
+            && e.cmdlets.is_empty()
+            && e.sql_functions.is_empty()
     }
 
     /// Whether bodies are screened at all: some injection class is on and `bodies` names some
@@ -778,6 +827,10 @@ impl ScreeningRule {
     }
 
     fn screen_header(&self, name: &str, value: &[u8]) -> Option<Detection> {
+        // Headers whose syntax the fast path reads (accept lists, client hints, entity tags).
+        if self.inert_applies() && inert::header_inert(name, value, inert::triggers()) {
+            return None;
+        }
         self.found(value, ValueKind::Header, || {
             if name == "user-agent" {
                 Location::UserAgent
@@ -1128,6 +1181,7 @@ fn compile_exclusion(v: &Value, path: &str, errors: &mut Errors) -> Option<Exclu
 pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(String, String)>> {
     // The built-in vocabularies are indexed here, at configure time, not by the first request.
     let _ = vocab::builtin();
+    let _ = inert::triggers();
     let mut errors = Errors(Vec::new());
     let mut rule = ScreeningRule::default();
     let Some(map) = errors.object(v, path) else {
@@ -1261,6 +1315,8 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
     }
 }
 
+#[cfg(test)]
+mod inert_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
