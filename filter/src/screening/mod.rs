@@ -1098,6 +1098,8 @@ pub const RULE_IDS: &[&str] = &[
     "cmdi.shellshock",
     "cmdi.glob_path",
     "cmdi.windows_variable",
+    "cmdi.php_code",
+    "cmdi.ssi",
     "bot.scanner",
     "bot.missing_user_agent",
 ];
