@@ -15,10 +15,7 @@ use crate::jwt::provider::{AuthMode, JwtProvider, JwtRule, ProviderId};
 use crate::payload::{ParamRule, PayloadRule};
 use crate::request::RequestView;
 use crate::screening::ScreeningRule;
-
-/// Index of a policy in [`Guard::policies`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PolicyId(pub usize);
+pub use crate::verdict::PolicyId;
 
 /// What happens on a route that names no policy when there is no `default` policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

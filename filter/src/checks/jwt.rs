@@ -11,27 +11,14 @@ use crate::jwt::keysource::Availability;
 use crate::jwt::provider::{JwtProvider, JwtRule, ProviderId, ProviderKeys};
 use crate::jwt::revocation::RevocationList;
 use crate::jwt::runtime::TokenRuntime;
-use crate::jwt::source::{find_token, location, TokenLocation};
+use crate::jwt::source::{find_token, location};
 use crate::jwt::verify::{verify_jws, VerifiedToken};
 use crate::jwt::TokenProblem;
 use crate::policy::Guard;
 use crate::rejection::Rejection;
 use crate::request::RequestView;
 use crate::time::UnixTime;
-
-/// An accepted token: who it names and what to do to the request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenAdmission<'g> {
-    pub provider: ProviderId,
-    pub subject: Option<String>,
-    /// (upstream header, value) for each forwarded claim the token has.
-    pub forward: Vec<(&'g str, String)>,
-    /// Where the token was, when the provider strips it.
-    pub strip: Option<TokenLocation<'g>>,
-    /// (claim, value) of the claims the policy's rate limits read (`JwtRule::limit_claims`)
-    /// that the token has, as header-safe text (arrays joined with `,`).
-    pub limit_claims: Vec<(&'g str, String)>,
-}
+pub use crate::verdict::TokenAdmission;
 
 /// Runs a policy's JWT rule. Providers are tried in order; the first that accepts the token
 /// wins. If none does, the first real problem is reported (a provider that found no token at
@@ -273,6 +260,7 @@ mod tests {
     use crate::config::compile;
     use crate::jwt::keys::KeySet;
     use crate::jwt::verify::tests::{fixture, keys, token, NOW};
+    use crate::verdict::TokenLocation;
     use serde_json::{json, Value};
 
     const JWE: &str = include_str!("../jwt/testdata/jwe.json");
