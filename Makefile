@@ -284,7 +284,7 @@ bench-verify: wasm-target
 		target/$(WASM_TARGET)/release/examples/verify_bench.wasm 300
 
 # What each stage of the request path costs inside Envoy: builds that stop after one stage
-# (tools/stage-probes/build.py, from a scratch copy of HEAD) run side by side with the module.
+# (tools/stage-probes/build.py: the cargo feature `stage-probes`) run side by side with the module.
 STAGE_ROWS := =none,=floor,=api-guard,=post-none,=post-floor-body,=full-api-guard-key
 bench-stages: envoy wasm floor-wasm
 	$(call BENCH_TOOLS_CHECK,wrk)

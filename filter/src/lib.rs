@@ -40,6 +40,7 @@ pub mod request;
 pub mod response;
 pub mod route;
 pub mod screening;
+pub mod store;
 pub mod time;
 pub mod verdict;
 

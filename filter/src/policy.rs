@@ -156,10 +156,10 @@ impl Guard {
         self.policies.get(id.0)
     }
 
-    /// Whether the policy `request` selects needs the client address (IP rules, IP-keyed rate
-    /// limits, the per-address budget of expensive operations).
-    pub fn needs_client_ip(&self, request: &crate::request::RequestView<'_>) -> bool {
-        match crate::route::select(self, request) {
+    /// Whether the selected policy needs the client address (IP rules, IP-keyed rate limits,
+    /// the per-address budget of expensive operations).
+    pub fn needs_client_ip(&self, selection: crate::route::Selection) -> bool {
+        match selection {
             crate::route::Selection::Policy(id) => self.policy(id).is_some_and(|p| {
                 p.needs_client_ip()
                     || (self.abuse.expensive_per_address.is_some()
@@ -169,9 +169,9 @@ impl Guard {
         }
     }
 
-    /// Whether the policy `request` selects needs the client certificate facts.
-    pub fn needs_peer_certificate(&self, request: &crate::request::RequestView<'_>) -> bool {
-        match crate::route::select(self, request) {
+    /// Whether the selected policy needs the client certificate facts.
+    pub fn needs_peer_certificate(&self, selection: crate::route::Selection) -> bool {
+        match selection {
             crate::route::Selection::Policy(id) => self
                 .policy(id)
                 .is_some_and(RoutePolicy::needs_peer_certificate),

@@ -33,6 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LAYERS = {
     # core types: what a request is, why it was refused, what was decided, clock, digests
     "rejection": 0, "verdict": 0, "request": 0, "time": 0, "digest": 0, "cidr": 0,
+    # the shared-data port, its in-memory store and the probed slot table (store/)
+    "store": 0,
     # checks and feature modules, and the compiled configuration they make up
     "checks": 1, "jwt": 1, "introspect": 1, "payload": 1, "screening": 1, "ratelimit": 1,
     "route": 1, "policy": 1, "config": 1, "metrics": 1, "response": 1, "edits": 1, "abuse": 1, "decision_record": 1,

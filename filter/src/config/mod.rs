@@ -5,6 +5,8 @@
 //! The full reference of fields and defaults is `docs/configuration.md`.
 
 mod abuse;
+// For `rate_limits` keys (`key_prefix` lockouts).
+pub(crate) use abuse::key_id_prefix;
 mod jwt;
 mod ratelimits;
 pub(crate) mod reader;
@@ -478,6 +480,9 @@ fn compile_policy(
     );
     let creds = ratelimits::Credentials {
         api_key: api_key.is_some(),
+        api_key_sources: api_key
+            .as_ref()
+            .map(|r| (r.header.as_deref(), r.query.as_deref())),
         jwt: jwt.is_some(),
         introspection: introspection.is_some(),
         auth,
