@@ -144,7 +144,7 @@ pub struct Guard {
     pub jwt_cache: CacheSettings,
     pub introspection: Option<IntrospectionService>,
     /// A key list pulled from the central service (`remote_clients`), merged with `clients`.
-    pub remote_clients: Option<crate::jwt::keysource::RemoteSource>,
+    pub remote_clients: Option<crate::remote::RemoteSource>,
     /// The gate's own defences: negative cache, budget of expensive operations.
     pub abuse: crate::abuse::AbuseSettings,
     /// `routes`: the policy of a route without `api_guard` metadata, by name, host or path.

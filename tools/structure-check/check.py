@@ -36,7 +36,7 @@ LAYERS = {
     # the shared-data port, its in-memory store and the probed slot table (store/)
     "store": 0,
     # checks and feature modules, and the compiled configuration they make up
-    "checks": 1, "jwt": 1, "introspect": 1, "payload": 1, "screening": 1, "ratelimit": 1,
+    "checks": 1, "jwt": 1, "introspect": 1, "remote": 1, "payload": 1, "screening": 1, "ratelimit": 1,
     "route": 1, "policy": 1, "config": 1, "metrics": 1, "response": 1, "edits": 1, "abuse": 1, "decision_record": 1,
     # runs a policy's checks; the request lifecycle around it (the lead's lifecycle.rs)
     "pipeline": 2, "lifecycle": 2,

@@ -7,7 +7,6 @@ use crate::abuse::{Guardrails, Stop, KIND_JWT};
 use crate::jwt::cache::TokenCache;
 use crate::jwt::claims::{claim_header_value, has_scopes};
 use crate::jwt::jwe::{decrypt_nested, is_jwe};
-use crate::jwt::keysource::Availability;
 use crate::jwt::provider::{JwtProvider, JwtRule, ProviderId, ProviderKeys};
 use crate::jwt::revocation::RevocationList;
 use crate::jwt::runtime::TokenRuntime;
@@ -16,6 +15,7 @@ use crate::jwt::verify::{verify_jws, VerifiedToken};
 use crate::jwt::TokenProblem;
 use crate::policy::Guard;
 use crate::rejection::Rejection;
+use crate::remote::Availability;
 use crate::request::RequestView;
 use crate::time::UnixTime;
 pub use crate::verdict::TokenAdmission;
@@ -759,8 +759,8 @@ mod tests {
     /// document with nothing else usable is not installed (503 until a good one arrives).
     #[test]
     fn remote_symmetric_keys_are_refused_unless_the_provider_allows_them() {
-        use crate::jwt::keysource::publish;
         use crate::ratelimit::store::MemoryStore;
+        use crate::remote::publish;
         let published = |kids: &[&str]| serde_json::to_vec(&jwks_json(kids)).unwrap();
         // (provider extra fields, published kids) -> (HS256 outcome, ES256 outcome)
         type Case = (Value, &'static [&'static str], &'static str, &'static str);
@@ -859,8 +859,8 @@ mod tests {
 
     #[test]
     fn a_vm_that_never_had_the_keys_syncs_them_on_the_request_path() {
-        use crate::jwt::keysource::publish;
         use crate::ratelimit::store::MemoryStore;
+        use crate::remote::publish;
         let g = guard(json!({
             "jwt_providers": {
                 "corp": provider(json!({"jwks": null, "remote_jwks": remote()})),

@@ -11,12 +11,12 @@ use crate::jwt::cache::CacheSettings;
 use crate::jwt::claims::ClaimRule;
 use crate::jwt::jwe::parse_decryption_keys;
 use crate::jwt::keys::{parse_jwks, JwksMode};
-use crate::jwt::keysource::RemoteSource;
 use crate::jwt::provider::{JwtProvider, JwtRule, ProviderId, ProviderKeys};
 use crate::jwt::revocation::RevocationList;
 use crate::jwt::source::TokenSource;
 use crate::jwt::verify::TokenRules;
 use crate::jwt::JwksError;
+use crate::remote::RemoteSource;
 
 pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
 pub const DEFAULT_MAX_TOKEN_BYTES: u64 = 8 * 1024;

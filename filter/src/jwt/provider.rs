@@ -4,9 +4,9 @@
 use super::claims::ClaimRule;
 use super::jwe::DecryptionKeys;
 use super::keys::KeySet;
-use super::keysource::RemoteSource;
 use super::source::TokenSource;
 use super::verify::TokenRules;
+use crate::remote::RemoteSource;
 pub use crate::verdict::ProviderId;
 
 #[derive(Debug)]

@@ -9,10 +9,10 @@ use crate::ratelimit::store::{SharedStore, StoreError};
 
 use super::cache::TokenCache;
 use super::keys::{parse_jwks_bytes, KeySet};
-use super::keysource::{SyncOutcome, Synced};
 use super::provider::{ProviderId, ProviderKeys};
 use super::revocation::RevocationList;
 use super::verify::VerifiedToken;
+use crate::remote::{SyncOutcome, Synced};
 
 #[derive(Debug)]
 pub struct TokenRuntime {
