@@ -6,8 +6,8 @@
 
 use serde_json::Value;
 
-use crate::config::reader::{array, child, is_plain_name, string, ConfigErrors, Fields};
-use crate::config::Env;
+use crate::config::reader::{array, child, is_plain_name, string, ConfigErrors, Env, Fields};
+use crate::config::sources::compile_token_sources;
 pub use crate::remote::{ClientAuth, ClientAuthMethod};
 
 use super::answer::{scope_token_ok, Answer, MAX_SCOPES};
@@ -287,7 +287,7 @@ pub(crate) fn compile_service_into(
     };
     let sources = match f.take("sources") {
         None => vec![TokenSource::bearer()],
-        Some((sv, sp)) => crate::config::compile_token_sources(sv, &sp, errors),
+        Some((sv, sp)) => compile_token_sources(sv, &sp, errors),
     };
     let client_auth = f
         .take("client_auth")

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use crate::remote::RemoteSource;
 use crate::time::{parse_rfc3339, UnixTime};
 
 use super::JwksError;
@@ -213,6 +214,13 @@ fn parse_entry(item: &Value, path: &str) -> Result<(String, Option<UnixTime>), J
             "an entry is a string or {\"value\": ..., \"expires\": ...}",
         )),
     }
+}
+
+/// The compiled revocation configuration: the inline list and an optional remote one.
+#[derive(Debug, Default)]
+pub struct RevocationConfig {
+    pub list: RevocationList,
+    pub remote: Option<RemoteSource>,
 }
 
 #[cfg(test)]
