@@ -535,3 +535,6 @@ fn compile_claim_rules(v: &Value, path: &str, errors: &mut ConfigErrors) -> Vec<
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

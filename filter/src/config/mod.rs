@@ -650,5 +650,3 @@ fn compile_api_key(
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_jwt;
