@@ -461,7 +461,7 @@ fn compile_policy(
         .and_then(|(v, p)| external(compile_screening(v, &p), errors));
     let mtls = fields
         .take("mtls")
-        .and_then(|(v, p)| external(crate::checks::mtls::compile(v, &p), errors));
+        .and_then(|(v, p)| reader::collect(crate::checks::mtls::compile(v, &p), errors));
     let preflight = choice(
         fields.take("preflight"),
         &[("check", Preflight::Check), ("pass", Preflight::Pass)],
