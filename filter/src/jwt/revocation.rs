@@ -3,7 +3,7 @@
 //!
 //! Two sources are merged: the list in the plugin configuration, and a list pulled from a URL on
 //! an interval (by one elected VM, published through shared data, picked up by every VM on its
-//! next tick: see `keysource` and `host/`). Both use the same document shape:
+//! next tick: see `remote::document` and `host/`). Both use the same document shape:
 //!
 //! ```json
 //! {"jtis": ["a1", {"value": "b2", "expires": "2030-01-01T00:00:00Z"}], "subjects": [], "key_ids": []}
