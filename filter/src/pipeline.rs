@@ -118,9 +118,10 @@ pub fn decide_selected<'g>(
     let Some(policy) = guard.policy(id) else {
         return deny(None, Rejection::UnknownPolicy);
     };
-    // Before any credential is looked at: limits on every request, then lockouts after
-    // repeated failed authentications (one shared-data read each, nothing verified).
-    let early = enforce_before_checks(
+    // Before any credential is looked at: lockouts after repeated failed authentications (a
+    // shared-data read, nothing written), then limits on every request (a write each). A
+    // locked-out flood is refused at the cost of the read alone.
+    let early = check_lockouts(
         &policy.rate_limits,
         request,
         env.store,
@@ -128,7 +129,7 @@ pub fn decide_selected<'g>(
         &mut events.rate_limits,
     )
     .and_then(|()| {
-        check_lockouts(
+        enforce_before_checks(
             &policy.rate_limits,
             request,
             env.store,

@@ -121,16 +121,18 @@ fn check_provider<'g>(
         cache,
         ..
     } = runtime;
-    let keys = match &provider.keys {
-        ProviderKeys::Inline(keys) => keys,
+    // The key set's generation: a remembered refusal holds for the key set that refused it.
+    let (keys, generation) = match &provider.keys {
+        ProviderKeys::Inline(keys) => (keys, 0),
         ProviderKeys::Remote(remote) => {
             let synced = remote_keys.get(id.0);
             let fetched_at = synced.and_then(|s| s.fetched_at);
+            let generation = fetched_at.map_or(0, |t| t.0.unsigned_abs());
             match (
                 remote.availability(fetched_at, now),
                 synced.and_then(|s| s.value.as_ref()),
             ) {
-                (Availability::Fresh, Some(keys)) => keys,
+                (Availability::Fresh, Some(keys)) => (keys, generation),
                 (Availability::Stale, _) => return Err(Rejection::KeysStale { provider: name }),
                 _ => return Err(Rejection::KeysUnavailable { provider: name }),
             }
@@ -155,8 +157,13 @@ fn check_provider<'g>(
     // of them (HMAC tokens cost microseconds and are not counted).
     let expensive = is_jwe(&token) || !is_hmac(&token, provider.rules.max_token_bytes);
     if expensive {
-        match guardrails.before_expensive(KIND_JWT, token.as_bytes()) {
+        match guardrails.before_expensive(KIND_JWT, generation, token.as_bytes()) {
             Ok(()) => {}
+            // Refused again as it was refused (an unknown kid may still make the pipeline
+            // refetch the key set, which ends this generation).
+            Err(Stop::Remembered(Refused::UnknownKey)) => {
+                return Err(reject(TokenProblem::UnknownKid))
+            }
             Err(Stop::Remembered(_)) => return Err(reject(TokenProblem::BadSignature)),
             Err(Stop::Budget(limited)) => return Err(Rejection::RateLimited(limited)),
             Err(Stop::Unavailable) => return Err(Rejection::RateLimitUnavailable),
@@ -174,8 +181,13 @@ fn check_provider<'g>(
         verify_jws(&token, &provider.rules, keys, now)
     }
     .map_err(|problem| {
-        if expensive && problem == TokenProblem::BadSignature {
-            guardrails.refused(KIND_JWT, token.as_bytes(), Refused::BadSignature);
+        let remembered = match problem {
+            TokenProblem::BadSignature => Some(Refused::BadSignature),
+            TokenProblem::UnknownKid => Some(Refused::UnknownKey),
+            _ => None,
+        };
+        if let (true, Some(reason)) = (expensive, remembered) {
+            guardrails.refused(KIND_JWT, generation, token.as_bytes(), reason);
         }
         reject(problem)
     })?;
@@ -1026,6 +1038,57 @@ mod tests {
                 want.map(str::to_owned).map_err(str::to_owned),
                 "{name}"
             );
+        }
+    }
+
+    #[test]
+    fn an_unknown_kid_is_remembered_for_the_key_set_that_did_not_have_it() {
+        use crate::abuse::{AbuseEvent, AbuseSettings};
+        let g = guard(json!({
+            "jwt_providers": {"corp": provider(json!({"jwks": jwks_json(&["rsa-1"])}))},
+            "abuse": {"negative_cache": {"ttl_seconds": 30, "max_entries": 64},
+                      "expensive_per_address": {"rate": 1, "per": "minute", "burst": 2}},
+            "policies": {"plain": {"jwt": {"providers": ["corp"]}}}
+        }));
+        let mut rt = TokenRuntime::new(&g);
+        let store = crate::ratelimit::store::MemoryStore::new();
+        let h = bearer("valid_es256");
+        let view = RequestView {
+            headers: &h,
+            client_ip: "10.0.0.1".parse().ok(),
+            route_policy: Some("plain"),
+            route_name: None,
+            virtual_host: None,
+        };
+        let attempt = |rt: &mut TokenRuntime, settings: &AbuseSettings| {
+            let mut guardrails = Guardrails {
+                settings,
+                store: &store,
+                client_ip: view.client_ip,
+                now_ns: u64::try_from(NOW.0).unwrap() * 1_000_000_000,
+                events: Vec::new(),
+            };
+            let r = outcome(check(
+                &g,
+                rule(&g, "plain"),
+                rt,
+                &view,
+                NOW,
+                &mut guardrails,
+            ));
+            (r, guardrails.events)
+        };
+        let (first, events) = attempt(&mut rt, &g.abuse);
+        assert_eq!(first, Err("UnknownKid@corp".to_string()));
+        assert_eq!(
+            events,
+            vec![AbuseEvent::BudgetSpent, AbuseEvent::NegativeRecorded]
+        );
+        // Replays: refused the same way from the cache, without spending the budget of 2.
+        for _ in 0..5 {
+            let (again, events) = attempt(&mut rt, &g.abuse);
+            assert_eq!(again, Err("UnknownKid@corp".to_string()));
+            assert_eq!(events, vec![AbuseEvent::NegativeHit]);
         }
     }
 }

@@ -217,7 +217,7 @@ fn compile_provider(
         .unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
     let sources = match fields.take("sources") {
         None => vec![TokenSource::bearer()],
-        Some((v, p)) => compile_sources(v, &p, errors),
+        Some((v, p)) => compile_token_sources(v, &p, errors),
     };
 
     let inline = fields.take("jwks");
@@ -330,59 +330,73 @@ fn compile_provider(
     })
 }
 
-fn compile_sources(v: &Value, path: &str, errors: &mut ConfigErrors) -> Vec<TokenSource> {
+/// At most this many token sources per JWT provider or introspection service.
+pub const MAX_TOKEN_SOURCES: usize = 8;
+
+/// Where a JWT provider or the introspection service finds its token (`sources`): the one
+/// compiler of both. Each source is exactly one of `{"header", "scheme"?}`, `{"cookie"}`,
+/// `{"query"}`; 1 to [`MAX_TOKEN_SOURCES`] of them, no duplicates. `authorization` without a
+/// scheme means `Bearer` (it would otherwise take `Basic ...` for a token).
+pub(crate) fn compile_token_sources(
+    v: &Value,
+    path: &str,
+    errors: &mut ConfigErrors,
+) -> Vec<TokenSource> {
     let items = array(v, path, errors).unwrap_or_default();
     if items.is_empty() && v.is_array() {
         errors.add(path, "list at least one token source, or omit the field");
     }
+    if items.len() > MAX_TOKEN_SOURCES {
+        errors.add(path, format!("at most {MAX_TOKEN_SOURCES} token sources"));
+    }
     let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
+    for (i, item_value) in items.iter().enumerate().take(MAX_TOKEN_SOURCES) {
         let p = super::reader::item(path, i);
-        let Some(mut fields) = Fields::of(item, &p, errors) else {
+        let Some(mut fields) = Fields::of(item_value, &p, errors) else {
             continue;
         };
+        let given = ["header", "cookie", "query"]
+            .iter()
+            .filter(|k| fields.map_has(k))
+            .count();
         let header = fields
             .take("header")
             .and_then(|(v, hp)| header_name(v, &hp, errors));
+        let header_given = fields.map_has("header");
+        let scheme_given = fields.map_has("scheme");
         let scheme = fields.take("scheme").and_then(|(v, sp)| {
             let s = string(v, &sp, errors)?;
-            if s.is_empty() || !s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+            if s.is_empty()
+                || s.len() > 64
+                || !s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            {
                 errors.add(&sp, "not an authentication scheme name");
                 return None;
             }
             Some(s.to_string())
         });
-        let plain_name =
-            |name: &'static str, fields: &mut Fields<'_>, errors: &mut ConfigErrors| {
-                fields.take(name).and_then(|(v, np)| {
-                    let s = string(v, &np, errors)?;
-                    let ok = !s.is_empty()
-                        && s.len() <= 128
-                        && s.bytes()
-                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
-                    if !ok {
-                        errors.add(&np, "names are 1-128 characters of [A-Za-z0-9_.-]");
-                        return None;
-                    }
-                    Some(s.to_string())
-                })
-            };
-        let cookie = plain_name("cookie", &mut fields, errors);
-        let query = plain_name("query", &mut fields, errors);
+        let cookie = fields
+            .take("cookie")
+            .and_then(|(v, np)| super::reader::plain_name(v, &np, errors));
+        let query = fields
+            .take("query")
+            .and_then(|(v, np)| super::reader::plain_name(v, &np, errors));
         fields.finish(errors);
+        let scheme_without_header = scheme_given && !header_given;
         let source = match (header, cookie, query) {
             (Some(name), None, None) => {
-                // `authorization` without a scheme would take `Basic ...` for a token.
                 let scheme = match (name.as_str(), scheme) {
                     ("authorization", None) => Some("Bearer".to_string()),
                     (_, s) => s,
                 };
                 Some(TokenSource::Header { name, scheme })
             }
-            (None, Some(c), None) => Some(TokenSource::Cookie(c)),
-            (None, None, Some(q)) => Some(TokenSource::Query(q)),
+            (None, Some(c), None) if !scheme_without_header => Some(TokenSource::Cookie(c)),
+            (None, None, Some(q)) if !scheme_without_header => Some(TokenSource::Query(q)),
+            // The one field given was invalid: already reported at its path.
+            _ if given == 1 && !scheme_without_header => None,
             _ => {
-                errors.add(&p, "a token source is exactly one of {\"header\": ...}, {\"cookie\": ...}, {\"query\": ...}");
+                errors.add(&p, "a token source is exactly one of {\"header\": ...} (with an optional \"scheme\"), {\"cookie\": ...}, {\"query\": ...}");
                 None
             }
         };
@@ -407,25 +421,9 @@ pub(super) fn compile_remote(
     errors: &mut ConfigErrors,
 ) -> Option<RemoteSource> {
     let mut fields = Fields::of(v, path, errors)?;
-    let text = |name: &'static str, fields: &mut Fields<'_>, errors: &mut ConfigErrors| match fields
-        .take(name)
-    {
-        Some((v, p)) => string(v, &p, errors).and_then(|s| {
-            let ok = !s.is_empty() && s.len() <= 1024 && s.bytes().all(|c| c.is_ascii_graphic());
-            if !ok {
-                errors.add(&p, "must be 1-1024 visible ASCII characters");
-                return None;
-            }
-            Some(s.to_string())
-        }),
-        None => {
-            errors.add(path, format!("\"{name}\" is required"));
-            None
-        }
-    };
-    let cluster = text("cluster", &mut fields, errors);
-    let authority = text("authority", &mut fields, errors);
-    let url_path = text("path", &mut fields, errors);
+    let cluster = fields.required_text("cluster", errors);
+    let authority = fields.required_text("authority", errors);
+    let url_path = fields.required_text("path", errors);
     if let Some(p) = &url_path {
         if !p.starts_with('/') {
             errors.add(&child(path, "path"), "must start with /");
@@ -461,9 +459,9 @@ pub(super) fn compile_remote(
         (None, None)
     };
     // The same credentials as the introspection service's (`introspection.client_auth`).
-    let client_auth = fields.take("client_auth").and_then(|(v, p)| {
-        super::external(crate::introspect::compile_client_auth(v, &p, env), errors)
-    });
+    let client_auth = fields
+        .take("client_auth")
+        .and_then(|(v, p)| crate::introspect::compile_client_auth_into(v, &p, env, errors));
     fields.finish(errors);
     Some(RemoteSource {
         cluster: cluster?,

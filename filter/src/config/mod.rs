@@ -5,12 +5,15 @@
 //! The full reference of fields and defaults is `docs/configuration.md`.
 
 mod abuse;
+// For `rate_limits` keys (`key_prefix` lockouts).
+pub(crate) use abuse::key_id_prefix;
 mod jwt;
 mod ratelimits;
-mod reader;
+pub(crate) mod reader;
 mod routes;
 
-pub use jwt::{RevocationConfig, DEFAULT_SUBJECT_HEADER};
+pub(crate) use jwt::compile_token_sources;
+pub use jwt::{RevocationConfig, DEFAULT_SUBJECT_HEADER, MAX_TOKEN_SOURCES};
 pub use reader::{ConfigError, ConfigErrors};
 
 use std::collections::{HashMap, HashSet};
@@ -24,12 +27,12 @@ use crate::checks::preflight::Preflight;
 use crate::checks::request_limits::RequestLimits;
 use crate::cidr::{Cidr, CidrSet};
 use crate::digest::KeyDigest;
-use crate::introspect::{compile_rule as compile_introspection_rule, compile_service_with_env};
 use crate::jwt::provider::AuthMode;
 use crate::payload::{compile_params, compile_payload, ParamKind};
 use crate::policy::{Guard, IdentityHeaders, PolicyId, RoutePolicy, UnmatchedRoutes};
 use crate::screening::compile_screening;
 use crate::time::parse_rfc3339;
+pub(crate) use reader::header_name;
 use reader::{array, boolean, child, choice, integer, item, named, string, strings, Fields};
 
 /// Looks up an environment variable of the VM (secrets api-guard sends are read this way).
@@ -116,7 +119,7 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
         .and_then(|(v, p)| jwt::compile_remote(v, &p, REMOTE_CLIENTS_KEY, false, env, errors));
     let introspection = fields
         .take("introspection")
-        .and_then(|(v, p)| external(compile_service_with_env(v, &p, env), errors));
+        .and_then(|(v, p)| crate::introspect::compile_service_into(v, &p, env, errors));
     let abuse = fields
         .take("abuse")
         .map(|(v, p)| abuse::compile(v, &p, errors))
@@ -237,24 +240,6 @@ fn is_identifier(s: &str) -> bool {
 
 const IDENTIFIER_RULE: &str =
     "ids are 1-128 characters of [A-Za-z0-9_.:@-], starting with a letter or digit";
-
-/// A lowercase HTTP header name (RFC 9110 token). Envoy hands names to filters in lowercase, so
-/// an uppercase name in the configuration would never match.
-pub(crate) fn header_name(v: &Value, path: &str, errors: &mut ConfigErrors) -> Option<String> {
-    let s = string(v, path, errors)?;
-    let token = !s.is_empty()
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c));
-    if !token {
-        errors.add(path, format!("not an HTTP header name: {s:?}"));
-        None
-    } else if s.bytes().any(|c| c.is_ascii_uppercase()) {
-        errors.add(path, format!("header names must be lowercase: {s:?}"));
-        None
-    } else {
-        Some(s.to_string())
-    }
-}
 
 fn compile_identity_headers(v: &Value, path: &str, errors: &mut ConfigErrors) -> IdentityHeaders {
     let mut headers = IdentityHeaders::default();
@@ -442,7 +427,7 @@ fn compile_policy(
                 "a policy's \"introspection\" needs the top-level \"introspection\" service",
             );
         }
-        external(compile_introspection_rule(v, &p), errors)
+        crate::introspect::compile_rule_into(v, &p, errors)
     });
     let auth_field = fields.take("auth");
     let auth_path = auth_field.as_ref().map(|(_, p)| p.clone());
@@ -474,13 +459,13 @@ fn compile_policy(
     }
     let query = fields
         .take("query")
-        .and_then(|(v, p)| external(compile_params(v, &p, ParamKind::Query), errors));
+        .and_then(|(v, p)| reader::collect(compile_params(v, &p, ParamKind::Query), errors));
     let headers = fields
         .take("headers")
-        .and_then(|(v, p)| external(compile_params(v, &p, ParamKind::Header), errors));
+        .and_then(|(v, p)| reader::collect(compile_params(v, &p, ParamKind::Header), errors));
     let payload = fields
         .take("payload")
-        .and_then(|(v, p)| external(compile_payload(v, &p), errors));
+        .and_then(|(v, p)| reader::collect(compile_payload(v, &p), errors));
     let screening = fields
         .take("screening")
         .and_then(|(v, p)| external(compile_screening(v, &p), errors));
@@ -495,6 +480,9 @@ fn compile_policy(
     );
     let creds = ratelimits::Credentials {
         api_key: api_key.is_some(),
+        api_key_sources: api_key
+            .as_ref()
+            .map(|r| (r.header.as_deref(), r.query.as_deref())),
         jwt: jwt.is_some(),
         introspection: introspection.is_some(),
         auth,

@@ -291,7 +291,7 @@ fn jwt_error_paths_table() {
     let supported = Algorithm::ALL.map(Algorithm::name).join(", ");
     let kid_single = "jwt_providers.corp.kid: \"kid\": \"optional\" needs an inline JWKS with a single key (with several keys or a remote JWKS, tokens must name their key)";
     let exactly_one =
-        "a token source is exactly one of {\"header\": ...}, {\"cookie\": ...}, {\"query\": ...}";
+        "a token source is exactly one of {\"header\": ...} (with an optional \"scheme\"), {\"cookie\": ...}, {\"query\": ...}";
     let in_policy = |jwt: Value| json!({"jwt_providers": {"corp": provider(json!({}))}, "policies": {"p": {"jwt": jwt}}});
     let with_root = |key: &str, value: Value| {
         let mut c = with_provider(json!({}));
@@ -377,7 +377,11 @@ fn jwt_error_paths_table() {
         (with_provider(json!({"sources": []})), "jwt_providers.corp.sources: list at least one token source, or omit the field".into()),
         (with_provider(json!({"sources": [{}]})), format!("jwt_providers.corp.sources[0]: {exactly_one}")),
         (with_provider(json!({"sources": [{"header": "x-token", "cookie": "s"}]})), format!("jwt_providers.corp.sources[0]: {exactly_one}")),
-        (with_provider(json!({"sources": [{"cookie": "s", "scheme": "Bearer"}, {"header": "X-Token"}]})),
+        // A scheme belongs to a header source (one token-source compiler with introspection).
+        (with_provider(json!({"sources": [{"cookie": "s", "scheme": "Bearer"}]})), format!("jwt_providers.corp.sources[0]: {exactly_one}")),
+        (with_provider(json!({"sources": (0..9).map(|i| json!({"query": format!("t{i}")})).collect::<Vec<_>>()})),
+         "jwt_providers.corp.sources: at most 8 token sources".into()),
+        (with_provider(json!({"sources": [{"cookie": "s"}, {"header": "X-Token"}]})),
          "jwt_providers.corp.sources[1].header: header names must be lowercase: \"X-Token\"".into()),
         (with_provider(json!({"sources": [{"header": "authorization", "scheme": "Bea rer"}]})),
          "jwt_providers.corp.sources[0].scheme: not an authentication scheme name".into()),

@@ -360,10 +360,10 @@ mod tests {
             let mut path = b"/?".to_vec();
             path.extend_from_slice(&request_body(&token));
             let tokens: Vec<Vec<u8>> =
-                crate::checks::api_key::query_values(&path, "token").collect();
+                crate::request::query_values(&path, "token").collect();
             proptest::prop_assert_eq!(tokens, vec![token.as_bytes().to_vec()]);
             let hints: Vec<Vec<u8>> =
-                crate::checks::api_key::query_values(&path, "token_type_hint").collect();
+                crate::request::query_values(&path, "token_type_hint").collect();
             proptest::prop_assert_eq!(hints, vec![b"access_token".to_vec()]);
         }
     }

@@ -3,8 +3,8 @@
 //! parameter. Exactly one token may be present across a provider's sources: two are refused
 //! (`Ambiguous`) rather than guessed at, because proxies and apps disagree on which one wins.
 
-use crate::checks::api_key::{path_without_param, query_values};
 use crate::request::RequestView;
+use crate::request::{path_without_param, query_values};
 
 use super::TokenProblem;
 

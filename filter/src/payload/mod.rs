@@ -39,6 +39,7 @@ pub use pattern::Pattern;
 pub use scan::{JsonLimit, JsonLimits};
 pub use schema::{Schema, SchemaFailure};
 
+use crate::config::reader::{child, field, integer, kind, object, ConfigErrors};
 use crate::request::RequestView;
 use doc::{Duplicates, ParseError};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -537,65 +538,6 @@ impl<'de> Visitor<'de> for ShapeVisitor {
 // Configuration
 // ---------------------------------------------------------------------------------------------
 
-/// Configuration errors as (path, message); messages may quote configuration, never requests.
-#[derive(Debug, Default)]
-pub(crate) struct Errs(pub(crate) Vec<(String, String)>);
-
-impl Errs {
-    pub(crate) fn add(&mut self, path: &str, message: impl Into<String>) {
-        self.0.push((path.to_string(), message.into()));
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-pub(crate) fn child(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_string()
-    } else {
-        format!("{path}.{name}")
-    }
-}
-
-/// An object whose keys must all be in `known`; unknown keys are errors (a typo must not
-/// switch a check off). `null` members count as absent.
-pub(crate) fn object<'a>(
-    v: &'a Value,
-    path: &str,
-    known: &[&str],
-    errs: &mut Errs,
-) -> Option<&'a Map<String, Value>> {
-    let Value::Object(map) = v else {
-        errs.add(path, "expected an object");
-        return None;
-    };
-    for key in map.keys() {
-        if !known.contains(&key.as_str()) {
-            errs.add(&child(path, key), "unknown field");
-        }
-    }
-    Some(map)
-}
-
-pub(crate) fn field<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    map.get(name).filter(|v| !v.is_null())
-}
-
-fn whole(v: &Value, path: &str, min: u64, max: u64, errs: &mut Errs) -> Option<u64> {
-    match v.as_u64() {
-        Some(n) if (min..=max).contains(&n) => Some(n),
-        _ => {
-            errs.add(
-                path,
-                format!("expected a whole number between {min} and {max}"),
-            );
-            None
-        }
-    }
-}
-
 /// One level of settings as written: every field optional, so methods can override.
 #[derive(Default)]
 struct Raw {
@@ -614,10 +556,10 @@ const LEVEL_FIELDS: &[&str] = &[
     "schema",
 ];
 
-fn compile_level(map: &Map<String, Value>, path: &str, errs: &mut Errs) -> Raw {
+fn compile_level(map: &Map<String, Value>, path: &str, errs: &mut ConfigErrors) -> Raw {
     let mut raw = Raw::default();
     if let Some(v) = field(map, "max_body_bytes") {
-        raw.max_body_bytes = whole(
+        raw.max_body_bytes = integer(
             v,
             &child(path, "max_body_bytes"),
             0,
@@ -631,7 +573,10 @@ fn compile_level(map: &Map<String, Value>, path: &str, errs: &mut Errs) -> Raw {
     if let Some(v) = field(map, "require_content_type") {
         match v {
             Value::Bool(b) => raw.require_content_type = Some(*b),
-            _ => errs.add(&child(path, "require_content_type"), "expected a boolean"),
+            other => errs.add(
+                &child(path, "require_content_type"),
+                format!("expected a boolean, found {}", kind(other)),
+            ),
         }
     }
     if let Some(v) = field(map, "json") {
@@ -643,7 +588,7 @@ fn compile_level(map: &Map<String, Value>, path: &str, errs: &mut Errs) -> Raw {
     raw
 }
 
-fn media_ranges(v: &Value, path: &str, errs: &mut Errs) -> Option<Vec<MediaRange>> {
+fn media_ranges(v: &Value, path: &str, errs: &mut ConfigErrors) -> Option<Vec<MediaRange>> {
     let Value::Array(items) = v else {
         errs.add(path, "expected an array of media types");
         return None;
@@ -701,7 +646,7 @@ fn media_ranges(v: &Value, path: &str, errs: &mut Errs) -> Option<Vec<MediaRange
     Some(out)
 }
 
-fn json_limits(v: &Value, path: &str, errs: &mut Errs) -> Option<JsonLimits> {
+fn json_limits(v: &Value, path: &str, errs: &mut ConfigErrors) -> Option<JsonLimits> {
     let known = [
         "max_depth",
         "max_members",
@@ -712,9 +657,9 @@ fn json_limits(v: &Value, path: &str, errs: &mut Errs) -> Option<JsonLimits> {
     let map = object(v, path, &known, errs)?;
     let mut l = JsonLimits::default();
     let cap = u64::from(u32::MAX);
-    let set = |name: &str, max: u64, slot: &mut u32, errs: &mut Errs| {
+    let set = |name: &str, max: u64, slot: &mut u32, errs: &mut ConfigErrors| {
         if let Some(v) = field(map, name) {
-            if let Some(n) = whole(v, &child(path, name), 1, max, errs) {
+            if let Some(n) = integer(v, &child(path, name), 1, max, errs) {
                 *slot = u32::try_from(n).unwrap_or(u32::MAX);
             }
         }
@@ -768,22 +713,22 @@ fn settle(raw: &Raw, base: Option<&Raw>) -> PayloadSettings {
 
 /// Compiles a standalone JSON Schema (for tools such as the OpenAPI importer); `path` is its
 /// config path.
-pub fn compile_schema(v: &Value, path: &str) -> Result<Schema, Vec<(String, String)>> {
-    let mut errs = Errs::default();
+pub fn compile_schema(v: &Value, path: &str) -> Result<Schema, ConfigErrors> {
+    let mut errs = ConfigErrors::default();
     match schema::compile(v, path, &mut errs) {
-        Some(s) if errs.len() == 0 => Ok(s),
-        _ => Err(errs.0),
+        Some(s) if errs.is_empty() => Ok(s),
+        _ => Err(errs),
     }
 }
 
 /// Compiles a policy's `payload` section; `path` is its config path (e.g. `payload`).
 /// Every error is reported with its path.
-pub fn compile_payload(v: &Value, path: &str) -> Result<PayloadRule, Vec<(String, String)>> {
-    let mut errs = Errs::default();
+pub fn compile_payload(v: &Value, path: &str) -> Result<PayloadRule, ConfigErrors> {
+    let mut errs = ConfigErrors::default();
     let mut known = LEVEL_FIELDS.to_vec();
     known.push("methods");
     let Some(map) = object(v, path, &known, &mut errs) else {
-        return Err(errs.0);
+        return Err(errs);
     };
     let base = compile_level(map, path, &mut errs);
     let mut methods = Vec::new();
@@ -813,8 +758,8 @@ pub fn compile_payload(v: &Value, path: &str) -> Result<PayloadRule, Vec<(String
             _ => errs.add(&mp, "expected an object keyed by method"),
         }
     }
-    if errs.len() > 0 {
-        return Err(errs.0);
+    if !errs.is_empty() {
+        return Err(errs);
     }
     Ok(PayloadRule {
         base: settle(&base, None),

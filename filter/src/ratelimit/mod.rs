@@ -13,6 +13,8 @@ pub mod table;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
+// The lockout key of API-key id prefixes, named where `KeySource` carries it.
+pub use crate::abuse::lockout::{KeyIdPrefix, PrefixRule, MAX_KEY_ID_PREFIX_BYTES};
 use crate::store::SharedStore;
 use gcra::Gcra;
 use table::{Consumed, Table};
@@ -43,6 +45,9 @@ pub enum KeySource {
     Header(String),
     /// One bucket for the whole policy.
     Policy,
+    /// The key-id prefix of the presented API key (lockouts only; see `abuse::lockout`). A
+    /// request presenting no key has no such key: the lockout neither counts nor refuses it.
+    KeyIdPrefix(KeyIdPrefix),
 }
 
 /// Which consumers an [`Override`] applies to.
@@ -251,6 +256,7 @@ pub fn key_hash(
             None => "header-absent".hash(&mut h),
         },
         KeySource::Policy => "policy".hash(&mut h),
+        KeySource::KeyIdPrefix(prefix) => ("key-prefix", prefix.presented(request)?).hash(&mut h),
     }
     Some(h.finish().max(1))
 }
