@@ -139,8 +139,19 @@ fn guesses_for_one_key_id_from_many_addresses_lock_that_key_id_only() {
         .0,
         200
     );
-    // A request without a key is not this lockout's: 401 missing, not 429.
+    // A request without a key, or with a key outside the `<id>.<secret>` scheme, is not this
+    // lockout's: 401, not 429.
     assert_eq!(get(&s, "/api/x", "127.0.0.51", &[]).0, 401);
+    assert_eq!(
+        get(
+            &s,
+            "/api/x",
+            "127.0.0.52",
+            &[("x-api-key", "acme-no-separator")]
+        )
+        .0,
+        401
+    );
     let got = s.up.requests();
     assert_eq!(got.len(), 1, "only the admitted request went upstream");
 }

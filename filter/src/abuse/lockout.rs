@@ -65,8 +65,7 @@ pub enum PrefixRule {
 
 impl PrefixRule {
     /// The key-id prefix of `key`, or `None` when the key does not follow the scheme (no
-    /// separator, an empty or too long id, shorter than the id length): such keys cannot be a
-    /// configured key's and share one bucket.
+    /// separator, an empty or too long id, shorter than the id length).
     pub fn of<'k>(&self, key: &'k [u8]) -> Option<&'k [u8]> {
         let prefix = match *self {
             PrefixRule::Separator(sep) => key.get(..key.iter().position(|&b| b == sep)?)?,
@@ -89,23 +88,14 @@ pub struct KeyIdPrefix {
     pub rule: PrefixRule,
 }
 
-/// What a [`KeyIdPrefix`] lockout counts a request by.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum PresentedPrefix {
-    Id(Vec<u8>),
-    /// A key outside the scheme: one bucket for all of them (no configured key is locked by it).
-    OutsideScheme,
-}
-
 impl KeyIdPrefix {
-    /// The prefix of the API key `request` presents; `None` when it presents none: the request
-    /// is not this lockout's to count or refuse.
-    pub fn presented(&self, request: &RequestView<'_>) -> Option<PresentedPrefix> {
-        let key = request.header(&self.header).filter(|k| !k.is_empty())?;
-        Some(match self.rule.of(key) {
-            Some(id) => PresentedPrefix::Id(id.to_vec()),
-            None => PresentedPrefix::OutsideScheme,
-        })
+    /// The key-id prefix of the API key `request` presents. `None` when it presents none, or a
+    /// key outside the scheme: such a request is not this lockout's to count or refuse (a key
+    /// outside the scheme cannot be a configured key when every key follows it, and a shared
+    /// bucket for them would lock out a configured key that does not; the address lockouts
+    /// still count it).
+    pub fn presented<'r>(&self, request: &RequestView<'r>) -> Option<&'r [u8]> {
+        self.rule.of(request.header(&self.header)?)
     }
 }
 
@@ -236,14 +226,11 @@ mod tests {
         assert!(got.retry_after_secs >= 1);
         let globex = hash_of(&l, Some("globex.secret"), "10.0.0.1").unwrap();
         assert_eq!(locked(&l, &store, globex, NOW), Ok(None));
-        // No key presented: nothing to count or refuse. Keys outside the scheme share one
-        // bucket, which no key of the scheme shares.
+        // No key presented, or a key outside the scheme: nothing to count or refuse.
         assert_eq!(hash_of(&l, None, "10.0.0.1"), None);
         assert_eq!(hash_of(&l, Some(""), "10.0.0.1"), None);
-        let outside = hash_of(&l, Some("junk"), "10.0.0.1").unwrap();
-        assert_eq!(hash_of(&l, Some("other-junk"), "10.0.0.2"), Some(outside));
-        assert_ne!(outside, acme);
-        assert_ne!(outside, globex);
+        assert_eq!(hash_of(&l, Some("junk"), "10.0.0.1"), None);
+        assert_eq!(hash_of(&l, Some(".secret"), "10.0.0.1"), None);
     }
 
     proptest::proptest! {

@@ -43,10 +43,10 @@ fn add_all(errors: &mut ConfigErrors, base: &str, problems: Vec<JwksError>) {
 }
 
 /// Headers a claim may never be forwarded into: request framing and routing, credentials, and
-/// the identity headers api-guard sets from API keys (a token claim must not pose as a key's
-/// client id).
+/// the identity headers api-guard sets itself (a token claim must not pose as a key's client id
+/// or as the rate-limit tier api-guard matched).
 pub struct Reserved<'a> {
-    pub identity: [&'a str; 2],
+    pub identity: [&'a str; 3],
 }
 
 fn reserved_header(h: &str, reserved: &Reserved<'_>, sources: &[TokenSource]) -> bool {
@@ -291,7 +291,12 @@ fn compile_provider(
                 for (claim, header) in map {
                     let hp = child(&p, claim);
                     if let Some(h) = header_name(header, &hp, errors) {
-                        if reserved_header(&h, reserved, &sources) {
+                        if reserved.identity.contains(&h.as_str()) {
+                            errors.add(
+                                &hp,
+                                "api-guard sets this header itself (identity_headers: client id, key id, rate-limit tier): forward the claim into another header",
+                            );
+                        } else if reserved_header(&h, reserved, &sources) {
                             errors.add(&hp, "cannot forward a claim into this header");
                         } else if !headers.insert(h.clone()) {
                             errors.add(&hp, "two claims forwarded into the same header");

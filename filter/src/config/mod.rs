@@ -102,9 +102,13 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
         None => Vec::new(),
         Some((v, path)) => {
             let reserved = jwt::Reserved {
-                // The tier header is not reserved: a provider may forward its own `tier` claim
-                // there (envoy/identity-routing.yaml does); a matched rate-limit tier replaces it.
-                identity: [&identity_headers.client_id, &identity_headers.key_id],
+                // The tier header too: it carries the rate-limit tier api-guard matched and
+                // nothing else, so Envoy's descriptors and routes on it have one source.
+                identity: [
+                    &identity_headers.client_id,
+                    &identity_headers.key_id,
+                    &identity_headers.tier,
+                ],
             };
             jwt::compile_providers(v, &path, &reserved, env, errors)
         }

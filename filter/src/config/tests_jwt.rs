@@ -394,6 +394,20 @@ fn jwt_error_paths_table() {
          "jwt_providers.corp.sources[1]: duplicate token source".into()),
         (with_provider(json!({"sources": [{"query": "t", "form": "t"}]})), "jwt_providers.corp.sources[0].form: unknown field".into()),
         (with_provider(json!({"sources": {"header": "x"}})), "jwt_providers.corp.sources: expected an array, found an object".into()),
+        // Forwarded claims: never into the headers api-guard sets itself, the rate-limit tier
+        // included (its default name or the configured one).
+        (with_provider(json!({"forward_claims": {"tier": "x-api-guard-tier"}})),
+         "jwt_providers.corp.forward_claims.tier: api-guard sets this header itself (identity_headers: client id, key id, rate-limit tier): forward the claim into another header".into()),
+        (with_provider(json!({"forward_claims": {"sub": "x-api-guard-client-id"}})),
+         "jwt_providers.corp.forward_claims.sub: api-guard sets this header itself (identity_headers: client id, key id, rate-limit tier): forward the claim into another header".into()),
+        ({
+            let mut v = with_provider(json!({"forward_claims": {"plan": "x-plan"}}));
+            v["identity_headers"] = json!({"tier": "x-plan"});
+            v
+        },
+         "jwt_providers.corp.forward_claims.plan: api-guard sets this header itself (identity_headers: client id, key id, rate-limit tier): forward the claim into another header".into()),
+        (with_provider(json!({"forward_claims": {"org": "x-api-guard-key-id"}})),
+         "jwt_providers.corp.forward_claims.org: api-guard sets this header itself (identity_headers: client id, key id, rate-limit tier): forward the claim into another header".into()),
         // Forwarded claims: never into headers that carry credentials or routing.
         (with_provider(json!({"forward_claims": {"sub": "authorization"}})),
          "jwt_providers.corp.forward_claims.sub: cannot forward a claim into this header".into()),
