@@ -161,7 +161,7 @@ structure:
 
 unit:
 	@mkdir -p target
-	cargo test -p api-guard -p ratelimit-service 2>&1 | tee target/unit-tests.log
+	cargo test -p api-guard -p ratelimit-service -p bench 2>&1 | tee target/unit-tests.log
 
 # The command-line tool's tests, then `api-guard audit` (docs/audit.md) on every shipped Envoy
 # bootstrap: each must come out clean or carry an explained waiver. envoy/istio/ holds
@@ -256,15 +256,23 @@ test: setup lint structure deny unit audit wasm oci integration fuzz
 	@cat target/unit-tests.log target/cli-tests.log target/integration-tests.log | \
 	  awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }'
 
-WRK_CHECK = @command -v wrk >/dev/null || { echo "make bench needs wrk: install it (Debian/Ubuntu: apt-get install wrk), or run make setup as root" >&2; exit 1; }
+# The benchmarks install nothing with apt: what `make setup` installs (wrk; redis-server for the
+# fleet part) is checked, and a missing tool is named with its package.
+BENCH_TOOLS_CHECK = @missing=""; for t in $(1); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make bench needs:$$missing (Debian/Ubuntu: apt-get install$$missing), or run make setup as root" >&2; exit 1; \
+	fi
 
-bench: setup wasm floor-wasm
-	$(WRK_CHECK)
-	cargo run -q -p integration-tests --release --bin core-bench
-	cargo run -q -p integration-tests --release --bin bench
+# The benchmark tooling is its own crate, bench/ (docs/performance.md): core-bench (the decision
+# core natively), bench (Envoy side by side: no filter, native filters, the floor, api-guard) and
+# fleet-bench (the fleet rate limit tier).
+bench: envoy wasm floor-wasm
+	$(call BENCH_TOOLS_CHECK,wrk redis-server)
+	cargo run -q -p bench --release --bin core-bench
+	cargo run -q -p bench --release --bin bench
 	cargo build -q -p ratelimit-service --release
 	RATELIMIT_SERVICE_BIN=$(abspath target/release/api-guard-ratelimit) \
-		cargo run -q -p integration-tests --release --bin fleet-bench
+		cargo run -q -p bench --release --bin fleet-bench
 
 # Cold JWS verification per algorithm, natively and as wasm under node's V8 (the engine Envoy
 # embeds), with jwt-simple's RS256 side by side (filter/examples/verify_bench.rs).
@@ -276,14 +284,14 @@ bench-verify: wasm-target
 		target/$(WASM_TARGET)/release/examples/verify_bench.wasm 300
 
 # What each stage of the request path costs inside Envoy: builds that stop after one stage
-# (tools/stage-probes/build.py, from a scratch copy of HEAD) run side by side with the module.
+# (tools/stage-probes/build.py: the cargo feature `stage-probes`) run side by side with the module.
 STAGE_ROWS := =none,=floor,=api-guard,=post-none,=post-floor-body,=full-api-guard-key
-bench-stages: setup wasm floor-wasm
-	$(WRK_CHECK)
+bench-stages: envoy wasm floor-wasm
+	$(call BENCH_TOOLS_CHECK,wrk)
 	UNUSED_CALLBACKS=$(UNUSED_CALLBACKS) REQUIRED_CALLBACKS=$(REQUIRED_CALLBACKS) \
 		python3 tools/stage-probes/build.py target/stage-probes/modules > target/stage-probes.log
 	BENCH_BEFORE_WASM=$$(tail -n 1 target/stage-probes.log) BENCH_ONLY=$(STAGE_ROWS) \
-		cargo run -q -p integration-tests --release --bin bench
+		cargo run -q -p bench --release --bin bench
 
 # Screening quality on the public-source corpus (tools/screening-corpus), and the same corpus
 # through nginx + ModSecurity + OWASP CRS from Debian packages (loopback). Not part of `test`.

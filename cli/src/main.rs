@@ -6,19 +6,22 @@
 //!   the matching Envoy routes.
 //! - `api-guard audit <envoy.yaml>` checks the Envoy configuration around the filter.
 //!
-//! Arguments are parsed by hand: two subcommands do not justify clap's build time.
+//! Arguments are parsed by hand (`args.rs`, shared by the subcommands): three subcommands do not
+//! justify clap's build time.
 
 #![forbid(unsafe_code)]
 // Stricter than the workspace lint set, like the filter: errors are reported, never panicked.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![warn(clippy::indexing_slicing)]
 
+mod args;
 mod audit;
 mod openapi;
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+use args::{Arg, Args};
 use openapi::{Options, DEFAULT_CLUSTER};
 
 const USAGE: &str = "\
@@ -162,40 +165,27 @@ fn parse_openapi_args(args: &[String]) -> Result<OpenapiArgs, String> {
         base_path: String::new(),
         max_body_bytes: None,
     };
-    let mut it = args.iter();
+    let mut it = Args::new(args);
     while let Some(arg) = it.next() {
-        // `--name=value` and `--name value` both work.
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |what: &str| -> Result<String, String> {
-            match inline.clone().or_else(|| it.next().cloned()) {
-                Some(v) if !v.is_empty() => Ok(v),
-                _ => Err(format!("{what} needs a value")),
-            }
-        };
-        match name {
-            "--policies" => policies = Some(value(name)?),
-            "--routes" => routes = Some(value(name)?),
-            "--cluster" => options.cluster = value(name)?,
-            "--prefix-policy-name" => options.prefix = Some(value(name)?),
-            "--base-path" => options.base_path = value(name)?,
-            "--max-body-bytes" => {
-                let v = value(name)?;
-                let n: u64 = v
-                    .parse()
-                    .map_err(|_| format!("--max-body-bytes: not a number: {v:?}"))?;
-                options.max_body_bytes = Some(n);
-            }
-            "--no-verify" if inline.is_none() => verify = false,
-            _ if name.starts_with("--") => return Err(format!("openapi: unknown option {arg:?}")),
-            _ => {
+        let name = match arg {
+            Arg::Positional(arg) => {
                 if spec.is_some() {
                     return Err(format!("openapi: unexpected argument {arg:?}"));
                 }
-                spec = Some(arg.clone());
+                spec = Some(arg.to_string());
+                continue;
             }
+            Arg::Option(name) => name,
+        };
+        match name {
+            "--policies" => policies = Some(it.value()?),
+            "--routes" => routes = Some(it.value()?),
+            "--cluster" => options.cluster = it.value()?,
+            "--prefix-policy-name" => options.prefix = Some(it.value()?),
+            "--base-path" => options.base_path = it.value()?,
+            "--max-body-bytes" => options.max_body_bytes = Some(it.number()?),
+            "--no-verify" if !it.has_inline_value() => verify = false,
+            _ => return Err(it.unknown("openapi")),
         }
     }
     let spec = spec.ok_or("openapi needs the OpenAPI document to read")?;

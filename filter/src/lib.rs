@@ -36,10 +36,12 @@ pub mod pipeline;
 pub mod policy;
 pub mod ratelimit;
 pub mod rejection;
+pub mod remote;
 pub mod request;
 pub mod response;
 pub mod route;
 pub mod screening;
+pub mod store;
 pub mod time;
 pub mod verdict;
 

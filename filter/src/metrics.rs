@@ -160,9 +160,9 @@ pub const CENSUS_PERIOD_MS: u64 = 10_000;
 /// the lease's timestamp; only the very first creation can let two VMs count once each, which
 /// records the same values twice and costs nothing else).
 pub fn try_census_lease(
-    store: &dyn crate::ratelimit::store::SharedStore,
+    store: &dyn crate::store::SharedStore,
     now_ms: u64,
-) -> Result<bool, crate::ratelimit::store::StoreError> {
+) -> Result<bool, crate::store::StoreError> {
     let (value, cas) = store.get(CENSUS_LEASE_KEY)?;
     let last = value
         .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
@@ -173,7 +173,7 @@ pub fn try_census_lease(
     }
     match store.set(CENSUS_LEASE_KEY, &now_ms.to_le_bytes(), cas) {
         Ok(()) => Ok(true),
-        Err(crate::ratelimit::store::StoreError::CasMismatch) => Ok(false),
+        Err(crate::store::StoreError::CasMismatch) => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -230,7 +230,7 @@ impl<T: Copy> TableGauges<T> {
 #[cfg(test)]
 mod census_tests {
     use super::*;
-    use crate::ratelimit::store::MemoryStore;
+    use crate::store::MemoryStore;
 
     #[test]
     fn one_vm_per_period_takes_the_census() {

@@ -14,12 +14,12 @@ use crate::jwt::TokenProblem;
 use crate::lifecycle::Attempt;
 use crate::payload::{check_json_keeping, BodyPlan, PayloadProblem};
 use crate::policy::{Guard, RoutePolicy};
-use crate::ratelimit::store::SharedStore;
 use crate::ratelimit::{check_lockouts, enforce, enforce_before_checks, record_failed_auth, Event};
 use crate::rejection::{KeyProblem, Rejection};
 use crate::request::RequestView;
 use crate::route::{select, Selection};
 use crate::screening::BodyScreening;
+use crate::store::SharedStore;
 use crate::time::UnixTime;
 use crate::verdict::{Admission, BodyCheck, Decision, Pending, Verdict};
 
@@ -77,9 +77,23 @@ impl<'g> From<Rejection<'g>> for Halt<'g> {
 }
 
 /// Decides a request: the route's policy, its checks in order, then its rate limits (which
-/// count only requests every other check admitted). The one entry point for every caller.
+/// count only requests every other check admitted).
 pub fn decide<'g>(
     guard: &'g Guard,
+    request: &RequestView<'_>,
+    env: &Env<'_>,
+    runtime: &mut TokenRuntime,
+    events: &mut Events,
+) -> Decision<'g> {
+    decide_selected(guard, select(guard, request), request, env, runtime, events)
+}
+
+/// [`decide`] under a policy already selected for `request` (`route::select` of the same guard
+/// and request): the host adapter selects once, to know which facts the policy needs (client
+/// address, certificate) before it reads them, and hands the selection on.
+pub fn decide_selected<'g>(
+    guard: &'g Guard,
+    selection: Selection,
     request: &RequestView<'_>,
     env: &Env<'_>,
     runtime: &mut TokenRuntime,
@@ -89,7 +103,7 @@ pub fn decide<'g>(
         policy,
         verdict: Verdict::Deny(rejection),
     };
-    let id = match select(guard, request) {
+    let id = match selection {
         Selection::Policy(id) => id,
         Selection::PassThrough => {
             return Decision {
@@ -104,9 +118,10 @@ pub fn decide<'g>(
     let Some(policy) = guard.policy(id) else {
         return deny(None, Rejection::UnknownPolicy);
     };
-    // Before any credential is looked at: limits on every request, then lockouts after
-    // repeated failed authentications (one shared-data read each, nothing verified).
-    let early = enforce_before_checks(
+    // Before any credential is looked at: lockouts after repeated failed authentications (a
+    // shared-data read, nothing written), then limits on every request (a write each). A
+    // locked-out flood is refused at the cost of the read alone.
+    let early = check_lockouts(
         &policy.rate_limits,
         request,
         env.store,
@@ -114,7 +129,7 @@ pub fn decide<'g>(
         &mut events.rate_limits,
     )
     .and_then(|()| {
-        check_lockouts(
+        enforce_before_checks(
             &policy.rate_limits,
             request,
             env.store,
@@ -584,7 +599,7 @@ pub(crate) fn decide_at<'g>(
     runtime: &mut TokenRuntime,
     end_of_stream: bool,
 ) -> Decision<'g> {
-    let store = crate::ratelimit::store::MemoryStore::default();
+    let store = crate::store::MemoryStore::default();
     let ns = u64::try_from(now.0)
         .unwrap_or(0)
         .saturating_mul(1_000_000_000);
@@ -1019,6 +1034,10 @@ mod tests {
                 route_name: None,
                 virtual_host: None,
             };
+            // The host selects before it reads the client address (to know whether the policy
+            // needs it): the selection must not depend on the address.
+            let without_ip = RequestView { client_ip: None, ..view };
+            proptest::prop_assert_eq!(select(&guard, &without_ip), select(&guard, &view));
             let d = decide_at(&guard, &view, UnixTime(now), &mut TokenRuntime::new(&guard), true);
             if policy == Some("api") {
                 if let Verdict::Allow(_) = d.verdict {

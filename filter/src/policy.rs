@@ -8,17 +8,14 @@ use crate::checks::ip::IpRule;
 use crate::checks::method::MethodSet;
 use crate::checks::preflight::Preflight;
 use crate::checks::request_limits::RequestLimits;
-use crate::config::RevocationConfig;
 use crate::introspect::{IntrospectionRule, IntrospectionService};
 use crate::jwt::cache::CacheSettings;
 use crate::jwt::provider::{AuthMode, JwtProvider, JwtRule, ProviderId};
+use crate::jwt::revocation::RevocationConfig;
 use crate::payload::{ParamRule, PayloadRule};
 use crate::request::RequestView;
 use crate::screening::ScreeningRule;
-
-/// Index of a policy in [`Guard::policies`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PolicyId(pub usize);
+pub use crate::verdict::PolicyId;
 
 /// What happens on a route that names no policy when there is no `default` policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +144,7 @@ pub struct Guard {
     pub jwt_cache: CacheSettings,
     pub introspection: Option<IntrospectionService>,
     /// A key list pulled from the central service (`remote_clients`), merged with `clients`.
-    pub remote_clients: Option<crate::jwt::keysource::RemoteSource>,
+    pub remote_clients: Option<crate::remote::RemoteSource>,
     /// The gate's own defences: negative cache, budget of expensive operations.
     pub abuse: crate::abuse::AbuseSettings,
     /// `routes`: the policy of a route without `api_guard` metadata, by name, host or path.
@@ -159,10 +156,10 @@ impl Guard {
         self.policies.get(id.0)
     }
 
-    /// Whether the policy `request` selects needs the client address (IP rules, IP-keyed rate
-    /// limits, the per-address budget of expensive operations).
-    pub fn needs_client_ip(&self, request: &crate::request::RequestView<'_>) -> bool {
-        match crate::route::select(self, request) {
+    /// Whether the selected policy needs the client address (IP rules, IP-keyed rate limits,
+    /// the per-address budget of expensive operations).
+    pub fn needs_client_ip(&self, selection: crate::route::Selection) -> bool {
+        match selection {
             crate::route::Selection::Policy(id) => self.policy(id).is_some_and(|p| {
                 p.needs_client_ip()
                     || (self.abuse.expensive_per_address.is_some()
@@ -172,9 +169,9 @@ impl Guard {
         }
     }
 
-    /// Whether the policy `request` selects needs the client certificate facts.
-    pub fn needs_peer_certificate(&self, request: &crate::request::RequestView<'_>) -> bool {
-        match crate::route::select(self, request) {
+    /// Whether the selected policy needs the client certificate facts.
+    pub fn needs_peer_certificate(&self, selection: crate::route::Selection) -> bool {
+        match selection {
             crate::route::Selection::Policy(id) => self
                 .policy(id)
                 .is_some_and(RoutePolicy::needs_peer_certificate),

@@ -1,8 +1,11 @@
 //! Why a request was refused. Each variant has one stable [`Reason`] (metrics, logs) and one
 //! response (see `response.rs`, the only place that turns rejections into HTTP answers).
 
-use crate::jwt::TokenProblem;
-use crate::payload::PayloadProblem;
+pub mod payload;
+pub mod token;
+
+pub use payload::{JsonLimit, ParamKind, PayloadProblem};
+pub use token::{JwksError, TokenProblem};
 
 /// What is wrong with a key that was found in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,7 +275,7 @@ impl Reason {
 }
 
 fn payload_reason(p: &PayloadProblem<'_>) -> Reason {
-    use crate::payload::ParamKind::{Header, Query};
+    use payload::ParamKind::{Header, Query};
     match p {
         PayloadProblem::BodyTooLarge => Reason::BodyTooLarge,
         PayloadProblem::UnsupportedMediaType => Reason::UnsupportedMediaType,

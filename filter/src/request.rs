@@ -1,5 +1,6 @@
 //! The host-free view of a request: what the adapter read from Envoy, borrowed for one decision.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// Request facts the checks work on. Header names are lowercase (Envoy normalises them); values
@@ -106,6 +107,121 @@ pub fn encode_header_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
+/// An RFC 9110 `tchar`: a byte of a token (method names, header names, media types).
+pub fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+// ---- the query string: one parser and one percent-decoder for every check ----------------
+
+/// Percent-decodes `raw` (and `+` as space when `plus` is set: form data); an invalid escape is
+/// kept literally. Borrows when nothing changes.
+pub fn percent_decode(raw: &[u8], plus: bool) -> Cow<'_, [u8]> {
+    if !raw.iter().any(|&c| c == b'%' || (plus && c == b'+')) {
+        return Cow::Borrowed(raw);
+    }
+    let hex = |c: u8| -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    };
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(&c) = raw.get(i) {
+        match c {
+            b'%' => {
+                let pair = raw
+                    .get(i + 1)
+                    .copied()
+                    .and_then(hex)
+                    .zip(raw.get(i + 2).copied().and_then(hex));
+                if let Some((h, l)) = pair {
+                    out.push((h << 4) | l);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            b'+' if plus => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+/// The query string of a request target: after the first `?`, before any `#`.
+pub fn query_of(path: &[u8]) -> Option<&[u8]> {
+    let start = path.iter().position(|&b| b == b'?')?;
+    let query = path.get(start + 1..)?;
+    Some(match query.iter().position(|&b| b == b'#') {
+        Some(end) => query.get(..end).unwrap_or(query),
+        None => query,
+    })
+}
+
+/// Splits one `name=value` pair; a bare `name` has an empty value.
+fn split_pair(pair: &[u8]) -> (&[u8], &[u8]) {
+    match pair.iter().position(|&b| b == b'=') {
+        Some(i) => (
+            pair.get(..i).unwrap_or_default(),
+            pair.get(i + 1..).unwrap_or_default(),
+        ),
+        None => (pair, &[]),
+    }
+}
+
+/// The non-empty `name=value` pairs of a request target's query, raw (not yet decoded).
+pub fn query_pairs(path: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    query_of(path)
+        .unwrap_or_default()
+        .split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(split_pair)
+}
+
+/// Decoded values of every query parameter whose decoded name is `name` (`+` stays `+`:
+/// credentials are not form data).
+pub fn query_values<'p>(path: &'p [u8], name: &'p str) -> impl Iterator<Item = Vec<u8>> + 'p {
+    query_pairs(path)
+        .filter(move |(n, _)| *percent_decode(n, false) == *name.as_bytes())
+        .map(|(_, v)| percent_decode(v, false).into_owned())
+}
+
+/// The request target with every `name` parameter removed, the rest byte-for-byte unchanged.
+pub fn path_without_param(path: &[u8], name: &str) -> String {
+    let Some(q) = path.iter().position(|&b| b == b'?') else {
+        return String::from_utf8_lossy(path).into_owned();
+    };
+    let (base, rest) = path.split_at(q);
+    let rest = rest.get(1..).unwrap_or_default();
+    let (query, fragment) = match rest.iter().position(|&b| b == b'#') {
+        Some(f) => rest.split_at(f),
+        None => (rest, &[][..]),
+    };
+    let kept: Vec<&[u8]> = query
+        .split(|&b| b == b'&')
+        .filter(|pair| *percent_decode(split_pair(pair).0, false) != *name.as_bytes())
+        .collect();
+    let mut out = base.to_vec();
+    // `/a?` alone and `/a?key=x` both become `/a`.
+    let keep_query = match kept.as_slice() {
+        [] => false,
+        [only] => !only.is_empty(),
+        _ => true,
+    };
+    if keep_query {
+        out.push(b'?');
+        out.extend_from_slice(&kept.join(&b'&'));
+    }
+    out.extend_from_slice(fragment);
+    // Envoy hands us :path as valid header bytes; lossy conversion only guards the type.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +296,66 @@ mod tests {
         };
         assert_eq!(view.method(), b"");
         assert_eq!(view.path(), b"");
+    }
+
+    #[test]
+    fn percent_decode_table() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"abc", b"abc"),
+            (b"a%20b", b"a b"),
+            (b"a+b", b"a+b"),
+            (b"%zz", b"%zz"),
+            (b"%4", b"%4"),
+            (b"%", b"%"),
+            (b"%ff", &[0xff]),
+        ];
+        for (input, want) in cases {
+            assert_eq!(&*percent_decode(input, false), *want);
+        }
+    }
+
+    #[test]
+    fn path_without_param_table() {
+        let cases = [
+            ("/a", "/a"),
+            ("/a?", "/a"),
+            ("/a?k=1", "/a"),
+            ("/a?x=1&k=1", "/a?x=1"),
+            ("/a?k=1&x=1&k=2", "/a?x=1"),
+            ("/a?x=%6B&y", "/a?x=%6B&y"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(path_without_param(input.as_bytes(), "k"), want, "{input}");
+        }
+    }
+    #[test]
+    fn decode_table() {
+        let cases: &[(&str, bool, &[u8])] = &[
+            ("abc", true, b"abc"),
+            ("a+b", true, b"a b"),
+            ("a+b", false, b"a+b"),
+            ("%41%62", true, b"Ab"),
+            ("%4", true, b"%4"),
+            ("%zz", true, b"%zz"),
+            ("%", true, b"%"),
+            ("%ff", true, b"\xff"),
+            ("%252e", true, b"%2e"),
+        ];
+        for (raw, plus, want) in cases {
+            assert_eq!(&*percent_decode(raw.as_bytes(), *plus), *want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn query_values_decode_names_and_values_but_not_plus() {
+        let path = b"/a?k=1&%6B=a%20b&k=c+d&kk=x&=y&k#k=frag";
+        let got: Vec<Vec<u8>> = query_values(path, "k").collect();
+        assert_eq!(
+            got,
+            vec![b"1".to_vec(), b"a b".to_vec(), b"c+d".to_vec(), Vec::new()]
+        );
+        assert_eq!(query_values(b"/a", "k").count(), 0);
+        let pairs: Vec<_> = query_pairs(b"/a?x&&y=1#z").collect();
+        assert_eq!(pairs, vec![(&b"x"[..], &b""[..]), (&b"y"[..], &b"1"[..])]);
     }
 }

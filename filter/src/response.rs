@@ -211,7 +211,7 @@ pub fn render(rejection: &Rejection<'_>, request_id: Option<&[u8]>) -> LocalResp
         }
         Rejection::KeysUnavailable { .. } => headers.push((
             "retry-after",
-            crate::jwt::keysource::UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
+            crate::remote::UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
         )),
         Rejection::KeysStale { .. } => headers.push(("retry-after", "30".to_string())),
         Rejection::IntrospectionInactive => headers.push((

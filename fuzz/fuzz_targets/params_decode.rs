@@ -1,4 +1,4 @@
-//! Percent-decoding of query names and values (`payload::params::percent_decode`, with and
+//! Percent-decoding of query names and values (`request::percent_decode`, with and
 //! without `+` as a space) and the screening decoder (`screening::decode::decode`, up to
 //! `ROUNDS` passes of percent, `%uHHHH`, HTML references and overlong forms). Both promise
 //! never to grow their input; `percent_decode` borrows exactly when there is nothing to decode,
@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use api_guard::payload::params::percent_decode;
+use api_guard::request::percent_decode;
 use api_guard::payload::{compile_params, ParamKind, ParamRule};
 use api_guard::request::RequestView;
 use api_guard::screening::decode;

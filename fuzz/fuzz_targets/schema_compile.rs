@@ -8,6 +8,7 @@
 
 use std::sync::LazyLock;
 
+use api_guard::config::ConfigErrors;
 use api_guard::payload::{compile_payload, compile_schema, BodyPlan, PayloadRule, Schema};
 use api_guard::request::RequestView;
 use libfuzzer_sys::fuzz_target;
@@ -122,11 +123,11 @@ fn exercise_payload(rule: &PayloadRule, content_types: &[&str]) {
 }
 
 /// A failed compile must say why, at or below the path it was given.
-fn check_errors(errors: &[(String, String)], path: &str) {
+fn check_errors(errors: &ConfigErrors, path: &str) {
     assert!(!errors.is_empty(), "refused without an error");
-    for (p, message) in errors {
-        assert!(p.starts_with(path), "error path {p:?} outside {path:?}");
-        assert!(!message.is_empty());
+    for e in &errors.0 {
+        assert!(e.path.starts_with(path), "error path {:?} outside {path:?}", e.path);
+        assert!(!e.message.is_empty());
     }
 }
 

@@ -1,10 +1,10 @@
 //! Auth server: a small real HTTP/1.1 server that tests put behind an Envoy cluster as the JWKS
 //! endpoint, the revocation-list endpoint or a token introspection service.
 //!
-//! Plain `std::net` and threads, on purpose: tests need to *break* it the way real services
-//! break (answer late, die, come back on the same port), which is easier to control here than
-//! in an async server. Everything is bounded: connections (and so threads), header and body
-//! sizes, the request log, the per-path hit counters, and every read and write has a timeout.
+//! hyper on its own Tokio runtime, like the echo upstream ([`crate::echo`]): the HTTP parsing
+//! is hyper's, not a hand-written one. Tests still *break* it the way real services break (answer
+//! late, die, come back on the same port). Everything is bounded: connections, header and body
+//! sizes, the request log and the per-path hit counters.
 //!
 //! - [`AuthServer::set`]: the response for a path (replaceable at runtime); unknown paths 404.
 //! - [`AuthServer::set_delay`]: answer a path late (timeouts).
@@ -14,30 +14,38 @@
 //!   same port with the same responses.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::convert::Infallible;
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener as StdTcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// At most this many open connections (one thread each); more are answered 503 and closed.
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+/// At most this many open connections; more are answered 503 and closed.
 pub const MAX_CONNECTIONS: usize = 64;
-/// Request line plus headers.
+/// Request line plus headers (hyper answers 431 above it).
 const MAX_HEAD_BYTES: usize = 16 * 1024;
-/// Request body (introspection forms and the like are tiny).
+/// Request body (introspection forms and the like are tiny); 413 above it.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Requests kept by [`AuthServer::requests`]; older ones are forgotten.
 pub const MAX_LOGGED_REQUESTS: usize = 1000;
 /// Distinct paths counted by [`AuthServer::hits`]; further paths are not counted.
 const MAX_COUNTED_PATHS: usize = 1024;
-/// A keep-alive connection idle this long is closed. Longer than any test, so the server never
-/// closes a connection Envoy is about to reuse (that race would look like a service failure).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a delayed answer checks whether the server was stopped meanwhile.
-const DELAY_STEP: Duration = Duration::from_millis(5);
+/// How long a stopped server waits for its tasks (they are reset, so they end at once).
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One request as the auth server received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +53,8 @@ pub struct AuthRequest {
     pub method: String,
     /// The request target as sent (path and query).
     pub path: String,
-    /// Lowercase names, in arrival order, values lossily decoded as UTF-8.
+    /// Lowercase names (hyper's order: first appearance, repeated names together), values
+    /// lossily decoded as UTF-8.
     pub headers: Vec<(String, String)>,
     /// The body, de-chunked if it was sent chunked.
     pub body: Vec<u8>,
@@ -71,7 +80,7 @@ struct Canned {
 /// Computes a response from the request: (status, content type, body).
 pub type Handler = Arc<dyn Fn(&AuthRequest) -> (u16, String, Vec<u8>) + Send + Sync>;
 
-/// State shared by the handle and every server thread; survives stop/restart.
+/// State shared by the handle and the server; survives stop/restart.
 #[derive(Default)]
 struct Shared {
     handlers: Mutex<HashMap<String, Handler>>,
@@ -81,11 +90,10 @@ struct Shared {
     log: Mutex<VecDeque<AuthRequest>>,
 }
 
-/// One listening period, from start (or restart) to stop.
+/// One listening period, from start (or restart) to stop: a thread running a Tokio runtime.
 struct Running {
-    stopping: Arc<AtomicBool>,
-    listener: Arc<TcpListener>,
-    acceptor: JoinHandle<()>,
+    stop: oneshot::Sender<()>,
+    thread: JoinHandle<()>,
 }
 
 /// A running auth server on 127.0.0.1; stopped when dropped.
@@ -108,7 +116,7 @@ impl AuthServer {
 
     /// [`start`](Self::start), or the error.
     pub fn try_start() -> io::Result<AuthServer> {
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let listener = StdTcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         let port = listener.local_addr()?.port();
         let shared = Arc::new(Shared::default());
         let running = Some(listen(listener, Arc::clone(&shared))?);
@@ -211,22 +219,15 @@ impl AuthServer {
     }
 
     /// The service dies: the listener is closed (new connections are refused), open
-    /// connections are reset and delayed answers are abandoned. Returns once every server
+    /// connections are reset and delayed answers are abandoned. Returns once the server's
     /// thread has exited. Does nothing if already stopped.
-    #[allow(unsafe_code)] // libc::shutdown, SAFETY argument below
     pub fn stop(&mut self) {
         let Some(running) = self.running.take() else {
             return;
         };
-        running.stopping.store(true, Ordering::SeqCst);
-        // Wakes the blocked accept(): on Linux shutdown() of a listening socket makes accept
-        // fail at once (closing the fd from another thread would not).
-        // SAFETY: the fd belongs to `running.listener`, alive (Arc) until after the join below.
-        unsafe {
-            libc::shutdown(running.listener.as_raw_fd(), libc::SHUT_RDWR);
-        }
-        let _ = running.acceptor.join();
-        // `running.listener` is the last reference: dropping it closes the socket.
+        // Err only if the server already ended on its own.
+        let _ = running.stop.send(());
+        let _ = running.thread.join();
     }
 
     /// Listens again on the same port, with the same responses, delays, counters and log.
@@ -235,7 +236,7 @@ impl AuthServer {
         if self.running.is_some() {
             return;
         }
-        let started = TcpListener::bind(self.addr())
+        let started = StdTcpListener::bind(self.addr())
             .and_then(|listener| listen(listener, Arc::clone(&self.shared)));
         match started {
             Ok(running) => self.running = Some(running),
@@ -268,237 +269,254 @@ impl Drop for AuthServer {
     }
 }
 
-fn listen(listener: TcpListener, shared: Arc<Shared>) -> io::Result<Running> {
-    let listener = Arc::new(listener);
-    let stopping = Arc::new(AtomicBool::new(false));
-    let acceptor = {
-        let listener = Arc::clone(&listener);
-        let stopping = Arc::clone(&stopping);
-        std::thread::Builder::new()
-            .name("auth-server".into())
-            .spawn(move || accept_loop(&listener, &stopping, &shared))?
-    };
-    Ok(Running {
-        stopping,
-        listener,
-        acceptor,
-    })
+/// Binds nothing: serves `listener` (already bound, so a busy port is reported to the caller)
+/// on a new thread with its own runtime until [`Running::stop`] fires.
+fn listen(listener: StdTcpListener, shared: Arc<Shared>) -> io::Result<Running> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("auth-server")
+        .enable_all()
+        .build()?;
+    let (stop, stopped) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("auth-server".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => accept_loop(listener, shared, stopped).await,
+                    Err(e) => eprintln!("auth server: {e}"),
+                }
+                // Dropping the tokio listener here closes the socket: new connections are refused.
+            });
+            runtime.shutdown_timeout(STOP_TIMEOUT);
+        })?;
+    Ok(Running { stop, thread })
 }
 
-/// Open connections of one listening period: threads to join and sockets to reset on stop.
-#[derive(Default)]
-struct Connections {
-    next_id: AtomicU64,
-    streams: Mutex<HashMap<u64, TcpStream>>,
-}
-
-fn accept_loop(listener: &TcpListener, stopping: &Arc<AtomicBool>, shared: &Arc<Shared>) {
-    let connections = Arc::new(Connections::default());
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut connections: JoinSet<()> = JoinSet::new();
+    // A copy (dup) of every open connection's socket, to reset it on stop.
+    let mut sockets: HashMap<tokio::task::Id, TcpStream> = HashMap::new();
     loop {
-        let accepted = listener.accept();
-        if stopping.load(Ordering::SeqCst) {
-            break;
-        }
+        let accepted = tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => accepted,
+            Some(done) = connections.join_next_with_id() => {
+                if let Ok((id, ())) = done {
+                    sockets.remove(&id);
+                }
+                continue;
+            }
+        };
         let mut stream = match accepted {
             Ok((stream, _)) => stream,
             Err(_) => {
                 // EMFILE and the like: back off instead of spinning.
-                std::thread::sleep(Duration::from_millis(20));
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
         };
-        threads.retain(|t| !t.is_finished());
-        if threads.len() >= MAX_CONNECTIONS {
-            let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-            let _ = write_response(
-                &mut stream,
-                503,
-                "text/plain",
-                b"too many connections",
-                true,
-            );
-            // No lingering close here (it would stall accepting): FIN first, then close.
-            let _ = stream.shutdown(Shutdown::Write);
+        if connections.len() >= MAX_CONNECTIONS {
+            // Answered before any request is read; FIN, then the socket is dropped.
+            let _ = stream
+                .write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+                      content-length: 20\r\nconnection: close\r\n\r\ntoo many connections",
+                )
+                .await;
+            let _ = stream.shutdown().await;
             continue;
         }
-        let id = connections.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Ok(copy) = stream.try_clone() {
-            lock(&connections.streams).insert(id, copy);
-        }
-        let shared = Arc::clone(shared);
-        let stopping_conn = Arc::clone(stopping);
-        let connections_conn = Arc::clone(&connections);
-        let spawned = std::thread::Builder::new()
-            .name("auth-server-conn".into())
-            .spawn(move || {
-                serve_connection(stream, &shared, &stopping_conn);
-                lock(&connections_conn.streams).remove(&id);
+        let _ = stream.set_nodelay(true);
+        let copy = stream
+            .into_std()
+            .and_then(|std_stream| Ok((std_stream.try_clone()?, std_stream)))
+            .and_then(|(copy, std_stream)| {
+                Ok((copy, tokio::net::TcpStream::from_std(std_stream)?))
             });
-        match spawned {
-            Ok(thread) => threads.push(thread),
-            Err(_) => {
-                if let Some(stream) = lock(&connections.streams).remove(&id) {
-                    let _ = stream.shutdown(Shutdown::Both);
-                }
-            }
-        }
+        let Ok((copy, stream)) = copy else {
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        let task = connections.spawn(async move {
+            let service = service_fn(move |request| handle(request, Arc::clone(&shared)));
+            // Errors here are peers going away mid-request: nothing to report.
+            let _ = http1::Builder::new()
+                .max_buf_size(MAX_HEAD_BYTES)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        sockets.insert(task.id(), copy);
     }
-    // Stopped: reset every open connection (their blocked reads return), then wait for them.
-    for stream in lock(&connections.streams).values() {
-        let _ = stream.set_linger_zero();
+    // Stopped: reset every open connection (the peer sees what a killed process leaves behind),
+    // abandon delayed answers, and wait for every task to end.
+    for socket in sockets.values() {
+        let _ = reset(socket);
     }
-    for thread in threads {
-        let _ = thread.join();
-    }
+    connections.shutdown().await;
 }
 
 /// `SO_LINGER 0` then shutdown: the peer sees a reset, as when a process is killed mid-flight.
-trait ResetExt {
-    fn set_linger_zero(&self) -> io::Result<()>;
-}
-
-impl ResetExt for TcpStream {
-    #[allow(unsafe_code)] // libc::setsockopt, SAFETY argument below
-    fn set_linger_zero(&self) -> io::Result<()> {
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: a valid socket fd and a correctly sized, initialised option value.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                std::ptr::addr_of!(linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
-        let result = if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        };
-        self.shutdown(Shutdown::Both)?;
-        result
-    }
-}
-
-/// Why a request could not be read.
-enum ReadError {
-    /// The peer closed (or the server stopped) between requests: not worth an answer.
-    Closed,
-    /// A broken request: answer 400 (or 413) and close.
-    Bad(u16, &'static str),
-}
-
-fn serve_connection(stream: TcpStream, shared: &Shared, stopping: &AtomicBool) {
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
+#[allow(unsafe_code)] // libc::setsockopt, SAFETY argument below
+fn reset(socket: &TcpStream) -> io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
     };
-    let mut reader = BufReader::new(stream);
-    while !stopping.load(Ordering::SeqCst) {
-        let request = match read_request(&mut reader) {
-            Ok(r) => r,
-            Err(ReadError::Closed) => return,
-            Err(ReadError::Bad(status, message)) => {
-                let _ = write_response(&mut writer, status, "text/plain", message.as_bytes(), true);
-                lingering_close(&mut reader, &writer);
-                return;
-            }
-        };
-        let (request, keep_alive) = request;
-        let route = route_key(&request.path).to_string();
-        record(shared, &request, &route);
-
-        let delay = {
-            let delays = lock(&shared.delays);
-            delays
-                .get(&request.path)
-                .or_else(|| delays.get(&route))
-                .copied()
-        };
-        if let Some(delay) = delay {
-            let deadline = Instant::now() + delay;
-            while Instant::now() < deadline {
-                if stopping.load(Ordering::SeqCst) {
-                    return;
-                }
-                std::thread::sleep(
-                    DELAY_STEP.min(deadline.saturating_duration_since(Instant::now())),
-                );
-            }
-        }
-        if stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let handler = {
-            let handlers = lock(&shared.handlers);
-            handlers
-                .get(&request.path)
-                .or_else(|| handlers.get(&route))
-                .cloned()
-        };
-        let canned = match handler {
-            Some(h) => {
-                let (status, content_type, body) = h(&request);
-                Some(Canned {
-                    status,
-                    content_type,
-                    body,
-                })
-            }
-            None => {
-                let responses = lock(&shared.responses);
-                responses
-                    .get(&request.path)
-                    .or_else(|| responses.get(&route))
-                    .cloned()
-            }
-        };
-        let canned = canned.unwrap_or_else(|| Canned {
-            status: 404,
-            content_type: "text/plain".into(),
-            body: b"not found".to_vec(),
-        });
-        let body: &[u8] = if request.method == "HEAD" {
-            b""
-        } else {
-            &canned.body
-        };
-        let written = write_head_and_body(
-            &mut writer,
-            canned.status,
-            &canned.content_type,
-            canned.body.len(),
-            body,
-            !keep_alive,
-        );
-        if written.is_err() || !keep_alive {
-            return;
-        }
-    }
+    // SAFETY: a valid socket fd (owned by `socket`) and a correctly sized, initialised value.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            std::ptr::addr_of!(linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    let result = if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    };
+    socket.shutdown(Shutdown::Both)?;
+    result
 }
 
-/// After an error answer: stop sending, then read (and discard) what the client still sends, for
-/// a bounded time, before closing. Closing with unread input would make the kernel send a reset,
-/// which can destroy the error answer before the client reads it.
-fn lingering_close(reader: &mut impl Read, writer: &TcpStream) {
-    let _ = writer.shutdown(Shutdown::Write);
-    let _ = writer.set_read_timeout(Some(Duration::from_millis(500)));
-    let deadline = Instant::now() + Duration::from_secs(1);
-    let mut buffer = [0u8; 8192];
-    let mut drained = 0usize;
-    while Instant::now() < deadline && drained < 2 * MAX_BODY_BYTES {
-        match reader.read(&mut buffer) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => drained += n,
-        }
+fn response(status: u16, content_type: &str, body: Vec<u8>, close: bool) -> Response<Full<Bytes>> {
+    let length = body.len();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    if let Ok(value) = content_type.parse() {
+        headers.insert(CONTENT_TYPE, value);
     }
+    headers.insert(CONTENT_LENGTH, length.into());
+    if close {
+        headers.insert(CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    // Origin form only (`/path?query`), what Envoy sends a cluster.
+    let Some(target) = parts
+        .uri
+        .path_and_query()
+        .filter(|_| parts.uri.authority().is_none())
+        .map(|p| p.as_str().to_string())
+        .filter(|t| t.starts_with('/'))
+    else {
+        return Ok(response(
+            400,
+            "text/plain",
+            b"bad request target".to_vec(),
+            true,
+        ));
+    };
+    // A declared length above the bound is refused before reading any of it.
+    if hyper::body::Body::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
+        return Ok(response(
+            413,
+            "text/plain",
+            b"request body too large".to_vec(),
+            true,
+        ));
+    }
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Ok(response(
+                413,
+                "text/plain",
+                b"request body too large".to_vec(),
+                true,
+            ))
+        }
+        // A broken chunked body (or the peer went away mid-body).
+        Err(_) => {
+            return Ok(response(
+                400,
+                "text/plain",
+                b"bad request body".to_vec(),
+                true,
+            ))
+        }
+    };
+    let request = AuthRequest {
+        method: parts.method.to_string(),
+        path: target,
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    let route = route_key(&request.path).to_string();
+    record(&shared, &request, &route);
+
+    let delay = {
+        let delays = lock(&shared.delays);
+        delays
+            .get(&request.path)
+            .or_else(|| delays.get(&route))
+            .copied()
+    };
+    if let Some(delay) = delay {
+        // A stop aborts this task, abandoning the answer.
+        tokio::time::sleep(delay).await;
+    }
+    let handler = {
+        let handlers = lock(&shared.handlers);
+        handlers
+            .get(&request.path)
+            .or_else(|| handlers.get(&route))
+            .cloned()
+    };
+    let canned = match handler {
+        Some(h) => {
+            let (status, content_type, body) = h(&request);
+            Some(Canned {
+                status,
+                content_type,
+                body,
+            })
+        }
+        None => {
+            let responses = lock(&shared.responses);
+            responses
+                .get(&request.path)
+                .or_else(|| responses.get(&route))
+                .cloned()
+        }
+    };
+    let canned = canned.unwrap_or_else(|| Canned {
+        status: 404,
+        content_type: "text/plain".into(),
+        body: b"not found".to_vec(),
+    });
+    // HEAD: hyper sends the head with the GET length and no body.
+    Ok(response(
+        canned.status,
+        &canned.content_type,
+        canned.body,
+        false,
+    ))
 }
 
 /// The path part of a request target (without `?query`).
@@ -528,238 +546,10 @@ fn record(shared: &Shared, request: &AuthRequest, route: &str) {
     log.push_back(request.clone());
 }
 
-/// One line (up to and including `\n`), within `budget` bytes; `Ok(empty)` at end of stream.
-fn read_line(reader: &mut impl BufRead, budget: &mut usize) -> Result<Vec<u8>, ReadError> {
-    let mut line = Vec::new();
-    let limit = u64::try_from(*budget).unwrap_or(u64::MAX);
-    reader
-        .by_ref()
-        .take(limit)
-        .read_until(b'\n', &mut line)
-        .map_err(|_| ReadError::Closed)?;
-    *budget = budget.saturating_sub(line.len());
-    if !line.is_empty() && !line.ends_with(b"\n") {
-        return Err(if *budget == 0 {
-            ReadError::Bad(431, "request head too large")
-        } else {
-            ReadError::Closed
-        });
-    }
-    Ok(line)
-}
-
-fn trim_eol(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// Reads one request; the bool says whether the connection stays open after the answer.
-fn read_request(reader: &mut impl BufRead) -> Result<(AuthRequest, bool), ReadError> {
-    let mut budget = MAX_HEAD_BYTES;
-    let mut first = read_line(reader, &mut budget)?;
-    // RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request line.
-    if trim_eol(&first).is_empty() && !first.is_empty() {
-        first = read_line(reader, &mut budget)?;
-    }
-    if first.is_empty() {
-        return Err(ReadError::Closed);
-    }
-    let request_line = String::from_utf8_lossy(trim_eol(&first)).into_owned();
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(ReadError::Bad(400, "bad request line"));
-    };
-    let http10 = match version {
-        "HTTP/1.1" => false,
-        "HTTP/1.0" => true,
-        _ => return Err(ReadError::Bad(505, "HTTP/1.x only")),
-    };
-    if method.is_empty() || !target.starts_with('/') {
-        return Err(ReadError::Bad(400, "bad request line"));
-    }
-
-    let mut headers = Vec::new();
-    loop {
-        let line = read_line(reader, &mut budget)?;
-        if line.is_empty() {
-            return Err(ReadError::Closed);
-        }
-        let line = trim_eol(&line);
-        if line.is_empty() {
-            break;
-        }
-        let text = String::from_utf8_lossy(line);
-        let Some((name, value)) = text.split_once(':') else {
-            return Err(ReadError::Bad(400, "bad header line"));
-        };
-        if name.is_empty() || name.ends_with(' ') || name.ends_with('\t') {
-            return Err(ReadError::Bad(400, "bad header name"));
-        }
-        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
-    }
-
-    let values = |name: &str| -> Vec<&str> {
-        headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    };
-    let chunked = values("transfer-encoding")
-        .iter()
-        .any(|v| v.to_ascii_lowercase().contains("chunked"));
-    let lengths = values("content-length");
-    let body = if chunked {
-        if !lengths.is_empty() {
-            // RFC 9112 6.3: both is a smuggling signal; refuse.
-            return Err(ReadError::Bad(400, "content-length with chunked"));
-        }
-        read_chunked(reader)?
-    } else {
-        match lengths.as_slice() {
-            [] => Vec::new(),
-            [length] => {
-                let length: usize = length
-                    .parse()
-                    .map_err(|_| ReadError::Bad(400, "bad content-length"))?;
-                read_exact_body(reader, length)?
-            }
-            _ => return Err(ReadError::Bad(400, "repeated content-length")),
-        }
-    };
-
-    let connection: Vec<String> = values("connection")
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .collect();
-    let keep_alive = if http10 {
-        connection.iter().any(|t| t == "keep-alive")
-    } else {
-        !connection.iter().any(|t| t == "close")
-    };
-    let request = AuthRequest {
-        method: method.to_string(),
-        path: target.to_string(),
-        headers,
-        body,
-    };
-    Ok((request, keep_alive))
-}
-
-fn read_exact_body(reader: &mut impl BufRead, length: usize) -> Result<Vec<u8>, ReadError> {
-    if length > MAX_BODY_BYTES {
-        return Err(ReadError::Bad(413, "body too large"));
-    }
-    let mut body = vec![0; length];
-    reader
-        .read_exact(&mut body)
-        .map_err(|_| ReadError::Closed)?;
-    Ok(body)
-}
-
-fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>, ReadError> {
-    let mut body = Vec::new();
-    loop {
-        let mut budget = 1024;
-        let line = read_line(reader, &mut budget)?;
-        let line = String::from_utf8_lossy(trim_eol(&line)).into_owned();
-        let size_text = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| ReadError::Bad(400, "bad chunk size"))?;
-        if size == 0 {
-            // Trailers, up to the empty line.
-            let mut budget = MAX_HEAD_BYTES;
-            loop {
-                let line = read_line(reader, &mut budget)?;
-                if line.is_empty() {
-                    return Err(ReadError::Closed);
-                }
-                if trim_eol(&line).is_empty() {
-                    return Ok(body);
-                }
-            }
-        }
-        if body.len().saturating_add(size) > MAX_BODY_BYTES {
-            return Err(ReadError::Bad(413, "body too large"));
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader
-            .read_exact(body.get_mut(start..).unwrap_or_default())
-            .map_err(|_| ReadError::Closed)?;
-        let mut crlf = [0u8; 2];
-        reader
-            .read_exact(&mut crlf)
-            .map_err(|_| ReadError::Closed)?;
-        if &crlf != b"\r\n" {
-            return Err(ReadError::Bad(400, "bad chunk terminator"));
-        }
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        413 => "Content Too Large",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        _ => "Status",
-    }
-}
-
-fn write_response(
-    stream: &mut TcpStream,
-    status: u16,
-    content_type: &str,
-    body: &[u8],
-    close: bool,
-) -> io::Result<()> {
-    write_head_and_body(stream, status, content_type, body.len(), body, close)
-}
-
-/// `content_length` may differ from `body.len()` only for HEAD (length of the GET body).
-fn write_head_and_body(
-    stream: &mut TcpStream,
-    status: u16,
-    content_type: &str,
-    content_length: usize,
-    body: &[u8],
-    close: bool,
-) -> io::Result<()> {
-    let mut out = format!(
-        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {content_length}\r\n",
-        reason(status)
-    );
-    if close {
-        out.push_str("connection: close\r\n");
-    }
-    out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(body);
-    stream.write_all(&bytes)?;
-    stream.flush()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
 
     /// A keep-alive client: sends raw requests on one connection, reads one response each.
     struct Client {
@@ -905,6 +695,8 @@ mod tests {
         assert_eq!(server.hits("/introspect"), 0);
     }
 
+    /// (Content-Length with Transfer-Encoding is not among them: hyper reads such a body as
+    /// chunked, as RFC 9112 section 6.3 allows.)
     #[test]
     fn malformed_requests_get_400_and_close() {
         let server = AuthServer::start();
@@ -913,7 +705,6 @@ mod tests {
             b"GET /a HTTP/1.1\r\nno colon here\r\n\r\n",
             b"GET /a HTTP/1.1\r\nContent-Length: x\r\n\r\n",
             b"GET /a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-            b"POST /a HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             b"GET a HTTP/1.1\r\n\r\n",
         ] {

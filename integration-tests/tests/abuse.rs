@@ -92,6 +92,71 @@ fn wrong_keys_from_one_address_are_answered_429_from_the_nth_failure_on() {
 }
 
 #[test]
+fn guesses_for_one_key_id_from_many_addresses_lock_that_key_id_only() {
+    let s = start(
+        json!({
+            "clients": {
+                "acme": {"keys": [{"id": "acme-1", "sha256": key_digest("acme.right-secret")}]},
+                "globex": {"keys": [{"id": "globex-1", "sha256": key_digest("globex.right-secret")}]}
+            },
+            "policies": {"api": {"api_key": {}, "rate_limits": [
+                {"name": "failed_auth_by_key_id", "rate": 5, "per": "hour",
+                 "key": {"key_prefix": {"separator": "."}}, "counts": "failed_auth"}
+            ]}}
+        }),
+        None,
+    );
+    // Five wrong secrets for key id `acme`, each from another address: all verified and refused.
+    for i in 0..5 {
+        let key = format!("acme.guess-{i}");
+        let from = format!("127.0.0.{}", 41 + i);
+        assert_eq!(get(&s, "/api/x", &from, &[("x-api-key", &key)]).0, 401);
+    }
+    // From then on key id `acme` is answered 429 with retry-after from any address, the right
+    // secret too (nothing is verified), while key id `globex` is untouched.
+    for from in ["127.0.0.41", "127.0.0.49"] {
+        let (status, retry) = get(&s, "/api/x", from, &[("x-api-key", "acme.guess-9")]);
+        assert_eq!((status, retry.is_some()), (429, true), "from {from}");
+    }
+    let (status, retry) = get(
+        &s,
+        "/api/x",
+        "127.0.0.50",
+        &[("x-api-key", "acme.right-secret")],
+    );
+    assert_eq!((status, retry.is_some()), (429, true));
+    assert_eq!(
+        get(&s, "/api/x", "127.0.0.41", &[("x-api-key", "globex.wrong")]).0,
+        401
+    );
+    assert_eq!(
+        get(
+            &s,
+            "/api/x",
+            "127.0.0.41",
+            &[("x-api-key", "globex.right-secret")]
+        )
+        .0,
+        200
+    );
+    // A request without a key, or with a key outside the `<id>.<secret>` scheme, is not this
+    // lockout's: 401, not 429.
+    assert_eq!(get(&s, "/api/x", "127.0.0.51", &[]).0, 401);
+    assert_eq!(
+        get(
+            &s,
+            "/api/x",
+            "127.0.0.52",
+            &[("x-api-key", "acme-no-separator")]
+        )
+        .0,
+        401
+    );
+    let got = s.up.requests();
+    assert_eq!(got.len(), 1, "only the admitted request went upstream");
+}
+
+#[test]
 fn identity_limits_under_auth_any_count_keys_and_tokens_and_send_the_tier() {
     let gold = mint(
         "ec-256",
@@ -275,4 +340,63 @@ fn a_refused_token_is_not_verified_again_while_remembered() {
         200
     );
     assert!(s.up.requests().len() == 1);
+}
+
+#[test]
+fn an_unknown_kid_is_refused_from_the_negative_cache_without_spending_the_budget() {
+    let claims = json!({"iss": "https://issuer.test", "aud": "api", "exp": "$now+600", "sub": "u"});
+    // Signed by a key the provider does not have (kid ed-1; the set holds ec-256 only).
+    let stranger = mint("ed-1", &claims);
+    let good = mint("ec-256", &claims);
+    let s = start(
+        json!({
+            "jwt_providers": {"corp": {"issuer": "https://issuer.test", "audiences": ["api"],
+                                       "jwks": jwks(&["ec-256"])}},
+            "abuse": {"negative_cache": {"ttl_seconds": 60},
+                      "expensive_per_address": {"rate": 1, "per": "minute", "burst": 2}},
+            "policies": {"api": {"jwt": {"providers": ["corp"]}}}
+        }),
+        None,
+    );
+    // With a budget of 2, 20 replays are all 401 (not 429 from the 3rd on): after the first,
+    // each is answered from the negative cache.
+    let auth = format!("Bearer {stranger}");
+    for i in 0..20 {
+        assert_eq!(
+            get(&s, "/api/x", "127.0.0.61", &[("authorization", &auth)]).0,
+            401,
+            "replay {i}"
+        );
+    }
+    let ok = format!("Bearer {good}");
+    assert_eq!(
+        get(&s, "/api/x", "127.0.0.61", &[("authorization", &ok)]).0,
+        200
+    );
+    assert_eq!(s.up.requests().len(), 1);
+}
+
+#[test]
+fn an_inactive_token_costs_one_callout_however_often_it_is_replayed() {
+    let (auth, calls) = counting_auth();
+    let s = start(
+        json!({
+            "introspection": {"cluster": "auth", "authority": "auth.test", "path": "/introspect",
+                              "timeout_ms": 1000},
+            "abuse": {"expensive_per_address": {"rate": 1, "per": "minute", "burst": 2}},
+            "policies": {"api": {"introspection": {}}}
+        }),
+        Some(auth),
+    );
+    for i in 0..20 {
+        let (status, _) = get(
+            &s,
+            "/api/x",
+            "127.0.0.62",
+            &[("authorization", "Bearer revoked0opaque0token0000001")],
+        );
+        assert_eq!(status, 401, "replay {i}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(s.up.requests().is_empty());
 }

@@ -390,12 +390,7 @@ fn unlabelled_ndjson_xml_and_text_bodies_are_screened() {
                 "blocked_sqli",
                 "password",
             ),
-            (
-                None,
-                "x; whoami",
-                "blocked_command_injection",
-                "whoami",
-            ),
+            (None, "x; whoami", "blocked_command_injection", "whoami"),
             (
                 Some("application/x-ndjson"),
                 "{\"a\": 1}\n{\"html\": \"<script>alert(1)</script>\"}\n",

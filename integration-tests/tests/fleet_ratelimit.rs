@@ -276,11 +276,15 @@ fn a_client_spread_over_three_envoys_gets_exactly_the_fleet_number_and_clients_d
 
 #[test]
 fn a_tier_claim_selects_its_own_fleet_limit_and_a_forged_tier_header_does_not() {
-    // The JWT provider forwards `tier`; the service counts (tier=free, subject) at 8 and every
-    // subject at 16. A gold token matches no tier limit, only the subject one.
-    let mut plugin = plugin_config(5000, "second", 5000, "policy");
-    plugin["jwt_providers"]["corp"]["forward_claims"] =
-        json!({"sub": "x-api-guard-subject", "tier": "x-api-guard-tier"});
+    // api-guard's per-Envoy limit gives each `tier` claim its tier (overrides; the tier header
+    // carries only tiers api-guard matched, never a forwarded claim); the service counts
+    // (tier=free, subject) at 8 and every subject at 16. A gold token matches no tier limit,
+    // only the subject one.
+    let mut plugin = plugin_config(5000, "second", 5000, "identity");
+    plugin["policies"]["api"]["rate_limits"][0]["overrides"] = json!([
+        {"claim": "tier", "value": "free", "rate": 5000},
+        {"claim": "tier", "value": "gold", "rate": 5000}
+    ]);
     let limits = "domain: api-guard
 storage_timeout_ms: 1500
 limits:
@@ -301,7 +305,7 @@ limits:
     let users = [
         ("u-free", jwt("u-free", "free"), None),
         ("u-gold", jwt("u-gold", "gold"), None),
-        // A gold token with a forged tier header: api-guard replaces it with the claim.
+        // A gold token with a forged tier header: api-guard replaces it with the matched tier.
         ("u-gold-2", jwt("u-gold-2", "gold"), Some("free")),
     ];
     let ports: Vec<u16> = fleet.nodes.iter().map(|n| n.http_port).collect();

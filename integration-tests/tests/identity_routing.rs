@@ -54,6 +54,7 @@ fn each_client_sticks_to_one_replica_and_clients_spread() {
                 // identity headers itself: api-guard replaces or removes them first.
                 .header("x-api-guard-client-id", "alpha")
                 .header("x-api-guard-tier", "premium")
+                .header("x-api-guard-claim-tier", "premium")
                 .send();
             seen.insert(served_by(&r));
         }
@@ -95,6 +96,7 @@ fn a_verified_premium_claim_routes_to_the_premium_cluster() {
             .request("GET", "/orders")
             .header("authorization", &format!("Bearer {gold}"))
             .header("x-api-guard-tier", "premium")
+            .header("x-api-guard-claim-tier", "premium")
             .send();
         seen.insert(served_by(&r));
     }

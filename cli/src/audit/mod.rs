@@ -7,6 +7,7 @@ mod waiver;
 
 use std::process::ExitCode;
 
+use crate::args::Arg;
 use checks::{Finding, Settings, Severity, CHECKS};
 use envoy::Source;
 
@@ -47,41 +48,32 @@ fn parse(args: &[String]) -> Result<Args, String> {
         budget_mib: DEFAULT_BUDGET_MIB,
         list: false,
     };
-    let mut it = args.iter();
+    let mut it = crate::args::Args::new(args);
     while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |what: &str| -> Result<String, String> {
-            match inline.clone().or_else(|| it.next().cloned()) {
-                Some(v) if !v.is_empty() => Ok(v),
-                _ => Err(format!("{what} needs a value")),
+        let name = match arg {
+            Arg::Positional(file) => {
+                a.files.push(file.to_string());
+                continue;
             }
+            Arg::Option(name) => name,
         };
         match name {
-            "--policy" => a.policy = Some(value(name)?),
-            "--waivers" => a.waivers = Some(value(name)?),
-            "--format" => match value(name)?.as_str() {
+            "--policy" => a.policy = Some(it.value()?),
+            "--waivers" => a.waivers = Some(it.value()?),
+            "--format" => match it.value()?.as_str() {
                 "text" => a.json = false,
                 "json" => a.json = true,
                 other => return Err(format!("--format: expected text or json, not {other:?}")),
             },
             "--fail-on" => {
-                let v = value(name)?;
+                let v = it.value()?;
                 a.fail_on = Severity::parse(&v).ok_or(format!(
                     "--fail-on: expected error, warning or info, not {v:?}"
                 ))?;
             }
-            "--rate-limit-budget-mib" => {
-                let v = value(name)?;
-                a.budget_mib = v
-                    .parse()
-                    .map_err(|_| format!("--rate-limit-budget-mib: not a number: {v:?}"))?;
-            }
-            "--list" if inline.is_none() => a.list = true,
-            _ if name.starts_with("--") => return Err(format!("audit: unknown option {arg:?}")),
-            _ => a.files.push(arg.clone()),
+            "--rate-limit-budget-mib" => a.budget_mib = it.number()?,
+            "--list" if !it.has_inline_value() => a.list = true,
+            _ => return Err(it.unknown("audit")),
         }
     }
     if a.files.is_empty() && !a.list {

@@ -115,12 +115,18 @@ impl<'a> Guardrails<'a> {
     }
 
     /// Consulted right before an expensive step (a cold signature verification, an
-    /// introspection callout) for `credential` of `kind`: a remembered refusal first (it costs
-    /// no budget), then the client's budget.
-    pub fn before_expensive(&mut self, kind: &str, credential: &[u8]) -> Result<(), Stop> {
+    /// introspection callout) for `credential` of `kind`, judged against `generation` (see
+    /// [`CredentialDigest::of_generation`]): a remembered refusal first (it costs no budget),
+    /// then the client's budget.
+    pub fn before_expensive(
+        &mut self,
+        kind: &str,
+        generation: u64,
+        credential: &[u8],
+    ) -> Result<(), Stop> {
         let now_ms = self.now_ns / 1_000_000;
         if let Some(cache) = &self.settings.negative_cache {
-            let digest = CredentialDigest::of(kind, credential);
+            let digest = CredentialDigest::of_generation(kind, generation, credential);
             match cache.lookup(self.store, &digest, now_ms) {
                 Ok(Some(reason)) => {
                     self.events.push(AbuseEvent::NegativeHit);
@@ -147,12 +153,13 @@ impl<'a> Guardrails<'a> {
         Ok(())
     }
 
-    /// Remembers that `credential` of `kind` was refused after the expensive step.
-    pub fn refused(&mut self, kind: &str, credential: &[u8], reason: Refused) {
+    /// Remembers that `credential` of `kind` was refused against `generation` after the
+    /// expensive step.
+    pub fn refused(&mut self, kind: &str, generation: u64, credential: &[u8], reason: Refused) {
         let Some(cache) = &self.settings.negative_cache else {
             return;
         };
-        let digest = CredentialDigest::of(kind, credential);
+        let digest = CredentialDigest::of_generation(kind, generation, credential);
         match cache.record(self.store, &digest, reason, self.now_ns / 1_000_000) {
             Ok(true) => self.events.push(AbuseEvent::NegativeRecorded),
             Ok(false) => {}

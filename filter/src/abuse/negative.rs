@@ -33,7 +33,8 @@ const EMPTY: [u8; ENTRY_BYTES] = [0; ENTRY_BYTES];
 pub enum Refused {
     /// A JWT whose signature (or authentication tag) did not verify with the provider's keys.
     BadSignature,
-    /// An API key that no configured or remote client has.
+    /// A key the credential names that the verifier does not have: a JWT `kid` missing from
+    /// the provider's key set (remembered for that key set only).
     UnknownKey,
     /// An opaque token the auth service said is not active.
     Inactive,
@@ -72,9 +73,17 @@ impl std::fmt::Debug for CredentialDigest {
 impl CredentialDigest {
     /// `kind` separates credential kinds (an API key and a token with equal bytes differ).
     pub fn of(kind: &str, credential: &[u8]) -> CredentialDigest {
+        CredentialDigest::of_generation(kind, 0, credential)
+    }
+
+    /// A digest that also names the generation of what refused the credential (for a JWT, the
+    /// key set it was checked against): a refusal is remembered for that generation only, so a
+    /// token refused for an unknown `kid` is verified again once a refetch brings new keys.
+    pub fn of_generation(kind: &str, generation: u64, credential: &[u8]) -> CredentialDigest {
         let mut h = Sha256::new();
         h.update(kind.as_bytes());
         h.update([0u8]);
+        h.update(generation.to_le_bytes());
         h.update(credential);
         let full: [u8; 32] = h.finalize().into();
         let mut out = [0u8; 16];
@@ -285,6 +294,17 @@ mod tests {
             Ok(Some(Refused::Inactive))
         );
         assert_eq!(store.key_count(), 64);
+    }
+
+    #[test]
+    fn a_refusal_is_remembered_for_its_generation_only() {
+        let store = MemoryStore::new();
+        let c = cache(64);
+        let at = |g| CredentialDigest::of_generation("jwt", g, b"token");
+        c.record(&store, &at(7), Refused::UnknownKey, NOW).unwrap();
+        assert_eq!(c.lookup(&store, &at(7), NOW), Ok(Some(Refused::UnknownKey)));
+        assert_eq!(c.lookup(&store, &at(8), NOW), Ok(None));
+        assert_eq!(c.lookup(&store, &at(0), NOW), Ok(None));
     }
 
     #[test]

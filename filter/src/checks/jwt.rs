@@ -7,31 +7,18 @@ use crate::abuse::{Guardrails, Stop, KIND_JWT};
 use crate::jwt::cache::TokenCache;
 use crate::jwt::claims::{claim_header_value, has_scopes};
 use crate::jwt::jwe::{decrypt_nested, is_jwe};
-use crate::jwt::keysource::Availability;
 use crate::jwt::provider::{JwtProvider, JwtRule, ProviderId, ProviderKeys};
 use crate::jwt::revocation::RevocationList;
 use crate::jwt::runtime::TokenRuntime;
-use crate::jwt::source::{find_token, location, TokenLocation};
+use crate::jwt::source::{find_token, location};
 use crate::jwt::verify::{verify_jws, VerifiedToken};
 use crate::jwt::TokenProblem;
 use crate::policy::Guard;
 use crate::rejection::Rejection;
+use crate::remote::Availability;
 use crate::request::RequestView;
 use crate::time::UnixTime;
-
-/// An accepted token: who it names and what to do to the request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenAdmission<'g> {
-    pub provider: ProviderId,
-    pub subject: Option<String>,
-    /// (upstream header, value) for each forwarded claim the token has.
-    pub forward: Vec<(&'g str, String)>,
-    /// Where the token was, when the provider strips it.
-    pub strip: Option<TokenLocation<'g>>,
-    /// (claim, value) of the claims the policy's rate limits read (`JwtRule::limit_claims`)
-    /// that the token has, as header-safe text (arrays joined with `,`).
-    pub limit_claims: Vec<(&'g str, String)>,
-}
+pub use crate::verdict::TokenAdmission;
 
 /// Runs a policy's JWT rule. Providers are tried in order; the first that accepts the token
 /// wins. If none does, the first real problem is reported (a provider that found no token at
@@ -121,16 +108,18 @@ fn check_provider<'g>(
         cache,
         ..
     } = runtime;
-    let keys = match &provider.keys {
-        ProviderKeys::Inline(keys) => keys,
+    // The key set's generation: a remembered refusal holds for the key set that refused it.
+    let (keys, generation) = match &provider.keys {
+        ProviderKeys::Inline(keys) => (keys, 0),
         ProviderKeys::Remote(remote) => {
             let synced = remote_keys.get(id.0);
             let fetched_at = synced.and_then(|s| s.fetched_at);
+            let generation = fetched_at.map_or(0, |t| t.0.unsigned_abs());
             match (
                 remote.availability(fetched_at, now),
                 synced.and_then(|s| s.value.as_ref()),
             ) {
-                (Availability::Fresh, Some(keys)) => keys,
+                (Availability::Fresh, Some(keys)) => (keys, generation),
                 (Availability::Stale, _) => return Err(Rejection::KeysStale { provider: name }),
                 _ => return Err(Rejection::KeysUnavailable { provider: name }),
             }
@@ -155,8 +144,13 @@ fn check_provider<'g>(
     // of them (HMAC tokens cost microseconds and are not counted).
     let expensive = is_jwe(&token) || !is_hmac(&token, provider.rules.max_token_bytes);
     if expensive {
-        match guardrails.before_expensive(KIND_JWT, token.as_bytes()) {
+        match guardrails.before_expensive(KIND_JWT, generation, token.as_bytes()) {
             Ok(()) => {}
+            // Refused again as it was refused (an unknown kid may still make the pipeline
+            // refetch the key set, which ends this generation).
+            Err(Stop::Remembered(Refused::UnknownKey)) => {
+                return Err(reject(TokenProblem::UnknownKid))
+            }
             Err(Stop::Remembered(_)) => return Err(reject(TokenProblem::BadSignature)),
             Err(Stop::Budget(limited)) => return Err(Rejection::RateLimited(limited)),
             Err(Stop::Unavailable) => return Err(Rejection::RateLimitUnavailable),
@@ -174,8 +168,13 @@ fn check_provider<'g>(
         verify_jws(&token, &provider.rules, keys, now)
     }
     .map_err(|problem| {
-        if expensive && problem == TokenProblem::BadSignature {
-            guardrails.refused(KIND_JWT, token.as_bytes(), Refused::BadSignature);
+        let remembered = match problem {
+            TokenProblem::BadSignature => Some(Refused::BadSignature),
+            TokenProblem::UnknownKid => Some(Refused::UnknownKey),
+            _ => None,
+        };
+        if let (true, Some(reason)) = (expensive, remembered) {
+            guardrails.refused(KIND_JWT, generation, token.as_bytes(), reason);
         }
         reject(problem)
     })?;
@@ -273,6 +272,7 @@ mod tests {
     use crate::config::compile;
     use crate::jwt::keys::KeySet;
     use crate::jwt::verify::tests::{fixture, keys, token, NOW};
+    use crate::verdict::TokenLocation;
     use serde_json::{json, Value};
 
     const JWE: &str = include_str!("../jwt/testdata/jwe.json");
@@ -759,8 +759,8 @@ mod tests {
     /// document with nothing else usable is not installed (503 until a good one arrives).
     #[test]
     fn remote_symmetric_keys_are_refused_unless_the_provider_allows_them() {
-        use crate::jwt::keysource::publish;
         use crate::ratelimit::store::MemoryStore;
+        use crate::remote::publish;
         let published = |kids: &[&str]| serde_json::to_vec(&jwks_json(kids)).unwrap();
         // (provider extra fields, published kids) -> (HS256 outcome, ES256 outcome)
         type Case = (Value, &'static [&'static str], &'static str, &'static str);
@@ -859,8 +859,8 @@ mod tests {
 
     #[test]
     fn a_vm_that_never_had_the_keys_syncs_them_on_the_request_path() {
-        use crate::jwt::keysource::publish;
         use crate::ratelimit::store::MemoryStore;
+        use crate::remote::publish;
         let g = guard(json!({
             "jwt_providers": {
                 "corp": provider(json!({"jwks": null, "remote_jwks": remote()})),
@@ -1026,6 +1026,57 @@ mod tests {
                 want.map(str::to_owned).map_err(str::to_owned),
                 "{name}"
             );
+        }
+    }
+
+    #[test]
+    fn an_unknown_kid_is_remembered_for_the_key_set_that_did_not_have_it() {
+        use crate::abuse::{AbuseEvent, AbuseSettings};
+        let g = guard(json!({
+            "jwt_providers": {"corp": provider(json!({"jwks": jwks_json(&["rsa-1"])}))},
+            "abuse": {"negative_cache": {"ttl_seconds": 30, "max_entries": 64},
+                      "expensive_per_address": {"rate": 1, "per": "minute", "burst": 2}},
+            "policies": {"plain": {"jwt": {"providers": ["corp"]}}}
+        }));
+        let mut rt = TokenRuntime::new(&g);
+        let store = crate::ratelimit::store::MemoryStore::new();
+        let h = bearer("valid_es256");
+        let view = RequestView {
+            headers: &h,
+            client_ip: "10.0.0.1".parse().ok(),
+            route_policy: Some("plain"),
+            route_name: None,
+            virtual_host: None,
+        };
+        let attempt = |rt: &mut TokenRuntime, settings: &AbuseSettings| {
+            let mut guardrails = Guardrails {
+                settings,
+                store: &store,
+                client_ip: view.client_ip,
+                now_ns: u64::try_from(NOW.0).unwrap() * 1_000_000_000,
+                events: Vec::new(),
+            };
+            let r = outcome(check(
+                &g,
+                rule(&g, "plain"),
+                rt,
+                &view,
+                NOW,
+                &mut guardrails,
+            ));
+            (r, guardrails.events)
+        };
+        let (first, events) = attempt(&mut rt, &g.abuse);
+        assert_eq!(first, Err("UnknownKid@corp".to_string()));
+        assert_eq!(
+            events,
+            vec![AbuseEvent::BudgetSpent, AbuseEvent::NegativeRecorded]
+        );
+        // Replays: refused the same way from the cache, without spending the budget of 2.
+        for _ in 0..5 {
+            let (again, events) = attempt(&mut rt, &g.abuse);
+            assert_eq!(again, Err("UnknownKid@corp".to_string()));
+            assert_eq!(events, vec![AbuseEvent::NegativeHit]);
         }
     }
 }

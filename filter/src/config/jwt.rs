@@ -5,29 +5,25 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::reader::{array, boolean, child, choice, integer, named, string, strings, Fields};
-use super::{header_name, ConfigErrors, Env};
+use super::reader::{header_name, is_policy_name, ConfigErrors, Env};
+use super::sources::compile_token_sources;
 use crate::jwt::alg::{Algorithm, AlgorithmSet};
 use crate::jwt::cache::CacheSettings;
 use crate::jwt::claims::ClaimRule;
 use crate::jwt::jwe::parse_decryption_keys;
 use crate::jwt::keys::{parse_jwks, JwksMode};
-use crate::jwt::keysource::RemoteSource;
 use crate::jwt::provider::{JwtProvider, JwtRule, ProviderId, ProviderKeys};
 use crate::jwt::revocation::RevocationList;
 use crate::jwt::source::TokenSource;
 use crate::jwt::verify::TokenRules;
 use crate::jwt::JwksError;
+use crate::remote::RemoteSource;
 
 pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
 pub const DEFAULT_MAX_TOKEN_BYTES: u64 = 8 * 1024;
 pub const DEFAULT_SUBJECT_HEADER: &str = "x-api-guard-subject";
 
-/// The revocation configuration: the inline list and an optional remote one.
-#[derive(Debug, Default)]
-pub struct RevocationConfig {
-    pub list: RevocationList,
-    pub remote: Option<RemoteSource>,
-}
+pub use crate::jwt::revocation::RevocationConfig;
 
 fn add_all(errors: &mut ConfigErrors, base: &str, problems: Vec<JwksError>) {
     for e in problems {
@@ -43,10 +39,10 @@ fn add_all(errors: &mut ConfigErrors, base: &str, problems: Vec<JwksError>) {
 }
 
 /// Headers a claim may never be forwarded into: request framing and routing, credentials, and
-/// the identity headers api-guard sets from API keys (a token claim must not pose as a key's
-/// client id).
+/// the identity headers api-guard sets itself (a token claim must not pose as a key's client id
+/// or as the rate-limit tier api-guard matched).
 pub struct Reserved<'a> {
-    pub identity: [&'a str; 2],
+    pub identity: [&'a str; 3],
 }
 
 fn reserved_header(h: &str, reserved: &Reserved<'_>, sources: &[TokenSource]) -> bool {
@@ -84,7 +80,7 @@ pub fn compile_providers(
     let mut out = Vec::new();
     for (name, value) in map {
         let p = child(path, name);
-        if !super::is_policy_name(name) {
+        if !is_policy_name(name) {
             errors.add(
                 &p,
                 "provider names are 1-64 characters of [A-Za-z0-9_-], starting with a letter or digit",
@@ -217,7 +213,7 @@ fn compile_provider(
         .unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
     let sources = match fields.take("sources") {
         None => vec![TokenSource::bearer()],
-        Some((v, p)) => compile_sources(v, &p, errors),
+        Some((v, p)) => compile_token_sources(v, &p, errors),
     };
 
     let inline = fields.take("jwks");
@@ -291,7 +287,12 @@ fn compile_provider(
                 for (claim, header) in map {
                     let hp = child(&p, claim);
                     if let Some(h) = header_name(header, &hp, errors) {
-                        if reserved_header(&h, reserved, &sources) {
+                        if reserved.identity.contains(&h.as_str()) {
+                            errors.add(
+                                &hp,
+                                "api-guard sets this header itself (identity_headers: client id, key id, rate-limit tier): forward the claim into another header",
+                            );
+                        } else if reserved_header(&h, reserved, &sources) {
                             errors.add(&hp, "cannot forward a claim into this header");
                         } else if !headers.insert(h.clone()) {
                             errors.add(&hp, "two claims forwarded into the same header");
@@ -330,73 +331,6 @@ fn compile_provider(
     })
 }
 
-fn compile_sources(v: &Value, path: &str, errors: &mut ConfigErrors) -> Vec<TokenSource> {
-    let items = array(v, path, errors).unwrap_or_default();
-    if items.is_empty() && v.is_array() {
-        errors.add(path, "list at least one token source, or omit the field");
-    }
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let p = super::reader::item(path, i);
-        let Some(mut fields) = Fields::of(item, &p, errors) else {
-            continue;
-        };
-        let header = fields
-            .take("header")
-            .and_then(|(v, hp)| header_name(v, &hp, errors));
-        let scheme = fields.take("scheme").and_then(|(v, sp)| {
-            let s = string(v, &sp, errors)?;
-            if s.is_empty() || !s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
-                errors.add(&sp, "not an authentication scheme name");
-                return None;
-            }
-            Some(s.to_string())
-        });
-        let plain_name =
-            |name: &'static str, fields: &mut Fields<'_>, errors: &mut ConfigErrors| {
-                fields.take(name).and_then(|(v, np)| {
-                    let s = string(v, &np, errors)?;
-                    let ok = !s.is_empty()
-                        && s.len() <= 128
-                        && s.bytes()
-                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
-                    if !ok {
-                        errors.add(&np, "names are 1-128 characters of [A-Za-z0-9_.-]");
-                        return None;
-                    }
-                    Some(s.to_string())
-                })
-            };
-        let cookie = plain_name("cookie", &mut fields, errors);
-        let query = plain_name("query", &mut fields, errors);
-        fields.finish(errors);
-        let source = match (header, cookie, query) {
-            (Some(name), None, None) => {
-                // `authorization` without a scheme would take `Basic ...` for a token.
-                let scheme = match (name.as_str(), scheme) {
-                    ("authorization", None) => Some("Bearer".to_string()),
-                    (_, s) => s,
-                };
-                Some(TokenSource::Header { name, scheme })
-            }
-            (None, Some(c), None) => Some(TokenSource::Cookie(c)),
-            (None, None, Some(q)) => Some(TokenSource::Query(q)),
-            _ => {
-                errors.add(&p, "a token source is exactly one of {\"header\": ...}, {\"cookie\": ...}, {\"query\": ...}");
-                None
-            }
-        };
-        if let Some(s) = source {
-            if out.contains(&s) {
-                errors.add(&p, "duplicate token source");
-            } else {
-                out.push(s);
-            }
-        }
-    }
-    out
-}
-
 /// A remote document (`remote_jwks`, `revocation.remote`).
 pub(super) fn compile_remote(
     v: &Value,
@@ -407,25 +341,9 @@ pub(super) fn compile_remote(
     errors: &mut ConfigErrors,
 ) -> Option<RemoteSource> {
     let mut fields = Fields::of(v, path, errors)?;
-    let text = |name: &'static str, fields: &mut Fields<'_>, errors: &mut ConfigErrors| match fields
-        .take(name)
-    {
-        Some((v, p)) => string(v, &p, errors).and_then(|s| {
-            let ok = !s.is_empty() && s.len() <= 1024 && s.bytes().all(|c| c.is_ascii_graphic());
-            if !ok {
-                errors.add(&p, "must be 1-1024 visible ASCII characters");
-                return None;
-            }
-            Some(s.to_string())
-        }),
-        None => {
-            errors.add(path, format!("\"{name}\" is required"));
-            None
-        }
-    };
-    let cluster = text("cluster", &mut fields, errors);
-    let authority = text("authority", &mut fields, errors);
-    let url_path = text("path", &mut fields, errors);
+    let cluster = fields.required_text("cluster", errors);
+    let authority = fields.required_text("authority", errors);
+    let url_path = fields.required_text("path", errors);
     if let Some(p) = &url_path {
         if !p.starts_with('/') {
             errors.add(&child(path, "path"), "must start with /");
@@ -461,9 +379,9 @@ pub(super) fn compile_remote(
         (None, None)
     };
     // The same credentials as the introspection service's (`introspection.client_auth`).
-    let client_auth = fields.take("client_auth").and_then(|(v, p)| {
-        super::external(crate::introspect::compile_client_auth(v, &p, env), errors)
-    });
+    let client_auth = fields
+        .take("client_auth")
+        .and_then(|(v, p)| crate::introspect::compile_client_auth_into(v, &p, env, errors));
     fields.finish(errors);
     Some(RemoteSource {
         cluster: cluster?,
@@ -622,3 +540,6 @@ fn compile_claim_rules(v: &Value, path: &str, errors: &mut ConfigErrors) -> Vec<
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

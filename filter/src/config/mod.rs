@@ -7,11 +7,13 @@
 mod abuse;
 mod jwt;
 mod ratelimits;
-mod reader;
+pub(crate) mod reader;
 mod routes;
+pub(crate) mod sources;
 
 pub use jwt::{RevocationConfig, DEFAULT_SUBJECT_HEADER};
 pub use reader::{ConfigError, ConfigErrors};
+pub use sources::MAX_TOKEN_SOURCES;
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,21 +21,20 @@ use serde_json::Value;
 
 use crate::checks::api_key::{ApiKey, ApiKeyRule, ApiKeys, Client, ClientIndex};
 use crate::checks::ip::IpRule;
-use crate::checks::method::MethodSet;
 use crate::checks::preflight::Preflight;
 use crate::checks::request_limits::RequestLimits;
 use crate::cidr::{Cidr, CidrSet};
 use crate::digest::KeyDigest;
-use crate::introspect::{compile_rule as compile_introspection_rule, compile_service_with_env};
 use crate::jwt::provider::AuthMode;
 use crate::payload::{compile_params, compile_payload, ParamKind};
 use crate::policy::{Guard, IdentityHeaders, PolicyId, RoutePolicy, UnmatchedRoutes};
 use crate::screening::compile_screening;
 use crate::time::parse_rfc3339;
 use reader::{array, boolean, child, choice, integer, item, named, string, strings, Fields};
+pub(crate) use reader::{header_name, is_policy_name};
+use routes::compile_methods;
 
-/// Looks up an environment variable of the VM (secrets api-guard sends are read this way).
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub use reader::Env;
 
 /// The name of the policy used by routes that do not name one.
 pub const DEFAULT_POLICY: &str = "default";
@@ -99,9 +100,13 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
         None => Vec::new(),
         Some((v, path)) => {
             let reserved = jwt::Reserved {
-                // The tier header is not reserved: a provider may forward its own `tier` claim
-                // there (envoy/identity-routing.yaml does); a matched rate-limit tier replaces it.
-                identity: [&identity_headers.client_id, &identity_headers.key_id],
+                // The tier header too: it carries the rate-limit tier api-guard matched and
+                // nothing else, so Envoy's descriptors and routes on it have one source.
+                identity: [
+                    &identity_headers.client_id,
+                    &identity_headers.key_id,
+                    &identity_headers.tier,
+                ],
             };
             jwt::compile_providers(v, &path, &reserved, env, errors)
         }
@@ -116,7 +121,7 @@ fn compile_root(root: &Value, env: Env<'_>, errors: &mut ConfigErrors) -> Option
         .and_then(|(v, p)| jwt::compile_remote(v, &p, REMOTE_CLIENTS_KEY, false, env, errors));
     let introspection = fields
         .take("introspection")
-        .and_then(|(v, p)| external(compile_service_with_env(v, &p, env), errors));
+        .and_then(|(v, p)| crate::introspect::compile_service_into(v, &p, env, errors));
     let abuse = fields
         .take("abuse")
         .map(|(v, p)| abuse::compile(v, &p, errors))
@@ -218,14 +223,6 @@ pub fn compile_remote_clients(bytes: &[u8]) -> Result<ApiKeys, Vec<crate::jwt::J
     }
 }
 
-pub(crate) fn is_policy_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    (1..=64).contains(&b.len())
-        && b.first().is_some_and(u8::is_ascii_alphanumeric)
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
-}
-
 /// Client and key ids travel in upstream headers and log lines: keep them plain.
 fn is_identifier(s: &str) -> bool {
     let b = s.as_bytes();
@@ -237,24 +234,6 @@ fn is_identifier(s: &str) -> bool {
 
 const IDENTIFIER_RULE: &str =
     "ids are 1-128 characters of [A-Za-z0-9_.:@-], starting with a letter or digit";
-
-/// A lowercase HTTP header name (RFC 9110 token). Envoy hands names to filters in lowercase, so
-/// an uppercase name in the configuration would never match.
-pub(crate) fn header_name(v: &Value, path: &str, errors: &mut ConfigErrors) -> Option<String> {
-    let s = string(v, path, errors)?;
-    let token = !s.is_empty()
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c));
-    if !token {
-        errors.add(path, format!("not an HTTP header name: {s:?}"));
-        None
-    } else if s.bytes().any(|c| c.is_ascii_uppercase()) {
-        errors.add(path, format!("header names must be lowercase: {s:?}"));
-        None
-    } else {
-        Some(s.to_string())
-    }
-}
 
 fn compile_identity_headers(v: &Value, path: &str, errors: &mut ConfigErrors) -> IdentityHeaders {
     let mut headers = IdentityHeaders::default();
@@ -442,7 +421,7 @@ fn compile_policy(
                 "a policy's \"introspection\" needs the top-level \"introspection\" service",
             );
         }
-        external(compile_introspection_rule(v, &p), errors)
+        crate::introspect::compile_rule_into(v, &p, errors)
     });
     let auth_field = fields.take("auth");
     let auth_path = auth_field.as_ref().map(|(_, p)| p.clone());
@@ -474,19 +453,19 @@ fn compile_policy(
     }
     let query = fields
         .take("query")
-        .and_then(|(v, p)| external(compile_params(v, &p, ParamKind::Query), errors));
+        .and_then(|(v, p)| reader::collect(compile_params(v, &p, ParamKind::Query), errors));
     let headers = fields
         .take("headers")
-        .and_then(|(v, p)| external(compile_params(v, &p, ParamKind::Header), errors));
+        .and_then(|(v, p)| reader::collect(compile_params(v, &p, ParamKind::Header), errors));
     let payload = fields
         .take("payload")
-        .and_then(|(v, p)| external(compile_payload(v, &p), errors));
+        .and_then(|(v, p)| reader::collect(compile_payload(v, &p), errors));
     let screening = fields
         .take("screening")
         .and_then(|(v, p)| external(compile_screening(v, &p), errors));
     let mtls = fields
         .take("mtls")
-        .and_then(|(v, p)| external(crate::checks::mtls::compile(v, &p), errors));
+        .and_then(|(v, p)| reader::collect(crate::checks::mtls::compile(v, &p), errors));
     let preflight = choice(
         fields.take("preflight"),
         &[("check", Preflight::Check), ("pass", Preflight::Pass)],
@@ -495,6 +474,9 @@ fn compile_policy(
     );
     let creds = ratelimits::Credentials {
         api_key: api_key.is_some(),
+        api_key_sources: api_key
+            .as_ref()
+            .map(|r| (r.header.as_deref(), r.query.as_deref())),
         jwt: jwt.is_some(),
         introspection: introspection.is_some(),
         auth,
@@ -570,30 +552,6 @@ fn compile_request_limits(v: &Value, path: &str, errors: &mut ConfigErrors) -> R
     }
     fields.finish(errors);
     limits
-}
-
-fn compile_methods(v: &Value, path: &str, errors: &mut ConfigErrors) -> MethodSet {
-    let mut methods: Vec<String> = Vec::new();
-    let items = strings(v, path, errors);
-    if items.is_empty() && v.is_array() {
-        errors.add(
-            path,
-            "list at least one method, or omit \"methods\" to allow every method",
-        );
-    }
-    for (m, p) in items {
-        let valid = !m.is_empty()
-            && m.bytes()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
-        if !valid {
-            errors.add(&p, format!("not an uppercase HTTP method: {m:?}"));
-        } else if methods.iter().any(|x| x == m) {
-            errors.add(&p, format!("duplicate method {m:?}"));
-        } else {
-            methods.push(m.to_string());
-        }
-    }
-    MethodSet::new(methods)
 }
 
 fn compile_ip(v: &Value, path: &str, errors: &mut ConfigErrors) -> IpRule {
@@ -696,5 +654,3 @@ fn compile_api_key(
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_jwt;

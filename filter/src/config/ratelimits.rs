@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::reader::{array, child, choice, integer, item, kind, string, ConfigErrors, Fields};
-use super::{header_name, is_policy_name};
+use super::reader::{header_name, is_policy_name};
 use crate::jwt::provider::AuthMode;
 use crate::ratelimit::gcra::Gcra;
 use crate::ratelimit::table::Table;
@@ -30,6 +30,9 @@ pub const DEFAULT_V6_PREFIX: u8 = 64;
 #[derive(Debug, Clone, Copy)]
 pub struct Credentials<'a> {
     pub api_key: bool,
+    /// Where the policy's `api_key` check reads the key, `(header, query parameter)`: a
+    /// `key_prefix` lockout reads it there.
+    pub api_key_sources: Option<(Option<&'a str>, Option<&'a str>)>,
     pub jwt: bool,
     pub introspection: bool,
     pub auth: AuthMode,
@@ -172,6 +175,14 @@ fn compile_limit(
         errors,
     );
     fields.finish(errors);
+    if counts != Counts::FailedAuth && matches!(key, Some(KeySource::KeyIdPrefix(_))) {
+        // Counting every request by a prefix the client chooses limits nobody; a lockout by it
+        // protects the key id's owner from guesses.
+        errors.add(
+            counts_path.as_deref().unwrap_or(path),
+            "a limit keyed by \"key_prefix\" is a lockout: set \"counts\": \"failed_auth\"",
+        );
+    }
     if counts != Counts::Admitted {
         // Before the credential checks there is no identity yet.
         if matches!(key, Some(KeySource::Client | KeySource::Identity { .. })) {
@@ -442,6 +453,20 @@ fn key_source(
             let header = fields.take("header");
             let ip = fields.take("ip");
             let ident = fields.take("identity");
+            if let Some((kp, kpp)) = fields.take("key_prefix") {
+                let out = if header.is_some() || ip.is_some() || ident.is_some() {
+                    errors.add(
+                        path,
+                        "a key object has exactly one of \"header\", \"identity\", \"ip\" or \"key_prefix\"",
+                    );
+                    None
+                } else {
+                    super::abuse::key_id_prefix(kp, &kpp, creds.api_key_sources, errors)
+                        .map(KeySource::KeyIdPrefix)
+                };
+                fields.finish(errors);
+                return out;
+            }
             let out = match (header, ip, ident) {
                 (Some((h, hp)), None, None) => header_name(h, &hp, errors).map(KeySource::Header),
                 (None, None, Some((id, idp))) => {

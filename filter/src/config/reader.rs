@@ -5,6 +5,9 @@
 use serde_json::{Map, Value};
 use std::fmt;
 
+/// Looks up an environment variable of the VM (secrets api-guard sends are read this way).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// One configuration error: where, and what is wrong. Never contains secret material.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -49,6 +52,10 @@ impl ConfigErrors {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -101,11 +108,83 @@ impl<'a> Fields<'a> {
         self.map.get(name).is_some_and(|v| !v.is_null())
     }
 
+    /// The object's own path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// A required string of 1-1024 visible ASCII characters (cluster names, authorities, URL
+    /// paths); absent is reported at the object's path.
+    pub fn required_text(
+        &mut self,
+        name: &'static str,
+        errors: &mut ConfigErrors,
+    ) -> Option<String> {
+        let Some((v, p)) = self.take(name) else {
+            errors.add(&self.path, format!("\"{name}\" is required"));
+            return None;
+        };
+        let s = string(v, &p, errors)?;
+        if s.is_empty() || s.len() > 1024 || !s.bytes().all(|c| c.is_ascii_graphic()) {
+            errors.add(&p, "must be 1-1024 visible ASCII characters");
+            return None;
+        }
+        Some(s.to_string())
+    }
+
+    /// An optional whole number in `min..=max`; `default` when absent or wrong (reported).
+    pub fn integer_or(
+        &mut self,
+        name: &'static str,
+        min: u64,
+        max: u64,
+        default: u64,
+        errors: &mut ConfigErrors,
+    ) -> u64 {
+        self.take(name)
+            .and_then(|(v, p)| integer(v, &p, min, max, errors))
+            .unwrap_or(default)
+    }
+
     pub fn finish(self, errors: &mut ConfigErrors) {
         for name in self.map.keys() {
             if !self.taken.contains(&name.as_str()) {
                 errors.add(&child(&self.path, name), "unknown field");
             }
+        }
+    }
+}
+
+/// An object read by a list of known field names (the style of compilers that read one object
+/// at several levels, e.g. `payload` and its per-method overrides): every other key is an
+/// unknown field. `null` members count as absent ([`field`]).
+pub fn object<'a>(
+    v: &'a Value,
+    path: &str,
+    known: &[&str],
+    errors: &mut ConfigErrors,
+) -> Option<&'a Map<String, Value>> {
+    let map = named(v, path, errors)?;
+    for key in map.keys() {
+        if !known.contains(&key.as_str()) {
+            errors.add(&child(path, key), "unknown field");
+        }
+    }
+    Some(map)
+}
+
+/// A member of an [`object`]; `null` counts as absent.
+pub fn field<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    map.get(name).filter(|v| !v.is_null())
+}
+
+/// The value of a sub-compiler that collected its own errors, its errors added to `errors`.
+pub fn collect<T>(result: Result<T, ConfigErrors>, errors: &mut ConfigErrors) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(found) => {
+            errors.0.extend(found.0);
+            None
         }
     }
 }
@@ -202,6 +281,43 @@ pub fn strings<'a>(v: &'a Value, path: &str, errors: &mut ConfigErrors) -> Vec<(
         .collect()
 }
 
+/// A lowercase HTTP header name (RFC 9110 token). Envoy hands names to filters in lowercase, so
+/// an uppercase name in the configuration would never match.
+pub fn header_name(v: &Value, path: &str, errors: &mut ConfigErrors) -> Option<String> {
+    let s = string(v, path, errors)?;
+    let token = !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c));
+    if !token {
+        errors.add(path, format!("not an HTTP header name: {s:?}"));
+        None
+    } else if s.bytes().any(|c| c.is_ascii_uppercase()) {
+        errors.add(path, format!("header names must be lowercase: {s:?}"));
+        None
+    } else {
+        Some(s.to_string())
+    }
+}
+
+/// A name of 1-128 characters of `[A-Za-z0-9_.-]` (cookies, query parameters, environment
+/// variables); anything else is reported with `rule`.
+pub fn plain_name(v: &Value, path: &str, errors: &mut ConfigErrors) -> Option<String> {
+    let s = string(v, path, errors)?;
+    if is_plain_name(s) {
+        Some(s.to_string())
+    } else {
+        errors.add(path, "names are 1-128 characters of [A-Za-z0-9_.-]");
+        None
+    }
+}
+
+pub fn is_plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+}
+
 /// A field that must be one of a few strings, e.g. `"deny"` or `"allow"`; absent means
 /// `default`, and anything else is reported (`expected "deny" or "allow"`) and also `default`.
 pub fn choice<T: Copy>(
@@ -224,4 +340,12 @@ pub fn choice<T: Copy>(
             default
         }
     }
+}
+
+pub fn is_policy_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=64).contains(&b.len())
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
 }

@@ -199,12 +199,9 @@ pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), 
 /// Envoy's shared data (per `vm_id`, shared by every worker) as the limiter's store.
 pub struct HostStore;
 
-impl crate::ratelimit::store::SharedStore for HostStore {
-    fn get(
-        &self,
-        key: &str,
-    ) -> Result<crate::ratelimit::store::Versioned, crate::ratelimit::store::StoreError> {
-        get_shared_data(key).map_err(|e| crate::ratelimit::store::StoreError::Unavailable(e.0))
+impl crate::store::SharedStore for HostStore {
+    fn get(&self, key: &str) -> Result<crate::store::Versioned, crate::store::StoreError> {
+        get_shared_data(key).map_err(|e| crate::store::StoreError::Unavailable(e.0))
     }
 
     fn set(
@@ -212,8 +209,8 @@ impl crate::ratelimit::store::SharedStore for HostStore {
         key: &str,
         value: &[u8],
         cas: Option<u32>,
-    ) -> Result<(), crate::ratelimit::store::StoreError> {
-        use crate::ratelimit::store::StoreError;
+    ) -> Result<(), crate::store::StoreError> {
+        use crate::store::StoreError;
         set_shared_data(key, value, cas).map_err(|s| match s {
             Status::CasMismatch => StoreError::CasMismatch,
             other => StoreError::Unavailable(other as u32),

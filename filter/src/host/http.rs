@@ -12,6 +12,7 @@ use proxy_wasm::types::Action;
 
 use super::abi::{self, HostError};
 use super::fetch::{self, FetchTarget};
+use super::probe::{stops_after, Stage};
 use super::root::Shared;
 use crate::checks::introspection;
 use crate::cidr::parse_socket_ip;
@@ -22,12 +23,13 @@ use crate::jwt::provider::ProviderId;
 use crate::lifecycle::{Attempt, Decided, Flow, Gate, Lifecycle, Ruling, Wait};
 use crate::metrics::Outcome;
 use crate::payload::PayloadProblem;
-use crate::pipeline::{check_body, decide, Env, Events};
+use crate::pipeline::{check_body, decide_selected, Env, Events};
 use crate::policy::PolicyId;
 use crate::ratelimit::Event;
 use crate::rejection::Rejection;
 use crate::request::RequestView;
 use crate::response::{render, sanitize_request_id};
+use crate::route::select;
 use crate::verdict::{Admission, BodyCheck, Decision, Pending, Verdict};
 
 const ROUTE_POLICY_PATH: [&str; 5] = [
@@ -85,6 +87,9 @@ fn action(flow: Flow) -> Action {
 
 impl HttpContext for GuardRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if stops_after(Stage::Noop) {
+            return Action::Continue;
+        }
         let core = &mut *self.core.borrow_mut();
         core.headers_ended = end_of_stream;
         let (life, mut gate) = core.split();
@@ -92,6 +97,9 @@ impl HttpContext for GuardRequest {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if stops_after(Stage::Noop) {
+            return Action::Continue;
+        }
         let core = &mut *self.core.borrow_mut();
         let (life, mut gate) = core.split();
         action(life.on_body(body_size, end_of_stream, &mut gate))
@@ -100,6 +108,9 @@ impl HttpContext for GuardRequest {
     /// Trailers end the request: without this callback (or with `Continue`) Envoy would resume
     /// a request the filter holds, undecided.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if stops_after(Stage::Noop) {
+            return Action::Continue;
+        }
         let core = &mut *self.core.borrow_mut();
         let (life, mut gate) = core.split();
         action(life.on_trailers(&mut gate))
@@ -236,6 +247,9 @@ impl<'r> Gate for HostGate<'r> {
             )
             .map(str::to_string);
         }
+        if stops_after(Stage::Headers) {
+            return probe_admit();
+        }
         // Route metadata is operator-controlled; a non-UTF-8 or unreadable value selects no
         // known policy, which fails closed as an unknown policy.
         let mut route_policy = match abi::property(&ROUTE_POLICY_PATH) {
@@ -263,9 +277,14 @@ impl<'r> Gate for HostGate<'r> {
             route_name: route_name.as_deref(),
             virtual_host: virtual_host.as_deref(),
         };
-        // Only policies with IP rules or IP-keyed limits read the address (one host call less
-        // for the others). An unreadable address is `None`, which IP rules treat as not allowed.
-        if shared.guard.needs_client_ip(&view) {
+        // Selected once: which facts the policy needs, and then its decision. Only policies
+        // with IP rules or IP-keyed limits read the address (one host call less for the
+        // others). An unreadable address is `None`, which IP rules treat as not allowed.
+        let selection = select(&shared.guard, &view);
+        if stops_after(Stage::Meta) {
+            return probe_admit();
+        }
+        if shared.guard.needs_client_ip(selection) {
             view.client_ip = abi::property(&SOURCE_ADDRESS_PATH)
                 .ok()
                 .flatten()
@@ -282,9 +301,12 @@ impl<'r> Gate for HostGate<'r> {
         // Only policies with an `mtls` rule read the connection's certificate.
         let peer = shared
             .guard
-            .needs_peer_certificate(&view)
+            .needs_peer_certificate(selection)
             .then(abi::peer_certificate)
             .flatten();
+        if stops_after(Stage::Facts) {
+            return probe_admit();
+        }
         let mut env = Env::first(&abi::HostStore, now_ns, self.headers_ended);
         env.attempt = attempt;
         env.peer = peer.as_ref();
@@ -297,8 +319,18 @@ impl<'r> Gate for HostGate<'r> {
                 log::warn!("cannot read shared remote documents ({e:?})");
             }
         }
-        let decision = decide(&shared.guard, &view, &env, &mut runtime, &mut events);
+        let decision = decide_selected(
+            &shared.guard,
+            selection,
+            &view,
+            &env,
+            &mut runtime,
+            &mut events,
+        );
         drop(runtime);
+        if stops_after(Stage::Decide) {
+            return probe_admit();
+        }
         if !events.rate_limits.is_empty() {
             rate_limit_events(
                 shared,
@@ -367,6 +399,9 @@ impl<'r> Gate for HostGate<'r> {
         let Some(shared) = self.shared else {
             return Err(Rejection::HostFailure);
         };
+        if probe_before_admission() {
+            return Ok(());
+        }
         for edit in header_edits(
             &shared.guard,
             &shared.identity_headers,
@@ -411,10 +446,19 @@ impl<'r> Gate for HostGate<'r> {
         let (Some(shared), Some(policy)) = (self.shared, policy) else {
             return Err(Rejection::UnknownPolicy);
         };
+        if stops_after(Stage::BodyWait) {
+            return Ok(());
+        }
         let body = abi::request_body(usize::try_from(len).unwrap_or(usize::MAX)).map_err(|e| {
             log::error!("cannot read the request body (host status {})", e.0);
             Rejection::HostFailure
         })?;
+        if stops_after(Stage::BodyRead) {
+            return Ok(());
+        }
+        if stops_after(Stage::BodyTwice) {
+            check_body(&shared.guard, policy, check, &body)?;
+        }
         if let Some(detection) = check_body(&shared.guard, policy, check, &body)? {
             shared.screening_finding(&detection, false);
         }
@@ -463,6 +507,9 @@ impl<'r> Gate for HostGate<'r> {
     }
 
     fn allowed(&mut self, policy: Option<PolicyId>) {
+        if probe_before_admission() {
+            return;
+        }
         if let Some(shared) = self.shared {
             count(shared, policy, Outcome::Allowed);
         }
@@ -473,6 +520,21 @@ impl<'r> Gate for HostGate<'r> {
             log::error!("cannot resume the request (host status {})", e.0);
         }
     }
+}
+
+/// A stage probe that stops before the decision is applied: the request goes on undecided,
+/// nothing edited, counted or recorded (`probe`; never in the shipped module).
+fn probe_admit<'r>() -> Decided<HostGate<'r>> {
+    (
+        None,
+        Ruling::Admit((Vec::new(), Admission::default()), None),
+    )
+}
+
+fn probe_before_admission() -> bool {
+    [Stage::Headers, Stage::Meta, Stage::Facts, Stage::Decide]
+        .into_iter()
+        .any(stops_after)
 }
 
 /// Counts rate-limit events and logs the ones an operator must see (shadow denials, store

@@ -4,6 +4,7 @@
 mod abi;
 mod fetch;
 mod http;
+mod probe;
 mod root;
 
 proxy_wasm::main! {{

@@ -380,6 +380,11 @@ impl RootContext for GuardRoot {
                     return false;
                 }
             };
+        if let Some(stage) = super::probe::probe_stage() {
+            log::warn!(
+                "STAGE PROBE BUILD (stops after {stage}): requests pass undecided; never deploy"
+            );
+        }
         // Configure time is part of what operators pay on every reload: measure it with the
         // host clock and log it.
         let started_ns = abi::now_unix_nanos().unwrap_or(0);

@@ -28,12 +28,8 @@
 //! cannot both believe they claimed it.
 
 use super::answer::{decode_answer, encode_answer, exp_ms, Answer, TokenDigest};
-use crate::ratelimit::store::{SharedStore, StoreError};
-
-/// Slots probed per credential.
-pub const PROBES: u32 = 4;
-/// Re-reads after a CAS mismatch before giving up.
-pub const MAX_CAS_RETRIES: u32 = 32;
+use crate::store::{cas_loop, SharedStore, SlotTable, Step, StoreError};
+pub use crate::store::{MAX_CAS_RETRIES, PROBES};
 /// A claim outlives the callout's timeout by this much (the callback runs a little after it).
 pub const CLAIM_MARGIN_MS: u64 = 250;
 /// The CAS token used to create a key: Envoy's CAS counter never reaches it in practice, so a
@@ -206,13 +202,18 @@ struct Target {
 }
 
 impl IntrospectionCache {
+    /// The cache's slots as a probed slot table.
+    fn slots(&self) -> SlotTable<'_> {
+        SlotTable::new(&self.prefix, self.max_entries)
+    }
+
     pub fn slot_key(&self, slot: u32) -> String {
-        format!("{}.{slot}", self.prefix)
+        self.slots().key(slot)
     }
 
     /// Every shared-data key this cache can ever use.
     pub fn all_keys(&self) -> impl Iterator<Item = String> + '_ {
-        (0..self.max_entries.max(1)).map(|s| self.slot_key(s))
+        self.slots().keys()
     }
 
     /// Creates the slots that do not exist yet (configure time, optional: writes create missing
@@ -231,12 +232,8 @@ impl IntrospectionCache {
         Ok(created)
     }
 
-    fn slots(&self, digest: &TokenDigest) -> impl Iterator<Item = String> + '_ {
-        let max = u64::from(self.max_entries.max(1));
-        let start = digest.slot_hash() % max;
-        (0..u64::from(PROBES).min(max))
-            .map(move |i| u32::try_from((start + i) % max).unwrap_or(0))
-            .map(|slot| self.slot_key(slot))
+    fn probe(&self, digest: &TokenDigest) -> impl Iterator<Item = String> + '_ {
+        self.slots().probe(digest.slot_hash())
     }
 
     /// The digest's entry, read-only (reads never create keys).
@@ -245,7 +242,7 @@ impl IntrospectionCache {
         store: &dyn SharedStore,
         digest: &TokenDigest,
     ) -> Result<Option<Entry>, StoreError> {
-        for key in self.slots(digest) {
+        for key in self.probe(digest) {
             let (value, _) = store.get(&key)?;
             let Some(value) = value.filter(|v| !v.is_empty()) else {
                 // Entries are placed at the first free probe and slots never become empty
@@ -269,7 +266,7 @@ impl IntrospectionCache {
     ) -> Result<Target, StoreError> {
         let mut free: Option<Target> = None;
         let mut victim: Option<(u64, Target)> = None;
-        for key in self.slots(digest) {
+        for key in self.probe(digest) {
             let (value, cas) = store.get(&key)?;
             let cas = cas.unwrap_or(CREATE_CAS);
             let value = value.unwrap_or_default();
@@ -329,18 +326,21 @@ impl IntrospectionCache {
         now: u64,
         mut change: impl FnMut(&Target) -> Option<(Entry, T)>,
     ) -> Result<Option<T>, StoreError> {
-        for _ in 0..=MAX_CAS_RETRIES {
-            let target = self.target(store, digest, now)?;
+        let (updated, _) = cas_loop(0, || {
+            let target = match self.target(store, digest, now) {
+                Ok(t) => t,
+                Err(e) => return Step::Done(Err(e)),
+            };
             let Some((entry, result)) = change(&target) else {
-                return Ok(None);
+                return Step::Done(Ok(None));
             };
             match store.set(&target.key, &entry.encode(), Some(target.cas)) {
-                Ok(()) => return Ok(Some(result)),
-                Err(StoreError::CasMismatch) => continue,
-                Err(e) => return Err(e),
+                Ok(()) => Step::Done(Ok(Some(result))),
+                Err(StoreError::CasMismatch) => Step::Conflict,
+                Err(e) => Step::Done(Err(e)),
             }
-        }
-        Err(StoreError::CasMismatch)
+        });
+        updated.unwrap_or(Err(StoreError::CasMismatch))
     }
 
     /// What the cache knows about `digest` at `now_ms`. One to [`PROBES`] reads, no write.
@@ -452,7 +452,7 @@ impl IntrospectionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratelimit::store::MemoryStore;
+    use crate::store::MemoryStore;
     use crate::time::UnixTime;
     use std::sync::Arc;
 

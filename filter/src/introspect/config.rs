@@ -1,12 +1,14 @@
 //! Compiling the `introspection` configuration: the service (top level) and the per-policy
 //! rule. Strict: unknown fields, wrong types and out-of-range values are errors, each with its
-//! JSON path; every error is collected. Error messages never quote configured values.
+//! JSON path; every error is collected. Error messages never quote configured values. Read
+//! with the configuration's one reader (`config/reader.rs`); the token `sources` with the one
+//! token-source compiler JWT providers use too.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
-
-use crate::config::Env;
+use crate::config::reader::{array, child, is_plain_name, string, ConfigErrors, Env, Fields};
+use crate::config::sources::compile_token_sources;
+pub use crate::remote::{ClientAuth, ClientAuthMethod};
 
 use super::answer::{scope_token_ok, Answer, MAX_SCOPES};
 use super::breaker::Breaker;
@@ -91,74 +93,20 @@ impl IntrospectionService {
     }
 }
 
-/// api-guard's own credentials for the introspection endpoint: the `authorization` header of
-/// every callout, built once at configure time from a secret read from the VM's environment
-/// (never from the configuration text). Its `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientAuth {
-    method: ClientAuthMethod,
-    header: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuthMethod {
-    /// `client_secret_basic` (RFC 6749 section 2.3.1): id and secret form-urlencoded, joined
-    /// by `:`, base64.
-    Basic,
-    /// A bearer token (RFC 6750), e.g. a long-lived token the service issued to api-guard.
-    Bearer,
-}
-
-impl ClientAuth {
-    pub fn method(&self) -> ClientAuthMethod {
-        self.method
-    }
-
-    /// The `authorization` header value (a secret: never log it).
-    pub fn header_value(&self) -> &str {
-        &self.header
-    }
-}
-
-impl std::fmt::Debug for ClientAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientAuth")
-            .field("method", &self.method)
-            .field("header", &"<redacted>")
-            .finish()
-    }
-}
-
-/// RFC 6749 appendix B: `application/x-www-form-urlencoded` encoding of a client id or secret
-/// before they are joined for HTTP Basic.
-fn form_urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(char::from(b))
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// Reads the secret named by the string field `field` from the environment.
 fn env_secret(
     f: &mut Fields<'_>,
     field: &'static str,
     env: Env<'_>,
-    errors: &mut Errors,
+    errors: &mut ConfigErrors,
 ) -> Option<String> {
     let Some((v, p)) = f.take(field) else {
-        errors.push((f.path.clone(), format!("\"{field}\" is required")));
+        errors.add(f.path(), format!("\"{field}\" is required"));
         return None;
     };
     let name = string(v, &p, errors)?;
-    if !plain_name(name) {
-        errors.push((p, "not an environment variable name".into()));
+    if !is_plain_name(name) {
+        errors.add(&p, "not an environment variable name");
         return None;
     }
     match env(name) {
@@ -169,71 +117,67 @@ fn env_secret(
         }
         // Never quote the value; the variable's name is in the configuration already.
         Some(_) => {
-            errors.push((
-                p,
-                "the variable's value must be 1 or more visible ASCII characters".into(),
-            ));
+            errors.add(
+                &p,
+                "the variable's value must be 1 or more visible ASCII characters",
+            );
             None
         }
         None => {
-            errors.push((
-                p,
-                "the variable is not set in the wasm VM (vm_config.environment_variables)".into(),
-            ));
+            errors.add(
+                &p,
+                "the variable is not set in the wasm VM (vm_config.environment_variables)",
+            );
             None
         }
     }
 }
 
 /// Compiles a `client_auth` object (introspection, and every remote document source).
-pub fn compile_client_auth(v: &Value, path: &str, env: Env<'_>) -> Result<ClientAuth, Errors> {
-    let mut errors = Errors::new();
-    let auth = client_auth(v, path, env, &mut errors);
+pub fn compile_client_auth(
+    v: &Value,
+    path: &str,
+    env: Env<'_>,
+) -> Result<ClientAuth, ConfigErrors> {
+    let mut errors = ConfigErrors::default();
+    let auth = compile_client_auth_into(v, path, env, &mut errors);
     done(auth, errors)
 }
 
-fn client_auth(v: &Value, path: &str, env: Env<'_>, errors: &mut Errors) -> Option<ClientAuth> {
+/// Compiles a `client_auth` object into `errors` (the configuration compiler's reader).
+pub(crate) fn compile_client_auth_into(
+    v: &Value,
+    path: &str,
+    env: Env<'_>,
+    errors: &mut ConfigErrors,
+) -> Option<ClientAuth> {
     let mut f = Fields::of(v, path, errors)?;
-    let method = f.text("method", errors);
+    let method = f.required_text("method", errors);
     let auth = match method.as_deref() {
         Some("basic") => {
-            let id = f.text("client_id", errors);
+            let id = f.required_text("client_id", errors);
             let secret = env_secret(&mut f, "client_secret_env", env, errors);
-            let pair = id
-                .zip(secret)
-                .map(|(id, secret)| format!("{}:{}", form_urlencode(&id), form_urlencode(&secret)));
-            // Encoding only fails past isize::MAX bytes; fail closed with an error all the same.
-            match pair.map(Base64::encode_to_string) {
-                Some(Ok(encoded)) => Some(ClientAuth {
-                    method: ClientAuthMethod::Basic,
-                    header: format!("Basic {encoded}"),
-                }),
-                Some(Err(_)) => {
-                    errors.push((path.to_string(), "cannot encode the credentials".into()));
-                    None
+            match id.zip(secret) {
+                Some((id, secret)) => {
+                    let auth = ClientAuth::basic(&id, &secret);
+                    if auth.is_none() {
+                        errors.add(path, "cannot encode the credentials");
+                    }
+                    auth
                 }
                 None => None,
             }
         }
         Some("bearer") => match env_secret(&mut f, "token_env", env, errors) {
             Some(token) if token.contains(' ') => {
-                errors.push((
-                    child(path, "token_env"),
-                    "a bearer token has no spaces".into(),
-                ));
+                errors.add(&child(path, "token_env"), "a bearer token has no spaces");
                 None
             }
-            Some(token) => Some(ClientAuth {
-                method: ClientAuthMethod::Bearer,
-                header: format!("Bearer {token}"),
-            }),
+            Some(token) => Some(ClientAuth::bearer(&token)),
             None => None,
         },
         Some(_) => {
-            errors.push((
-                child(path, "method"),
-                "expected \"basic\" or \"bearer\"".into(),
-            ));
+            errors.add(&child(path, "method"), "expected \"basic\" or \"bearer\"");
             None
         }
         None => None,
@@ -284,143 +228,7 @@ impl IntrospectionRule {
     }
 }
 
-type Errors = Vec<(String, String)>;
-
-fn child(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_string()
-    } else {
-        format!("{path}.{name}")
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Strict object reader: fields taken by name, the rest reported as unknown.
-struct Fields<'a> {
-    path: String,
-    map: &'a Map<String, Value>,
-    taken: Vec<&'static str>,
-}
-
-impl<'a> Fields<'a> {
-    fn of(v: &'a Value, path: &str, errors: &mut Errors) -> Option<Fields<'a>> {
-        match v {
-            Value::Object(map) => Some(Fields {
-                path: path.to_string(),
-                map,
-                taken: Vec::new(),
-            }),
-            other => {
-                errors.push((
-                    path.to_string(),
-                    format!("expected an object, found {}", kind(other)),
-                ));
-                None
-            }
-        }
-    }
-
-    fn take(&mut self, name: &'static str) -> Option<(&'a Value, String)> {
-        self.taken.push(name);
-        match self.map.get(name) {
-            None | Some(Value::Null) => None,
-            Some(v) => Some((v, child(&self.path, name))),
-        }
-    }
-
-    fn integer(
-        &mut self,
-        name: &'static str,
-        min: u64,
-        max: u64,
-        default: u64,
-        errors: &mut Errors,
-    ) -> u64 {
-        let Some((v, p)) = self.take(name) else {
-            return default;
-        };
-        match v.as_u64() {
-            Some(n) if (min..=max).contains(&n) => n,
-            Some(_) => {
-                errors.push((p, format!("must be between {min} and {max}")));
-                default
-            }
-            None => {
-                errors.push((p, format!("expected a whole number, found {}", kind(v))));
-                default
-            }
-        }
-    }
-
-    /// A required string of 1-1024 visible ASCII characters.
-    fn text(&mut self, name: &'static str, errors: &mut Errors) -> Option<String> {
-        let Some((v, p)) = self.take(name) else {
-            errors.push((self.path.clone(), format!("\"{name}\" is required")));
-            return None;
-        };
-        match v {
-            Value::String(s)
-                if !s.is_empty() && s.len() <= 1024 && s.bytes().all(|c| c.is_ascii_graphic()) =>
-            {
-                Some(s.clone())
-            }
-            Value::String(_) => {
-                errors.push((p, "must be 1-1024 visible ASCII characters".into()));
-                None
-            }
-            other => {
-                errors.push((p, format!("expected a string, found {}", kind(other))));
-                None
-            }
-        }
-    }
-
-    fn finish(self, errors: &mut Errors) {
-        for name in self.map.keys() {
-            if !self.taken.contains(&name.as_str()) {
-                errors.push((child(&self.path, name), "unknown field".into()));
-            }
-        }
-    }
-}
-
-fn string<'a>(v: &'a Value, path: &str, errors: &mut Errors) -> Option<&'a str> {
-    match v {
-        Value::String(s) => Some(s),
-        other => {
-            errors.push((
-                path.to_string(),
-                format!("expected a string, found {}", kind(other)),
-            ));
-            None
-        }
-    }
-}
-
-fn array<'a>(v: &'a Value, path: &str, errors: &mut Errors) -> Option<&'a [Value]> {
-    match v {
-        Value::Array(items) => Some(items),
-        other => {
-            errors.push((
-                path.to_string(),
-                format!("expected an array, found {}", kind(other)),
-            ));
-            None
-        }
-    }
-}
-
-fn done<T>(value: Option<T>, errors: Errors) -> Result<T, Errors> {
+fn done<T>(value: Option<T>, errors: ConfigErrors) -> Result<T, ConfigErrors> {
     match value {
         Some(v) if errors.is_empty() => Ok(v),
         _ => Err(errors),
@@ -428,7 +236,7 @@ fn done<T>(value: Option<T>, errors: Errors) -> Result<T, Errors> {
 }
 
 /// Compiles the top-level `introspection` object; `path` is its JSON path (`introspection`).
-pub fn compile_service(v: &Value, path: &str) -> Result<IntrospectionService, Errors> {
+pub fn compile_service(v: &Value, path: &str) -> Result<IntrospectionService, ConfigErrors> {
     compile_service_with_env(v, path, &|_| None)
 }
 
@@ -437,40 +245,41 @@ pub fn compile_service_with_env(
     v: &Value,
     path: &str,
     env: Env<'_>,
-) -> Result<IntrospectionService, Errors> {
-    let mut errors = Errors::new();
-    let service = service(v, path, env, &mut errors);
+) -> Result<IntrospectionService, ConfigErrors> {
+    let mut errors = ConfigErrors::default();
+    let service = compile_service_into(v, path, env, &mut errors);
     done(service, errors)
 }
 
-fn service(
+/// [`compile_service_with_env`], collecting into `errors`.
+pub(crate) fn compile_service_into(
     v: &Value,
     path: &str,
     env: Env<'_>,
-    errors: &mut Errors,
+    errors: &mut ConfigErrors,
 ) -> Option<IntrospectionService> {
     let mut f = Fields::of(v, path, errors)?;
-    let cluster = f.text("cluster", errors);
-    let authority = f.text("authority", errors);
-    let url_path = f.text("path", errors);
+    let cluster = f.required_text("cluster", errors);
+    let authority = f.required_text("authority", errors);
+    let url_path = f.required_text("path", errors);
     if url_path.as_deref().is_some_and(|p| !p.starts_with('/')) {
-        errors.push((child(path, "path"), "must start with /".into()));
+        errors.add(&child(path, "path"), "must start with /");
     }
-    let timeout_ms = f.integer("timeout_ms", 10, 60_000, 500, errors);
-    let positive_ttl_seconds = f.integer("positive_ttl_seconds", 1, 86_400, 60, errors);
+    let timeout_ms = f.integer_or("timeout_ms", 10, 60_000, 500, errors);
+    let positive_ttl_seconds = f.integer_or("positive_ttl_seconds", 1, 86_400, 60, errors);
     // At least 1 s: the request that made the callout reads its answer back from the cache;
     // an answer cached for 0 s would send it round again.
-    let negative_ttl_seconds = f.integer("negative_ttl_seconds", 1, 3_600, 10, errors);
+    let negative_ttl_seconds = f.integer_or("negative_ttl_seconds", 1, 3_600, 10, errors);
     let stale_while_revalidate_seconds =
-        f.integer("stale_while_revalidate_seconds", 0, 3_600, 10, errors);
-    let max_entries = f.integer("max_entries", 1, 1_000_000, 10_000, errors);
+        f.integer_or("stale_while_revalidate_seconds", 0, 3_600, 10, errors);
+    let max_entries = f.integer_or("max_entries", 1, 1_000_000, 10_000, errors);
     let (breaker_failures, breaker_open_seconds) = match f.take("breaker") {
         None => (5, 10),
         Some((bv, bp)) => match Fields::of(bv, &bp, errors) {
             None => (5, 10),
             Some(mut b) => {
-                let failures = b.integer("failures", 1, 1_000, 5, errors);
-                let open = b.integer("open_seconds", 1, 3_600, 10, errors);
+                let failures = b.integer_or("failures", 1, 1_000, 5, errors);
+                let open = b.integer_or("open_seconds", 1, 3_600, 10, errors);
                 b.finish(errors);
                 (failures, open)
             }
@@ -478,11 +287,11 @@ fn service(
     };
     let sources = match f.take("sources") {
         None => vec![TokenSource::bearer()],
-        Some((sv, sp)) => sources(sv, &sp, errors),
+        Some((sv, sp)) => compile_token_sources(sv, &sp, errors),
     };
     let client_auth = f
         .take("client_auth")
-        .and_then(|(cv, cp)| client_auth(cv, &cp, env, errors));
+        .and_then(|(cv, cp)| compile_client_auth_into(cv, &cp, env, errors));
     let token_shape = match f.take("token_shape") {
         None => crate::abuse::shape::TokenShape::default(),
         Some((tv, tp)) => token_shape(tv, &tp, errors),
@@ -511,20 +320,21 @@ fn service(
 }
 
 /// `token_shape`: `{"min_length": N, "max_length": N, "prefixes": [..], "alphabet": "b64token"}`.
-fn token_shape(v: &Value, path: &str, errors: &mut Errors) -> crate::abuse::shape::TokenShape {
+fn token_shape(
+    v: &Value,
+    path: &str,
+    errors: &mut ConfigErrors,
+) -> crate::abuse::shape::TokenShape {
     let mut shape = crate::abuse::shape::TokenShape::default();
     let Some(mut f) = Fields::of(v, path, errors) else {
         return shape;
     };
     let max = crate::introspect::answer::MAX_TOKEN_BYTES as u64;
-    shape.min_length = usize::try_from(f.integer("min_length", 1, max, 1, errors)).unwrap_or(1);
+    shape.min_length = usize::try_from(f.integer_or("min_length", 1, max, 1, errors)).unwrap_or(1);
     shape.max_length =
-        usize::try_from(f.integer("max_length", 1, max, max, errors)).unwrap_or(4096);
+        usize::try_from(f.integer_or("max_length", 1, max, max, errors)).unwrap_or(4096);
     if shape.min_length > shape.max_length {
-        errors.push((
-            path.to_string(),
-            "min_length is more than max_length".into(),
-        ));
+        errors.add(path, "min_length is more than max_length");
     }
     if let Some((pv, pp)) = f.take("prefixes") {
         for (i, item) in array(pv, &pp, errors)
@@ -534,10 +344,10 @@ fn token_shape(v: &Value, path: &str, errors: &mut Errors) -> crate::abuse::shap
         {
             match item.as_str() {
                 Some(p) if !p.is_empty() && p.len() <= 64 => shape.prefixes.push(p.to_string()),
-                _ => errors.push((
-                    format!("{pp}[{i}]"),
-                    "expected a prefix of 1-64 characters".into(),
-                )),
+                _ => errors.add(
+                    &format!("{pp}[{i}]"),
+                    "expected a prefix of 1-64 characters",
+                ),
             }
         }
     }
@@ -545,130 +355,33 @@ fn token_shape(v: &Value, path: &str, errors: &mut Errors) -> crate::abuse::shap
         match av.as_str() {
             Some("b64token") => shape.b64token = true,
             Some("visible") => shape.b64token = false,
-            _ => errors.push((ap, "expected \"b64token\" or \"visible\"".into())),
+            _ => errors.add(&ap, "expected \"b64token\" or \"visible\""),
         }
     }
     f.finish(errors);
     shape
 }
 
-fn header_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&c)
-        })
-}
-
-fn plain_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
-}
-
-/// The credential sources, as in a JWT provider: each exactly one of `{"header", "scheme"?}`,
-/// `{"cookie"}`, `{"query"}`; at most 8, no duplicates.
-fn sources(v: &Value, path: &str, errors: &mut Errors) -> Vec<TokenSource> {
-    let Some(items) = array(v, path, errors) else {
-        return Vec::new();
-    };
-    if items.is_empty() || items.len() > 8 {
-        errors.push((path.to_string(), "list 1 to 8 credential sources".into()));
-    }
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate().take(8) {
-        let p = format!("{path}[{i}]");
-        let Some(mut f) = Fields::of(item, &p, errors) else {
-            continue;
-        };
-        let kinds = ["header", "cookie", "query"]
-            .iter()
-            .filter(|k| f.map.get(**k).is_some_and(|v| !v.is_null()))
-            .count();
-        let name = |field: &'static str,
-                    ok: fn(&str) -> bool,
-                    rule: &str,
-                    f: &mut Fields<'_>,
-                    errors: &mut Errors| {
-            let (v, np) = f.take(field)?;
-            let s = string(v, &np, errors)?;
-            if !ok(s) {
-                errors.push((np, rule.to_string()));
-                return None;
-            }
-            Some(s.to_string())
-        };
-        let header = name(
-            "header",
-            header_name,
-            "not a lowercase HTTP header name (1-128 characters)",
-            &mut f,
-            errors,
-        );
-        let scheme = name(
-            "scheme",
-            |s| {
-                !s.is_empty()
-                    && s.len() <= 64
-                    && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-            },
-            "not an authentication scheme name",
-            &mut f,
-            errors,
-        );
-        let names_rule = "names are 1-128 characters of [A-Za-z0-9_.-]";
-        let cookie = name("cookie", plain_name, names_rule, &mut f, errors);
-        let query = name("query", plain_name, names_rule, &mut f, errors);
-        let scheme_without_header = scheme.is_some() && header.is_none();
-        f.finish(errors);
-        let source = match (header, cookie, query) {
-            (Some(name), None, None) => {
-                // `authorization` without a scheme would take `Basic ...` for a token.
-                let scheme = match (name.as_str(), scheme) {
-                    ("authorization", None) => Some("Bearer".to_string()),
-                    (_, s) => s,
-                };
-                Some(TokenSource::Header { name, scheme })
-            }
-            (None, Some(c), None) if !scheme_without_header => Some(TokenSource::Cookie(c)),
-            (None, None, Some(q)) if !scheme_without_header => Some(TokenSource::Query(q)),
-            // The one field given was invalid: already reported.
-            _ if kinds == 1 && !scheme_without_header => None,
-            _ => {
-                errors.push((
-                    p.clone(),
-                    "a credential source is exactly one of {\"header\": ...} (with an optional \"scheme\"), {\"cookie\": ...}, {\"query\": ...}".into(),
-                ));
-                None
-            }
-        };
-        if let Some(s) = source {
-            if out.contains(&s) {
-                errors.push((p, "duplicate credential source".into()));
-            } else {
-                out.push(s);
-            }
-        }
-    }
-    out
-}
-
 /// Compiles a policy's `introspection` object; `path` is its JSON path
 /// (`policies.<name>.introspection`).
-pub fn compile_rule(v: &Value, path: &str) -> Result<IntrospectionRule, Errors> {
-    let mut errors = Errors::new();
-    let rule = rule(v, path, &mut errors);
+pub fn compile_rule(v: &Value, path: &str) -> Result<IntrospectionRule, ConfigErrors> {
+    let mut errors = ConfigErrors::default();
+    let rule = compile_rule_into(v, path, &mut errors);
     done(rule, errors)
 }
 
-fn rule(v: &Value, path: &str, errors: &mut Errors) -> Option<IntrospectionRule> {
+/// [`compile_rule`], collecting into `errors`.
+pub(crate) fn compile_rule_into(
+    v: &Value,
+    path: &str,
+    errors: &mut ConfigErrors,
+) -> Option<IntrospectionRule> {
     let mut f = Fields::of(v, path, errors)?;
     let mut required_scopes: Vec<String> = Vec::new();
     if let Some((sv, sp)) = f.take("required_scopes") {
         if let Some(items) = array(sv, &sp, errors) {
             if items.len() > MAX_SCOPES {
-                errors.push((sp.clone(), format!("at most {MAX_SCOPES} scopes")));
+                errors.add(&sp, format!("at most {MAX_SCOPES} scopes"));
             }
             for (i, item) in items.iter().enumerate().take(MAX_SCOPES) {
                 let ip = format!("{sp}[{i}]");
@@ -676,12 +389,9 @@ fn rule(v: &Value, path: &str, errors: &mut Errors) -> Option<IntrospectionRule>
                     continue;
                 };
                 if !scope_token_ok(s) {
-                    errors.push((
-                        ip,
-                        "not an OAuth scope (1-128 visible ASCII characters, no quote, backslash or space)".into(),
-                    ));
+                    errors.add(&ip, "not an OAuth scope (1-128 visible ASCII characters, no quote, backslash or space)");
                 } else if required_scopes.iter().any(|have| have == s) {
-                    errors.push((ip, "duplicate scope".into()));
+                    errors.add(&ip, "duplicate scope");
                 } else {
                     required_scopes.push(s.to_string());
                 }
@@ -694,7 +404,7 @@ fn rule(v: &Value, path: &str, errors: &mut Errors) -> Option<IntrospectionRule>
             Some("deny") => OnFailure::Deny,
             Some("cache_only") => OnFailure::CacheOnly,
             Some(_) => {
-                errors.push((op, "expected \"deny\" or \"cache_only\"".into()));
+                errors.add(&op, "expected \"deny\" or \"cache_only\"");
                 OnFailure::Deny
             }
             None => OnFailure::Deny,
@@ -858,13 +568,13 @@ mod tests {
         ];
         for (auth, want) in cases {
             let errs = with(auth.clone()).unwrap_err();
-            let mut paths: Vec<String> = errs.iter().map(|(p, _)| p.clone()).collect();
+            let mut paths: Vec<String> = errs.0.iter().map(|e| e.path.clone()).collect();
             paths.sort();
             assert_eq!(paths, want, "{auth}");
-            for (_, message) in &errs {
+            for e in &errs.0 {
                 assert!(
-                    !message.contains("s3cr") && !message.contains("tok.en"),
-                    "{message}"
+                    !e.message.contains("s3cr") && !e.message.contains("tok.en"),
+                    "{e}"
                 );
             }
         }
@@ -995,7 +705,7 @@ mod tests {
         ];
         for (v, want) in cases {
             let errs = compile_service(&v, "introspection").unwrap_err();
-            let mut paths: Vec<&str> = errs.iter().map(|(p, _)| p.as_str()).collect();
+            let mut paths: Vec<&str> = errs.0.iter().map(|e| e.path.as_str()).collect();
             paths.sort();
             assert_eq!(paths, want, "{v}");
         }
@@ -1062,8 +772,8 @@ mod tests {
             (json!(["read"]), Err(vec![p.to_string()])),
         ];
         for (v, want) in cases {
-            let got =
-                compile_rule(&v, p).map_err(|e| e.into_iter().map(|(p, _)| p).collect::<Vec<_>>());
+            let got = compile_rule(&v, p)
+                .map_err(|e| e.0.into_iter().map(|e| e.path).collect::<Vec<_>>());
             assert_eq!(got, want, "{v}");
         }
     }

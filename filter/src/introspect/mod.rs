@@ -45,6 +45,7 @@ pub use config::{
     compile_client_auth, compile_rule, compile_service, compile_service_with_env, ClientAuth,
     ClientAuthMethod, IntrospectionRule, IntrospectionService, Judgement, OnFailure,
 };
+pub(crate) use config::{compile_client_auth_into, compile_rule_into, compile_service_into};
 
 /// Whether a stale answer is served given the breaker's gate: always under `cache_only`; under
 /// `deny` only while the service can be called (stale-while-revalidate is a latency

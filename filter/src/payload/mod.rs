@@ -33,13 +33,15 @@ pub mod pattern;
 pub mod scan;
 pub mod schema;
 
+pub use crate::rejection::payload::PayloadProblem;
 pub use doc::{Document, Json};
 pub use params::{compile_params, ParamKind, ParamRule};
 pub use pattern::Pattern;
 pub use scan::{JsonLimit, JsonLimits};
 pub use schema::{Schema, SchemaFailure};
 
-use crate::request::RequestView;
+use crate::config::reader::{child, field, integer, kind, object, ConfigErrors};
+use crate::request::{is_tchar, RequestView};
 use doc::{Duplicates, ParseError};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -51,111 +53,6 @@ use std::sync::Arc;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
 /// Largest `max_body_bytes` a configuration may set: 64 MiB (the host buffers up to this).
 pub const MAX_MAX_BODY_BYTES: u64 = 64 << 20;
-
-// ---------------------------------------------------------------------------------------------
-// Problems
-// ---------------------------------------------------------------------------------------------
-
-/// Why a request's payload or parameters were refused. `'r` borrows configured names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PayloadProblem<'r> {
-    /// 413: `content-length` or the streamed body passed `max_body_bytes`.
-    BodyTooLarge,
-    /// 415: content type missing (when required), unparsable, repeated, or not allowed.
-    UnsupportedMediaType,
-    /// 415: a `content-encoding` other than `identity` on a body the policy must read (JSON
-    /// checks, body screening): api-guard does not decompress (RFC 7694 answers 415).
-    UnsupportedContentEncoding,
-    /// 400: the body is not one well-formed UTF-8 JSON text.
-    MalformedJson,
-    /// 400: a `multipart/form-data` body that screening cannot read (strict RFC 7578).
-    MalformedMultipart,
-    /// 400: an XML body that screening cannot read (its strict reader, `screening::xml`).
-    MalformedXml,
-    /// 400: a member name appears twice in one object (only checked when a schema is set).
-    DuplicateKey,
-    /// 400: a structural limit was passed.
-    JsonLimits(JsonLimit),
-    /// 400: the body does not satisfy the schema.
-    SchemaViolation {
-        pointer: String,
-        keyword: &'static str,
-    },
-    /// 400: a required query parameter or header is absent (or empty).
-    MissingParameter { kind: ParamKind, name: &'r str },
-    /// 400: a forbidden query parameter or header is present.
-    ForbiddenParameter { kind: ParamKind, name: &'r str },
-    /// 400: a value breaks its rule (`rule` is `pattern`, `max_length` or `one_of`).
-    InvalidParameter {
-        kind: ParamKind,
-        name: &'r str,
-        rule: &'static str,
-    },
-}
-
-impl PayloadProblem<'_> {
-    /// The stable code for responses, metrics and logs.
-    pub fn code(&self) -> &'static str {
-        use ParamKind::{Header, Query};
-        match self {
-            PayloadProblem::BodyTooLarge => "body_too_large",
-            PayloadProblem::UnsupportedMediaType => "unsupported_media_type",
-            PayloadProblem::UnsupportedContentEncoding => "unsupported_content_encoding",
-            PayloadProblem::MalformedJson => "malformed_json",
-            PayloadProblem::MalformedMultipart => "malformed_multipart",
-            PayloadProblem::MalformedXml => "malformed_xml",
-            PayloadProblem::DuplicateKey => "duplicate_key",
-            PayloadProblem::JsonLimits(_) => "json_limits",
-            PayloadProblem::SchemaViolation { .. } => "schema_violation",
-            PayloadProblem::MissingParameter { kind: Query, .. } => "missing_parameter",
-            PayloadProblem::MissingParameter { kind: Header, .. } => "missing_header",
-            PayloadProblem::ForbiddenParameter { kind: Query, .. } => "forbidden_parameter",
-            PayloadProblem::ForbiddenParameter { kind: Header, .. } => "forbidden_header",
-            PayloadProblem::InvalidParameter { kind: Query, .. } => "invalid_parameter",
-            PayloadProblem::InvalidParameter { kind: Header, .. } => "invalid_header",
-        }
-    }
-
-    /// The HTTP status: 413, 415 or 400.
-    pub fn status(&self) -> u16 {
-        match self {
-            PayloadProblem::BodyTooLarge => 413,
-            PayloadProblem::UnsupportedMediaType | PayloadProblem::UnsupportedContentEncoding => {
-                415
-            }
-            _ => 400,
-        }
-    }
-
-    /// For schema violations: the RFC 6901 pointer of the failing instance location.
-    pub fn pointer(&self) -> Option<&str> {
-        match self {
-            PayloadProblem::SchemaViolation { pointer, .. } => Some(pointer),
-            _ => None,
-        }
-    }
-
-    /// For schema violations the failing keyword; for JSON limits the limit's config name;
-    /// for invalid parameters the rule.
-    pub fn keyword(&self) -> Option<&'static str> {
-        match self {
-            PayloadProblem::SchemaViolation { keyword, .. } => Some(keyword),
-            PayloadProblem::JsonLimits(limit) => Some(limit.name()),
-            PayloadProblem::InvalidParameter { rule, .. } => Some(rule),
-            _ => None,
-        }
-    }
-
-    /// For parameter problems: the configured name of the parameter or header.
-    pub fn parameter(&self) -> Option<&str> {
-        match self {
-            PayloadProblem::MissingParameter { name, .. }
-            | PayloadProblem::ForbiddenParameter { name, .. }
-            | PayloadProblem::InvalidParameter { name, .. } => Some(name),
-            _ => None,
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Compiled rules
@@ -428,10 +325,6 @@ impl MediaType<'_> {
     }
 }
 
-fn is_tchar(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
-}
-
 /// Parses `type "/" subtype *( OWS ";" OWS parameter )`; the parameters are skipped, not
 /// validated (the upstream parses them; for matching only type and subtype count).
 pub fn parse_media_type(v: &[u8]) -> Option<MediaType<'_>> {
@@ -540,65 +433,6 @@ impl<'de> Visitor<'de> for ShapeVisitor {
 // Configuration
 // ---------------------------------------------------------------------------------------------
 
-/// Configuration errors as (path, message); messages may quote configuration, never requests.
-#[derive(Debug, Default)]
-pub(crate) struct Errs(pub(crate) Vec<(String, String)>);
-
-impl Errs {
-    pub(crate) fn add(&mut self, path: &str, message: impl Into<String>) {
-        self.0.push((path.to_string(), message.into()));
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-pub(crate) fn child(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_string()
-    } else {
-        format!("{path}.{name}")
-    }
-}
-
-/// An object whose keys must all be in `known`; unknown keys are errors (a typo must not
-/// switch a check off). `null` members count as absent.
-pub(crate) fn object<'a>(
-    v: &'a Value,
-    path: &str,
-    known: &[&str],
-    errs: &mut Errs,
-) -> Option<&'a Map<String, Value>> {
-    let Value::Object(map) = v else {
-        errs.add(path, "expected an object");
-        return None;
-    };
-    for key in map.keys() {
-        if !known.contains(&key.as_str()) {
-            errs.add(&child(path, key), "unknown field");
-        }
-    }
-    Some(map)
-}
-
-pub(crate) fn field<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    map.get(name).filter(|v| !v.is_null())
-}
-
-fn whole(v: &Value, path: &str, min: u64, max: u64, errs: &mut Errs) -> Option<u64> {
-    match v.as_u64() {
-        Some(n) if (min..=max).contains(&n) => Some(n),
-        _ => {
-            errs.add(
-                path,
-                format!("expected a whole number between {min} and {max}"),
-            );
-            None
-        }
-    }
-}
-
 /// One level of settings as written: every field optional, so methods can override.
 #[derive(Default)]
 struct Raw {
@@ -617,10 +451,10 @@ const LEVEL_FIELDS: &[&str] = &[
     "schema",
 ];
 
-fn compile_level(map: &Map<String, Value>, path: &str, errs: &mut Errs) -> Raw {
+fn compile_level(map: &Map<String, Value>, path: &str, errs: &mut ConfigErrors) -> Raw {
     let mut raw = Raw::default();
     if let Some(v) = field(map, "max_body_bytes") {
-        raw.max_body_bytes = whole(
+        raw.max_body_bytes = integer(
             v,
             &child(path, "max_body_bytes"),
             0,
@@ -634,7 +468,10 @@ fn compile_level(map: &Map<String, Value>, path: &str, errs: &mut Errs) -> Raw {
     if let Some(v) = field(map, "require_content_type") {
         match v {
             Value::Bool(b) => raw.require_content_type = Some(*b),
-            _ => errs.add(&child(path, "require_content_type"), "expected a boolean"),
+            other => errs.add(
+                &child(path, "require_content_type"),
+                format!("expected a boolean, found {}", kind(other)),
+            ),
         }
     }
     if let Some(v) = field(map, "json") {
@@ -646,7 +483,7 @@ fn compile_level(map: &Map<String, Value>, path: &str, errs: &mut Errs) -> Raw {
     raw
 }
 
-fn media_ranges(v: &Value, path: &str, errs: &mut Errs) -> Option<Vec<MediaRange>> {
+fn media_ranges(v: &Value, path: &str, errs: &mut ConfigErrors) -> Option<Vec<MediaRange>> {
     let Value::Array(items) = v else {
         errs.add(path, "expected an array of media types");
         return None;
@@ -704,7 +541,7 @@ fn media_ranges(v: &Value, path: &str, errs: &mut Errs) -> Option<Vec<MediaRange
     Some(out)
 }
 
-fn json_limits(v: &Value, path: &str, errs: &mut Errs) -> Option<JsonLimits> {
+fn json_limits(v: &Value, path: &str, errs: &mut ConfigErrors) -> Option<JsonLimits> {
     let known = [
         "max_depth",
         "max_members",
@@ -715,9 +552,9 @@ fn json_limits(v: &Value, path: &str, errs: &mut Errs) -> Option<JsonLimits> {
     let map = object(v, path, &known, errs)?;
     let mut l = JsonLimits::default();
     let cap = u64::from(u32::MAX);
-    let set = |name: &str, max: u64, slot: &mut u32, errs: &mut Errs| {
+    let set = |name: &str, max: u64, slot: &mut u32, errs: &mut ConfigErrors| {
         if let Some(v) = field(map, name) {
-            if let Some(n) = whole(v, &child(path, name), 1, max, errs) {
+            if let Some(n) = integer(v, &child(path, name), 1, max, errs) {
                 *slot = u32::try_from(n).unwrap_or(u32::MAX);
             }
         }
@@ -771,22 +608,22 @@ fn settle(raw: &Raw, base: Option<&Raw>) -> PayloadSettings {
 
 /// Compiles a standalone JSON Schema (for tools such as the OpenAPI importer); `path` is its
 /// config path.
-pub fn compile_schema(v: &Value, path: &str) -> Result<Schema, Vec<(String, String)>> {
-    let mut errs = Errs::default();
+pub fn compile_schema(v: &Value, path: &str) -> Result<Schema, ConfigErrors> {
+    let mut errs = ConfigErrors::default();
     match schema::compile(v, path, &mut errs) {
-        Some(s) if errs.len() == 0 => Ok(s),
-        _ => Err(errs.0),
+        Some(s) if errs.is_empty() => Ok(s),
+        _ => Err(errs),
     }
 }
 
 /// Compiles a policy's `payload` section; `path` is its config path (e.g. `payload`).
 /// Every error is reported with its path.
-pub fn compile_payload(v: &Value, path: &str) -> Result<PayloadRule, Vec<(String, String)>> {
-    let mut errs = Errs::default();
+pub fn compile_payload(v: &Value, path: &str) -> Result<PayloadRule, ConfigErrors> {
+    let mut errs = ConfigErrors::default();
     let mut known = LEVEL_FIELDS.to_vec();
     known.push("methods");
     let Some(map) = object(v, path, &known, &mut errs) else {
-        return Err(errs.0);
+        return Err(errs);
     };
     let base = compile_level(map, path, &mut errs);
     let mut methods = Vec::new();
@@ -816,8 +653,8 @@ pub fn compile_payload(v: &Value, path: &str) -> Result<PayloadRule, Vec<(String
             _ => errs.add(&mp, "expected an object keyed by method"),
         }
     }
-    if errs.len() > 0 {
-        return Err(errs.0);
+    if !errs.is_empty() {
+        return Err(errs);
     }
     Ok(PayloadRule {
         base: settle(&base, None),

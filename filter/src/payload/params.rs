@@ -13,17 +13,12 @@
 //!   see [`Pattern`]), `one_of` is an exact, case-sensitive match.
 
 use super::pattern::Pattern;
-use super::{child, field, object, Errs, PayloadProblem};
-use crate::request::RequestView;
+use crate::config::reader::{child, field, object, ConfigErrors};
+use crate::rejection::payload::PayloadProblem;
+use crate::request::{percent_decode, query_pairs, RequestView};
 use serde_json::Value;
-use std::borrow::Cow;
 
-/// Which part of the request the rule reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ParamKind {
-    Query,
-    Header,
-}
+pub use crate::rejection::payload::ParamKind;
 
 /// Rules on one parameter's values.
 #[derive(Debug)]
@@ -40,68 +35,6 @@ pub struct ParamRule {
     pub required: Vec<String>,
     pub forbidden: Vec<String>,
     pub rules: Vec<(String, ValueRule)>,
-}
-
-/// Percent-decodes `raw` (and `+` as space when `plus` is set); borrows when nothing changes.
-pub fn percent_decode(raw: &[u8], plus: bool) -> Cow<'_, [u8]> {
-    if !raw.iter().any(|&c| c == b'%' || (plus && c == b'+')) {
-        return Cow::Borrowed(raw);
-    }
-    let hex = |c: u8| -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    };
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while let Some(&c) = raw.get(i) {
-        match c {
-            b'%' => {
-                let pair = raw
-                    .get(i + 1)
-                    .copied()
-                    .and_then(hex)
-                    .zip(raw.get(i + 2).copied().and_then(hex));
-                if let Some((h, l)) = pair {
-                    out.push((h << 4) | l);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'%');
-            }
-            b'+' if plus => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    Cow::Owned(out)
-}
-
-/// The `name=value` pairs of a request target's query, raw (not yet decoded).
-fn query_pairs(path: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    let query = path
-        .iter()
-        .position(|&c| c == b'?')
-        .and_then(|q| path.get(q + 1..))
-        .unwrap_or_default();
-    let query = query
-        .iter()
-        .position(|&c| c == b'#')
-        .and_then(|h| query.get(..h))
-        .unwrap_or(query);
-    query
-        .split(|&c| c == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.iter().position(|&c| c == b'=') {
-            Some(eq) => (
-                pair.get(..eq).unwrap_or_default(),
-                pair.get(eq + 1..).unwrap_or_default(),
-            ),
-            None => (pair, &[][..]),
-        })
 }
 
 impl ValueRule {
@@ -195,7 +128,7 @@ impl ParamRule {
     }
 }
 
-fn name(v: &Value, path: &str, kind: ParamKind, errs: &mut Errs) -> Option<String> {
+fn name(v: &Value, path: &str, kind: ParamKind, errs: &mut ConfigErrors) -> Option<String> {
     let Some(s) = v.as_str() else {
         errs.add(path, "expected a string");
         return None;
@@ -207,7 +140,7 @@ fn name(v: &Value, path: &str, kind: ParamKind, errs: &mut Errs) -> Option<Strin
         }
         ParamKind::Query => Some(s.to_string()),
         ParamKind::Header => {
-            let token = !s.is_empty() && s.bytes().all(super::is_tchar);
+            let token = !s.is_empty() && s.bytes().all(crate::request::is_tchar);
             if !token {
                 errs.add(path, "not an HTTP header name");
                 None
@@ -224,7 +157,7 @@ fn name(v: &Value, path: &str, kind: ParamKind, errs: &mut Errs) -> Option<Strin
     }
 }
 
-fn names(v: &Value, path: &str, kind: ParamKind, errs: &mut Errs) -> Vec<String> {
+fn names(v: &Value, path: &str, kind: ParamKind, errs: &mut ConfigErrors) -> Vec<String> {
     let Value::Array(items) = v else {
         errs.add(path, "expected an array of names");
         return Vec::new();
@@ -243,7 +176,7 @@ fn names(v: &Value, path: &str, kind: ParamKind, errs: &mut Errs) -> Vec<String>
     out
 }
 
-fn value_rule(v: &Value, path: &str, errs: &mut Errs) -> Option<ValueRule> {
+fn value_rule(v: &Value, path: &str, errs: &mut ConfigErrors) -> Option<ValueRule> {
     let map = object(v, path, &["pattern", "max_length", "one_of"], errs)?;
     let mut rule = ValueRule {
         pattern: None,
@@ -290,14 +223,10 @@ fn value_rule(v: &Value, path: &str, errs: &mut Errs) -> Option<ValueRule> {
 }
 
 /// Compiles a policy's `query` or `headers` section; `path` is its config path.
-pub fn compile_params(
-    v: &Value,
-    path: &str,
-    kind: ParamKind,
-) -> Result<ParamRule, Vec<(String, String)>> {
-    let mut errs = Errs::default();
+pub fn compile_params(v: &Value, path: &str, kind: ParamKind) -> Result<ParamRule, ConfigErrors> {
+    let mut errs = ConfigErrors::default();
     let Some(map) = object(v, path, &["required", "forbidden", "rules"], &mut errs) else {
-        return Err(errs.0);
+        return Err(errs);
     };
     let required = field(map, "required")
         .map(|v| names(v, &child(path, "required"), kind, &mut errs))
@@ -334,8 +263,8 @@ pub fn compile_params(
             _ => errs.add(&rp, "expected an object keyed by name"),
         }
     }
-    if errs.len() > 0 {
-        return Err(errs.0);
+    if !errs.is_empty() {
+        return Err(errs);
     }
     Ok(ParamRule {
         kind,
@@ -362,24 +291,6 @@ mod tests {
 
     fn with_path(path: &str) -> Vec<(String, Vec<u8>)> {
         vec![(":path".to_string(), path.as_bytes().to_vec())]
-    }
-
-    #[test]
-    fn decode_table() {
-        let cases: &[(&str, bool, &[u8])] = &[
-            ("abc", true, b"abc"),
-            ("a+b", true, b"a b"),
-            ("a+b", false, b"a+b"),
-            ("%41%62", true, b"Ab"),
-            ("%4", true, b"%4"),
-            ("%zz", true, b"%zz"),
-            ("%", true, b"%"),
-            ("%ff", true, b"\xff"),
-            ("%252e", true, b"%2e"),
-        ];
-        for (raw, plus, want) in cases {
-            assert_eq!(&*percent_decode(raw.as_bytes(), *plus), *want, "{raw}");
-        }
     }
 
     #[test]
@@ -519,7 +430,7 @@ mod tests {
         ];
         for (v, kind, path) in cases {
             let errs = compile_params(&v, "q", kind).unwrap_err();
-            assert!(errs.iter().any(|(p, _)| p == path), "{v}: {errs:?}");
+            assert!(errs.0.iter().any(|e| e.path == path), "{v}: {errs:?}");
         }
     }
 

@@ -14,7 +14,7 @@
 
 use super::doc::{cmp_names, same_name, sort_stable, Document, Items, Json};
 use super::pattern::Pattern;
-use super::Errs;
+use crate::config::reader::{child, item, ConfigErrors};
 use serde_json::{Number, Value};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -175,7 +175,7 @@ struct Compiler<'a> {
 }
 
 /// Compiles `v` (the schema document) whose config path is `path`.
-pub(crate) fn compile(v: &Value, path: &str, errs: &mut Errs) -> Option<Schema> {
+pub(crate) fn compile(v: &Value, path: &str, errs: &mut ConfigErrors) -> Option<Schema> {
     let before = errs.len();
     let mut c = Compiler {
         root: v,
@@ -207,14 +207,6 @@ fn escape_token(t: &str) -> String {
     t.replace('~', "~0").replace('/', "~1")
 }
 
-fn child(path: &str, name: &str) -> String {
-    format!("{path}.{name}")
-}
-
-fn item(path: &str, i: usize) -> String {
-    format!("{path}[{i}]")
-}
-
 impl<'a> Compiler<'a> {
     fn reserve(&mut self) -> usize {
         if self.nodes.len() >= MAX_NODES {
@@ -226,7 +218,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// Resolves a local `$ref` to a node index, scheduling its compilation the first time.
-    fn reference(&mut self, target: &str, path: &str, errs: &mut Errs) -> Option<usize> {
+    fn reference(&mut self, target: &str, path: &str, errs: &mut ConfigErrors) -> Option<usize> {
         let Some(fragment) = target.strip_prefix('#') else {
             errs.add(
                 path,
@@ -286,7 +278,7 @@ impl<'a> Compiler<'a> {
         path: &str,
         pointer: &str,
         nesting: u32,
-        errs: &mut Errs,
+        errs: &mut ConfigErrors,
     ) -> usize {
         let index = self.reserve();
         let node = self.node(v, path, pointer, nesting + 1, errs);
@@ -302,7 +294,7 @@ impl<'a> Compiler<'a> {
         path: &str,
         pointer: &str,
         nesting: u32,
-        errs: &mut Errs,
+        errs: &mut ConfigErrors,
     ) -> Vec<usize> {
         match v {
             Value::Array(items) if !items.is_empty() => items
@@ -323,7 +315,7 @@ impl<'a> Compiler<'a> {
         path: &str,
         pointer: &str,
         nesting: u32,
-        errs: &mut Errs,
+        errs: &mut ConfigErrors,
     ) -> Node {
         if nesting > MAX_SCHEMA_NESTING {
             errs.add(
@@ -532,7 +524,7 @@ impl<'a> Compiler<'a> {
 }
 
 /// An `enum` or `const` value, kept in the form instances are compared in.
-fn document(v: &Value, path: &str, errs: &mut Errs) -> Option<Document<'static>> {
+fn document(v: &Value, path: &str, errs: &mut ConfigErrors) -> Option<Document<'static>> {
     let doc = Document::from_value(v);
     if doc.is_none() {
         errs.add(path, "value is too large");
@@ -544,11 +536,11 @@ fn percent_decode_str(s: &str) -> Option<String> {
     if !s.contains('%') {
         return Some(s.to_string());
     }
-    let bytes = super::params::percent_decode(s.as_bytes(), false);
+    let bytes = crate::request::percent_decode(s.as_bytes(), false);
     String::from_utf8(bytes.into_owned()).ok()
 }
 
-fn type_set(v: &Value, path: &str, errs: &mut Errs) -> Option<u8> {
+fn type_set(v: &Value, path: &str, errs: &mut ConfigErrors) -> Option<u8> {
     let one = |s: &str| -> Option<u8> {
         Some(match s {
             "null" => T_NULL,
@@ -589,7 +581,7 @@ fn type_set(v: &Value, path: &str, errs: &mut Errs) -> Option<u8> {
     }
 }
 
-fn string_set(v: &Value, path: &str, errs: &mut Errs) -> Option<Vec<String>> {
+fn string_set(v: &Value, path: &str, errs: &mut ConfigErrors) -> Option<Vec<String>> {
     let Value::Array(items) = v else {
         errs.add(path, "expected an array of strings");
         return None;
@@ -605,7 +597,7 @@ fn string_set(v: &Value, path: &str, errs: &mut Errs) -> Option<Vec<String>> {
     Some(out)
 }
 
-fn number(v: &Value, path: &str, errs: &mut Errs) -> Option<Number> {
+fn number(v: &Value, path: &str, errs: &mut ConfigErrors) -> Option<Number> {
     match v {
         Value::Number(n) => Some(n.clone()),
         _ => {
@@ -615,7 +607,7 @@ fn number(v: &Value, path: &str, errs: &mut Errs) -> Option<Number> {
     }
 }
 
-fn count(v: &Value, path: &str, errs: &mut Errs) -> Option<u64> {
+fn count(v: &Value, path: &str, errs: &mut ConfigErrors) -> Option<u64> {
     let n = v.as_u64().or_else(|| {
         v.as_f64()
             .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1.8e19)

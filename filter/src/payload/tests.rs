@@ -503,7 +503,7 @@ fn config_errors_name_their_path() {
     ];
     for (v, path) in cases {
         let errs = compile_payload(&v, "payload").unwrap_err();
-        assert!(errs.iter().any(|(p, _)| p == path), "{v}: {errs:?}");
+        assert!(errs.0.iter().any(|e| e.path == path), "{v}: {errs:?}");
     }
     // Every error is collected, not just the first.
     let errs = compile_payload(

@@ -4,8 +4,7 @@
 //! its clock in nanoseconds.
 //!
 //! - [`gcra`]: the bucket math.
-//! - [`table`]: the bounded slot table in shared data, and the CAS retry loop.
-//! - [`store`]: the store contract (Envoy's shared data) and an in-memory implementation.
+//! - [`table`]: one limit's buckets in a bounded slot table in shared data (`crate::store`).
 
 pub mod gcra;
 pub mod store;
@@ -14,8 +13,10 @@ pub mod table;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
+// The lockout key of API-key id prefixes, named where `KeySource` carries it.
+pub use crate::abuse::lockout::{KeyIdPrefix, PrefixRule, MAX_KEY_ID_PREFIX_BYTES};
+use crate::store::SharedStore;
 use gcra::Gcra;
-use store::SharedStore;
 use table::{Consumed, Table};
 
 use crate::cidr::Cidr;
@@ -44,6 +45,9 @@ pub enum KeySource {
     Header(String),
     /// One bucket for the whole policy.
     Policy,
+    /// The key-id prefix of the presented API key (lockouts only; see `abuse::lockout`). A
+    /// request presenting no key has no such key: the lockout neither counts nor refuses it.
+    KeyIdPrefix(KeyIdPrefix),
 }
 
 /// Which consumers an [`Override`] applies to.
@@ -252,6 +256,7 @@ pub fn key_hash(
             None => "header-absent".hash(&mut h),
         },
         KeySource::Policy => "policy".hash(&mut h),
+        KeySource::KeyIdPrefix(prefix) => ("key-prefix", prefix.presented(request)?).hash(&mut h),
     }
     Some(h.finish().max(1))
 }

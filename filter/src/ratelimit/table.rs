@@ -30,12 +30,8 @@
 //! stricter.
 
 use super::gcra::{Gcra, GcraOutcome};
-use super::store::{SharedStore, StoreError};
-
-/// Slots probed per key.
-pub const PROBES: u32 = 4;
-/// Re-reads after a CAS mismatch before the limit gives up (and applies `on_store_error`).
-pub const MAX_CAS_RETRIES: u32 = 32;
+use crate::store::{cas_loop, SharedStore, SlotTable, Step, StoreError};
+pub use crate::store::{MAX_CAS_RETRIES, PROBES};
 /// Bytes of one slot value: key hash (u64 LE) then tat (u64 LE).
 pub const SLOT_BYTES: usize = 16;
 /// The most overflow buckets a table has (for `max_keys` of 256 and more).
@@ -144,8 +140,13 @@ impl Table {
         }
     }
 
+    /// The slots (`<prefix>.<n>`) as a probed slot table.
+    fn slots(&self) -> SlotTable<'_> {
+        SlotTable::new(&self.prefix, self.max_keys)
+    }
+
     pub fn slot_key(&self, slot: u32) -> String {
-        format!("{}.{slot}", self.prefix)
+        self.slots().key(slot)
     }
 
     pub fn overflow_key(&self, bucket: u32) -> String {
@@ -160,8 +161,8 @@ impl Table {
 
     /// Every shared-data key this table can ever use.
     pub fn all_keys(&self) -> impl Iterator<Item = String> + '_ {
-        (0..self.max_keys)
-            .map(|s| self.slot_key(s))
+        self.slots()
+            .keys()
             .chain((0..self.overflow_buckets).map(|b| self.overflow_key(b)))
     }
 
@@ -223,13 +224,10 @@ impl Table {
         hash: u64,
         now: u64,
     ) -> Result<Option<Placement>, StoreError> {
-        let max = u64::from(self.max_keys.max(1));
-        let start = hash % max;
         let mut idle: Option<Entry> = None;
         let mut fullest: Option<Entry> = None;
-        for i in 0..u64::from(PROBES).min(max) {
-            let slot = u32::try_from((start + i) % max).unwrap_or(0);
-            let Read::Found(entry) = Self::read(store, self.slot_key(slot))? else {
+        for key in self.slots().probe(hash) {
+            let Read::Found(entry) = Self::read(store, key)? else {
                 return Ok(None);
             };
             if entry.owner == hash {
@@ -284,11 +282,8 @@ impl Table {
     /// five reads, no write.
     pub fn peek(&self, store: &dyn SharedStore, hash: u64) -> Result<u64, StoreError> {
         let hash = hash.clamp(1, u64::MAX - 1);
-        let max = u64::from(self.max_keys.max(1));
-        let start = hash % max;
-        for i in 0..u64::from(PROBES).min(max) {
-            let slot = u32::try_from((start + i) % max).unwrap_or(0);
-            let Some(value) = store.get(&self.slot_key(slot))?.0 else {
+        for key in self.slots().probe(hash) {
+            let Some(value) = store.get(&key)?.0 else {
                 break;
             };
             let (owner, tat) = decode(&value);
@@ -321,101 +316,81 @@ impl Table {
     ) -> (Consumed, u32) {
         // 0 marks an unused slot and u64::MAX an overflow bucket: neither is a key.
         let hash = hash.clamp(1, u64::MAX - 1);
-        // Re-reads forced by a concurrent writer (creating a missing key is not one).
-        let mut retries = 0;
         // Keys created on the request path (at most every probed slot and two overflow
-        // buckets); more would mean a store that drops keys: counted as conflicts then.
-        let mut creations = 0;
-        while retries < MAX_CAS_RETRIES {
-            let placement = match self.place(store, hash, now) {
-                Ok(Some(p)) => p,
-                Ok(None) => {
-                    creations += 1;
-                    if creations > PROBES + 2 {
-                        retries += 1;
-                    }
-                    continue;
-                }
-                Err(StoreError::CasMismatch) => {
-                    retries += 1;
-                    continue;
-                }
-                Err(StoreError::Unavailable(s)) => return (Consumed::StoreFailed(s), retries),
-            };
-            let (slot, tat, evict) = match placement {
-                Placement::Own(slot) => {
-                    let tat = slot.tat;
-                    (slot, tat, None)
-                }
-                Placement::Take { slot, start, evict } => (slot, start, evict),
-            };
-            let overflow = evict.is_some();
-            let (new_tat, remaining, full_in_ns) = match gcra.decide(tat, now) {
-                GcraOutcome::Deny {
+        // buckets) are re-read for free; more would mean a store that drops keys.
+        let (consumed, retries) = cas_loop(PROBES + 2, || self.attempt(store, gcra, hash, now));
+        (consumed.unwrap_or(Consumed::CasRetriesExhausted), retries)
+    }
+
+    /// One read-decide-write of [`Table::consume`].
+    fn attempt(&self, store: &dyn SharedStore, gcra: &Gcra, hash: u64, now: u64) -> Step<Consumed> {
+        let placement = match self.place(store, hash, now) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Step::Created,
+            Err(StoreError::CasMismatch) => return Step::Conflict,
+            Err(StoreError::Unavailable(s)) => return Step::Done(Consumed::StoreFailed(s)),
+        };
+        let (slot, tat, evict) = match placement {
+            Placement::Own(slot) => {
+                let tat = slot.tat;
+                (slot, tat, None)
+            }
+            Placement::Take { slot, start, evict } => (slot, start, evict),
+        };
+        let overflow = evict.is_some();
+        let (new_tat, remaining, full_in_ns) = match gcra.decide(tat, now) {
+            GcraOutcome::Deny {
+                retry_after_ns,
+                full_in_ns,
+            } => {
+                return Step::Done(Consumed::Limited {
                     retry_after_ns,
                     full_in_ns,
-                } => {
-                    let limited = Consumed::Limited {
-                        retry_after_ns,
-                        full_in_ns,
-                        overflow,
-                    };
-                    return (limited, retries);
-                }
-                GcraOutcome::Allow {
-                    new_tat,
-                    remaining,
-                    full_in_ns,
-                } => (new_tat, remaining, full_in_ns),
-            };
-            // Move the evicted key's state first: if the slot write below then loses a race,
-            // the overflow bucket is only stricter than it needs to be.
-            if let Some(bucket) = evict {
-                let debt = slot.tat;
-                if bucket.tat < debt {
-                    // A CAS token is always present for an existing key; without one the
-                    // write would be unconditional, so treat it as a conflict and read again.
-                    let Some(cas) = bucket.cas else {
-                        retries += 1;
-                        continue;
-                    };
-                    match store.set(&bucket.key, &encode(OVERFLOW_OWNER, debt), Some(cas)) {
-                        Ok(()) => {}
-                        Err(StoreError::CasMismatch) => {
-                            retries += 1;
-                            continue;
-                        }
-                        Err(StoreError::Unavailable(s)) => {
-                            return (Consumed::StoreFailed(s), retries)
-                        }
-                    }
-                }
+                    overflow,
+                })
             }
-            let Some(cas) = slot.cas else {
-                retries += 1;
-                continue;
-            };
-            match store.set(&slot.key, &encode(hash, new_tat), Some(cas)) {
-                Ok(()) => {
-                    let allowed = Consumed::Allowed {
-                        remaining,
-                        full_in_ns,
-                        overflow,
-                    };
-                    return (allowed, retries);
+            GcraOutcome::Allow {
+                new_tat,
+                remaining,
+                full_in_ns,
+            } => (new_tat, remaining, full_in_ns),
+        };
+        // Move the evicted key's state first: if the slot write below then loses a race, the
+        // overflow bucket is only stricter than it needs to be.
+        if let Some(bucket) = evict {
+            let debt = slot.tat;
+            if bucket.tat < debt {
+                // A CAS token is always present for an existing key; without one the write
+                // would be unconditional, so treat it as a conflict and read again.
+                let Some(cas) = bucket.cas else {
+                    return Step::Conflict;
+                };
+                match store.set(&bucket.key, &encode(OVERFLOW_OWNER, debt), Some(cas)) {
+                    Ok(()) => {}
+                    Err(StoreError::CasMismatch) => return Step::Conflict,
+                    Err(StoreError::Unavailable(s)) => return Step::Done(Consumed::StoreFailed(s)),
                 }
-                Err(StoreError::CasMismatch) => retries += 1,
-                Err(StoreError::Unavailable(s)) => return (Consumed::StoreFailed(s), retries),
             }
         }
-        (Consumed::CasRetriesExhausted, retries)
+        let Some(cas) = slot.cas else {
+            return Step::Conflict;
+        };
+        match store.set(&slot.key, &encode(hash, new_tat), Some(cas)) {
+            Ok(()) => Step::Done(Consumed::Allowed {
+                remaining,
+                full_in_ns,
+                overflow,
+            }),
+            Err(StoreError::CasMismatch) => Step::Conflict,
+            Err(StoreError::Unavailable(s)) => Step::Done(Consumed::StoreFailed(s)),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratelimit::store::MemoryStore;
+    use crate::store::MemoryStore;
     use std::collections::HashMap;
     use std::sync::Arc;
 

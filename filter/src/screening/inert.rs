@@ -25,7 +25,6 @@
 //! signals) and for a policy with `extra` vocabularies (their words are not in the index).
 
 use super::vocab::PatternSet;
-use std::sync::OnceLock;
 
 // Indexing is fine here: constant evaluation, where an index out of bounds stops the build.
 #[allow(clippy::indexing_slicing)]
@@ -101,51 +100,26 @@ fn first_word(entry: &[u8]) -> Option<&[u8]> {
 }
 
 impl Triggers {
-    fn build() -> Triggers {
-        let mut words: Vec<Vec<u8>> = Vec::new();
-        let mut push = |e: &[u8]| {
-            if let Some(w) = first_word(e) {
-                words.push(w.to_ascii_lowercase());
-            }
+    /// Indexes the entries of every list a detector reads: `words` (their first word, see
+    /// the module documentation), `calls` (SQL function names) and `substrings`.
+    pub fn build(words: &[&[u8]], calls: &[&[u8]], substrings: &[&[u8]]) -> Triggers {
+        let firsts = |list: &[&[u8]]| -> Vec<Vec<u8>> {
+            list.iter()
+                .filter_map(|e| first_word(e))
+                .map(<[u8]>::to_ascii_lowercase)
+                .collect()
         };
-        for list in super::cmdi::trigger_words()
+        let words = firsts(words);
+        let calls: Vec<String> = firsts(calls)
             .iter()
-            .chain(super::sqli::trigger_words().iter())
-            .chain(super::xss::trigger_words().iter())
-            .chain(super::traversal::trigger_words().iter())
-        {
-            for e in *list {
-                push(e);
-            }
-        }
-        let base = super::vocab::builtin();
-        for set in [&base.files, &base.commands, &base.cmdlets] {
-            for e in set.entries() {
-                push(e);
-            }
-        }
-        let mut calls: Vec<String> = Vec::new();
-        for e in base
-            .sql_functions
-            .entries()
-            .chain(super::sqli::call_words().iter().copied())
-        {
-            if let Some(w) = first_word(e) {
-                calls.push(String::from_utf8_lossy(w).to_ascii_lowercase());
-            }
-        }
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
         let text: Vec<String> = words
             .iter()
             .map(|w| String::from_utf8_lossy(w).into_owned())
             .collect();
-        let subs: Vec<String> = super::sqli::substring_triggers()
+        let subs: Vec<String> = substrings
             .iter()
-            .chain(
-                super::xss::substring_triggers()
-                    .iter()
-                    .flat_map(|l| l.iter()),
-            )
-            .chain(super::traversal::substring_triggers().iter())
             .map(|w| String::from_utf8_lossy(w).into_owned())
             .collect();
         let mut bloom = vec![0u64; 1024];
@@ -239,12 +213,6 @@ fn lengths_of(words: &[String]) -> [u64; 26] {
         }
     }
     lengths
-}
-
-/// The trigger index, built once (from `compile_screening`, at configure time).
-pub fn triggers() -> &'static Triggers {
-    static TRIGGERS: OnceLock<Triggers> = OnceLock::new();
-    TRIGGERS.get_or_init(Triggers::build)
 }
 
 /// Whether the decoded value `s` is inert: no byte and no word any detector needs (module
@@ -512,3 +480,6 @@ fn entity_tags(s: &[u8], t: &Triggers) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

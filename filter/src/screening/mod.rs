@@ -435,12 +435,12 @@ impl ScreeningRule {
     /// so that the detectors would not run on it.
     pub fn inert_value(&self, raw: &[u8], kind: ValueKind) -> bool {
         let plus = matches!(kind, ValueKind::Query | ValueKind::Form);
-        self.inert_applies() && inert::inert(&decode::decode(raw, plus), inert::triggers())
+        self.inert_applies() && inert::inert(&decode::decode(raw, plus), triggers())
     }
 
     /// Whether the header fast path would accept this header value.
     pub fn inert_header(&self, name: &str, value: &[u8]) -> bool {
-        self.inert_applies() && inert::header_inert(name, value, inert::triggers())
+        self.inert_applies() && inert::header_inert(name, value, triggers())
     }
 
     /// [`ScreeningRule::screen_value`] with some classes (`sqli`, `xss`, `traversal`,
@@ -475,7 +475,7 @@ impl ScreeningRule {
         };
         // Most values of ordinary traffic (user agents, URLs, accept lists, names, prose
         // without quotes) end here, in one pass: nothing in them is what a detector needs.
-        if fast && self.inert_applies() && inert::inert(s, inert::triggers()) {
+        if fast && self.inert_applies() && inert::inert(s, triggers()) {
             return None;
         }
         let sens = self.sensitivity;
@@ -936,7 +936,7 @@ impl ScreeningRule {
 
     fn screen_header(&self, name: &str, value: &[u8]) -> Option<Detection> {
         // Headers whose syntax the fast path reads (accept lists, client hints, entity tags).
-        if self.inert_applies() && inert::header_inert(name, value, inert::triggers()) {
+        if self.inert_applies() && inert::header_inert(name, value, triggers()) {
             return None;
         }
         self.found(value, ValueKind::Header, || {
@@ -1167,6 +1167,39 @@ fn compile_skip(entry: &str, path: &str, skip: &mut Skip, errors: &mut Errors) {
     }
 }
 
+/// The inert fast path's trigger index, built once (at configure time, from
+/// `compile_screening`) from every detector's word lists and the built-in vocabularies.
+pub fn triggers() -> &'static inert::Triggers {
+    static TRIGGERS: std::sync::OnceLock<inert::Triggers> = std::sync::OnceLock::new();
+    TRIGGERS.get_or_init(|| {
+        let base = vocab::builtin();
+        let mut words: Vec<&[u8]> = Vec::new();
+        for list in cmdi::trigger_words()
+            .into_iter()
+            .chain(sqli::trigger_words())
+            .chain(xss::trigger_words())
+            .chain(traversal::trigger_words())
+        {
+            words.extend(list.iter().copied());
+        }
+        for set in [&base.files, &base.commands, &base.cmdlets] {
+            words.extend(set.entries());
+        }
+        let calls: Vec<&[u8]> = base
+            .sql_functions
+            .entries()
+            .chain(sqli::call_words().iter().copied())
+            .collect();
+        let substrings: Vec<&[u8]> = sqli::substring_triggers()
+            .iter()
+            .chain(xss::substring_triggers().iter().flat_map(|l| l.iter()))
+            .chain(traversal::substring_triggers().iter())
+            .copied()
+            .collect();
+        inert::Triggers::build(&words, &calls, &substrings)
+    })
+}
+
 /// Every rule id a detector reports (what `exclude` accepts).
 pub const RULE_IDS: &[&str] = &[
     "sqli.tautology",
@@ -1291,7 +1324,7 @@ fn compile_exclusion(v: &Value, path: &str, errors: &mut Errors) -> Option<Exclu
 pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(String, String)>> {
     // The built-in vocabularies are indexed here, at configure time, not by the first request.
     let _ = vocab::builtin();
-    let _ = inert::triggers();
+    let _ = triggers();
     let mut errors = Errors(Vec::new());
     let mut rule = ScreeningRule::default();
     let Some(map) = errors.object(v, path) else {
@@ -1434,8 +1467,6 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
     }
 }
 
-#[cfg(test)]
-mod inert_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -2,17 +2,17 @@ use super::*;
 use serde_json::json;
 
 fn compiled(v: Value) -> Schema {
-    let mut errs = Errs::default();
+    let mut errs = ConfigErrors::default();
     let s = compile(&v, "s", &mut errs);
     assert!(errs.0.is_empty(), "{v}: {:?}", errs.0);
     s.unwrap()
 }
 
 fn errors(v: Value) -> Vec<(String, String)> {
-    let mut errs = Errs::default();
+    let mut errs = ConfigErrors::default();
     let s = compile(&v, "s", &mut errs);
     assert!(s.is_none(), "{v} compiled");
-    errs.0
+    errs.0.into_iter().map(|e| (e.path, e.message)).collect()
 }
 
 /// One row: schema, instance, expected failure (pointer, keyword) or None for valid.

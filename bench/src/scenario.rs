@@ -1,102 +1,51 @@
-//! `make bench`: api-guard against no filter and against Envoy's native filters doing the same
-//! checks, side by side on this machine.
-//!
-//! One echo upstream; one Envoy per scenario (`--concurrency 1`), all started up front; wrk drives
-//! one Envoy at a time, rounds interleaved (A B C A B C ...) so drift (thermal, noisy neighbours)
-//! hits every scenario alike; the table reports the median round. Compare ratios, not absolute
-//! numbers. `BENCH_SECONDS` (default 3) and `BENCH_ROUNDS` (default 7) override the run length;
-//! `BENCH_ONLY=none,native-jwt-es256` runs only the scenarios whose id contains one of the
-//! comma-separated words, or equals a word written `=id` (`BENCH_ONLY==none,=api-guard,post`);
-//! a ratio column shows `-` when its reference row did not run. `BENCH_BEFORE_WASM=<module>,...`
-//! runs every api-guard row again with each module (an earlier build) in the same interleaved
-//! rounds and prints a built / earlier table: how optimisations are measured. Modules named
-//! `probe-*` are builds that stop after one stage of the request path, to price the stages
-//! inside Envoy (they enforce nothing; their rows skip the access checks).
-//!
-//! JWT rows: per algorithm (RS256, ES256, EdDSA, HS256), the same fixture token
-//! (`filter/src/jwt/testdata/jws.json`, minted by PyJWT) on every request, verified by Envoy's
-//! jwt_authn without and with its JWT cache, and by api-guard with its cache off (every request
-//! verified: the cold path) and on (one verification, then cache hits: the warm path). api-guard
-//! cold is compared with jwt_authn uncached, warm with jwt_authn cached.
-//!
-//! Payload rows (`post-*`): every request POSTs the same ~1 KiB JSON order ([`ORDER_JSON`], through
-//! a wrk Lua script written to a temporary directory), against no filter POSTing it and against
-//! api-guard's IP + API-key policy with payload checks off, with the order's JSON Schema, with
-//! injection screening, and with both (one Envoy, a policy per route).
-//!
-//! Introspection rows: IP + RFC 7662 introspection through cluster `auth`, answered by an
-//! [`AuthServer`] in this process; one token on every request (cached: one callout, then hits)
-//! against a new token on every request (uncached: a callout each, `Bearer t<run>-<n>` from a
-//! wrk Lua script), the cached row compared with the API-key check.
-//!
-//! Full-policy rows (`full-*`): IP + JWT ES256 (warm) or API key + two rate limits + schema +
-//! screening on the POSTed order, against no filter POSTing it and against Envoy's native chain
-//! (rbac + jwt_authn or api_key_auth + two local_ratelimit) doing the subset it can.
-//!
-//! Floor rows (`floor`, `post-floor`, `post-floor-body`): a proxy-wasm module that decides nothing
-//! (`tools/floor-wasm`, built by `make floor-wasm` to [`FLOOR_MODULE`] with api-guard's SDK,
-//! release profile and exported callbacks), in the GET rows' and the POST rows' shape, and once
-//! holding, buffering and reading the body as api-guard does to check it. Every api-guard row
-//! names its floor and reports its throughput against it and its cost over it in microseconds
-//! of Envoy CPU per request: what api-guard's own work costs, above what any such module pays in
-//! Envoy. CPU time per request (every Envoy thread, from /proc) is measured for every row: unlike
-//! throughput it hardly moves when other processes compete for the machine.
-//! `BENCH_ONLY` selects floor rows like any other (`floor` selects all three).
-//!
-//! Every row is checked before it is measured: 200 with its credential, refused without it,
-//! and payload rows refuse an invalid body (400) or an injection (403) even with it.
-//!
-//! On a machine with two or more CPUs, every Envoy is pinned to the last CPU and wrk, the
-//! upstream and this process to the others (`taskset`), so each Envoy worker has a core of its
-//! own and the load generator does not steal its cycles: throughput then measures what the
-//! filter chain costs Envoy. `BENCH_PIN=0` turns pinning off.
+//! The rows of `make bench`: which bootstrap, listener, request and credential each one sends,
+//! what it is compared with (no filter, the native filters, the do-nothing floor), and the access
+//! checks every row passes before it is measured. See the `bench` binary for the whole design.
 
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use integration_tests::config::AUTH_CLUSTER;
-use integration_tests::{try_envoy_bin, try_wasm_path, AuthServer, Envoy, EnvoyConfig, Upstream};
+use integration_tests::{AuthServer, EnvoyConfig};
 
-const WRK: &str = "wrk";
-const PATH: &str = "/bench";
-const API_KEY: (&str, &str) = ("x-api-key", "demo-key-123");
+pub const PATH: &str = "/bench";
+pub const API_KEY: (&str, &str) = ("x-api-key", "demo-key-123");
 
 /// The scenarios the ratio columns compare against.
-const NO_FILTER: &str = "none";
+pub const NO_FILTER: &str = "none";
 /// No filter, POSTing [`ORDER_JSON`]: the baseline of every row that sends a body.
-const NO_FILTER_POST: &str = "post-none";
-const NATIVE: &str = "native";
-const NATIVE_RATE_LIMIT: &str = "native-rl";
+pub const NO_FILTER_POST: &str = "post-none";
+pub const NATIVE: &str = "native";
+pub const NATIVE_RATE_LIMIT: &str = "native-rl";
 /// api-guard's IP + API-key check (api-guard.yaml): the reference of the introspection rows.
-const API_GUARD_KEY: &str = "api-guard";
+pub const API_GUARD_KEY: &str = "api-guard";
 
 /// The do-nothing wasm module (issue 18): listener `http` does nothing, `http-body` holds,
 /// buffers and reads the body.
-const FLOOR_CONFIG: &str = "envoy/bench/floor.yaml";
+pub const FLOOR_CONFIG: &str = "envoy/bench/floor.yaml";
 /// Where `make floor-wasm` puts the trimmed floor module (relative to the root, as in
 /// [`FLOOR_CONFIG`]).
-const FLOOR_MODULE: &str = "target/bench/floor.wasm";
+pub const FLOOR_MODULE: &str = "target/bench/floor.wasm";
 /// The floor of GET rows.
-const FLOOR: &str = "floor";
+pub const FLOOR: &str = "floor";
 /// The floor of POST rows that do not read the body.
-const FLOOR_POST: &str = "post-floor";
+pub const FLOOR_POST: &str = "post-floor";
 /// The floor of rows that check the body: holds, buffers and reads it.
-const FLOOR_BODY: &str = "post-floor-body";
+pub const FLOOR_BODY: &str = "post-floor-body";
 
 /// The JWS fixture (keys and tokens minted by PyJWT, `tools/jwt-fixtures/mint_jws.py`); the JWT
 /// bench configs carry its public JWKS.
-const JWS_FIXTURE: &str = include_str!("../../../filter/src/jwt/testdata/jws.json");
-const NATIVE_JWT_CONFIG: &str = "envoy/bench/native-jwt.yaml";
+pub const JWS_FIXTURE: &str = include_str!("../../filter/src/jwt/testdata/jws.json");
+pub const NATIVE_JWT_CONFIG: &str = "envoy/bench/native-jwt.yaml";
 /// The listener of [`NATIVE_JWT_CONFIG`] whose jwt_authn has `jwt_cache_config`.
-const NATIVE_JWT_CACHED_LISTENER: &str = "http-cached";
-const API_GUARD_JWT_CONFIG: &str = "envoy/bench/api-guard-jwt.yaml";
-const API_GUARD_JWT_NOCACHE_CONFIG: &str = "envoy/bench/api-guard-jwt-nocache.yaml";
+pub const NATIVE_JWT_CACHED_LISTENER: &str = "http-cached";
+pub const API_GUARD_JWT_CONFIG: &str = "envoy/bench/api-guard-jwt.yaml";
+pub const API_GUARD_JWT_NOCACHE_CONFIG: &str = "envoy/bench/api-guard-jwt-nocache.yaml";
 /// (row label, id suffix, fixture token): one valid token per algorithm family.
-const JWT_ALGORITHMS: [(&str, &str, &str); 4] = [
+pub const JWT_ALGORITHMS: [(&str, &str, &str); 4] = [
     ("RS256", "rs256", "valid_rs256"),
     ("ES256", "es256", "valid_es256"),
     ("EdDSA", "eddsa", "valid_eddsa"),
@@ -105,34 +54,34 @@ const JWT_ALGORITHMS: [(&str, &str, &str); 4] = [
 
 /// Payload checks (issue 5): one Envoy, one policy per route (`/plain`, `/schema`,
 /// `/screening`, `/both`).
-const API_GUARD_PAYLOAD_CONFIG: &str = "envoy/bench/api-guard-payload.yaml";
+pub const API_GUARD_PAYLOAD_CONFIG: &str = "envoy/bench/api-guard-payload.yaml";
 /// Introspection (issue 6): IP + RFC 7662 introspection through cluster `auth`.
-const API_GUARD_INTROSPECTION_CONFIG: &str = "envoy/bench/api-guard-introspection.yaml";
+pub const API_GUARD_INTROSPECTION_CONFIG: &str = "envoy/bench/api-guard-introspection.yaml";
 /// The whole gate (issue 7): `/jwt` and `/key`, every check at once.
-const API_GUARD_FULL_CONFIG: &str = "envoy/bench/api-guard-full.yaml";
+pub const API_GUARD_FULL_CONFIG: &str = "envoy/bench/api-guard-full.yaml";
 /// Envoy's native chain doing what it can of [`API_GUARD_FULL_CONFIG`]: `http` (JWT) and
 /// `http-key` (API key).
-const NATIVE_FULL_CONFIG: &str = "envoy/bench/native-full.yaml";
+pub const NATIVE_FULL_CONFIG: &str = "envoy/bench/native-full.yaml";
 /// The path of the introspection endpoint the bench's auth server answers.
-const INTROSPECT_PATH: &str = "/introspect";
+pub const INTROSPECT_PATH: &str = "/introspect";
 /// Issue 14: the abuse defences under a flood, and the same policy without them.
-const API_GUARD_DOS_CONFIG: &str = "envoy/bench/api-guard-dos.yaml";
-const API_GUARD_DOS_UNDEFENDED_CONFIG: &str = "envoy/bench/api-guard-dos-undefended.yaml";
+pub const API_GUARD_DOS_CONFIG: &str = "envoy/bench/api-guard-dos.yaml";
+pub const API_GUARD_DOS_UNDEFENDED_CONFIG: &str = "envoy/bench/api-guard-dos-undefended.yaml";
 /// The legitimate client's and the attacker's addresses (X-Forwarded-For, trusted by the DoS
 /// bootstraps only).
-const LEGIT_ADDRESS: &str = "10.0.0.1";
-const FLOOD_ADDRESS: &str = "10.0.0.2";
+pub const LEGIT_ADDRESS: &str = "10.0.0.1";
+pub const FLOOD_ADDRESS: &str = "10.0.0.2";
 /// The flood's pace: 8 connections each waiting 3 ms between requests, at most about 2,600
 /// requests/s (the issue measured a flood of ~2,400 forged tokens/s): an open-ended flood on
 /// as many connections as the legitimate client would take half of any server by fair sharing
 /// alone, whatever each refusal costs.
-const FLOOD_CONNECTIONS: u32 = 8;
-const FLOOD_DELAY_MS: u32 = 3;
+pub const FLOOD_CONNECTIONS: u32 = 8;
+pub const FLOOD_DELAY_MS: u32 = 3;
 
 /// The ~1 KiB JSON order every payload and full-policy row POSTs; it satisfies the order schema
 /// of [`API_GUARD_PAYLOAD_CONFIG`] and [`API_GUARD_FULL_CONFIG`] and carries ordinary prose (an
 /// apostrophe, "select", "drop") that screening must let through.
-const ORDER_JSON: &str = concat!(
+pub const ORDER_JSON: &str = concat!(
     r#"{"order_id":"3f6c2a9e-8b1d-4c7a-9e2f-5a4b3c2d1e0f","created":"2026-03-14T09:26:53Z","#,
     r#""customer":{"name":"Siobhan O'Brien","email":"siobhan.obrien@example.com","tier":"gold"},"#,
     r#""shipping":{"street":"12 Harbour View Road","city":"Cork","postcode":"T12 X2Y4","country":"IE"},"#,
@@ -149,67 +98,67 @@ const ORDER_JSON: &str = concat!(
 
 /// [`ORDER_JSON`] with a schema violation (quantity 0 is below the minimum): 400 where the
 /// schema is checked.
-fn order_invalid() -> String {
+pub fn order_invalid() -> String {
     ORDER_JSON.replacen(r#""quantity":2"#, r#""quantity":0"#, 1)
 }
 
 /// [`ORDER_JSON`], valid against the schema, with an SQL injection in the note: 403 where
 /// screening is on.
-fn order_injection() -> String {
+pub fn order_injection() -> String {
     ORDER_JSON.replacen("Thanks!", "x' UNION SELECT password FROM users--", 1)
 }
 
 /// A request the scenario must refuse even with its credential, with this status.
 #[derive(Debug, Clone, PartialEq)]
-struct Refusal {
-    what: &'static str,
-    body: String,
-    status: u16,
+pub struct Refusal {
+    pub what: &'static str,
+    pub body: String,
+    pub status: u16,
 }
 
 /// One row of the table.
 #[derive(Clone)]
-struct Scenario {
+pub struct Scenario {
     /// Short stable id (the ratio columns refer to ids).
-    id: String,
-    name: String,
+    pub id: String,
+    pub name: String,
     /// Bootstrap, relative to the repository root. Scenarios with the same bootstrap share one
     /// Envoy.
-    config: &'static str,
+    pub config: &'static str,
     /// The listener wrk drives.
-    listener: &'static str,
+    pub listener: &'static str,
     /// The request path (route metadata picks the api-guard policy in shared bootstraps).
-    path: &'static str,
+    pub path: &'static str,
     /// Sent with every request (the credential).
-    headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, String)>,
     /// POSTed as `application/json` with every request (GET without).
-    body: Option<String>,
+    pub body: Option<String>,
     /// Every wrk request carries a token never seen before (`Authorization: Bearer t<run>-<n>`)
     /// instead of the `authorization` of `headers` (used only by the access checks).
-    distinct_tokens: bool,
+    pub distinct_tokens: bool,
     /// Without `headers`, the scenario must refuse with this status (an access-control sanity
     /// check: a benchmark of a filter that lets everything through is meaningless).
-    status_without_headers: u16,
+    pub status_without_headers: u16,
     /// Bodies refused even with the credential (payload rows: the checks really run).
-    refusals: Vec<Refusal>,
+    pub refusals: Vec<Refusal>,
     /// Needs the api-guard module (`make wasm`).
-    needs_wasm: bool,
+    pub needs_wasm: bool,
     /// Another api-guard module to load instead of the built one (`BENCH_BEFORE_WASM`).
-    module: Option<PathBuf>,
+    pub module: Option<PathBuf>,
     /// The no-filter row sending the same kind of request, for the "vs no filter" column.
-    baseline: String,
+    pub baseline: String,
     /// The row doing the job this one is compared with, for the "vs ref" column.
-    reference: String,
+    pub reference: String,
     /// The floor row (the do-nothing module in the same request shape) this row's cost is
     /// measured over; api-guard rows and the body floor have one.
-    floor: Option<String>,
+    pub floor: Option<String>,
     /// Another wrk floods the same listener from [`FLOOD_ADDRESS`] while this row is measured.
-    flood: Option<Flood>,
+    pub flood: Option<Flood>,
 }
 
 /// What a flood sends (every request distinct, so no cache helps the gate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flood {
+pub enum Flood {
     /// ES256 tokens with the fixture's header and payload and a random signature.
     ForgedEs256,
     /// Random API keys.
@@ -219,7 +168,7 @@ enum Flood {
 impl Scenario {
     /// A GET of [`PATH`] on listener `http`, refused with 401 without the headers, compared with
     /// no filter and with itself.
-    fn new(id: &str, name: &str, config: &'static str) -> Scenario {
+    pub fn new(id: &str, name: &str, config: &'static str) -> Scenario {
         Scenario {
             id: id.to_string(),
             name: name.to_string(),
@@ -242,29 +191,29 @@ impl Scenario {
         }
     }
 
-    fn flood(mut self, flood: Flood) -> Self {
+    pub fn flood(mut self, flood: Flood) -> Self {
         self.flood = Some(flood);
         self
     }
 
-    fn headers(mut self, headers: Vec<(&'static str, String)>) -> Self {
+    pub fn headers(mut self, headers: Vec<(&'static str, String)>) -> Self {
         self.headers = headers;
         self
     }
 
-    fn listener(mut self, listener: &'static str) -> Self {
+    pub fn listener(mut self, listener: &'static str) -> Self {
         self.listener = listener;
         self
     }
 
-    fn path(mut self, path: &'static str) -> Self {
+    pub fn path(mut self, path: &'static str) -> Self {
         self.path = path;
         self
     }
 
     /// POSTs [`ORDER_JSON`]; compared with no filter POSTing it, and (api-guard rows) with the
     /// floor POSTing it.
-    fn post_order(mut self) -> Self {
+    pub fn post_order(mut self) -> Self {
         self.body = Some(ORDER_JSON.to_string());
         self.baseline = NO_FILTER_POST.to_string();
         if self.floor.as_deref() == Some(FLOOR) {
@@ -274,17 +223,17 @@ impl Scenario {
     }
 
     /// Measured over this floor row instead (rows that check the body: [`FLOOR_BODY`]).
-    fn floor(mut self, id: &str) -> Self {
+    pub fn floor(mut self, id: &str) -> Self {
         self.floor = Some(id.to_string());
         self
     }
 
-    fn refuses(mut self, refusals: Vec<Refusal>) -> Self {
+    pub fn refuses(mut self, refusals: Vec<Refusal>) -> Self {
         self.refusals = refusals;
         self
     }
 
-    fn without_headers(mut self, status: u16) -> Self {
+    pub fn without_headers(mut self, status: u16) -> Self {
         self.status_without_headers = status;
         self
     }
@@ -292,20 +241,20 @@ impl Scenario {
     /// A twin row of a `probe-*` module: a build that stops after some stage of the request
     /// path (reading headers, reading route metadata and address, deciding) to price that
     /// stage inside Envoy; such a module enforces nothing, so its row skips the access checks.
-    fn is_probe(&self) -> bool {
+    pub fn is_probe(&self) -> bool {
         self.module
             .as_ref()
             .and_then(|m| m.file_stem())
             .is_some_and(|s| s.to_string_lossy().starts_with("probe-"))
     }
 
-    fn reference(mut self, id: &str) -> Self {
+    pub fn reference(mut self, id: &str) -> Self {
         self.reference = id.to_string();
         self
     }
 }
 
-fn scenarios() -> Result<Vec<Scenario>, String> {
+pub fn scenarios() -> Result<Vec<Scenario>, String> {
     let api_key = || vec![(API_KEY.0, API_KEY.1.to_string())];
     let schema_refusal = || Refusal {
         what: "a body violating the schema",
@@ -596,7 +545,7 @@ fn scenarios() -> Result<Vec<Scenario>, String> {
 }
 
 /// A token of the JWS fixture, by name.
-fn fixture_token(name: &str) -> Result<String, String> {
+pub fn fixture_token(name: &str) -> Result<String, String> {
     let fixture: serde_json::Value = serde_json::from_str(JWS_FIXTURE)
         .map_err(|e| format!("filter/src/jwt/testdata/jws.json is not JSON: {e}"))?;
     fixture["tokens"][name]
@@ -607,7 +556,7 @@ fn fixture_token(name: &str) -> Result<String, String> {
 
 /// `BENCH_ONLY`: the scenarios whose id contains one of the comma-separated words, or equals a
 /// word written `=id` (all if unset or empty).
-fn select(scenarios: Vec<Scenario>, only: Option<&str>) -> Result<Vec<Scenario>, String> {
+pub fn select(scenarios: Vec<Scenario>, only: Option<&str>) -> Result<Vec<Scenario>, String> {
     let words: Vec<&str> = only
         .unwrap_or("")
         .split(',')
@@ -636,321 +585,11 @@ fn select(scenarios: Vec<Scenario>, only: Option<&str>) -> Result<Vec<Scenario>,
     Ok(selected)
 }
 
-/// Whether a bootstrap has the `auth` cluster (the introspection service).
-fn uses_auth_service(config: &EnvoyConfig) -> bool {
-    config.yaml()["static_resources"]["clusters"]
-        .as_sequence()
-        .into_iter()
-        .flatten()
-        .any(|c| c["name"].as_str() == Some(AUTH_CLUSTER))
-}
-
-/// The bench's introspection service: every token is active with scope `read` (RFC 7662).
-fn start_auth_service() -> Result<AuthServer, String> {
-    let auth = AuthServer::try_start().map_err(|e| format!("auth server: {e}"))?;
-    auth.set_handler(INTROSPECT_PATH, |r| {
-        let body = String::from_utf8_lossy(&r.body);
-        let has_token = body
-            .split('&')
-            .any(|kv| kv.strip_prefix("token=").is_some_and(|t| !t.is_empty()));
-        let answer = if has_token {
-            serde_json::json!({"active": true, "scope": "read", "sub": "bench"})
-        } else {
-            serde_json::json!({"active": false})
-        };
-        (
-            200,
-            "application/json".to_string(),
-            answer.to_string().into_bytes(),
-        )
-    });
-    Ok(auth)
-}
-
-/// A private directory for the wrk scripts, removed on drop.
-struct ScriptDir(PathBuf);
-
-impl ScriptDir {
-    fn new() -> Result<ScriptDir, String> {
-        let path = std::env::temp_dir().join(format!("api-guard-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(ScriptDir(path))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScriptDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A Lua long string holding `text` verbatim (a level of `=` the text does not close).
-fn lua_long_string(text: &str) -> String {
-    let mut level = String::new();
-    while text.contains(&format!("]{level}]")) {
-        level.push('=');
-    }
-    format!("[{level}[{text}]{level}]")
-}
-
-/// The wrk script (`wrk -s`) of one run, if the scenario needs one: the POST body and its
-/// content type, and for `distinct_tokens` a new bearer token per request (`t<run>-<n>`: `run`
-/// makes every run's tokens new to the cache).
-fn wrk_script(scenario: &Scenario, run: u64) -> Option<String> {
-    if scenario.body.is_none() && !scenario.distinct_tokens {
-        return None;
-    }
-    let mut script = String::new();
-    if let Some(body) = &scenario.body {
-        let _ = write!(
-            script,
-            "wrk.method = \"POST\"\nwrk.body = {}\nwrk.headers[\"content-type\"] = \"application/json\"\n",
-            lua_long_string(body)
-        );
-    }
-    if scenario.distinct_tokens {
-        let _ = write!(
-            script,
-            "local n = 0\n\
-             request = function()\n\
-             \x20 n = n + 1\n\
-             \x20 local headers = {{}}\n\
-             \x20 for k, v in pairs(wrk.headers) do headers[k] = v end\n\
-             \x20 headers[\"authorization\"] = \"Bearer t{run}-\" .. n\n\
-             \x20 return wrk.format(nil, nil, headers, nil)\n\
-             end\n"
-        );
-    }
-    Some(script)
-}
-
-/// The wrk script of a flood: every request distinct, from [`FLOOD_ADDRESS`].
-fn flood_script(flood: Flood, run: u64) -> Result<String, String> {
-    let credential = match flood {
-        Flood::ForgedEs256 => {
-            let token = fixture_token("valid_es256")?;
-            let (signed, _) = token
-                .rsplit_once('.')
-                .ok_or("the ES256 fixture is not a JWS")?;
-            // 86 base64url characters: 64 bytes; the last one carries 4 bits (A, Q, g, w).
-            format!(
-                "local alphabet = \"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_\"\n\
-                 local last = {{\"A\", \"Q\", \"g\", \"w\"}}\n\
-                 credential = function()\n\
-                 \x20 local t = {{}}\n\
-                 \x20 for i = 1, 85 do local r = math.random(1, 64); t[i] = alphabet:sub(r, r) end\n\
-                 \x20 t[86] = last[math.random(1, 4)]\n\
-                 \x20 return \"authorization\", \"Bearer {signed}.\" .. table.concat(t)\n\
-                 end\n"
-            )
-        }
-        Flood::RandomKeys => "credential = function()\n\
-             \x20 return \"x-api-key\", \"rk-\" .. math.random(1, 1000000000) .. \"-\" .. math.random(1, 1000000000)\n\
-             end\n"
-            .to_string(),
-    };
-    Ok(format!(
-        "math.randomseed({run})\n{credential}\
-         request = function()\n\
-         \x20 local name, value = credential()\n\
-         \x20 local headers = {{[\"x-forwarded-for\"] = \"{FLOOD_ADDRESS}\"}}\n\
-         \x20 headers[name] = value\n\
-         \x20 return wrk.format(nil, nil, headers, nil)\n\
-         end\n\
-         delay = function() return {FLOOD_DELAY_MS} end\n"
-    ))
-}
-
-/// What wrk reported for one run, and what the Envoy serving it spent.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Run {
-    requests_per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-    /// Requests completed in the run (wrk's "N requests in").
-    requests: u64,
-    /// CPU time the Envoy process (all its threads) used during the run, per completed request:
-    /// unlike throughput, it barely moves when other processes compete for the CPUs, because
-    /// only time Envoy actually ran is counted. `None` without /proc.
-    cpu_per_request: Option<Duration>,
-}
-
-fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run() -> Result<(), String> {
-    let seconds = env_number("BENCH_SECONDS", 3)?;
-    let rounds = env_number("BENCH_ROUNDS", 7)?;
-    let mut scenarios = select(scenarios()?, std::env::var("BENCH_ONLY").ok().as_deref())?;
-    let before: Vec<PathBuf> = std::env::var("BENCH_BEFORE_WASM")
-        .ok()
-        .map(|v| {
-            v.split(',')
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-                .collect()
-        })
-        .unwrap_or_default();
-    if !before.is_empty() {
-        scenarios = with_before_twins(scenarios, &before)?;
-    }
-
-    try_envoy_bin()?;
-    if scenarios.iter().any(|s| s.needs_wasm) {
-        try_wasm_path().map_err(|e| format!("the api-guard scenario needs the module: {e}"))?;
-    }
-    let floor_module = integration_tests::workspace_root().join(FLOOR_MODULE);
-    if scenarios.iter().any(|s| s.config == FLOOR_CONFIG) && !floor_module.is_file() {
-        return Err(format!(
-            "the floor rows need {}: run `make floor-wasm`",
-            floor_module.display()
-        ));
-    }
-    Command::new(WRK)
-        .arg("--version")
-        .output()
-        .map_err(|e| format!("cannot run {WRK} ({e}): install it (apt-get install wrk)"))?;
-
-    let pinning = Pinning::detect()?;
-    if let Some(pin) = &pinning {
-        pin.pin_pid(std::process::id(), &pin.load_cpus)?;
-    }
-    let upstream = Upstream::start("bench");
-    upstream.set_recording(false);
-    // One Envoy per bootstrap and module; scenarios on the same ones share it.
-    let mut configs: Vec<(&str, Option<&Path>)> = scenarios
-        .iter()
-        .map(|s| (s.config, s.module.as_deref()))
-        .collect();
-    configs.sort_unstable();
-    configs.dedup();
-    let loaded: Vec<EnvoyConfig> = configs
-        .iter()
-        .map(|&(path, module)| {
-            let config = EnvoyConfig::load(path)
-                .with_upstreams(&[upstream.addr])
-                .with_concurrency(1);
-            match module {
-                Some(module) => config.with_wasm_module(module),
-                None => config,
-            }
-        })
-        .collect();
-    // The introspection service, in this process (pinned with wrk and the upstream).
-    let auth = if loaded.iter().any(uses_auth_service) {
-        Some(start_auth_service()?)
-    } else {
-        None
-    };
-    let envoys: Vec<Envoy> = loaded
-        .into_iter()
-        .map(|config| {
-            let path = config.source().display().to_string();
-            let config = match &auth {
-                Some(auth) if uses_auth_service(&config) => config.with_auth_service(auth.addr()),
-                _ => config,
-            };
-            Envoy::try_start(config).map_err(|e| format!("{path}: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
-    let scripts = ScriptDir::new()?;
-    let mut run_count = 0u64;
-    if let Some(pin) = &pinning {
-        for envoy in &envoys {
-            pin.pin_pid(envoy.pid(), &pin.envoy_cpu)?;
-        }
-    }
-    let (ports, pids): (Vec<u16>, Vec<u32>) = scenarios
-        .iter()
-        .map(|s| {
-            let envoy = configs
-                .iter()
-                .position(|&(c, m)| c == s.config && m == s.module.as_deref())
-                .and_then(|i| envoys.get(i))
-                .ok_or_else(|| format!("{}: no Envoy for {}", s.name, s.config))?;
-            let port = envoy.listener_port(s.listener).ok_or_else(|| {
-                format!("{}: {} has no listener {:?}", s.name, s.config, s.listener)
-            })?;
-            Ok((port, envoy.pid()))
-        })
-        .collect::<Result<Vec<_>, String>>()?
-        .into_iter()
-        .unzip();
-
-    for (scenario, &port) in scenarios.iter().zip(&ports) {
-        // Probe modules price a stage by stopping early: they enforce nothing by design.
-        if !scenario.is_probe() {
-            check_access_control(scenario, port)?;
-        }
-    }
-
-    let mut results: Vec<Vec<Run>> = vec![Vec::new(); scenarios.len()];
-    for round in 1..=rounds {
-        for (((scenario, &port), &pid), runs) in
-            scenarios.iter().zip(&ports).zip(&pids).zip(&mut results)
-        {
-            eprintln!("round {round}/{rounds}: {} ({seconds} s)", scenario.name);
-            run_count += 1;
-            let cpu_before = process_cpu_time(pid);
-            let mut run = run_wrk(
-                scenario,
-                port,
-                seconds,
-                pinning.as_ref(),
-                (scripts.path(), run_count),
-            )?;
-            run.cpu_per_request = cpu_before
-                .zip(process_cpu_time(pid))
-                .and_then(|(before, after)| after.checked_sub(before))
-                .and_then(|spent| spent.checked_div(u32::try_from(run.requests).ok()?));
-            runs.push(run);
-        }
-    }
-
-    if let Some(auth) = &auth {
-        eprintln!(
-            "introspection callouts answered by the bench's auth service: {}",
-            auth.hits(INTROSPECT_PATH)
-        );
-    }
-
-    let placement = match &pinning {
-        Some(p) => format!(
-            "Envoy pinned to CPU {}, wrk + upstream to CPU {}",
-            p.envoy_cpu, p.load_cpus
-        ),
-        None => "no CPU pinning".to_string(),
-    };
-    println!(
-        "\n{}",
-        table(&scenarios, &results, seconds, rounds, &placement)
-    );
-    if !before.is_empty() {
-        println!("{}", before_after(&scenarios, &results));
-        if scenarios.iter().any(Scenario::is_probe) {
-            println!("{}", stage_costs(&scenarios, &results));
-        }
-    }
-    Ok(())
-}
-
 /// `BENCH_BEFORE_WASM=<module>[,<module>...]`: every api-guard row runs again with each module
 /// (earlier builds, or builds that stop early to price a stage), in the same interleaved rounds,
 /// so an optimisation is measured against the code it replaces under the same conditions. A
 /// twin row is labelled with its module's file stem.
-fn with_before_twins(
+pub fn with_before_twins(
     scenarios: Vec<Scenario>,
     modules: &[PathBuf],
 ) -> Result<Vec<Scenario>, String> {
@@ -989,95 +628,40 @@ fn with_before_twins(
     Ok(out)
 }
 
-/// The built module against each other module, per api-guard row: the ratio of the median
-/// rounds, and the median of the per-round ratios (each round runs them back to back, so drift
-/// cancels out).
-fn before_after(scenarios: &[Scenario], results: &[Vec<Run>]) -> String {
-    let mut out = String::from("| config | module | req/s | built module req/s | built / this (medians) | built / this (median of rounds) |\n|---|---|---:|---:|---:|---:|\n");
-    for (s, runs) in scenarios.iter().zip(results) {
-        let Some((_, built_runs)) = s.module.as_ref().and_then(|_| {
-            scenarios
-                .iter()
-                .zip(results)
-                .find(|(t, _)| t.id == s.reference)
-        }) else {
-            continue;
+/// Whether a bootstrap has the `auth` cluster (the introspection service).
+pub fn uses_auth_service(config: &EnvoyConfig) -> bool {
+    config.yaml()["static_resources"]["clusters"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .any(|c| c["name"].as_str() == Some(AUTH_CLUSTER))
+}
+
+/// The bench's introspection service: every token is active with scope `read` (RFC 7662).
+pub fn start_auth_service() -> Result<AuthServer, String> {
+    let auth = AuthServer::try_start().map_err(|e| format!("auth server: {e}"))?;
+    auth.set_handler(INTROSPECT_PATH, |r| {
+        let body = String::from_utf8_lossy(&r.body);
+        let has_token = body
+            .split('&')
+            .any(|kv| kv.strip_prefix("token=").is_some_and(|t| !t.is_empty()));
+        let answer = if has_token {
+            serde_json::json!({"active": true, "scope": "read", "sub": "bench"})
+        } else {
+            serde_json::json!({"active": false})
         };
-        let this = median(runs, |r| r.requests_per_sec).requests_per_sec;
-        let built = median(built_runs, |r| r.requests_per_sec).requests_per_sec;
-        let per_round: Vec<f64> = built_runs
-            .iter()
-            .zip(runs)
-            .map(|(b, t)| b.requests_per_sec / t.requests_per_sec.max(1.0))
-            .collect();
-        let stem = s.id.rsplit('@').next().unwrap_or("-");
-        let _ = writeln!(
-            out,
-            "| {} | {stem} | {this:.0} | {built:.0} | {:.3} | {:.3} |",
-            s.name.trim_end_matches(&format!(" [{stem}]")),
-            built / this.max(1.0),
-            median(&per_round, |r| *r),
-        );
-    }
-    out
-}
-
-/// With probe modules (`make bench-stages`): per api-guard row, the time per request of no
-/// filter, of each probe in the order given (each stops one stage later) and of the built
-/// module, from the median rounds, and the difference to the previous line: what each stage
-/// costs inside Envoy. On one Envoy worker, time per request is 1 / throughput.
-fn stage_costs(scenarios: &[Scenario], results: &[Vec<Run>]) -> String {
-    let micros = |runs: &Vec<Run>| {
-        1e6 / median(runs, |r| r.requests_per_sec)
-            .requests_per_sec
-            .max(1.0)
-    };
-    let mut out = String::from(
-        "Stage costs (1 / median throughput; each line does everything of the lines above it):\n\n| config | up to | us per request | this stage |\n|---|---|---:|---:|\n",
-    );
-    for (s, runs) in scenarios.iter().zip(results) {
-        if s.module.is_some() || !s.needs_wasm {
-            continue;
-        }
-        let mut lines: Vec<(String, f64)> = Vec::new();
-        if let Some((_, base)) = scenarios
-            .iter()
-            .zip(results)
-            .find(|(t, _)| t.id == s.baseline)
-        {
-            lines.push(("no filter".into(), micros(base)));
-        }
-        for (t, probe_runs) in scenarios.iter().zip(results) {
-            if t.is_probe() && t.reference == s.id {
-                let stem = t.id.rsplit('@').next().unwrap_or("-");
-                lines.push((stem.to_string(), micros(probe_runs)));
-            }
-        }
-        lines.push(("the built module (everything)".into(), micros(runs)));
-        let mut previous = None;
-        for (label, us) in lines {
-            let delta = previous.map_or("-".to_string(), |p: f64| format!("{:+.1}", us - p));
-            let _ = writeln!(out, "| {} | {label} | {us:.1} | {delta} |", s.name);
-            previous = Some(us);
-        }
-    }
-    out
-}
-
-fn env_number(name: &str, default: u32) -> Result<u32, String> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(v) => v
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or(format!("{name}={v:?}: expected a positive whole number")),
-    }
+        (
+            200,
+            "application/json".to_string(),
+            answer.to_string().into_bytes(),
+        )
+    });
+    Ok(auth)
 }
 
 /// With its headers the scenario answers 200; without them, the expected refusal; with them
 /// and a refused body, that body's status.
-fn check_access_control(scenario: &Scenario, port: u16) -> Result<(), String> {
+pub fn check_access_control(scenario: &Scenario, port: u16) -> Result<(), String> {
     let body = scenario.body.as_deref();
     let (status, text) = request(port, scenario.path, &scenario.headers, body)?;
     if status != 200 {
@@ -1107,7 +691,7 @@ fn check_access_control(scenario: &Scenario, port: u16) -> Result<(), String> {
 
 /// `GET path`, or `POST path` with a JSON body, on a loopback port over HTTP/1.1 (any listener,
 /// not only `http`): status and the whole response as text.
-fn request(
+pub fn request(
     port: u16,
     path: &str,
     headers: &[(&str, String)],
@@ -1146,286 +730,11 @@ fn request(
     Ok((status, text))
 }
 
-/// CPU placement: Envoy on one CPU, everything else on the rest.
-struct Pinning {
-    envoy_cpu: String,
-    load_cpus: String,
-}
-
-impl Pinning {
-    fn detect() -> Result<Option<Pinning>, String> {
-        if std::env::var("BENCH_PIN").is_ok_and(|v| v == "0") {
-            return Ok(None);
-        }
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if cpus < 2 {
-            return Ok(None);
-        }
-        Command::new("taskset")
-            .arg("--version")
-            .output()
-            .map_err(|e| {
-                format!("cannot run taskset ({e}); set BENCH_PIN=0 to run without pinning")
-            })?;
-        Ok(Some(Pinning {
-            envoy_cpu: (cpus - 1).to_string(),
-            load_cpus: if cpus == 2 {
-                "0".to_string()
-            } else {
-                format!("0-{}", cpus - 2)
-            },
-        }))
-    }
-
-    /// Pins every thread of a process.
-    fn pin_pid(&self, pid: u32, cpus: &str) -> Result<(), String> {
-        let status = Command::new("taskset")
-            .args(["-a", "-p", "-c", cpus, &pid.to_string()])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .map_err(|e| format!("taskset: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("taskset -a -p -c {cpus} {pid} failed ({status})"))
-        }
-    }
-}
-
-/// One wrk run; `script` is the directory for its Lua script and the run's number.
-fn run_wrk(
-    scenario: &Scenario,
-    port: u16,
-    seconds: u32,
-    pinning: Option<&Pinning>,
-    script: (&Path, u64),
-) -> Result<Run, String> {
-    let mut command = match pinning {
-        Some(pin) => {
-            let mut c = Command::new("taskset");
-            c.args(["-c", &pin.load_cpus, WRK]);
-            c
-        }
-        None => Command::new(WRK),
-    };
-    command.args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency"]);
-    for (name, value) in &scenario.headers {
-        command.arg("-H").arg(format!("{name}: {value}"));
-    }
-    let (dir, run) = script;
-    // The flood starts first and outlasts the measured run by a second on each side.
-    let mut flood = match scenario.flood {
-        None => None,
-        Some(kind) => {
-            let file = dir.join(format!("flood-{run}.lua"));
-            std::fs::write(&file, flood_script(kind, run)?)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-            let mut c = match pinning {
-                Some(pin) => {
-                    let mut c = Command::new("taskset");
-                    c.args(["-c", &pin.load_cpus, WRK]);
-                    c
-                }
-                None => Command::new(WRK),
-            };
-            c.args([
-                "-t1",
-                &format!("-c{FLOOD_CONNECTIONS}"),
-                &format!("-d{}s", seconds + 2),
-            ])
-            .arg("-s")
-            .arg(&file)
-            .arg(format!("http://127.0.0.1:{port}{}", scenario.path))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-            let child = c.spawn().map_err(|e| format!("cannot run {WRK}: {e}"))?;
-            std::thread::sleep(Duration::from_secs(1));
-            Some(child)
-        }
-    };
-    if let Some(lua) = wrk_script(scenario, run) {
-        let file = dir.join(format!("run-{run}.lua"));
-        std::fs::write(&file, lua).map_err(|e| format!("{}: {e}", file.display()))?;
-        command.arg("-s").arg(file);
-    }
-    command.arg(format!("http://127.0.0.1:{port}{}", scenario.path));
-    let output = command.output();
-    if let Some(child) = &mut flood {
-        // wrk ends by itself (-d); waiting bounds the run.
-        let _ = child.wait();
-    }
-    let output = output.map_err(|e| format!("cannot run {WRK}: {e}"))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        return Err(format!(
-            "{WRK} failed ({}): {text}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    if let Some(line) = text
-        .lines()
-        .find(|l| l.contains("Non-2xx or 3xx responses"))
-    {
-        return Err(format!(
-            "{}: {} (the numbers would measure refusals)",
-            scenario.name,
-            line.trim()
-        ));
-    }
-    parse_wrk(&text).ok_or_else(|| format!("cannot read wrk's output:\n{text}"))
-}
-
-/// Requests/s, the request count and the 50th/99th latency percentiles from `wrk --latency`
-/// output (the CPU time is measured by the caller).
-fn parse_wrk(text: &str) -> Option<Run> {
-    let mut requests_per_sec = None;
-    let mut requests = None;
-    let (mut p50, mut p99) = (None, None);
-    for line in text.lines() {
-        let mut words = line.split_whitespace();
-        match (words.next(), words.next(), words.next()) {
-            (Some("Requests/sec:"), Some(v), _) => requests_per_sec = v.parse().ok(),
-            (Some("50%"), Some(v), _) => p50 = parse_latency(v),
-            (Some("99%"), Some(v), _) => p99 = parse_latency(v),
-            (Some(n), Some("requests"), Some("in")) => requests = n.parse().ok(),
-            _ => {}
-        }
-    }
-    Some(Run {
-        requests_per_sec: requests_per_sec?,
-        p50: p50?,
-        p99: p99?,
-        requests: requests?,
-        cpu_per_request: None,
-    })
-}
-
-/// The CPU time every thread of a process has run so far: the sum of the first field of
-/// `/proc/<pid>/task/*/schedstat` (nanoseconds on a CPU). `None` where /proc does not have it.
-fn process_cpu_time(pid: u32) -> Option<Duration> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut nanos: u64 = 0;
-    for task in tasks.flatten() {
-        // A thread may exit between the listing and the read: it no longer runs.
-        if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
-            nanos += text.split_whitespace().next()?.parse::<u64>().ok()?;
-        }
-    }
-    Some(Duration::from_nanos(nanos))
-}
-
-/// wrk latencies: `812.00us`, `1.23ms`, `2.01s`, `1.50m`.
-fn parse_latency(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "us" => value / 1e6,
-        "ms" => value / 1e3,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(seconds).ok()
-}
-
-fn median<T: Copy>(values: &[T], key: impl Fn(&T) -> f64) -> T {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| key(a).total_cmp(&key(b)));
-    sorted[sorted.len() / 2]
-}
-
-fn table(
-    scenarios: &[Scenario],
-    results: &[Vec<Run>],
-    seconds: u32,
-    rounds: u32,
-    placement: &str,
-) -> String {
-    // Median round per scenario, by throughput; its latencies go with it, so a row is one real run.
-    let medians: Vec<Run> = results
-        .iter()
-        .map(|runs| median(runs, |r| r.requests_per_sec))
-        .collect();
-    let throughput_of = |id: &str| {
-        scenarios
-            .iter()
-            .zip(&medians)
-            .find(|(s, _)| s.id == id)
-            .map(|(_, r)| r.requests_per_sec)
-    };
-    let ratio = |value: f64, to: Option<f64>| match to {
-        Some(to) if to > 0.0 => format!("{:.2}", value / to),
-        _ => "-".to_string(),
-    };
-    // Envoy CPU time per request: the median over the rounds (each round measured on its own).
-    let cpu: Vec<Option<Duration>> = results.iter().map(|runs| median_cpu(runs)).collect();
-    let cpu_of = |id: &str| {
-        scenarios
-            .iter()
-            .zip(&cpu)
-            .find(|(s, _)| s.id == id)
-            .and_then(|(_, c)| *c)
-    };
-    let mut out = format!(
-        "wrk -t1 -c32 -d{seconds}s, Envoy --concurrency 1, {placement}, median of {rounds} interleaved rounds;\n\
-         \"vs no filter\": against no filter with the same request (GET, or the same 1 KiB JSON POST);\n\
-         \"vs ref\": against the row named in \"ref\": the native filters doing the same job (rate-limit rows: native\n\
-         local_ratelimit; JWT rows: jwt_authn with the same token, cold against jwt_authn without cache, warm against\n\
-         jwt_authn with jwt_cache_config; full-policy rows: the native chain doing the subset it can), payload rows\n\
-         against api-guard with payload checks off, cached introspection against the API-key check, uncached against cached;\n\
-         \"vs floor\": against the row named in \"floor\": the do-nothing proxy-wasm module with api-guard's exported callbacks\n\
-         sending the same request (post-floor-body: holding, buffering and reading the body, the floor of rows that check it);\n\
-         \"cpu us\": CPU time of the Envoy process (all threads, /proc schedstat) per request, median of the rounds;\n\
-         \"cpu us over floor\": that minus the floor's: what the row's own work costs per request, robust to other load\n\n\
-         | config | req/s | p50 | p99 | cpu us | vs no filter | vs ref | ref | vs floor | cpu us over floor | floor |\n\
-         |---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n"
-    );
-    for ((scenario, run), cpu) in scenarios.iter().zip(&medians).zip(&cpu) {
-        let floor = scenario.floor.as_deref();
-        let _ = writeln!(
-            out,
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            scenario.name,
-            run.requests_per_sec,
-            format_latency(run.p50),
-            format_latency(run.p99),
-            cpu.map_or("-".to_string(), |c| format!("{:.1}", c.as_secs_f64() * 1e6)),
-            ratio(run.requests_per_sec, throughput_of(&scenario.baseline)),
-            ratio(run.requests_per_sec, throughput_of(&scenario.reference)),
-            scenario.reference,
-            ratio(run.requests_per_sec, floor.and_then(throughput_of)),
-            micros_over(*cpu, floor.and_then(cpu_of)),
-            floor.unwrap_or("-"),
-        );
-    }
-    out
-}
-
-/// How many microseconds of CPU a row spends per request more than another (`-` without both).
-fn micros_over(cpu: Option<Duration>, over: Option<Duration>) -> String {
-    match (cpu, over) {
-        (Some(cpu), Some(over)) => {
-            format!("{:+.1}", (cpu.as_secs_f64() - over.as_secs_f64()) * 1e6)
-        }
-        _ => "-".to_string(),
-    }
-}
-
-/// The median CPU time per request over the rounds that measured one.
-fn median_cpu(runs: &[Run]) -> Option<Duration> {
-    let measured: Vec<Duration> = runs.iter().filter_map(|r| r.cpu_per_request).collect();
-    (!measured.is_empty()).then(|| median(&measured, Duration::as_secs_f64))
-}
-
-fn format_latency(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{median_cpu, micros_over};
+    use crate::wrk::{process_cpu_time, wrk_script, Run};
 
     #[test]
     fn before_twins_follow_each_api_guard_row_and_only_probes_skip_the_checks() {
@@ -1451,55 +760,6 @@ mod tests {
         assert_eq!(probes, [false, false, false, true]);
         assert!(with_before_twins(Vec::new(), &[dir.join("missing.wasm")]).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    const WRK_OUTPUT: &str = "Running 5s test @ http://127.0.0.1:4000/bench
-  1 threads and 32 connections
-  Thread Stats   Avg      Stdev     Max   +/- Stdev
-    Latency     1.10ms  320.55us   9.87ms   90.12%
-    Req/Sec    29.45k     1.20k   31.00k    80.00%
-  Latency Distribution
-     50%  812.00us
-     75%    1.20ms
-     90%    1.50ms
-     99%    2.31ms
-  146512 requests in 5.00s, 40.12MB read
-Requests/sec:  29302.40
-Transfer/sec:      8.02MB
-";
-
-    #[test]
-    fn parses_wrk_latency_output() {
-        let run = parse_wrk(WRK_OUTPUT).unwrap();
-        assert_eq!(run.requests_per_sec, 29302.40);
-        assert_eq!(run.p50, Duration::from_micros(812));
-        assert_eq!(run.p99, Duration::from_micros(2310));
-        assert_eq!(run.requests, 146512);
-        assert_eq!(run.cpu_per_request, None);
-        assert_eq!(parse_wrk("Requests/sec: 1"), None);
-    }
-
-    #[test]
-    fn parses_latency_units() {
-        assert_eq!(parse_latency("1.50s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_latency("2.00m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_latency("12"), None);
-        assert_eq!(parse_latency("3.0h"), None);
-    }
-
-    #[test]
-    fn median_picks_the_middle_run() {
-        let run = |rps| Run {
-            requests_per_sec: rps,
-            p50: Duration::ZERO,
-            p99: Duration::ZERO,
-            requests: 0,
-            cpu_per_request: None,
-        };
-        assert_eq!(
-            median(&[run(3.0), run(1.0), run(2.0)], |r| r.requests_per_sec),
-            run(2.0)
-        );
     }
 
     #[test]
@@ -1752,22 +1012,6 @@ Transfer/sec:      8.02MB
         let script = wrk_script(uncached, 7).unwrap();
         assert!(script.contains("\"Bearer t7-\" .. n"), "{script}");
         assert!(script.contains("request = function()"), "{script}");
-    }
-
-    #[test]
-    fn wrk_scripts_post_the_body_verbatim() {
-        assert_eq!(lua_long_string("a"), "[[a]]");
-        assert_eq!(lua_long_string("x]]y"), "[=[x]]y]=]");
-        assert_eq!(lua_long_string("]]]=]"), "[==[]]]=]]==]");
-        let all = scenarios().unwrap();
-        let none = all.iter().find(|s| s.id == NO_FILTER).unwrap();
-        assert!(wrk_script(none, 1).is_none());
-        let post = all.iter().find(|s| s.id == NO_FILTER_POST).unwrap();
-        let script = wrk_script(post, 1).unwrap();
-        assert!(script.contains("wrk.method = \"POST\""));
-        assert!(script.contains(&format!("wrk.body = [[{ORDER_JSON}]]")));
-        assert!(script.contains("wrk.headers[\"content-type\"] = \"application/json\""));
-        assert!(!script.contains("request"));
     }
 
     #[test]

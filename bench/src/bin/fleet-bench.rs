@@ -17,14 +17,14 @@
 //! absolutes. The service binary: `$RATELIMIT_SERVICE_BIN` (make bench builds a release one).
 
 use std::process::{Command, ExitCode};
-use std::time::Duration;
 
+use bench::report::{env_number, median_of};
+use bench::wrk::{parse_wrk, Run, WRK};
 use integration_tests::load::{burst, Tally};
 use integration_tests::ratelimit::{RateLimitService, Redis};
 use integration_tests::{key_digest, try_envoy_bin, try_wasm_path, Envoy, EnvoyConfig, Upstream};
 use serde_json::json;
 
-const WRK: &str = "wrk";
 const FLEET_LIMIT: usize = 100;
 const BURST_REQUESTS: usize = 600;
 const CLIENTS: usize = 16;
@@ -52,13 +52,7 @@ fn limits(admission: &str, rate: usize) -> String {
     )
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
+/// One wrk run of `seconds` on `connections` keep-alive connections with one API key.
 fn wrk(port: u16, seconds: u32, connections: u32, key: &str) -> Result<Run, String> {
     let out = Command::new(WRK)
         .args([
@@ -70,52 +64,14 @@ fn wrk(port: u16, seconds: u32, connections: u32, key: &str) -> Result<Run, Stri
         .args(["-H", &format!("x-api-key: {key}")])
         .arg(format!("http://127.0.0.1:{port}/api/x"))
         .output()
-        .map_err(|e| format!("cannot run {WRK} ({e}): apt-get install wrk"))?;
+        .map_err(|e| {
+            format!("cannot run {WRK} ({e}): make setup installs it (apt-get install wrk)")
+        })?;
     let text = String::from_utf8_lossy(&out.stdout);
     if text.contains("Non-2xx or 3xx responses") {
         return Err(format!("refusals in a cost run:\n{text}"));
     }
-    let mut rps = None;
-    let (mut p50, mut p99) = (None, None);
-    for line in text.lines() {
-        let mut w = line.split_whitespace();
-        match (w.next(), w.next()) {
-            (Some("Requests/sec:"), Some(v)) => rps = v.parse().ok(),
-            (Some("50%"), Some(v)) => p50 = latency(v),
-            (Some("99%"), Some(v)) => p99 = latency(v),
-            _ => {}
-        }
-    }
-    match (rps, p50, p99) {
-        (Some(rps), Some(p50), Some(p99)) => Ok(Run { rps, p50, p99 }),
-        _ => Err(format!("cannot read wrk's output:\n{text}")),
-    }
-}
-
-fn latency(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (n, unit) = text.split_at(split);
-    let v: f64 = n.parse().ok()?;
-    let s = match unit {
-        "us" => v / 1e6,
-        "ms" => v / 1e3,
-        "s" => v,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(s).ok()
-}
-
-fn median(runs: &[Run], key: impl Fn(&Run) -> f64) -> f64 {
-    let mut v: Vec<f64> = runs.iter().map(key).collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn env_number(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    parse_wrk(&text).ok_or_else(|| format!("cannot read wrk's output:\n{text}"))
 }
 
 fn main() -> ExitCode {
@@ -131,10 +87,10 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     try_envoy_bin()?;
     try_wasm_path()?;
-    let seconds = env_number("BENCH_SECONDS", 3);
-    let rounds = env_number("BENCH_ROUNDS", 5).max(1);
-    let bursts = env_number("FLEET_BURSTS", 3).max(1);
-    let connections = env_number("BENCH_CONNECTIONS", 32).max(1);
+    let seconds = env_number("BENCH_SECONDS", 3)?;
+    let rounds = env_number("BENCH_ROUNDS", 5)?;
+    let bursts = env_number("FLEET_BURSTS", 3)?;
+    let connections = env_number("BENCH_CONNECTIONS", 32)?;
     let redis = Redis::start();
     let mut service = RateLimitService::start(&limits("exact", 4_000_000_000), &redis.url());
     let up = Upstream::start("fleet-bench");
@@ -177,16 +133,16 @@ fn run() -> Result<(), String> {
         "|{:-<24}|{:->12}|{:->9}|{:->11}|{:->11}|",
         "", "", "", "", ""
     );
-    let base_rps = median(&results[0], |r| r.rps);
+    let base_rps = median_of(&results[0], |r| r.requests_per_sec);
     for (name, runs) in rows.iter().zip(&results) {
-        let rps = median(runs, |r| r.rps);
+        let rps = median_of(runs, |r| r.requests_per_sec);
         println!(
             "| {:<22} | {:>10.0} | {:>6.2}x | {:>7.2}ms | {:>7.2}ms |",
             name,
             rps,
             rps / base_rps,
-            median(runs, |r| r.p50.as_secs_f64()) * 1e3,
-            median(runs, |r| r.p99.as_secs_f64()) * 1e3
+            median_of(runs, |r| r.p50.as_secs_f64()) * 1e3,
+            median_of(runs, |r| r.p99.as_secs_f64()) * 1e3
         );
     }
 

@@ -2,7 +2,7 @@
 //! what a good configuration becomes, and an error table where every bad field is reported
 //! with its exact JSON path (`config::compile` is the only public entry point).
 
-use super::*;
+use crate::config::*;
 use crate::jwt::alg::{Algorithm, AlgorithmSet};
 use crate::jwt::provider::{ProviderId, ProviderKeys};
 use crate::jwt::source::TokenSource;
@@ -116,7 +116,7 @@ fn provider_fields_compile() {
                 "remote_jwks": remote(json!({"refresh_seconds": 60, "timeout_ms": 500,
                     "max_stale_seconds": 60, "unknown_kid_refetch_seconds": 5})),
                 "decryption_keys": serde_json::from_str::<Value>(
-                    include_str!("../jwt/testdata/jwe.json")).unwrap()["decryption_keys"],
+                    include_str!("../../jwt/testdata/jwe.json")).unwrap()["decryption_keys"],
             })),
         },
         "revocation": {"jtis": ["a", {"value": "b", "expires": "2030-01-01T00:00:00Z"}],
@@ -291,7 +291,7 @@ fn jwt_error_paths_table() {
     let supported = Algorithm::ALL.map(Algorithm::name).join(", ");
     let kid_single = "jwt_providers.corp.kid: \"kid\": \"optional\" needs an inline JWKS with a single key (with several keys or a remote JWKS, tokens must name their key)";
     let exactly_one =
-        "a token source is exactly one of {\"header\": ...}, {\"cookie\": ...}, {\"query\": ...}";
+        "a token source is exactly one of {\"header\": ...} (with an optional \"scheme\"), {\"cookie\": ...}, {\"query\": ...}";
     let in_policy = |jwt: Value| json!({"jwt_providers": {"corp": provider(json!({}))}, "policies": {"p": {"jwt": jwt}}});
     let with_root = |key: &str, value: Value| {
         let mut c = with_provider(json!({}));
@@ -377,7 +377,11 @@ fn jwt_error_paths_table() {
         (with_provider(json!({"sources": []})), "jwt_providers.corp.sources: list at least one token source, or omit the field".into()),
         (with_provider(json!({"sources": [{}]})), format!("jwt_providers.corp.sources[0]: {exactly_one}")),
         (with_provider(json!({"sources": [{"header": "x-token", "cookie": "s"}]})), format!("jwt_providers.corp.sources[0]: {exactly_one}")),
-        (with_provider(json!({"sources": [{"cookie": "s", "scheme": "Bearer"}, {"header": "X-Token"}]})),
+        // A scheme belongs to a header source (one token-source compiler with introspection).
+        (with_provider(json!({"sources": [{"cookie": "s", "scheme": "Bearer"}]})), format!("jwt_providers.corp.sources[0]: {exactly_one}")),
+        (with_provider(json!({"sources": (0..9).map(|i| json!({"query": format!("t{i}")})).collect::<Vec<_>>()})),
+         "jwt_providers.corp.sources: at most 8 token sources".into()),
+        (with_provider(json!({"sources": [{"cookie": "s"}, {"header": "X-Token"}]})),
          "jwt_providers.corp.sources[1].header: header names must be lowercase: \"X-Token\"".into()),
         (with_provider(json!({"sources": [{"header": "authorization", "scheme": "Bea rer"}]})),
          "jwt_providers.corp.sources[0].scheme: not an authentication scheme name".into()),
@@ -390,6 +394,20 @@ fn jwt_error_paths_table() {
          "jwt_providers.corp.sources[1]: duplicate token source".into()),
         (with_provider(json!({"sources": [{"query": "t", "form": "t"}]})), "jwt_providers.corp.sources[0].form: unknown field".into()),
         (with_provider(json!({"sources": {"header": "x"}})), "jwt_providers.corp.sources: expected an array, found an object".into()),
+        // Forwarded claims: never into the headers api-guard sets itself, the rate-limit tier
+        // included (its default name or the configured one).
+        (with_provider(json!({"forward_claims": {"tier": "x-api-guard-tier"}})),
+         "jwt_providers.corp.forward_claims.tier: api-guard sets this header itself (identity_headers: client id, key id, rate-limit tier): forward the claim into another header".into()),
+        (with_provider(json!({"forward_claims": {"sub": "x-api-guard-client-id"}})),
+         "jwt_providers.corp.forward_claims.sub: api-guard sets this header itself (identity_headers: client id, key id, rate-limit tier): forward the claim into another header".into()),
+        ({
+            let mut v = with_provider(json!({"forward_claims": {"plan": "x-plan"}}));
+            v["identity_headers"] = json!({"tier": "x-plan"});
+            v
+        },
+         "jwt_providers.corp.forward_claims.plan: api-guard sets this header itself (identity_headers: client id, key id, rate-limit tier): forward the claim into another header".into()),
+        (with_provider(json!({"forward_claims": {"org": "x-api-guard-key-id"}})),
+         "jwt_providers.corp.forward_claims.org: api-guard sets this header itself (identity_headers: client id, key id, rate-limit tier): forward the claim into another header".into()),
         // Forwarded claims: never into headers that carry credentials or routing.
         (with_provider(json!({"forward_claims": {"sub": "authorization"}})),
          "jwt_providers.corp.forward_claims.sub: cannot forward a claim into this header".into()),

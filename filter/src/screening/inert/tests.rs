@@ -5,8 +5,9 @@
 //! the SQL keywords left out of the index, single letters, digits and the punctuation the pass
 //! accepts. `screening-eval` runs the same check over the public corpus.
 
-use super::tests::{ATTACKS, BENIGN};
-use super::*;
+use crate::screening::tests::{ATTACKS, BENIGN};
+use crate::screening::{cmdi, sqli, traversal, vocab, xss};
+use crate::screening::{compile_screening, ScreeningRule, Sensitivity, ValueKind};
 use proptest::prelude::*;
 
 fn rule(sens: Sensitivity) -> ScreeningRule {
