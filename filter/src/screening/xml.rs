@@ -264,6 +264,29 @@ pub fn read<'a, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Bodies made of XML's own pieces (tags, attributes, entities, CDATA, comments,
+        /// declarations) in any order: the reader never panics, every value it hands over is
+        /// at most as long as the body, and paths never pass the depth bound.
+        #[test]
+        fn reads_any_mix_of_pieces_without_panicking(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "<a>", "</a>", "<b x=\"1\">", "</b>", "<c/>", "<d y='&amp;'/>", "text", " ",
+                "&lt;", "&#x41;", "&#65;", "&bogus;", "&", "<![CDATA[", "]]>", "<!--", "-->",
+                "<?pi data?>", "<?xml version=\"1.0\"?>", "<!DOCTYPE a>", "\"", "'", "=", ">",
+                "<", "/", "\u{feff}", "<e z=\"<\"/>", "<f a=\"1\" a=\"2\"/>",
+            ]), 0..40)
+        ) {
+            let body = pieces.concat();
+            let _ = read::<()>(body.as_bytes(), |path, _, value| {
+                assert!(path.len() <= MAX_DEPTH);
+                assert!(value.len() <= body.len());
+                None
+            });
+        }
+    }
 
     fn values(body: &str) -> Result<Vec<String>, Malformed> {
         let mut out = Vec::new();
