@@ -121,6 +121,7 @@ pub enum Reason {
     UnsupportedContentEncoding,
     MalformedJson,
     MalformedMultipart,
+    MalformedXml,
     DuplicateKey,
     JsonLimits,
     SchemaViolation,
@@ -133,7 +134,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 66] = [
+    pub const ALL: [Reason; 67] = [
         Reason::NoPolicy,
         Reason::UnknownPolicy,
         Reason::UriTooLong,
@@ -191,6 +192,7 @@ impl Reason {
         Reason::UnsupportedContentEncoding,
         Reason::MalformedJson,
         Reason::MalformedMultipart,
+        Reason::MalformedXml,
         Reason::DuplicateKey,
         Reason::JsonLimits,
         Reason::SchemaViolation,
@@ -239,6 +241,7 @@ impl Reason {
             Reason::UnsupportedContentEncoding => "unsupported_content_encoding",
             Reason::MalformedJson => "malformed_json",
             Reason::MalformedMultipart => "malformed_multipart",
+            Reason::MalformedXml => "malformed_xml",
             Reason::DuplicateKey => "duplicate_key",
             Reason::JsonLimits => "json_limits",
             Reason::SchemaViolation => "schema_violation",
@@ -279,6 +282,7 @@ fn payload_reason(p: &PayloadProblem<'_>) -> Reason {
         PayloadProblem::UnsupportedContentEncoding => Reason::UnsupportedContentEncoding,
         PayloadProblem::MalformedJson => Reason::MalformedJson,
         PayloadProblem::MalformedMultipart => Reason::MalformedMultipart,
+        PayloadProblem::MalformedXml => Reason::MalformedXml,
         PayloadProblem::DuplicateKey => Reason::DuplicateKey,
         PayloadProblem::JsonLimits(_) => Reason::JsonLimits,
         PayloadProblem::SchemaViolation { .. } => Reason::SchemaViolation,
