@@ -36,6 +36,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod ratelimit;
 pub mod rejection;
+pub mod remote;
 pub mod request;
 pub mod response;
 pub mod route;

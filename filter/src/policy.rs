@@ -8,17 +8,14 @@ use crate::checks::ip::IpRule;
 use crate::checks::method::MethodSet;
 use crate::checks::preflight::Preflight;
 use crate::checks::request_limits::RequestLimits;
-use crate::config::RevocationConfig;
 use crate::introspect::{IntrospectionRule, IntrospectionService};
 use crate::jwt::cache::CacheSettings;
 use crate::jwt::provider::{AuthMode, JwtProvider, JwtRule, ProviderId};
+use crate::jwt::revocation::RevocationConfig;
 use crate::payload::{ParamRule, PayloadRule};
 use crate::request::RequestView;
 use crate::screening::ScreeningRule;
-
-/// Index of a policy in [`Guard::policies`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PolicyId(pub usize);
+pub use crate::verdict::PolicyId;
 
 /// What happens on a route that names no policy when there is no `default` policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +144,7 @@ pub struct Guard {
     pub jwt_cache: CacheSettings,
     pub introspection: Option<IntrospectionService>,
     /// A key list pulled from the central service (`remote_clients`), merged with `clients`.
-    pub remote_clients: Option<crate::jwt::keysource::RemoteSource>,
+    pub remote_clients: Option<crate::remote::RemoteSource>,
     /// The gate's own defences: negative cache, budget of expensive operations.
     pub abuse: crate::abuse::AbuseSettings,
     /// `routes`: the policy of a route without `api_guard` metadata, by name, host or path.

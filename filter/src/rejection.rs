@@ -1,8 +1,11 @@
 //! Why a request was refused. Each variant has one stable [`Reason`] (metrics, logs) and one
 //! response (see `response.rs`, the only place that turns rejections into HTTP answers).
 
-use crate::jwt::TokenProblem;
-use crate::payload::PayloadProblem;
+pub mod payload;
+pub mod token;
+
+pub use payload::{JsonLimit, ParamKind, PayloadProblem};
+pub use token::{JwksError, TokenProblem};
 
 /// What is wrong with a key that was found in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +121,7 @@ pub enum Reason {
     UnsupportedContentEncoding,
     MalformedJson,
     MalformedMultipart,
+    MalformedXml,
     DuplicateKey,
     JsonLimits,
     SchemaViolation,
@@ -130,7 +134,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 66] = [
+    pub const ALL: [Reason; 67] = [
         Reason::NoPolicy,
         Reason::UnknownPolicy,
         Reason::UriTooLong,
@@ -188,6 +192,7 @@ impl Reason {
         Reason::UnsupportedContentEncoding,
         Reason::MalformedJson,
         Reason::MalformedMultipart,
+        Reason::MalformedXml,
         Reason::DuplicateKey,
         Reason::JsonLimits,
         Reason::SchemaViolation,
@@ -236,6 +241,7 @@ impl Reason {
             Reason::UnsupportedContentEncoding => "unsupported_content_encoding",
             Reason::MalformedJson => "malformed_json",
             Reason::MalformedMultipart => "malformed_multipart",
+            Reason::MalformedXml => "malformed_xml",
             Reason::DuplicateKey => "duplicate_key",
             Reason::JsonLimits => "json_limits",
             Reason::SchemaViolation => "schema_violation",
@@ -269,13 +275,14 @@ impl Reason {
 }
 
 fn payload_reason(p: &PayloadProblem<'_>) -> Reason {
-    use crate::payload::ParamKind::{Header, Query};
+    use payload::ParamKind::{Header, Query};
     match p {
         PayloadProblem::BodyTooLarge => Reason::BodyTooLarge,
         PayloadProblem::UnsupportedMediaType => Reason::UnsupportedMediaType,
         PayloadProblem::UnsupportedContentEncoding => Reason::UnsupportedContentEncoding,
         PayloadProblem::MalformedJson => Reason::MalformedJson,
         PayloadProblem::MalformedMultipart => Reason::MalformedMultipart,
+        PayloadProblem::MalformedXml => Reason::MalformedXml,
         PayloadProblem::DuplicateKey => Reason::DuplicateKey,
         PayloadProblem::JsonLimits(_) => Reason::JsonLimits,
         PayloadProblem::SchemaViolation { .. } => Reason::SchemaViolation,

@@ -107,6 +107,11 @@ pub fn encode_header_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
+/// An RFC 9110 `tchar`: a byte of a token (method names, header names, media types).
+pub fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
 // ---- the query string: one parser and one percent-decoder for every check ----------------
 
 /// Percent-decodes `raw` (and `+` as space when `plus` is set: form data); an invalid escape is

@@ -130,6 +130,7 @@ fn payload_message(p: &crate::payload::PayloadProblem<'_>) -> &'static str {
         P::UnsupportedContentEncoding => "Send this body without a content-encoding.",
         P::MalformedJson => "The request body is not well-formed JSON.",
         P::MalformedMultipart => "The multipart/form-data body is not well-formed.",
+        P::MalformedXml => "The XML body is not well-formed or uses a DOCTYPE.",
         P::DuplicateKey => "The JSON body repeats a member name.",
         P::JsonLimits(_) => "The JSON body exceeds a structural limit (see `keyword`).",
         P::SchemaViolation { .. } => {
@@ -210,7 +211,7 @@ pub fn render(rejection: &Rejection<'_>, request_id: Option<&[u8]>) -> LocalResp
         }
         Rejection::KeysUnavailable { .. } => headers.push((
             "retry-after",
-            crate::jwt::keysource::UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
+            crate::remote::UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
         )),
         Rejection::KeysStale { .. } => headers.push(("retry-after", "30".to_string())),
         Rejection::IntrospectionInactive => headers.push((

@@ -1,8 +1,6 @@
 //! The decision for one request, and what the adapter must do to the request when it passes.
 
-use crate::checks::api_key::CredentialLocation;
-use crate::checks::jwt::TokenAdmission;
-use crate::policy::PolicyId;
+use crate::digest::TokenDigest;
 use crate::rejection::Rejection;
 
 /// Edits to apply to an admitted request before it goes upstream.
@@ -17,9 +15,9 @@ pub struct Admission<'g> {
     /// The body must still be checked (`pipeline::check_body`) before the request goes on.
     pub body: Option<BodyCheck>,
     /// Who the auth service said the caller is.
-    pub introspected: Option<crate::checks::introspection::Introspected>,
+    pub introspected: Option<Introspected>,
     /// A stale answer was served and this worker must refresh it in the background.
-    pub refresh: Option<crate::checks::introspection::Refresh>,
+    pub refresh: Option<Refresh>,
     /// Screening findings of a policy in `detect` (shadow) mode: counted and logged only.
     pub detections: Vec<crate::screening::Detection>,
     /// The rate-limit tier (override) the caller matched, for the tier identity header.
@@ -69,9 +67,9 @@ pub enum Verdict<'g> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pending {
     /// The auth service's answer for a credential (this worker's callout, or another's).
-    Introspection(crate::checks::introspection::Pending),
+    Introspection(IntrospectionWait),
     /// A remote provider's JWKS, refetched for an unknown `kid`.
-    Keys(crate::jwt::provider::ProviderId),
+    Keys(ProviderId),
 }
 
 /// The verdict plus the policy it was reached under (`None`: no policy applied).
@@ -80,3 +78,81 @@ pub struct Decision<'g> {
     pub policy: Option<PolicyId>,
     pub verdict: Verdict<'g>,
 }
+
+// ---- what the checks hand to the adapter: kept here, at the bottom, so that the decision
+// types do not import the checks that fill them in ----------------------------------------
+
+/// Where the accepted credential was found, so the adapter can remove it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialLocation<'g> {
+    Header(&'g str),
+    /// The request path with the key's query parameter removed.
+    Query {
+        path_without_key: String,
+    },
+}
+
+/// An accepted token: who it names and what to do to the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenAdmission<'g> {
+    pub provider: ProviderId,
+    pub subject: Option<String>,
+    /// (upstream header, value) for each forwarded claim the token has.
+    pub forward: Vec<(&'g str, String)>,
+    /// Where the token was, when the provider strips it.
+    pub strip: Option<TokenLocation<'g>>,
+    /// (claim, value) of the claims the policy's rate limits read (`JwtRule::limit_claims`)
+    /// that the token has, as header-safe text (arrays joined with `,`).
+    pub limit_claims: Vec<(&'g str, String)>,
+}
+
+/// Who the service said the caller is (header-safe values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Introspected {
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
+    /// Set for keys from the remote key list (introspection answers carry no key id).
+    pub key_id: Option<String>,
+}
+
+/// A request that must wait for the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntrospectionWait {
+    /// This worker claimed the callout: make it (the credential goes to the service only).
+    Callout {
+        credential: String,
+        digest: TokenDigest,
+    },
+    /// Another worker is calling: look again until `until_ms`.
+    Wait { digest: TokenDigest, until_ms: u64 },
+}
+
+/// A stale answer was served and this worker claimed its refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refresh {
+    pub credential: String,
+    pub digest: TokenDigest,
+}
+
+/// Where the token was found, so the adapter can strip it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenLocation<'g> {
+    Header(&'g str),
+    /// The `cookie` header rebuilt without the token's cookie (`None`: no cookie left).
+    Cookie {
+        rest: Option<String>,
+    },
+    Query {
+        /// The parameter name (to strip it again if another credential rewrote the path).
+        name: &'g str,
+        path_without_token: String,
+    },
+}
+
+/// Index of a provider in `Guard::jwt_providers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProviderId(pub usize);
+
+/// Index of a policy in `Guard::policies` (`policy.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PolicyId(pub usize);

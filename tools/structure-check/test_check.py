@@ -22,7 +22,7 @@ CLEAN = {
 
 
 class CheckTest(unittest.TestCase):
-    def run_check(self, changes, baseline=()):
+    def run_check(self, changes, baseline=(), test_exceptions=()):
         files = dict(CLEAN)
         files.update(changes)
         with tempfile.TemporaryDirectory() as src:
@@ -33,7 +33,7 @@ class CheckTest(unittest.TestCase):
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "w", encoding="utf-8") as f:
                     f.write(text)
-            failures, summary, bad = check.check(src, list(baseline))
+            failures, summary, bad = check.check(src, list(baseline), set(test_exceptions))
         return failures, summary, bad
 
     def test_a_clean_crate_passes(self):
@@ -74,8 +74,18 @@ class CheckTest(unittest.TestCase):
                 "#[cfg(test)]\n#[allow(dead_code)]\nmod tests { use crate::pipeline::run; fn f() { {} } }\n"
                 "#[cfg(test)]\nmod more_tests;\n"),
             "rejection/more_tests.rs": "use crate::host;\n",
-        })
+        }, test_exceptions=["rejection::more_tests"])
         self.assertEqual((failures, bad), ([], []))
+
+    def test_test_modules_are_named_tests_and_exceptions_only_shrink(self):
+        inline = {"rejection.rs": "pub enum Rejection { Denied }\n#[cfg(test)]\nmod tests {}\n"
+                  "#[cfg(test)]\nmod extra_tests {}\n"}
+        failures, _, _ = self.run_check(inline)
+        self.assertTrue(any("named `tests`" in f and "rejection::extra_tests" in f for f in failures))
+        failures, _, _ = self.run_check(inline, test_exceptions=["rejection::extra_tests"])
+        self.assertEqual(failures, [])
+        failures, _, _ = self.run_check({}, test_exceptions=["rejection::extra_tests"])
+        self.assertTrue(any("remove from TEST_MODULES_ELSEWHERE" in f for f in failures))
 
     def test_a_fixed_edge_must_leave_the_baseline(self):
         failures, _, _ = self.run_check({}, baseline=["upward rejection -> pipeline"])

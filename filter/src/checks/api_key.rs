@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::digest::KeyDigest;
 use crate::rejection::{KeyProblem, Rejection};
 use crate::request::{query_values, RequestView};
+pub use crate::verdict::CredentialLocation;
 // The credential-stripping helper lives with the other query code in `request`; re-exported
 // for the callers that still name it here (edits.rs).
 pub(crate) use crate::request::path_without_param;
@@ -141,16 +142,6 @@ pub struct ApiKeyRule {
     pub admitted: Option<Vec<ClientIndex>>,
     /// Remove the credential before the request goes upstream.
     pub strip_credential: bool,
-}
-
-/// Where the accepted credential was found, so the adapter can remove it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CredentialLocation<'g> {
-    Header(&'g str),
-    /// The request path with the key's query parameter removed.
-    Query {
-        path_without_key: String,
-    },
 }
 
 /// A successful key check.

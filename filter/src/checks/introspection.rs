@@ -13,6 +13,7 @@ use crate::jwt::TokenProblem;
 use crate::ratelimit::store::SharedStore;
 use crate::rejection::Rejection;
 use crate::request::RequestView;
+pub use crate::verdict::{Introspected, IntrospectionWait as Pending, Refresh};
 
 /// Facts and outputs of one evaluation.
 pub struct IntroFacts<'s> {
@@ -27,34 +28,6 @@ pub struct IntroFacts<'s> {
         &'s crate::abuse::budget::ExpensiveBudget,
         Option<std::net::IpAddr>,
     )>,
-}
-
-/// Who the service said the caller is (header-safe values).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Introspected {
-    pub subject: Option<String>,
-    pub client_id: Option<String>,
-    /// Set for keys from the remote key list (introspection answers carry no key id).
-    pub key_id: Option<String>,
-}
-
-/// A request that must wait for the service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pending {
-    /// This worker claimed the callout: make it (the credential goes to the service only).
-    Callout {
-        credential: String,
-        digest: TokenDigest,
-    },
-    /// Another worker is calling: look again until `until_ms`.
-    Wait { digest: TokenDigest, until_ms: u64 },
-}
-
-/// A stale answer was served and this worker claimed its refresh.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refresh {
-    pub credential: String,
-    pub digest: TokenDigest,
 }
 
 #[derive(Debug)]

@@ -7,31 +7,18 @@ use crate::abuse::{Guardrails, Stop, KIND_JWT};
 use crate::jwt::cache::TokenCache;
 use crate::jwt::claims::{claim_header_value, has_scopes};
 use crate::jwt::jwe::{decrypt_nested, is_jwe};
-use crate::jwt::keysource::Availability;
 use crate::jwt::provider::{JwtProvider, JwtRule, ProviderId, ProviderKeys};
 use crate::jwt::revocation::RevocationList;
 use crate::jwt::runtime::TokenRuntime;
-use crate::jwt::source::{find_token, location, TokenLocation};
+use crate::jwt::source::{find_token, location};
 use crate::jwt::verify::{verify_jws, VerifiedToken};
 use crate::jwt::TokenProblem;
 use crate::policy::Guard;
 use crate::rejection::Rejection;
+use crate::remote::Availability;
 use crate::request::RequestView;
 use crate::time::UnixTime;
-
-/// An accepted token: who it names and what to do to the request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenAdmission<'g> {
-    pub provider: ProviderId,
-    pub subject: Option<String>,
-    /// (upstream header, value) for each forwarded claim the token has.
-    pub forward: Vec<(&'g str, String)>,
-    /// Where the token was, when the provider strips it.
-    pub strip: Option<TokenLocation<'g>>,
-    /// (claim, value) of the claims the policy's rate limits read (`JwtRule::limit_claims`)
-    /// that the token has, as header-safe text (arrays joined with `,`).
-    pub limit_claims: Vec<(&'g str, String)>,
-}
+pub use crate::verdict::TokenAdmission;
 
 /// Runs a policy's JWT rule. Providers are tried in order; the first that accepts the token
 /// wins. If none does, the first real problem is reported (a provider that found no token at
@@ -285,6 +272,7 @@ mod tests {
     use crate::config::compile;
     use crate::jwt::keys::KeySet;
     use crate::jwt::verify::tests::{fixture, keys, token, NOW};
+    use crate::verdict::TokenLocation;
     use serde_json::{json, Value};
 
     const JWE: &str = include_str!("../jwt/testdata/jwe.json");
@@ -771,8 +759,8 @@ mod tests {
     /// document with nothing else usable is not installed (503 until a good one arrives).
     #[test]
     fn remote_symmetric_keys_are_refused_unless_the_provider_allows_them() {
-        use crate::jwt::keysource::publish;
         use crate::ratelimit::store::MemoryStore;
+        use crate::remote::publish;
         let published = |kids: &[&str]| serde_json::to_vec(&jwks_json(kids)).unwrap();
         // (provider extra fields, published kids) -> (HS256 outcome, ES256 outcome)
         type Case = (Value, &'static [&'static str], &'static str, &'static str);
@@ -871,8 +859,8 @@ mod tests {
 
     #[test]
     fn a_vm_that_never_had_the_keys_syncs_them_on_the_request_path() {
-        use crate::jwt::keysource::publish;
         use crate::ratelimit::store::MemoryStore;
+        use crate::remote::publish;
         let g = guard(json!({
             "jwt_providers": {
                 "corp": provider(json!({"jwks": null, "remote_jwks": remote()})),

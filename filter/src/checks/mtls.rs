@@ -7,6 +7,8 @@
 
 use serde_json::Value;
 
+use crate::config::reader::{object, ConfigErrors};
+
 /// Why a request's certificate identifies no client (the pipeline turns it into a rejection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MtlsProblem {
@@ -95,20 +97,12 @@ impl MtlsRule {
 
 /// Compiles `policies.<name>.mtls`: `{"identities": [{"uri_san" | "dns_san" | "sha256": ...,
 /// "client": ID}, ...]}`. Errors are `(path, message)`.
-pub fn compile(v: &Value, path: &str) -> Result<MtlsRule, Vec<(String, String)>> {
-    let mut errors = Vec::new();
-    let mut add = |p: String, m: &str| errors.push((p, m.to_string()));
-    let Some(map) = v.as_object() else {
-        return Err(vec![(
-            path.to_string(),
-            "expected an object {\"identities\": [...]}".into(),
-        )]);
+pub fn compile(v: &Value, path: &str) -> Result<MtlsRule, ConfigErrors> {
+    let mut errors = ConfigErrors::default();
+    let Some(map) = object(v, path, &["identities"], &mut errors) else {
+        return Err(errors);
     };
-    for key in map.keys() {
-        if key != "identities" {
-            add(format!("{path}.{key}"), "unknown field");
-        }
-    }
+    let mut add = |p: String, m: &str| errors.add(&p, m);
     let ipath = format!("{path}.identities");
     let items = match map.get("identities") {
         Some(Value::Array(items)) if !items.is_empty() => items.as_slice(),
@@ -337,7 +331,7 @@ mod tests {
         ];
         for (v, path) in cases {
             let errors = compile(&v, "policies.p.mtls").unwrap_err();
-            assert!(errors.iter().any(|(p, _)| p == path), "{v}: {errors:?}");
+            assert!(errors.0.iter().any(|e| e.path == path), "{v}: {errors:?}");
         }
     }
 

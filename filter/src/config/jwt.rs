@@ -5,29 +5,25 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::reader::{array, boolean, child, choice, integer, named, string, strings, Fields};
-use super::{header_name, ConfigErrors, Env};
+use super::reader::{header_name, is_policy_name, ConfigErrors, Env};
+use super::sources::compile_token_sources;
 use crate::jwt::alg::{Algorithm, AlgorithmSet};
 use crate::jwt::cache::CacheSettings;
 use crate::jwt::claims::ClaimRule;
 use crate::jwt::jwe::parse_decryption_keys;
 use crate::jwt::keys::{parse_jwks, JwksMode};
-use crate::jwt::keysource::RemoteSource;
 use crate::jwt::provider::{JwtProvider, JwtRule, ProviderId, ProviderKeys};
 use crate::jwt::revocation::RevocationList;
 use crate::jwt::source::TokenSource;
 use crate::jwt::verify::TokenRules;
 use crate::jwt::JwksError;
+use crate::remote::RemoteSource;
 
 pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
 pub const DEFAULT_MAX_TOKEN_BYTES: u64 = 8 * 1024;
 pub const DEFAULT_SUBJECT_HEADER: &str = "x-api-guard-subject";
 
-/// The revocation configuration: the inline list and an optional remote one.
-#[derive(Debug, Default)]
-pub struct RevocationConfig {
-    pub list: RevocationList,
-    pub remote: Option<RemoteSource>,
-}
+pub use crate::jwt::revocation::RevocationConfig;
 
 fn add_all(errors: &mut ConfigErrors, base: &str, problems: Vec<JwksError>) {
     for e in problems {
@@ -84,7 +80,7 @@ pub fn compile_providers(
     let mut out = Vec::new();
     for (name, value) in map {
         let p = child(path, name);
-        if !super::is_policy_name(name) {
+        if !is_policy_name(name) {
             errors.add(
                 &p,
                 "provider names are 1-64 characters of [A-Za-z0-9_-], starting with a letter or digit",
@@ -335,87 +331,6 @@ fn compile_provider(
     })
 }
 
-/// At most this many token sources per JWT provider or introspection service.
-pub const MAX_TOKEN_SOURCES: usize = 8;
-
-/// Where a JWT provider or the introspection service finds its token (`sources`): the one
-/// compiler of both. Each source is exactly one of `{"header", "scheme"?}`, `{"cookie"}`,
-/// `{"query"}`; 1 to [`MAX_TOKEN_SOURCES`] of them, no duplicates. `authorization` without a
-/// scheme means `Bearer` (it would otherwise take `Basic ...` for a token).
-pub(crate) fn compile_token_sources(
-    v: &Value,
-    path: &str,
-    errors: &mut ConfigErrors,
-) -> Vec<TokenSource> {
-    let items = array(v, path, errors).unwrap_or_default();
-    if items.is_empty() && v.is_array() {
-        errors.add(path, "list at least one token source, or omit the field");
-    }
-    if items.len() > MAX_TOKEN_SOURCES {
-        errors.add(path, format!("at most {MAX_TOKEN_SOURCES} token sources"));
-    }
-    let mut out = Vec::new();
-    for (i, item_value) in items.iter().enumerate().take(MAX_TOKEN_SOURCES) {
-        let p = super::reader::item(path, i);
-        let Some(mut fields) = Fields::of(item_value, &p, errors) else {
-            continue;
-        };
-        let given = ["header", "cookie", "query"]
-            .iter()
-            .filter(|k| fields.map_has(k))
-            .count();
-        let header = fields
-            .take("header")
-            .and_then(|(v, hp)| header_name(v, &hp, errors));
-        let header_given = fields.map_has("header");
-        let scheme_given = fields.map_has("scheme");
-        let scheme = fields.take("scheme").and_then(|(v, sp)| {
-            let s = string(v, &sp, errors)?;
-            if s.is_empty()
-                || s.len() > 64
-                || !s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-            {
-                errors.add(&sp, "not an authentication scheme name");
-                return None;
-            }
-            Some(s.to_string())
-        });
-        let cookie = fields
-            .take("cookie")
-            .and_then(|(v, np)| super::reader::plain_name(v, &np, errors));
-        let query = fields
-            .take("query")
-            .and_then(|(v, np)| super::reader::plain_name(v, &np, errors));
-        fields.finish(errors);
-        let scheme_without_header = scheme_given && !header_given;
-        let source = match (header, cookie, query) {
-            (Some(name), None, None) => {
-                let scheme = match (name.as_str(), scheme) {
-                    ("authorization", None) => Some("Bearer".to_string()),
-                    (_, s) => s,
-                };
-                Some(TokenSource::Header { name, scheme })
-            }
-            (None, Some(c), None) if !scheme_without_header => Some(TokenSource::Cookie(c)),
-            (None, None, Some(q)) if !scheme_without_header => Some(TokenSource::Query(q)),
-            // The one field given was invalid: already reported at its path.
-            _ if given == 1 && !scheme_without_header => None,
-            _ => {
-                errors.add(&p, "a token source is exactly one of {\"header\": ...} (with an optional \"scheme\"), {\"cookie\": ...}, {\"query\": ...}");
-                None
-            }
-        };
-        if let Some(s) = source {
-            if out.contains(&s) {
-                errors.add(&p, "duplicate token source");
-            } else {
-                out.push(s);
-            }
-        }
-    }
-    out
-}
-
 /// A remote document (`remote_jwks`, `revocation.remote`).
 pub(super) fn compile_remote(
     v: &Value,
@@ -625,3 +540,6 @@ fn compile_claim_rules(v: &Value, path: &str, errors: &mut ConfigErrors) -> Vec<
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,16 +5,15 @@
 //! The full reference of fields and defaults is `docs/configuration.md`.
 
 mod abuse;
-// For `rate_limits` keys (`key_prefix` lockouts).
-pub(crate) use abuse::key_id_prefix;
 mod jwt;
 mod ratelimits;
 pub(crate) mod reader;
 mod routes;
+pub(crate) mod sources;
 
-pub(crate) use jwt::compile_token_sources;
-pub use jwt::{RevocationConfig, DEFAULT_SUBJECT_HEADER, MAX_TOKEN_SOURCES};
+pub use jwt::{RevocationConfig, DEFAULT_SUBJECT_HEADER};
 pub use reader::{ConfigError, ConfigErrors};
+pub use sources::MAX_TOKEN_SOURCES;
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,7 +21,6 @@ use serde_json::Value;
 
 use crate::checks::api_key::{ApiKey, ApiKeyRule, ApiKeys, Client, ClientIndex};
 use crate::checks::ip::IpRule;
-use crate::checks::method::MethodSet;
 use crate::checks::preflight::Preflight;
 use crate::checks::request_limits::RequestLimits;
 use crate::cidr::{Cidr, CidrSet};
@@ -32,11 +30,11 @@ use crate::payload::{compile_params, compile_payload, ParamKind};
 use crate::policy::{Guard, IdentityHeaders, PolicyId, RoutePolicy, UnmatchedRoutes};
 use crate::screening::compile_screening;
 use crate::time::parse_rfc3339;
-pub(crate) use reader::header_name;
 use reader::{array, boolean, child, choice, integer, item, named, string, strings, Fields};
+pub(crate) use reader::{header_name, is_policy_name};
+use routes::compile_methods;
 
-/// Looks up an environment variable of the VM (secrets api-guard sends are read this way).
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub use reader::Env;
 
 /// The name of the policy used by routes that do not name one.
 pub const DEFAULT_POLICY: &str = "default";
@@ -223,14 +221,6 @@ pub fn compile_remote_clients(bytes: &[u8]) -> Result<ApiKeys, Vec<crate::jwt::J
     } else {
         Err(to_jwks(errors))
     }
-}
-
-pub(crate) fn is_policy_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    (1..=64).contains(&b.len())
-        && b.first().is_some_and(u8::is_ascii_alphanumeric)
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
 }
 
 /// Client and key ids travel in upstream headers and log lines: keep them plain.
@@ -475,7 +465,7 @@ fn compile_policy(
         .and_then(|(v, p)| external(compile_screening(v, &p), errors));
     let mtls = fields
         .take("mtls")
-        .and_then(|(v, p)| external(crate::checks::mtls::compile(v, &p), errors));
+        .and_then(|(v, p)| reader::collect(crate::checks::mtls::compile(v, &p), errors));
     let preflight = choice(
         fields.take("preflight"),
         &[("check", Preflight::Check), ("pass", Preflight::Pass)],
@@ -562,30 +552,6 @@ fn compile_request_limits(v: &Value, path: &str, errors: &mut ConfigErrors) -> R
     }
     fields.finish(errors);
     limits
-}
-
-fn compile_methods(v: &Value, path: &str, errors: &mut ConfigErrors) -> MethodSet {
-    let mut methods: Vec<String> = Vec::new();
-    let items = strings(v, path, errors);
-    if items.is_empty() && v.is_array() {
-        errors.add(
-            path,
-            "list at least one method, or omit \"methods\" to allow every method",
-        );
-    }
-    for (m, p) in items {
-        let valid = !m.is_empty()
-            && m.bytes()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
-        if !valid {
-            errors.add(&p, format!("not an uppercase HTTP method: {m:?}"));
-        } else if methods.iter().any(|x| x == m) {
-            errors.add(&p, format!("duplicate method {m:?}"));
-        } else {
-            methods.push(m.to_string());
-        }
-    }
-    MethodSet::new(methods)
 }
 
 fn compile_ip(v: &Value, path: &str, errors: &mut ConfigErrors) -> IpRule {
@@ -688,5 +654,3 @@ fn compile_api_key(
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_jwt;

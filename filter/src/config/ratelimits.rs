@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::reader::{array, child, choice, integer, item, kind, string, ConfigErrors, Fields};
-use super::{header_name, is_policy_name};
+use super::reader::{header_name, is_policy_name};
 use crate::jwt::provider::AuthMode;
 use crate::ratelimit::gcra::Gcra;
 use crate::ratelimit::table::Table;
@@ -461,7 +461,7 @@ fn key_source(
                     );
                     None
                 } else {
-                    super::key_id_prefix(kp, &kpp, creds.api_key_sources, errors)
+                    super::abuse::key_id_prefix(kp, &kpp, creds.api_key_sources, errors)
                         .map(KeySource::KeyIdPrefix)
                 };
                 fields.finish(errors);

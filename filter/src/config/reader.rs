@@ -5,6 +5,9 @@
 use serde_json::{Map, Value};
 use std::fmt;
 
+/// Looks up an environment variable of the VM (secrets api-guard sends are read this way).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// One configuration error: where, and what is wrong. Never contains secret material.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -337,4 +340,12 @@ pub fn choice<T: Copy>(
             default
         }
     }
+}
+
+pub fn is_policy_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=64).contains(&b.len())
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
 }

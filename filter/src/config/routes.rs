@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::reader::{array, item, string, Fields};
-use super::{compile_methods, ConfigErrors};
+use super::reader::{strings, ConfigErrors};
+use crate::checks::method::MethodSet;
 use crate::policy::PolicyId;
 use crate::route::{HostMatch, PathMatch, PathRegex, RouteMatcher, RouteMatchers};
 
@@ -181,6 +182,30 @@ fn compile_path(
         (None, Some(r)) => Some(PathMatch::Regex(r)),
         (None, None) => None,
     }
+}
+
+pub(super) fn compile_methods(v: &Value, path: &str, errors: &mut ConfigErrors) -> MethodSet {
+    let mut methods: Vec<String> = Vec::new();
+    let items = strings(v, path, errors);
+    if items.is_empty() && v.is_array() {
+        errors.add(
+            path,
+            "list at least one method, or omit \"methods\" to allow every method",
+        );
+    }
+    for (m, p) in items {
+        let valid = !m.is_empty()
+            && m.bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
+        if !valid {
+            errors.add(&p, format!("not an uppercase HTTP method: {m:?}"));
+        } else if methods.iter().any(|x| x == m) {
+            errors.add(&p, format!("duplicate method {m:?}"));
+        } else {
+            methods.push(m.to_string());
+        }
+    }
+    MethodSet::new(methods)
 }
 
 #[cfg(test)]

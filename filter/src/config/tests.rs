@@ -198,7 +198,7 @@ fn remote_documents_take_client_auth_from_the_environment() {
         _ => None,
     };
     let guard = compile_with_env(json.as_bytes(), &env).unwrap();
-    let header = |s: Option<&crate::jwt::keysource::RemoteSource>| {
+    let header = |s: Option<&crate::remote::RemoteSource>| {
         s.and_then(|s| s.client_auth.as_ref())
             .map(|a| a.header_value().to_string())
     };

@@ -3,8 +3,6 @@
 //! the compact binary encoding the cache stores answers in.
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use std::fmt;
 
 use crate::time::UnixTime;
 
@@ -18,30 +16,7 @@ pub const MAX_ID_BYTES: usize = 255;
 pub const MAX_SCOPES: usize = 32;
 pub const MAX_SCOPE_BYTES: usize = 128;
 
-/// The SHA-256 digest of a presented credential: the only form in which a credential reaches
-/// shared data. (Separate from `digest::KeyDigest`, whose bytes are private; same hash.)
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenDigest(pub(crate) [u8; 32]);
-
-impl TokenDigest {
-    pub fn of(credential: &[u8]) -> TokenDigest {
-        TokenDigest(Sha256::digest(credential).into())
-    }
-
-    /// The first 8 bytes as a number: uniform, so it picks the cache slot directly.
-    pub(crate) fn slot_hash(&self) -> u64 {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(self.0.get(..8).unwrap_or(&[0; 8]));
-        u64::from_le_bytes(b)
-    }
-}
-
-/// Never printed: a digest of a weak API key can be brute-forced.
-impl fmt::Debug for TokenDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TokenDigest(..)")
-    }
-}
+pub use crate::digest::TokenDigest;
 
 /// What the service said about one credential, validated. Inactive answers carry nothing but
 /// `active: false` (RFC 7662 section 2.2: other members of an inactive answer mean nothing).

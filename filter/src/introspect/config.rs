@@ -6,10 +6,9 @@
 
 use serde_json::Value;
 
-use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
-
-use crate::config::reader::{array, child, is_plain_name, string, ConfigErrors, Fields};
-use crate::config::Env;
+use crate::config::reader::{array, child, is_plain_name, string, ConfigErrors, Env, Fields};
+use crate::config::sources::compile_token_sources;
+pub use crate::remote::{ClientAuth, ClientAuthMethod};
 
 use super::answer::{scope_token_ok, Answer, MAX_SCOPES};
 use super::breaker::Breaker;
@@ -94,60 +93,6 @@ impl IntrospectionService {
     }
 }
 
-/// api-guard's own credentials for the introspection endpoint: the `authorization` header of
-/// every callout, built once at configure time from a secret read from the VM's environment
-/// (never from the configuration text). Its `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientAuth {
-    method: ClientAuthMethod,
-    header: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuthMethod {
-    /// `client_secret_basic` (RFC 6749 section 2.3.1): id and secret form-urlencoded, joined
-    /// by `:`, base64.
-    Basic,
-    /// A bearer token (RFC 6750), e.g. a long-lived token the service issued to api-guard.
-    Bearer,
-}
-
-impl ClientAuth {
-    pub fn method(&self) -> ClientAuthMethod {
-        self.method
-    }
-
-    /// The `authorization` header value (a secret: never log it).
-    pub fn header_value(&self) -> &str {
-        &self.header
-    }
-}
-
-impl std::fmt::Debug for ClientAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientAuth")
-            .field("method", &self.method)
-            .field("header", &"<redacted>")
-            .finish()
-    }
-}
-
-/// RFC 6749 appendix B: `application/x-www-form-urlencoded` encoding of a client id or secret
-/// before they are joined for HTTP Basic.
-fn form_urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(char::from(b))
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// Reads the secret named by the string field `field` from the environment.
 fn env_secret(
     f: &mut Fields<'_>,
@@ -212,18 +157,13 @@ pub(crate) fn compile_client_auth_into(
         Some("basic") => {
             let id = f.required_text("client_id", errors);
             let secret = env_secret(&mut f, "client_secret_env", env, errors);
-            let pair = id
-                .zip(secret)
-                .map(|(id, secret)| format!("{}:{}", form_urlencode(&id), form_urlencode(&secret)));
-            // Encoding only fails past isize::MAX bytes; fail closed with an error all the same.
-            match pair.map(Base64::encode_to_string) {
-                Some(Ok(encoded)) => Some(ClientAuth {
-                    method: ClientAuthMethod::Basic,
-                    header: format!("Basic {encoded}"),
-                }),
-                Some(Err(_)) => {
-                    errors.add(path, "cannot encode the credentials");
-                    None
+            match id.zip(secret) {
+                Some((id, secret)) => {
+                    let auth = ClientAuth::basic(&id, &secret);
+                    if auth.is_none() {
+                        errors.add(path, "cannot encode the credentials");
+                    }
+                    auth
                 }
                 None => None,
             }
@@ -233,10 +173,7 @@ pub(crate) fn compile_client_auth_into(
                 errors.add(&child(path, "token_env"), "a bearer token has no spaces");
                 None
             }
-            Some(token) => Some(ClientAuth {
-                method: ClientAuthMethod::Bearer,
-                header: format!("Bearer {token}"),
-            }),
+            Some(token) => Some(ClientAuth::bearer(&token)),
             None => None,
         },
         Some(_) => {
@@ -350,7 +287,7 @@ pub(crate) fn compile_service_into(
     };
     let sources = match f.take("sources") {
         None => vec![TokenSource::bearer()],
-        Some((sv, sp)) => crate::config::compile_token_sources(sv, &sp, errors),
+        Some((sv, sp)) => compile_token_sources(sv, &sp, errors),
     };
     let client_auth = f
         .take("client_auth")

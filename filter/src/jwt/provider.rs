@@ -4,13 +4,10 @@
 use super::claims::ClaimRule;
 use super::jwe::DecryptionKeys;
 use super::keys::KeySet;
-use super::keysource::RemoteSource;
 use super::source::TokenSource;
 use super::verify::TokenRules;
-
-/// Index of a provider in `Guard::jwt_providers`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ProviderId(pub usize);
+use crate::remote::RemoteSource;
+pub use crate::verdict::ProviderId;
 
 #[derive(Debug)]
 pub enum ProviderKeys {

@@ -3,7 +3,7 @@
 //!
 //! Two sources are merged: the list in the plugin configuration, and a list pulled from a URL on
 //! an interval (by one elected VM, published through shared data, picked up by every VM on its
-//! next tick: see `keysource` and `host/`). Both use the same document shape:
+//! next tick: see `remote::document` and `host/`). Both use the same document shape:
 //!
 //! ```json
 //! {"jtis": ["a1", {"value": "b2", "expires": "2030-01-01T00:00:00Z"}], "subjects": [], "key_ids": []}
@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use crate::remote::RemoteSource;
 use crate::time::{parse_rfc3339, UnixTime};
 
 use super::JwksError;
@@ -213,6 +214,13 @@ fn parse_entry(item: &Value, path: &str) -> Result<(String, Option<UnixTime>), J
             "an entry is a string or {\"value\": ..., \"expires\": ...}",
         )),
     }
+}
+
+/// The compiled revocation configuration: the inline list and an optional remote one.
+#[derive(Debug, Default)]
+pub struct RevocationConfig {
+    pub list: RevocationList,
+    pub remote: Option<RemoteSource>,
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The per-VM, mutable side of token validation: remote key sets and revocation lists as this
 //! VM last synced them from shared data, the merged revocation list, and the verified-token
-//! cache. The host adapter owns one per VM, syncs it on every tick, and lends it to the
+//! cache; plus the remote API key list ([`RemoteClients`], `remote/`), synced on the same tick. The host adapter owns one per VM, syncs it on every tick, and lends it to the
 //! pipeline for each request.
 
 use crate::checks::api_key::ApiKeys;
@@ -9,10 +9,10 @@ use crate::ratelimit::store::{SharedStore, StoreError};
 
 use super::cache::TokenCache;
 use super::keys::{parse_jwks_bytes, KeySet};
-use super::keysource::{SyncOutcome, Synced};
 use super::provider::{ProviderId, ProviderKeys};
 use super::revocation::RevocationList;
 use super::verify::VerifiedToken;
+use crate::remote::{RemoteClients, SyncOutcome, Synced};
 
 #[derive(Debug)]
 pub struct TokenRuntime {
@@ -23,8 +23,7 @@ pub struct TokenRuntime {
     pub revocations: RevocationList,
     pub cache: TokenCache<VerifiedToken>,
     /// The remote key list as last synced, and the configuration's keys merged with it.
-    pub remote_clients: Synced<ApiKeys>,
-    merged_api_keys: Option<ApiKeys>,
+    pub clients: RemoteClients,
 }
 
 /// What a sync changed, for logs and metrics.
@@ -46,8 +45,7 @@ impl TokenRuntime {
             remote_revocations: Synced::default(),
             revocations: guard.revocation.list.clone(),
             cache: TokenCache::new(guard.jwt_cache),
-            remote_clients: Synced::default(),
-            merged_api_keys: None,
+            clients: RemoteClients::default(),
         }
     }
 
@@ -69,7 +67,7 @@ impl TokenRuntime {
             .zip(&self.remote_keys)
             .any(|(p, synced)| matches!(p.keys, ProviderKeys::Remote(_)) && synced.value.is_none());
         keys_missing
-            || (guard.remote_clients.is_some() && self.remote_clients.value.is_none())
+            || (guard.remote_clients.is_some() && self.clients.is_missing())
             || (guard.revocation.remote.is_some() && self.remote_revocations.value.is_none())
     }
 
@@ -115,14 +113,12 @@ impl TokenRuntime {
         if let Some(source) = guard
             .remote_clients
             .as_ref()
-            .filter(|_| !only_missing || self.remote_clients.value.is_none())
+            .filter(|_| !only_missing || self.clients.is_missing())
         {
-            match self.remote_clients.sync(store, source, |b| {
-                crate::config::compile_remote_clients(b).ok()
-            })? {
-                SyncOutcome::Updated => self.remerge_keys(guard),
+            let parse = |b: &[u8]| crate::config::compile_remote_clients(b).ok();
+            match self.clients.sync(&guard.api_keys, source, store, parse)? {
                 SyncOutcome::Invalid => report.invalid += 1,
-                SyncOutcome::Unchanged => {}
+                SyncOutcome::Updated | SyncOutcome::Unchanged => {}
             }
         }
         if let Some(source) = guard
@@ -172,7 +168,7 @@ impl TokenRuntime {
 
     /// Configured keys plus the remote key list, when one was fetched.
     pub fn merged_api_keys(&self) -> Option<&ApiKeys> {
-        self.merged_api_keys.as_ref()
+        self.clients.merged()
     }
 
     /// Installs a remote key list this VM fetched itself.
@@ -182,16 +178,7 @@ impl TokenRuntime {
         keys: ApiKeys,
         fetched_at: crate::time::UnixTime,
     ) {
-        self.remote_clients.install(keys, fetched_at);
-        self.remerge_keys(guard);
-    }
-
-    fn remerge_keys(&mut self, guard: &Guard) {
-        self.merged_api_keys = self
-            .remote_clients
-            .value
-            .as_ref()
-            .map(|remote| guard.api_keys.merged(remote));
+        self.clients.install(&guard.api_keys, keys, fetched_at);
     }
 
     fn remerge(&mut self, guard: &Guard) {

@@ -5,6 +5,7 @@
 
 use crate::request::RequestView;
 use crate::request::{path_without_param, query_values};
+pub use crate::verdict::TokenLocation;
 
 use super::TokenProblem;
 
@@ -27,21 +28,6 @@ impl TokenSource {
             scheme: Some("Bearer".into()),
         }
     }
-}
-
-/// Where the token was found, so the adapter can strip it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenLocation<'g> {
-    Header(&'g str),
-    /// The `cookie` header rebuilt without the token's cookie (`None`: no cookie left).
-    Cookie {
-        rest: Option<String>,
-    },
-    Query {
-        /// The parameter name (to strip it again if another credential rewrote the path).
-        name: &'g str,
-        path_without_token: String,
-    },
 }
 
 /// The single token in the request, or `Missing` / `Ambiguous`.

@@ -33,6 +33,7 @@ pub mod pattern;
 pub mod scan;
 pub mod schema;
 
+pub use crate::rejection::payload::PayloadProblem;
 pub use doc::{Document, Json};
 pub use params::{compile_params, ParamKind, ParamRule};
 pub use pattern::Pattern;
@@ -40,7 +41,7 @@ pub use scan::{JsonLimit, JsonLimits};
 pub use schema::{Schema, SchemaFailure};
 
 use crate::config::reader::{child, field, integer, kind, object, ConfigErrors};
-use crate::request::RequestView;
+use crate::request::{is_tchar, RequestView};
 use doc::{Duplicates, ParseError};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -52,108 +53,6 @@ use std::sync::Arc;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
 /// Largest `max_body_bytes` a configuration may set: 64 MiB (the host buffers up to this).
 pub const MAX_MAX_BODY_BYTES: u64 = 64 << 20;
-
-// ---------------------------------------------------------------------------------------------
-// Problems
-// ---------------------------------------------------------------------------------------------
-
-/// Why a request's payload or parameters were refused. `'r` borrows configured names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PayloadProblem<'r> {
-    /// 413: `content-length` or the streamed body passed `max_body_bytes`.
-    BodyTooLarge,
-    /// 415: content type missing (when required), unparsable, repeated, or not allowed.
-    UnsupportedMediaType,
-    /// 415: a `content-encoding` other than `identity` on a body the policy must read (JSON
-    /// checks, body screening): api-guard does not decompress (RFC 7694 answers 415).
-    UnsupportedContentEncoding,
-    /// 400: the body is not one well-formed UTF-8 JSON text.
-    MalformedJson,
-    /// 400: a `multipart/form-data` body that screening cannot read (strict RFC 7578).
-    MalformedMultipart,
-    /// 400: a member name appears twice in one object (only checked when a schema is set).
-    DuplicateKey,
-    /// 400: a structural limit was passed.
-    JsonLimits(JsonLimit),
-    /// 400: the body does not satisfy the schema.
-    SchemaViolation {
-        pointer: String,
-        keyword: &'static str,
-    },
-    /// 400: a required query parameter or header is absent (or empty).
-    MissingParameter { kind: ParamKind, name: &'r str },
-    /// 400: a forbidden query parameter or header is present.
-    ForbiddenParameter { kind: ParamKind, name: &'r str },
-    /// 400: a value breaks its rule (`rule` is `pattern`, `max_length` or `one_of`).
-    InvalidParameter {
-        kind: ParamKind,
-        name: &'r str,
-        rule: &'static str,
-    },
-}
-
-impl PayloadProblem<'_> {
-    /// The stable code for responses, metrics and logs.
-    pub fn code(&self) -> &'static str {
-        use ParamKind::{Header, Query};
-        match self {
-            PayloadProblem::BodyTooLarge => "body_too_large",
-            PayloadProblem::UnsupportedMediaType => "unsupported_media_type",
-            PayloadProblem::UnsupportedContentEncoding => "unsupported_content_encoding",
-            PayloadProblem::MalformedJson => "malformed_json",
-            PayloadProblem::MalformedMultipart => "malformed_multipart",
-            PayloadProblem::DuplicateKey => "duplicate_key",
-            PayloadProblem::JsonLimits(_) => "json_limits",
-            PayloadProblem::SchemaViolation { .. } => "schema_violation",
-            PayloadProblem::MissingParameter { kind: Query, .. } => "missing_parameter",
-            PayloadProblem::MissingParameter { kind: Header, .. } => "missing_header",
-            PayloadProblem::ForbiddenParameter { kind: Query, .. } => "forbidden_parameter",
-            PayloadProblem::ForbiddenParameter { kind: Header, .. } => "forbidden_header",
-            PayloadProblem::InvalidParameter { kind: Query, .. } => "invalid_parameter",
-            PayloadProblem::InvalidParameter { kind: Header, .. } => "invalid_header",
-        }
-    }
-
-    /// The HTTP status: 413, 415 or 400.
-    pub fn status(&self) -> u16 {
-        match self {
-            PayloadProblem::BodyTooLarge => 413,
-            PayloadProblem::UnsupportedMediaType | PayloadProblem::UnsupportedContentEncoding => {
-                415
-            }
-            _ => 400,
-        }
-    }
-
-    /// For schema violations: the RFC 6901 pointer of the failing instance location.
-    pub fn pointer(&self) -> Option<&str> {
-        match self {
-            PayloadProblem::SchemaViolation { pointer, .. } => Some(pointer),
-            _ => None,
-        }
-    }
-
-    /// For schema violations the failing keyword; for JSON limits the limit's config name;
-    /// for invalid parameters the rule.
-    pub fn keyword(&self) -> Option<&'static str> {
-        match self {
-            PayloadProblem::SchemaViolation { keyword, .. } => Some(keyword),
-            PayloadProblem::JsonLimits(limit) => Some(limit.name()),
-            PayloadProblem::InvalidParameter { rule, .. } => Some(rule),
-            _ => None,
-        }
-    }
-
-    /// For parameter problems: the configured name of the parameter or header.
-    pub fn parameter(&self) -> Option<&str> {
-        match self {
-            PayloadProblem::MissingParameter { name, .. }
-            | PayloadProblem::ForbiddenParameter { name, .. }
-            | PayloadProblem::InvalidParameter { name, .. } => Some(name),
-            _ => None,
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Compiled rules
@@ -424,10 +323,6 @@ impl MediaType<'_> {
                 self.type_.eq_ignore_ascii_case(t) && self.subtype.eq_ignore_ascii_case(sub)
             })
     }
-}
-
-fn is_tchar(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 
 /// Parses `type "/" subtype *( OWS ";" OWS parameter )`; the parameters are skipped, not

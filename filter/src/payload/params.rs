@@ -13,18 +13,12 @@
 //!   see [`Pattern`]), `one_of` is an exact, case-sensitive match.
 
 use super::pattern::Pattern;
-use super::PayloadProblem;
 use crate::config::reader::{child, field, object, ConfigErrors};
-pub use crate::request::percent_decode;
-use crate::request::{query_pairs, RequestView};
+use crate::rejection::payload::PayloadProblem;
+use crate::request::{percent_decode, query_pairs, RequestView};
 use serde_json::Value;
 
-/// Which part of the request the rule reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ParamKind {
-    Query,
-    Header,
-}
+pub use crate::rejection::payload::ParamKind;
 
 /// Rules on one parameter's values.
 #[derive(Debug)]
@@ -146,7 +140,7 @@ fn name(v: &Value, path: &str, kind: ParamKind, errs: &mut ConfigErrors) -> Opti
         }
         ParamKind::Query => Some(s.to_string()),
         ParamKind::Header => {
-            let token = !s.is_empty() && s.bytes().all(super::is_tchar);
+            let token = !s.is_empty() && s.bytes().all(crate::request::is_tchar);
             if !token {
                 errs.add(path, "not an HTTP header name");
                 None

@@ -52,27 +52,7 @@ pub enum ScanError {
     Limit(JsonLimit),
 }
 
-/// The structural limit that was passed (its config field name is [`JsonLimit::name`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JsonLimit {
-    Depth,
-    Members,
-    ArrayItems,
-    StringBytes,
-    TotalValues,
-}
-
-impl JsonLimit {
-    pub fn name(self) -> &'static str {
-        match self {
-            JsonLimit::Depth => "max_depth",
-            JsonLimit::Members => "max_members",
-            JsonLimit::ArrayItems => "max_array_items",
-            JsonLimit::StringBytes => "max_string_bytes",
-            JsonLimit::TotalValues => "max_total_values",
-        }
-    }
-}
+pub use crate::rejection::payload::JsonLimit;
 
 const DEPTH_SLOTS: usize = MAX_DEPTH_CAP as usize;
 

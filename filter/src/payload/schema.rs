@@ -536,7 +536,7 @@ fn percent_decode_str(s: &str) -> Option<String> {
     if !s.contains('%') {
         return Some(s.to_string());
     }
-    let bytes = super::params::percent_decode(s.as_bytes(), false);
+    let bytes = crate::request::percent_decode(s.as_bytes(), false);
     String::from_utf8(bytes.into_owned()).ok()
 }
 

@@ -2,7 +2,7 @@
 //! what a good configuration becomes, and an error table where every bad field is reported
 //! with its exact JSON path (`config::compile` is the only public entry point).
 
-use super::*;
+use crate::config::*;
 use crate::jwt::alg::{Algorithm, AlgorithmSet};
 use crate::jwt::provider::{ProviderId, ProviderKeys};
 use crate::jwt::source::TokenSource;
@@ -116,7 +116,7 @@ fn provider_fields_compile() {
                 "remote_jwks": remote(json!({"refresh_seconds": 60, "timeout_ms": 500,
                     "max_stale_seconds": 60, "unknown_kid_refetch_seconds": 5})),
                 "decryption_keys": serde_json::from_str::<Value>(
-                    include_str!("../jwt/testdata/jwe.json")).unwrap()["decryption_keys"],
+                    include_str!("../../jwt/testdata/jwe.json")).unwrap()["decryption_keys"],
             })),
         },
         "revocation": {"jtis": ["a", {"value": "b", "expires": "2030-01-01T00:00:00Z"}],
