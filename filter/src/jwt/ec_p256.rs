@@ -272,6 +272,34 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        // Forged tokens: random `r || s` of any length, through the whole verification (one
+        // key, built once), never panic and never verify where p256 would not.
+        #[test]
+        fn random_signatures_agree_with_p256(
+            signature in proptest::collection::vec(any::<u8>(), 0..70),
+            message in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let (ours, public) = fixed_key();
+            prop_assert_eq!(
+                ours.verify(&message, &signature),
+                reference(public, &message, &signature)
+            );
+        }
+    }
+
+    fn fixed_key() -> &'static (Es256Key, VerifyingKey) {
+        static KEY: OnceLock<(Es256Key, VerifyingKey)> = OnceLock::new();
+        KEY.get_or_init(|| {
+            let signer = SigningKey::from_slice(&[3; 32]).unwrap();
+            let public = *signer.verifying_key();
+            let ours = Es256Key::from_sec1(public.to_sec1_point(false).as_bytes()).unwrap();
+            (ours, public)
+        })
+    }
+
     #[test]
     fn recoding_reproduces_the_scalar() {
         let cases = [
