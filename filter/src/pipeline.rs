@@ -2,6 +2,7 @@
 //! adapter gathers the facts into a [`RequestView`] and an [`Env`] (host clock, shared store,
 //! what this decision may do) and the request lifecycle (`lifecycle`) acts on the [`Decision`].
 
+use crate::abuse::lockout::{check_lockouts, record_failed_auth};
 use crate::abuse::Guardrails;
 use crate::checks::api_key::{Authenticated, CredentialLocation};
 use crate::checks::introspection::{self, IntroFacts, IntroOutcome, Introspected, Refresh};
@@ -14,7 +15,7 @@ use crate::jwt::TokenProblem;
 use crate::lifecycle::Attempt;
 use crate::payload::{check_json_keeping, BodyPlan, PayloadProblem};
 use crate::policy::{Guard, RoutePolicy};
-use crate::ratelimit::{check_lockouts, enforce, enforce_before_checks, record_failed_auth, Event};
+use crate::ratelimit::{enforce, enforce_before_checks, Event};
 use crate::rejection::{KeyProblem, Rejection};
 use crate::request::RequestView;
 use crate::route::{select, Selection};

@@ -12,10 +12,11 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use crate::cidr::Cidr;
+use crate::ratelimit::ceil_secs;
 use crate::ratelimit::gcra::Gcra;
 use crate::ratelimit::store::SharedStore;
 use crate::ratelimit::table::{Consumed, Table};
-use crate::ratelimit::{ceil_secs, Limited};
+use crate::rejection::Limited;
 
 /// The compiled budget (`abuse.expensive_per_address`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,7 @@ pub mod shape;
 use std::net::IpAddr;
 
 use crate::ratelimit::store::SharedStore;
-use crate::ratelimit::Limited;
+use crate::rejection::Limited;
 use budget::{ExpensiveBudget, Spend};
 use negative::{CredentialDigest, NegativeCache, Refused};
 
