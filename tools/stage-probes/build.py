@@ -18,6 +18,7 @@ Stages, in request order (each probe does everything of the previous ones):
   bodywait   everything up to the body: headers applied, body held and buffered, not read
   bodyread   + reads the buffered body, does not check it
 The full module adds the body checks (schema, screening).
+Not built by default (PROBE_STAGES=bodyread,bodytwice builds it, with the probe to compare it to):
   bodytwice  the full module checking every body twice (the second check runs warm)
 
 Usage: tools/stage-probes/build.py <output dir>   (writes <output dir>/probe-<stage>.wasm and
@@ -33,7 +34,8 @@ import sys
 # the callbacks api_guard.wasm does.
 UNUSED = os.environ.get("UNUSED_CALLBACKS", "")
 REQUIRED = os.environ.get("REQUIRED_CALLBACKS", "")
-STAGES = ["noop", "headers", "meta", "facts", "decide", "bodywait", "bodyread", "bodytwice"]
+STAGES = ["noop", "headers", "meta", "facts", "decide", "bodywait", "bodyread"]
+KNOWN = STAGES + ["bodytwice"]
 
 
 def run(cmd, cwd, env=None):
@@ -46,6 +48,10 @@ def main():
         sys.exit(__doc__)
     if not UNUSED or not REQUIRED:
         sys.exit("stage-probes: set UNUSED_CALLBACKS and REQUIRED_CALLBACKS (make bench-stages does)")
+    stages = [s for s in os.environ.get("PROBE_STAGES", ",".join(STAGES)).split(",") if s]
+    unknown = [s for s in stages if s not in KNOWN]
+    if unknown:
+        sys.exit(f"stage-probes: unknown stage(s) {unknown}; known: {KNOWN}")
     out = os.path.abspath(sys.argv[1])
     root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True,
                           text=True, check=True).stdout.strip()
@@ -53,7 +59,7 @@ def main():
     # One target directory for every probe, under the real tree's target/: rebuilding them is
     # incremental (cargo tracks API_GUARD_STAGE, which the build reads with option_env!).
     target = os.path.join(root, "target", "stage-probes")
-    for stage in STAGES:
+    for stage in stages:
         env = dict(os.environ, API_GUARD_STAGE=stage, CARGO_TARGET_DIR=target)
         run(["cargo", "build", "-q", "-p", "api-guard", "--features", "stage-probes",
              "--target", "wasm32-wasip1", "--release"], cwd=root, env=env)
@@ -62,7 +68,7 @@ def main():
                         module)
         run(["cargo", "run", "-q", "-p", "wasm-trim", "--release", "--", "--drop", UNUSED,
              "--require", REQUIRED, module], cwd=root)
-    print(",".join(os.path.join(out, f"probe-{s}.wasm") for s in STAGES))
+    print(",".join(os.path.join(out, f"probe-{s}.wasm") for s in stages))
 
 
 if __name__ == "__main__":
