@@ -14,11 +14,11 @@ use crate::jwt::runtime::TokenRuntime;
 use crate::jwt::TokenProblem;
 use crate::lifecycle::Attempt;
 use crate::payload::{check_json_keeping, BodyPlan, PayloadProblem};
-use crate::policy::{Guard, RoutePolicy};
+use crate::policy::{select, Guard, RoutePolicy};
 use crate::ratelimit::{enforce, enforce_before_checks, Event};
 use crate::rejection::{KeyProblem, Rejection};
 use crate::request::RequestView;
-use crate::route::{select, Selection};
+use crate::route::Selection;
 use crate::screening::BodyScreening;
 use crate::store::SharedStore;
 use crate::time::UnixTime;
@@ -89,7 +89,7 @@ pub fn decide<'g>(
     decide_selected(guard, select(guard, request), request, env, runtime, events)
 }
 
-/// [`decide`] under a policy already selected for `request` (`route::select` of the same guard
+/// [`decide`] under a policy already selected for `request` (`policy::select` of the same guard
 /// and request): the host adapter selects once, to know which facts the policy needs (client
 /// address, certificate) before it reads them, and hands the selection on.
 pub fn decide_selected<'g>(

@@ -24,12 +24,11 @@ use crate::lifecycle::{Attempt, Decided, Flow, Gate, Lifecycle, Ruling, Wait};
 use crate::metrics::Outcome;
 use crate::payload::PayloadProblem;
 use crate::pipeline::{check_body, decide_selected, Env, Events};
-use crate::policy::PolicyId;
+use crate::policy::{select, PolicyId};
 use crate::ratelimit::Event;
 use crate::rejection::Rejection;
 use crate::request::RequestView;
 use crate::response::{render, sanitize_request_id};
-use crate::route::select;
 use crate::verdict::{Admission, BodyCheck, Decision, Pending, Verdict};
 
 const ROUTE_POLICY_PATH: [&str; 5] = [
