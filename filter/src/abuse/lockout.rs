@@ -11,11 +11,11 @@
 //! guesser spreading one key id's guesses over many addresses is stopped after `burst` of them.
 
 use crate::ratelimit::gcra::GcraOutcome;
-use crate::ratelimit::store::SharedStore;
 use crate::ratelimit::table::Consumed;
 use crate::ratelimit::{ceil_secs, key_hash, Counts, Event, Mode, RateLimit};
 use crate::rejection::{Limited, Rejection};
 use crate::request::RequestView;
+use crate::store::SharedStore;
 use crate::verdict::Admission;
 
 /// The lockouts (`counts: failed_auth`): a request whose key has failed too often is refused
@@ -80,7 +80,7 @@ pub fn locked<'g>(
     store: &dyn SharedStore,
     hash: u64,
     now_ns: u64,
-) -> Result<Option<Limited<'g>>, crate::ratelimit::store::StoreError> {
+) -> Result<Option<Limited<'g>>, crate::store::StoreError> {
     let tat = limit.table.peek(store, hash)?;
     Ok(match limit.gcra.decide(tat, now_ns) {
         GcraOutcome::Allow { .. } => None,
@@ -111,9 +111,9 @@ mod tests {
     use super::*;
     use crate::ratelimit::gcra::Gcra;
     use crate::ratelimit::key_prefix::{KeyIdPrefix, PrefixRule};
-    use crate::ratelimit::store::MemoryStore;
     use crate::ratelimit::table::Table;
     use crate::ratelimit::{KeySource, OnStoreError};
+    use crate::store::MemoryStore;
 
     const S: u64 = 1_000_000_000;
     const NOW: u64 = 1_800_000_000 * S;

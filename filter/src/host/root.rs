@@ -14,14 +14,14 @@ use super::http::{GuardRequest, RequestCore};
 use crate::checks::introspection::Refresh;
 use crate::config::compile_with_env;
 use crate::introspect::{Event, TokenDigest};
-use crate::jwt::keysource::{try_lease, Synced};
 use crate::jwt::runtime::TokenRuntime;
 use crate::metrics::{MetricTable, RateLimitMetrics};
 use crate::policy::Guard;
+use crate::remote::document::{try_lease, Synced};
 use crate::time::UnixTime;
 
 /// How often every VM syncs remote documents from shared data and checks whether a fetch is
-/// due. Part of the propagation bound of a JWKS or revocation update (see `jwt::keysource`).
+/// due. Part of the propagation bound of a JWKS or revocation update (see `remote::document`).
 pub const TICK_MS: u32 = 1_000;
 
 /// How many distinct unknown policy names a VM remembers for log de-duplication.

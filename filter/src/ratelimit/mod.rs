@@ -9,7 +9,6 @@
 
 pub mod gcra;
 pub mod key_prefix;
-pub mod store;
 pub mod table;
 
 use std::hash::{Hash, Hasher};
