@@ -1,6 +1,7 @@
 //! Why a request was refused. Each variant has one stable [`Reason`] (metrics, logs) and one
 //! response (see `response.rs`, the only place that turns rejections into HTTP answers).
 
+pub mod finding;
 pub mod limited;
 pub mod payload;
 pub mod token;
@@ -81,7 +82,7 @@ pub enum Rejection<'g> {
         retry_after: u32,
     },
     /// Injection or bad-bot screening matched (policy in `block` mode).
-    Blocked(crate::screening::Detection),
+    Blocked(finding::Detection),
 }
 
 /// The stable, fine-grained reason for a decision: metric name suffixes and log fields.
@@ -253,8 +254,8 @@ impl Reason {
         }
     }
 
-    pub fn blocked(class: crate::screening::Class) -> Reason {
-        use crate::screening::Class;
+    pub fn blocked(class: finding::Class) -> Reason {
+        use finding::Class;
         match class {
             Class::Sqli => Reason::BlockedSqli,
             Class::Xss => Reason::BlockedXss,
