@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::abi::{self, HostStore};
-use super::root::Shared;
+use super::shared::{FetchTarget, Shared};
 use crate::introspect::{parse_answer, request_body, Event, TokenDigest, Transition};
 use crate::jwt::keys::{parse_jwks_bytes, JwksMode};
 use crate::jwt::provider::{ProviderId, ProviderKeys};
@@ -15,14 +15,6 @@ use crate::time::UnixTime;
 
 /// JWKS documents are small; revocation lists are bounded by their own parser.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FetchTarget {
-    Keys(ProviderId),
-    Revocations,
-    /// The remote API key list.
-    Clients,
-}
 
 /// Every remote document of the configuration.
 pub fn remote_sources(shared: &Shared) -> Vec<(FetchTarget, &RemoteSource)> {
