@@ -124,6 +124,7 @@ pub enum Reason {
     UnsupportedContentEncoding,
     MalformedJson,
     MalformedMultipart,
+    MalformedXml,
     DuplicateKey,
     JsonLimits,
     SchemaViolation,
@@ -136,7 +137,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 66] = [
+    pub const ALL: [Reason; 67] = [
         Reason::NoPolicy,
         Reason::UnknownPolicy,
         Reason::UriTooLong,
@@ -194,6 +195,7 @@ impl Reason {
         Reason::UnsupportedContentEncoding,
         Reason::MalformedJson,
         Reason::MalformedMultipart,
+        Reason::MalformedXml,
         Reason::DuplicateKey,
         Reason::JsonLimits,
         Reason::SchemaViolation,
@@ -242,6 +244,7 @@ impl Reason {
             Reason::UnsupportedContentEncoding => "unsupported_content_encoding",
             Reason::MalformedJson => "malformed_json",
             Reason::MalformedMultipart => "malformed_multipart",
+            Reason::MalformedXml => "malformed_xml",
             Reason::DuplicateKey => "duplicate_key",
             Reason::JsonLimits => "json_limits",
             Reason::SchemaViolation => "schema_violation",
@@ -282,6 +285,7 @@ fn payload_reason(p: &PayloadProblem<'_>) -> Reason {
         PayloadProblem::UnsupportedContentEncoding => Reason::UnsupportedContentEncoding,
         PayloadProblem::MalformedJson => Reason::MalformedJson,
         PayloadProblem::MalformedMultipart => Reason::MalformedMultipart,
+        PayloadProblem::MalformedXml => Reason::MalformedXml,
         PayloadProblem::DuplicateKey => Reason::DuplicateKey,
         PayloadProblem::JsonLimits(_) => Reason::JsonLimits,
         PayloadProblem::SchemaViolation { .. } => Reason::SchemaViolation,

@@ -130,6 +130,7 @@ fn payload_message(p: &crate::payload::PayloadProblem<'_>) -> &'static str {
         P::UnsupportedContentEncoding => "Send this body without a content-encoding.",
         P::MalformedJson => "The request body is not well-formed JSON.",
         P::MalformedMultipart => "The multipart/form-data body is not well-formed.",
+        P::MalformedXml => "The XML body is not well-formed or uses a DOCTYPE.",
         P::DuplicateKey => "The JSON body repeats a member name.",
         P::JsonLimits(_) => "The JSON body exceeds a structural limit (see `keyword`).",
         P::SchemaViolation { .. } => {

@@ -339,3 +339,94 @@ fn new_families_are_blocked_through_envoy() {
         "a blocked request reached the upstream"
     );
 }
+
+/// Bodies beyond form, JSON and multipart (issue 13): without a content-type (read as JSON
+/// when it is JSON, as text otherwise), newline-delimited JSON line by line, XML text and
+/// attribute values, and `text/plain` as one value; an XML body the reader cannot read
+/// (a DOCTYPE) is 400 and never reaches the upstream. Over HTTP/1.1 and HTTP/2.
+#[test]
+fn unlabelled_ndjson_xml_and_text_bodies_are_screened() {
+    let (envoy, up) = start();
+    for http2 in [false, true] {
+        let post = |ct: Option<&str>, body: &str| {
+            let mut r = envoy
+                .request("POST", "/api/import")
+                .header("user-agent", "app/1.0")
+                .body(body.as_bytes().to_vec());
+            if let Some(ct) = ct {
+                r = r.header("content-type", ct);
+            }
+            if http2 {
+                r = r.http2();
+            }
+            r.send()
+        };
+        let passes = [
+            (None, r#"{"name": "Ada Lovelace", "notes": "see you at 5"}"#),
+            (None, "plain words, no type"),
+            (
+                Some("application/x-ndjson"),
+                "{\"sku\": \"A-1\"}\n{\"sku\": \"B-2\", \"qty\": 3}\n",
+            ),
+            (
+                Some("application/xml"),
+                "<?xml version=\"1.0\"?><order id=\"7\"><item>pen, blue</item></order>",
+            ),
+            (Some("text/plain"), "Dear team, the report is attached."),
+        ];
+        for (ct, body) in passes {
+            up.clear();
+            let r = post(ct, body);
+            assert_eq!(r.status, 200, "{ct:?} {body}: {}", r.text());
+            let got = up.requests();
+            assert_eq!(got.len(), 1, "{ct:?} {body}");
+            assert_eq!(got[0].body, body.as_bytes(), "passed byte-identical");
+        }
+        up.clear();
+        let refused = [
+            (
+                None,
+                r#"{"q": "1' union select password from users--"}"#,
+                "blocked_sqli",
+                "password",
+            ),
+            (None, "x; whoami", "blocked_command_injection", "whoami"),
+            (
+                Some("application/x-ndjson"),
+                "{\"a\": 1}\n{\"html\": \"<script>alert(1)</script>\"}\n",
+                "blocked_xss",
+                "script",
+            ),
+            (
+                Some("application/xml"),
+                "<order><file path=\"../../../../etc/shadow\"/></order>",
+                "blocked_path_traversal",
+                "shadow",
+            ),
+            (
+                Some("application/soap+xml"),
+                "<e><q>1 OR 1=1 UNION SELECT secret FROM keys</q></e>",
+                "blocked_sqli",
+                "secret",
+            ),
+            (Some("text/plain"), "x' or '1'='1", "blocked_sqli", "'1'"),
+        ];
+        for (ct, body, code, payload) in refused {
+            let r = post(ct, body);
+            blocked(&r, code, payload);
+        }
+        let r = post(
+            Some("text/xml"),
+            "<!DOCTYPE a [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><a>&e;</a>",
+        );
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert_eq!(r.json()["error"], "malformed_xml");
+        let r = post(Some("application/x-ndjson"), "{\"a\": 1}\nnot json\n");
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert_eq!(r.json()["error"], "malformed_json");
+        assert!(
+            up.requests().is_empty(),
+            "a refused body reached the upstream (http2: {http2})"
+        );
+    }
+}

@@ -78,6 +78,13 @@ pub enum Location {
     UserAgent,
     /// The request body as a whole (an unreadable one).
     Body,
+    /// A `text/plain` body, or an unlabelled one that is not JSON, screened as one value.
+    Text,
+    /// A value of an XML body: the element path (`/order/item`), with `/@name` for an
+    /// attribute and `/?` for a processing instruction.
+    Xml {
+        path: String,
+    },
 }
 
 impl Location {
@@ -99,6 +106,8 @@ impl Location {
             Location::JsonName { pointer } => format!("json_name.{pointer}"),
             Location::UserAgent => "user_agent".to_string(),
             Location::Body => "body".to_string(),
+            Location::Text => "text".to_string(),
+            Location::Xml { path } => format!("xml.{path}"),
         }
     }
 }
@@ -121,4 +130,14 @@ pub enum ScreenedBody {
     Json,
     /// `multipart/form-data`, with the boundary from its `content-type`.
     Multipart { boundary: Vec<u8> },
+    /// `text/plain`: one value.
+    Text,
+    /// Newline-delimited JSON (`application/x-ndjson`, `jsonl`, ...): each line one strict
+    /// JSON text.
+    NdJson,
+    /// `application/xml`, `text/xml`, `application/*+xml` ([`xml`](crate::screening::xml)).
+    Xml,
+    /// No `content-type`: some frameworks read such a body as JSON (FastAPI), others as
+    /// text. Screened as JSON when it is one strict JSON text, else as one text value.
+    Unlabelled,
 }

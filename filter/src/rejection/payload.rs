@@ -45,6 +45,8 @@ pub enum PayloadProblem<'r> {
     MalformedJson,
     /// 400: a `multipart/form-data` body that screening cannot read (strict RFC 7578).
     MalformedMultipart,
+    /// 400: an XML body that screening cannot read (its strict reader, `screening::xml`).
+    MalformedXml,
     /// 400: a member name appears twice in one object (only checked when a schema is set).
     DuplicateKey,
     /// 400: a structural limit was passed.
@@ -76,6 +78,7 @@ impl PayloadProblem<'_> {
             PayloadProblem::UnsupportedContentEncoding => "unsupported_content_encoding",
             PayloadProblem::MalformedJson => "malformed_json",
             PayloadProblem::MalformedMultipart => "malformed_multipart",
+            PayloadProblem::MalformedXml => "malformed_xml",
             PayloadProblem::DuplicateKey => "duplicate_key",
             PayloadProblem::JsonLimits(_) => "json_limits",
             PayloadProblem::SchemaViolation { .. } => "schema_violation",

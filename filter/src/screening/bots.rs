@@ -83,6 +83,41 @@ mod tests {
         }
     }
 
+    /// The compiled-in scanner list is the data files: every entry of
+    /// `vocab/crs-scanners-user-agents.data` (OWASP CRS, as Debian ships it) and
+    /// `vocab/scanners-extra.txt`, inside an otherwise ordinary user agent, is a scanner; the
+    /// index holds exactly those entries, and the CRS file still names its source and licence.
+    #[test]
+    fn the_compiled_list_is_the_data_files() {
+        let crs = include_str!("vocab/crs-scanners-user-agents.data");
+        let extra = include_str!("vocab/scanners-extra.txt");
+        assert!(crs.contains("OWASP ModSecurity Core Rule Set 3.3.4"));
+        assert!(crs.contains("Apache License 2.0"));
+        let entries: std::collections::BTreeSet<String> = [crs, extra]
+            .concat()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.to_ascii_lowercase().replace('\\', "/"))
+            .collect();
+        let compiled: std::collections::BTreeSet<String> = v()
+            .base
+            .scanners
+            .entries()
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .collect();
+        assert_eq!(compiled, entries);
+        assert!(entries.len() > 100, "{}", entries.len());
+        for e in &entries {
+            let ua = format!("Mozilla/5.0 (X11; Linux x86_64) {e} probe");
+            assert_eq!(
+                check(Some(ua.as_bytes()), true, false, &[], v()),
+                Some("bot.scanner"),
+                "{e}"
+            );
+        }
+    }
+
     #[test]
     fn bots_table() {
         let allow = vec!["curl/".to_string(), "MyMonitor/".to_string()];

@@ -28,7 +28,11 @@
 //!   and no more than 4 letters.
 //! - `cmdi.php_code` (medium+): PHP code injection, counted with command execution as
 //!   wapiti and CRS do: a quote or statement end, `;` or `.`, then a PHP call that runs
-//!   commands or ends the script (`';exit(md5('x'));//`), or a `data:` URI of base64 PHP.
+//!   commands or ends the script (`';exit(md5('x'));//`), such a call after an opening tag
+//!   (`<?php system(`) or in PHP's string interpolation (`${@print(md5(1))}`), or a `data:`
+//!   URI of base64 PHP.
+//! - `cmdi.ssi` (medium+): a server-side include directive (`<!--#exec cmd="id"-->`,
+//!   `<!--#include virtual=...-->`).
 //! - `cmdi.windows_variable` (medium+): `%COMSPEC%`, `%SYSTEMROOT%`, `%WINDIR%` and other
 //!   Windows environment variables a `cmd` line expands.
 //!
@@ -382,6 +386,100 @@ fn chained(s: &[u8], sens: Sensitivity) -> bool {
     }
 }
 
+/// Shell builtins (not in the command lists above): alone between two separators they are a
+/// command, as in `;read;`, `|export|`.
+const BUILTINS: Words = Words::new(&[
+    b"read",
+    b"export",
+    b"unset",
+    b"source",
+    b"alias",
+    b"unalias",
+    b"printf",
+    b"exit",
+    b"trap",
+    b"ulimit",
+    b"umask",
+    b"history",
+    b"declare",
+    b"typeset",
+    b"local",
+    b"readonly",
+    b"shift",
+    b"times",
+    b"wait",
+    b"jobs",
+    b"disown",
+    b"builtin",
+    b"command",
+    b"compgen",
+    b"getopts",
+    b"mapfile",
+    b"pushd",
+    b"popd",
+    b"suspend",
+    b"logout",
+    b"hash",
+]);
+
+/// A command word alone between two separators, without blanks (`;read;`, `|id|`, `&env&`,
+/// `;ls` at the end): shell syntax, not prose, when the first separator starts the value or
+/// follows a quote, a blank or `)` (an injection closing what it was appended to); or a value
+/// that starts with a separator glued to a command and its arguments (`;echo hi`). Other
+/// separator-delimited lists (`name;type;size`) are not screened by this rule, nor markdown
+/// tables (`| id | name |`: a blank after the separator).
+fn tight_command(s: &[u8], v: Vocab<'_>) -> bool {
+    // Not the backtick: `id` after a blank is a markdown code span as often as a
+    // substitution (`chained` weighs it).
+    const SEPARATORS: ByteSet = ByteSet::new(b";|&\n");
+    for (i, &b) in s.iter().enumerate() {
+        if !SEPARATORS.contains(b) {
+            continue;
+        }
+        let opens = i == 0
+            || at(s, i - 1).is_some_and(|p| matches!(p, b'\'' | b'"' | b')') || is_ws(p))
+            || s.get(..i)
+                .is_some_and(|t| t.iter().all(|&c| SEPARATORS.contains(c)));
+        if !opens {
+            continue;
+        }
+        let mut j = i + 1;
+        while at(s, j).is_some_and(|c| SEPARATORS.contains(c)) && j - i < 3 {
+            j += 1;
+        }
+        let len = s.get(j..).map_or(0, |t| {
+            t.iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                .count()
+        });
+        let Some(word) = s.get(j..j + len).filter(|w| !w.is_empty()) else {
+            continue;
+        };
+        // A value that starts with a separator glued to a command is an injection whatever
+        // follows the command (`;echo hello`, `|nslookup x`); elsewhere the command must be
+        // closed by a separator or the end too.
+        let at_start = s.get(..i).is_some_and(|t| {
+            t.iter()
+                .all(|&c| is_ws(c) || matches!(c, b'\'' | b'"') || SEPARATORS.contains(c))
+        });
+        let closed = at(s, j + len).is_none_or(|c| {
+            SEPARATORS.contains(c) || (at_start && (is_ws(c) || c == b'/' || c == b'-'))
+        });
+        // `&name;` is an HTML character reference, not `&` then a command.
+        let entity = b == b'&' && j == i + 1 && at(s, j + len) == Some(b';');
+        if closed
+            && !entity
+            && (BUILTINS.contains_word(word)
+                || STRONG.contains_word(word)
+                || WORDLIKE.contains_word(word)
+                || v.contains(commands, word))
+        {
+            return true;
+        }
+    }
+    false
+}
+
 fn brace_expansion(s: &[u8]) -> bool {
     let mut from = 0;
     while let Some(p) = find_ci(s, b"{", from) {
@@ -419,7 +517,48 @@ const PHP_CALLS: Words = Words::new(&[
     b"call_user_func",
     b"preg_replace",
     b"pcntl_exec",
+    b"print",
+    b"printf",
+    b"readfile",
+    b"show_source",
+    b"highlight_file",
+    b"fopen",
+    b"include_once",
+    b"require_once",
+    b"phpversion",
 ]);
+
+/// Server-side include directives a web server runs (`<!--#exec cmd="id"-->`,
+/// `<!--#include virtual="/etc/passwd"-->`): counted with command execution, as the command
+/// or file is the server's to run or read.
+fn ssi(s: &[u8]) -> bool {
+    const DIRECTIVES: [&[u8]; 9] = [
+        b"exec",
+        b"include",
+        b"echo",
+        b"config",
+        b"printenv",
+        b"fsize",
+        b"flastmod",
+        b"set",
+        b"if",
+    ];
+    let mut from = 0;
+    while let Some(p) = find_ci(s, b"<!--#", from) {
+        from = p + 1;
+        let j = p + 5;
+        let n = s.get(j..).map_or(0, |t| {
+            t.iter().take_while(|c| c.is_ascii_alphabetic()).count()
+        });
+        if s.get(j..j + n)
+            .is_some_and(|w| DIRECTIVES.iter().any(|d| w.eq_ignore_ascii_case(d)))
+            && at(s, j + n).is_some_and(is_ws)
+        {
+            return true;
+        }
+    }
+    false
+}
 
 /// PHP code injection, which wapiti and CRS count with command execution: a quote breakout
 /// or a statement end, then `;` or `.` and a PHP call (`';exit(md5('x'));//`,
@@ -432,6 +571,25 @@ fn php_code(s: &[u8]) -> bool {
     }
     if !s.contains(&b'(') {
         return false;
+    }
+    // An opening tag (`<?php system(`, `<?=passthru(`) or PHP's complex interpolation in a
+    // double-quoted string (`${@print(md5(1))}`, `{${system('id')}}`) before a PHP call.
+    for (opener, skip) in [(&b"<?php"[..], 5), (b"<?=", 3), (b"${@", 3), (b"{${", 3)] {
+        let mut from = 0;
+        while let Some(p) = find_ci(s, opener, from) {
+            from = p + 1;
+            let j = super::text::skip_ws(s, p + skip);
+            let n = s.get(j..).map_or(0, |t| {
+                t.iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                    .count()
+            });
+            if s.get(j..j + n).is_some_and(|w| PHP_CALLS.contains_word(w))
+                && at(s, super::text::skip_ws(s, j + n)) == Some(b'(')
+            {
+                return true;
+            }
+        }
     }
     for (i, &b) in s.iter().enumerate() {
         if b != b';' && b != b'.' {
@@ -643,6 +801,18 @@ fn reverse_shell(s: &[u8]) -> bool {
     false
 }
 
+/// The words (first word of each entry, see `inert.rs`) without which no rule here reports at
+/// `medium` or below, beside the vocabularies: commands, PHP calls, reverse-shell devices.
+pub(super) fn trigger_words() -> [&'static [&'static [u8]]; 5] {
+    [
+        STRONG.list(),
+        WORDLIKE.list(),
+        PHP_CALLS.list(),
+        BUILTINS.list(),
+        &[b"dev/", b"data:", b"ifs"],
+    ]
+}
+
 /// The rule id of the first command-injection pattern in `s` (already decoded), if any.
 pub fn detect(s: &[u8], mask: u32, sens: Sensitivity, v: Vocab<'_>) -> Option<&'static str> {
     use super::decode as d;
@@ -664,8 +834,14 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity, v: Vocab<'_>) -> Option<&'
     if medium && mask & d::SLASH != 0 && s.iter().any(|&b| b == b'?' || b == b'*') && glob_path(s) {
         return Some("cmdi.glob_path");
     }
+    if medium && mask & (d::SEMI | d::PIPE | d::AMP | d::NEWLINE) != 0 && tight_command(s, v) {
+        return Some("cmdi.chained_command");
+    }
     if medium && mask & (d::SPACE | d::SLASH | d::NEWLINE) != 0 && command_line(s, v) {
         return Some("cmdi.command_line");
+    }
+    if medium && mask & d::LT != 0 && ssi(s) {
+        return Some("cmdi.ssi");
     }
     if medium && mask & (d::PAREN | d::COLON) != 0 && php_code(s) {
         return Some("cmdi.php_code");
@@ -740,6 +916,19 @@ mod tests {
                 "cmdi.reverse_shell",
             ),
             ("x; powershell -nop", "cmdi.chained_command"),
+            (";read;", "cmdi.chained_command"),
+            ("|export|", "cmdi.chained_command"),
+            ("x';unset;", "cmdi.chained_command"),
+            ("1 &id&", "cmdi.chained_command"),
+            (";;source", "cmdi.chained_command"),
+            ("<!--#exec cmd=\"/bin/ls\"-->", "cmdi.ssi"),
+            (";echo hello", "cmdi.chained_command"),
+            ("|nslookup example.com", "cmdi.chained_command"),
+            ("&type file.txt", "cmdi.chained_command"),
+            ("<!--#include virtual=\"/etc/hosts\" -->", "cmdi.ssi"),
+            ("<?php system('id'); ?>", "cmdi.php_code"),
+            ("${@print(md5(1))}", "cmdi.php_code"),
+            ("x{${passthru('ls')}}", "cmdi.php_code"),
         ];
         for (s, want) in cases {
             assert_eq!(check(s, Sensitivity::Medium), Some(*want), "{s}");
@@ -759,6 +948,18 @@ mod tests {
             "$(document).ready(fn)",
             "Python 3.12; python developers welcome",
             "AT&T and T-Mobile",
+            "name;title;size",
+            "read;write;execute",
+            "columns=id;read;history",
+            "Please read; then export the file",
+            "R&D;read",
+            "<!-- #exec is an SSI directive -->",
+            "| id | name |",
+            "; echo of the past",
+            "&amp;lt; tags",
+            "<!--# comment -->",
+            "Use ${@name} in templates (print it later)",
+            "<?php echo $title; ?>",
         ] {
             assert_eq!(check(s, Sensitivity::Medium), None, "{s}");
         }

@@ -19,12 +19,14 @@
 pub mod bots;
 mod cmdi;
 pub mod decode;
+pub mod inert;
 pub mod multipart;
 mod sensitivity;
 mod sqli;
 mod text;
 mod traversal;
 pub mod vocab;
+pub mod xml;
 mod xss;
 
 // What a finding is (class, rule, location) and which bodies are screened are named by the
@@ -78,6 +80,10 @@ pub struct BodyKinds {
     pub form: bool,
     pub json: bool,
     pub multipart: bool,
+    /// `text/plain`, and unlabelled bodies.
+    pub text: bool,
+    pub ndjson: bool,
+    pub xml: bool,
 }
 
 /// Bad-bot settings.
@@ -174,6 +180,9 @@ impl Default for ScreeningRule {
                 form: true,
                 json: true,
                 multipart: true,
+                text: true,
+                ndjson: true,
+                xml: true,
             },
             skip: Skip::default(),
         }
@@ -257,6 +266,28 @@ impl ScreeningRule {
         self.screen_value_except(raw, kind, [false; 4])
     }
 
+    /// [`ScreeningRule::screen_value`] without the inert fast path: every detector runs.
+    /// What the fast path's soundness is checked against (tests, `screening-eval`).
+    pub fn screen_value_by_detectors(
+        &self,
+        raw: &[u8],
+        kind: ValueKind,
+    ) -> Option<(Class, &'static str)> {
+        self.screen_value_with(raw, kind, [false; 4], false)
+    }
+
+    /// Whether the inert fast path would accept this value (decoded as its kind decodes it),
+    /// so that the detectors would not run on it.
+    pub fn inert_value(&self, raw: &[u8], kind: ValueKind) -> bool {
+        let plus = matches!(kind, ValueKind::Query | ValueKind::Form);
+        self.inert_applies() && inert::inert(&decode::decode(raw, plus), triggers())
+    }
+
+    /// Whether the header fast path would accept this header value.
+    pub fn inert_header(&self, name: &str, value: &[u8]) -> bool {
+        self.inert_applies() && inert::header_inert(name, value, triggers())
+    }
+
     /// [`ScreeningRule::screen_value`] with some classes (`sqli`, `xss`, `traversal`,
     /// `command_injection`, in that order) left out: what an exclusion leaves to find.
     fn screen_value_except(
@@ -264,6 +295,16 @@ impl ScreeningRule {
         raw: &[u8],
         kind: ValueKind,
         off: [bool; 4],
+    ) -> Option<(Class, &'static str)> {
+        self.screen_value_with(raw, kind, off, true)
+    }
+
+    fn screen_value_with(
+        &self,
+        raw: &[u8],
+        kind: ValueKind,
+        off: [bool; 4],
+        fast: bool,
     ) -> Option<(Class, &'static str)> {
         let mask = decode::scan(raw);
         if mask == 0 {
@@ -277,6 +318,11 @@ impl ScreeningRule {
         } else {
             (raw, mask)
         };
+        // Most values of ordinary traffic (user agents, URLs, accept lists, names, prose
+        // without quotes) end here, in one pass: nothing in them is what a detector needs.
+        if fast && self.inert_applies() && inert::inert(s, triggers()) {
+            return None;
+        }
         let sens = self.sensitivity;
         let v = vocab::Vocab {
             base: vocab::builtin(),
@@ -305,11 +351,22 @@ impl ScreeningRule {
         None
     }
 
+    /// Whether values go through the inert fast path ([`inert`]): at `low` and `medium`, and
+    /// without `extra` vocabularies the trigger index does not hold (scanners aside).
+    fn inert_applies(&self) -> bool {
+        let e = &self.extra;
+        self.sensitivity <= Sensitivity::Medium
+            && e.files.is_empty()
+            && e.commands.is_empty()
+            && e.cmdlets.is_empty()
+            && e.sql_functions.is_empty()
+    }
+
     /// Whether bodies are screened at all: some injection class is on and `bodies` names some
     /// kind of body.
     pub fn screens_bodies(&self) -> bool {
         let b = self.bodies;
-        self.any_injection() && (b.form || b.json || b.multipart)
+        self.any_injection() && (b.form || b.json || b.multipart || b.text || b.ndjson || b.xml)
     }
 
     /// The kind of body this rule screens for a request with this `content-type` value, if
@@ -335,6 +392,21 @@ impl ScreeningRule {
                 boundary: boundary.to_vec(),
             });
         }
+        if is("text", "plain") {
+            return self.bodies.text.then_some(ScreenedBody::Text);
+        }
+        let sub = media.subtype.to_ascii_lowercase();
+        if media.type_.eq_ignore_ascii_case("application")
+            && matches!(
+                sub.as_str(),
+                "x-ndjson" | "ndjson" | "jsonl" | "x-jsonl" | "jsonlines" | "x-jsonlines"
+            )
+        {
+            return self.bodies.ndjson.then_some(ScreenedBody::NdJson);
+        }
+        if is("application", "xml") || is("text", "xml") || sub.ends_with("+xml") {
+            return self.bodies.xml.then_some(ScreenedBody::Xml);
+        }
         None
     }
 
@@ -349,7 +421,11 @@ impl ScreeningRule {
         }
         let mut types = req.header_values("content-type");
         let content_type = types.next();
-        let kind = content_type.and_then(|ct| self.body_kind(ct));
+        let kind = match content_type {
+            Some(ct) => self.body_kind(ct),
+            None => (self.any_injection() && (self.bodies.json || self.bodies.text))
+                .then_some(ScreenedBody::Unlabelled),
+        };
         // Parsed again only when it is not a screened kind (rare on routes that screen).
         let ambiguous = types.next().is_some()
             || (kind.is_none()
@@ -414,7 +490,69 @@ impl ScreeningRule {
             ScreenedBody::Multipart { boundary } => self
                 .screen_multipart(boundary, body)
                 .map_err(|multipart::Malformed| PayloadProblem::MalformedMultipart),
+            _ if !self.any_injection() || body.is_empty() => Ok(None),
+            ScreenedBody::Text => Ok(self.found(body, ValueKind::Json, || Location::Text)),
+            ScreenedBody::Unlabelled => match Document::parse(body, Duplicates::KeepAll) {
+                Ok(doc) if self.bodies.json => Ok(self.screen_document(&doc)),
+                _ => Ok(self.found(body, ValueKind::Json, || Location::Text)),
+            },
+            ScreenedBody::NdJson => self.screen_ndjson(body),
+            ScreenedBody::Xml => self.screen_xml(body),
         }
+    }
+
+    /// Each non-blank line of a newline-delimited JSON body as one strict JSON text, located
+    /// as if the lines were an array (`json./0/name`). A line that is not JSON makes the whole
+    /// body unreadable (a streaming backend would read the lines before it).
+    fn screen_ndjson(
+        &self,
+        body: &[u8],
+    ) -> Result<Option<Detection>, crate::payload::PayloadProblem<'static>> {
+        for (n, line) in body
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.trim_ascii().is_empty())
+            .enumerate()
+        {
+            let doc = Document::parse(line, Duplicates::KeepAll)
+                .map_err(|_| crate::payload::PayloadProblem::MalformedJson)?;
+            let mut path = vec![Seg::Index(n)];
+            if let Some(d) = self.walk(doc.root(), &mut path) {
+                return Ok(Some(d));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every text node, CDATA section, attribute value and processing instruction of an XML
+    /// body ([`xml::read`]); a body the reader refuses is `malformed_xml`.
+    fn screen_xml(
+        &self,
+        body: &[u8],
+    ) -> Result<Option<Detection>, crate::payload::PayloadProblem<'static>> {
+        xml::read(body, |path, node, value| {
+            self.found(value, ValueKind::Json, || {
+                let mut key = String::new();
+                for name in path {
+                    key.push('/');
+                    key.push_str(&sanitize(name));
+                    if key.len() > 256 {
+                        key.push_str("/...");
+                        break;
+                    }
+                }
+                match node {
+                    xml::Node::Text => {}
+                    xml::Node::Attribute(a) => {
+                        key.push_str("/@");
+                        key.push_str(&sanitize(a));
+                    }
+                    xml::Node::Instruction => key.push_str("/?"),
+                }
+                Location::Xml { path: key }
+            })
+        })
+        .map_err(|xml::Malformed| crate::payload::PayloadProblem::MalformedXml)
     }
 
     /// Each part's field name, then its file name (file parts) or its value (other parts).
@@ -642,6 +780,10 @@ impl ScreeningRule {
     }
 
     fn screen_header(&self, name: &str, value: &[u8]) -> Option<Detection> {
+        // Headers whose syntax the fast path reads (accept lists, client hints, entity tags).
+        if self.inert_applies() && inert::header_inert(name, value, triggers()) {
+            return None;
+        }
         self.found(value, ValueKind::Header, || {
             if name == "user-agent" {
                 Location::UserAgent
@@ -870,6 +1012,39 @@ fn compile_skip(entry: &str, path: &str, skip: &mut Skip, errors: &mut Errors) {
     }
 }
 
+/// The inert fast path's trigger index, built once (at configure time, from
+/// `compile_screening`) from every detector's word lists and the built-in vocabularies.
+pub fn triggers() -> &'static inert::Triggers {
+    static TRIGGERS: std::sync::OnceLock<inert::Triggers> = std::sync::OnceLock::new();
+    TRIGGERS.get_or_init(|| {
+        let base = vocab::builtin();
+        let mut words: Vec<&[u8]> = Vec::new();
+        for list in cmdi::trigger_words()
+            .into_iter()
+            .chain(sqli::trigger_words())
+            .chain(xss::trigger_words())
+            .chain(traversal::trigger_words())
+        {
+            words.extend(list.iter().copied());
+        }
+        for set in [&base.files, &base.commands, &base.cmdlets] {
+            words.extend(set.entries());
+        }
+        let calls: Vec<&[u8]> = base
+            .sql_functions
+            .entries()
+            .chain(sqli::call_words().iter().copied())
+            .collect();
+        let substrings: Vec<&[u8]> = sqli::substring_triggers()
+            .iter()
+            .chain(xss::substring_triggers().iter().flat_map(|l| l.iter()))
+            .chain(traversal::substring_triggers().iter())
+            .copied()
+            .collect();
+        inert::Triggers::build(&words, &calls, &substrings)
+    })
+}
+
 /// Every rule id a detector reports (what `exclude` accepts).
 pub const RULE_IDS: &[&str] = &[
     "sqli.tautology",
@@ -909,6 +1084,8 @@ pub const RULE_IDS: &[&str] = &[
     "cmdi.shellshock",
     "cmdi.glob_path",
     "cmdi.windows_variable",
+    "cmdi.php_code",
+    "cmdi.ssi",
     "bot.scanner",
     "bot.missing_user_agent",
 ];
@@ -992,6 +1169,7 @@ fn compile_exclusion(v: &Value, path: &str, errors: &mut Errors) -> Option<Exclu
 pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(String, String)>> {
     // The built-in vocabularies are indexed here, at configure time, not by the first request.
     let _ = vocab::builtin();
+    let _ = triggers();
     let mut errors = Errors(Vec::new());
     let mut rule = ScreeningRule::default();
     let Some(map) = errors.object(v, path) else {
@@ -1034,13 +1212,22 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                     form: false,
                     json: false,
                     multipart: false,
+                    text: false,
+                    ndjson: false,
+                    xml: false,
                 };
                 for (kind, kp) in errors.strings(value, &p) {
                     match kind {
                         "form" => rule.bodies.form = true,
                         "json" => rule.bodies.json = true,
                         "multipart" => rule.bodies.multipart = true,
-                        _ => errors.add(&kp, "expected \"form\", \"json\" or \"multipart\""),
+                        "text" => rule.bodies.text = true,
+                        "ndjson" => rule.bodies.ndjson = true,
+                        "xml" => rule.bodies.xml = true,
+                        _ => errors.add(
+                            &kp,
+                            "expected \"form\", \"json\", \"multipart\", \"text\", \"ndjson\" or \"xml\"",
+                        ),
                     }
                 }
             }

@@ -214,7 +214,9 @@ const FUNCTIONS: Words = Words::new(&[
 ]);
 
 /// Catalog and file-access names no ordinary value contains.
-const PROBES: Words = Words::new(&[
+const PROBES: Words = Words::new(&PROBE_LIST);
+
+const PROBE_LIST: [&[u8]; 29] = [
     b"information_schema",
     b"sysobjects",
     b"syscolumns",
@@ -245,7 +247,7 @@ const PROBES: Words = Words::new(&[
     b"rdb$relations",
     b"msysaccessobjects",
     b"sys.all_",
-]);
+];
 
 /// The last rule may look this many tokens ahead of its anchor.
 const WINDOW: usize = 12;
@@ -765,6 +767,73 @@ fn unquoted_rules_may_apply(s: &[u8], mask: u32) -> bool {
                 .prefixes_at(s, i)
                 .any(|w| !at(s, i + w.len()).is_some_and(is_ident))
         })
+}
+
+/// The words (first word of each entry, see `inert.rs`) without which no rule here reports at
+/// `medium` or below once quotes, backticks, `|`, `&&`, `#`, `--`, `/*`, `$`, `[` and `@@` are
+/// ruled out: boolean operators, statements, time functions, clauses, `case`, the SQL
+/// functions. Keywords that only continue a rule (`like`, `in`, `is`, `by`, `from`, `null`,
+/// `table`, ...) are left out: the property tests generate values with them.
+pub(super) fn trigger_words() -> [&'static [&'static [u8]]; 3] {
+    [
+        &[
+            b"or",
+            b"and",
+            b"xor",
+            b"div",
+            b"not",
+            b"union",
+            b"select",
+            b"insert",
+            b"update",
+            b"delete",
+            b"drop",
+            b"create",
+            b"alter",
+            b"truncate",
+            b"exec",
+            b"execute",
+            b"declare",
+            b"shutdown",
+            b"waitfor",
+            b"sleep",
+            b"pg_sleep",
+            b"benchmark",
+            b"randomblob",
+            b"outfile",
+            b"dumpfile",
+            b"order",
+            b"group",
+            b"having",
+            b"where",
+            b"into",
+            b"when",
+            b"then",
+        ],
+        UNQUOTED_ANCHORS.list(),
+        &[],
+    ]
+}
+
+/// Function names the rules read only when called (a `(` in the value).
+pub(super) fn call_words() -> &'static [&'static [u8]] {
+    FUNCTIONS.list()
+}
+
+/// Words the rules find inside other words: catalog names, `case`.
+pub(super) fn substring_triggers() -> &'static [&'static [u8]] {
+    // Constant evaluation: an index out of bounds stops the build.
+    #[allow(clippy::indexing_slicing)]
+    const ALL: [&[u8]; PROBE_LIST.len() + 1] = {
+        let mut out: [&[u8]; PROBE_LIST.len() + 1] = [b"case"; PROBE_LIST.len() + 1];
+        let mut k = 0;
+        while k < PROBE_LIST.len() {
+            out[k] = PROBE_LIST[k];
+            k += 1;
+        }
+        out
+    };
+    &ALL
 }
 
 /// The rule id of the first SQL injection pattern in `s` (already decoded), if any.

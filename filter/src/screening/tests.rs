@@ -104,7 +104,7 @@ fn config_errors_table() {
             ],
         ),
         (
-            json!({"bodies": ["xml", "json", 1]}),
+            json!({"bodies": ["yaml", "json", 1]}),
             vec![
                 "policies.p.screening.bodies[0]",
                 "policies.p.screening.bodies[2]",
@@ -654,7 +654,14 @@ fn body_kinds_from_the_content_type() {
         ("multipart/mixed; boundary=abc", None, None),
         ("multipart/x-www-form-urlencoded", None, None),
         ("text/form-data", None, None),
-        ("text/plain", None, None),
+        ("text/plain", Some(ScreenedBody::Text), None),
+        ("Text/Plain; charset=utf-8", Some(ScreenedBody::Text), None),
+        ("application/x-ndjson", Some(ScreenedBody::NdJson), None),
+        ("application/jsonl", Some(ScreenedBody::NdJson), None),
+        ("application/xml", Some(ScreenedBody::Xml), None),
+        ("text/xml; charset=utf-8", Some(ScreenedBody::Xml), None),
+        ("application/soap+xml", Some(ScreenedBody::Xml), None),
+        ("text/html", None, None),
         ("application/octet-stream", None, None),
         ("garbage", None, None),
     ];

@@ -124,7 +124,6 @@ impl Words {
         }
     }
 
-    #[cfg(test)]
     pub fn list(&self) -> &'static [&'static [u8]] {
         self.list
     }

@@ -251,6 +251,30 @@ fn file_scheme(s: &[u8]) -> bool {
         })
 }
 
+/// The words (first word of each entry, see `inert.rs`) without which no rule here reports at
+/// `medium` or below, beside the file vocabularies, once `..`, `\` and NUL are ruled out.
+pub(super) fn trigger_words() -> [&'static [&'static [u8]]; 3] {
+    // Constant evaluation: an index out of bounds stops the build.
+    #[allow(clippy::indexing_slicing)]
+    const TARGET_WORDS: [&[u8]; TARGETS.len()] = {
+        let mut out: [&[u8]; TARGETS.len()] = [b""; TARGETS.len()];
+        let mut k = 0;
+        while k < TARGETS.len() {
+            out[k] = TARGETS[k].0;
+            k += 1;
+        }
+        out
+    };
+    [&TARGET_WORDS, &SCHEMES, &[b"file:"]]
+}
+
+/// The inclusion schemes, which `file_scheme` finds after any byte (`xphp://`).
+pub(super) fn substring_triggers() -> &'static [&'static [u8]] {
+    &[
+        b"file:", b"php:", b"phar:", b"zip:", b"expect:", b"glob:", b"jar:",
+    ]
+}
+
 /// The rule id of the first traversal pattern in `s` (already decoded), if any.
 fn files(v: &Vocabularies) -> &PatternSet {
     &v.files

@@ -25,6 +25,11 @@ pub struct PatternSet {
     offsets: Vec<u32>,
     /// One-byte entries.
     singles: Vec<Box<[u8]>>,
+    /// Bit `(b << 8) | c` for each entry whose second and third bytes are `b`, `c`; bit of
+    /// the pair for two-byte entries in `short`: a second load that rules out most positions
+    /// the first pair lets through (`mo` of `Mozilla` starts scanner names, `moz` none).
+    next_pairs: Vec<u64>,
+    short: Vec<u64>,
 }
 
 fn lower2(a: u8, b: u8) -> u16 {
@@ -79,6 +84,17 @@ impl PatternSet {
             }
         }
         offsets.push(u32::try_from(entries.len()).unwrap_or(u32::MAX));
+        let mut next_pairs = vec![0u64; 1024];
+        let mut short = vec![0u64; 1024];
+        for e in &entries {
+            let (bits, p) = match e.get(1..3) {
+                Some(&[b, c]) => (&mut next_pairs, lower2(b, c)),
+                _ => (&mut short, pair_of(e)),
+            };
+            if let Some(w) = bits.get_mut(usize::from(p >> 6)) {
+                *w |= 1 << (p & 63);
+            }
+        }
         let mut rank = Vec::with_capacity(pairs.len());
         let mut seen = 0u32;
         for w in &pairs {
@@ -91,11 +107,18 @@ impl PatternSet {
             rank,
             offsets,
             singles,
+            next_pairs,
+            short,
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty() && self.singles.is_empty()
+    }
+
+    /// Every entry, lowercased, `\\` read as `/`.
+    pub fn entries(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries.iter().chain(&self.singles).map(|e| &**e)
     }
 
     pub fn len(&self) -> usize {
@@ -154,6 +177,15 @@ impl PatternSet {
         }
     }
 
+    /// Whether an entry of two or more bytes may start with the (folded) bytes `a`, `b`.
+    #[inline]
+    pub fn may_start_pair(&self, a: u8, b: u8) -> bool {
+        let p = (u16::from(a) << 8) | u16::from(b);
+        self.pairs
+            .get(usize::from(p >> 6))
+            .is_some_and(|w| w & (1u64 << (p & 63)) != 0)
+    }
+
     /// Whether some entry may start at `s[i..]`: one bitmap load (no entry compared).
     #[inline]
     pub fn may_start(&self, s: &[u8], i: usize) -> bool {
@@ -178,19 +210,58 @@ impl PatternSet {
         if !self.singles.is_empty() {
             return (0..s.len()).any(|i| self.prefixes_at(s, i).next().is_some());
         }
-        s.windows(2).enumerate().any(|(i, w)| {
-            let (a, b) = match *w {
-                [a, b] => (a, b),
-                _ => return false,
-            };
-            let p = lower2(slash(a), slash(b));
-            let hit = self
-                .pairs
-                .get(usize::from(p >> 6))
-                .is_some_and(|word| word & (1u64 << (p & 63)) != 0);
-            hit && self.run_of(p).iter().any(|e| matches_at(s, i, e))
-        })
+        let bit = |set: &[u64], p: u16| {
+            set.get(usize::from(p >> 6))
+                .is_some_and(|word| word & (1u64 << (p & 63)) != 0)
+        };
+        // One table load folds each byte (case, `\` as `/`); the pair of the previous and
+        // this byte is one bitmap load, the next pair a second one for the few that hit.
+        let fold = |b: u8| FOLD.get(usize::from(b)).copied().unwrap_or(b);
+        let mut prev = match s.first() {
+            Some(&b) => fold(b),
+            None => return false,
+        };
+        for (i, &b) in s.iter().enumerate().skip(1) {
+            let cur = fold(b);
+            let p = (u16::from(prev) << 8) | u16::from(cur);
+            prev = cur;
+            if !bit(&self.pairs, p) {
+                continue;
+            }
+            let start = i - 1;
+            let next = s.get(i + 1).is_some_and(|&c| {
+                bit(&self.next_pairs, (u16::from(cur) << 8) | u16::from(fold(c)))
+            });
+            if (next || bit(&self.short, p))
+                && self.run_of(p).iter().any(|e| matches_at(s, start, e))
+            {
+                return true;
+            }
+        }
+        false
     }
+}
+
+/// Each byte as entries are stored: ASCII lowercase, `\` as `/`.
+#[allow(clippy::indexing_slicing)] // constant evaluation: an out-of-bounds index stops the build
+const FOLD: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = if b as u8 == b'\\' {
+            b'/'
+        } else {
+            (b as u8).to_ascii_lowercase()
+        };
+        b += 1;
+    }
+    t
+};
+
+/// `b` as entries are stored (ASCII lowercase, `\\` as `/`).
+#[inline]
+pub fn fold(b: u8) -> u8 {
+    FOLD.get(usize::from(b)).copied().unwrap_or(b)
 }
 
 fn slash(b: u8) -> u8 {

@@ -489,6 +489,23 @@ fn event_breakout(s: &[u8]) -> bool {
     false
 }
 
+/// The words (first word of each entry, see `inert.rs`) without which no rule here reports at
+/// `medium` or below once `<`, quotes, backticks, `{`, `+` and `%` are ruled out: sinks,
+/// script schemes, `data:`, UTF-7 shifts after a blank.
+pub(super) fn trigger_words() -> [&'static [&'static [u8]]; 3] {
+    [
+        SINKS.list(),
+        &SCRIPT_SCHEMES,
+        &[b"data:", b"adw-", b"ad4-", b"aci-"],
+    ]
+}
+
+/// Words the rules find inside other words: the CSS ones, and the DOM sinks (matched as
+/// prefixes: `.innerHTMLx` is one).
+pub(super) fn substring_triggers() -> [&'static [&'static [u8]]; 2] {
+    [&[b"expression", b"behavior", b"binding"], DOM_SINKS.list()]
+}
+
 /// The rule id of the first XSS pattern in `s` (already decoded), if any.
 pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
     use super::decode as d;

@@ -413,6 +413,87 @@ fn main() {
             }
         }
     }
+    inert_soundness(&items);
+    scanner_list_in_step();
+}
+
+/// The inert fast path against the detectors over every public and hand-written value, as
+/// written and as a query decodes it, at `low` and `medium`: the values it accepts (the
+/// detectors skipped) and how many of those a detector reports (must be 0).
+fn inert_soundness(items: &[Item]) {
+    let mut values: Vec<&str> = items.iter().map(|i| i.payload.as_str()).collect();
+    for (_, text) in HAND {
+        values.extend(text.lines().filter(|l| !l.is_empty()));
+    }
+    for text in HAND_BENIGN {
+        values.extend(text.lines().filter(|l| !l.is_empty()));
+    }
+    let (mut seen, mut accepted, mut disagree) = (0usize, 0usize, 0usize);
+    for sens in [Sensitivity::Low, Sensitivity::Medium] {
+        let Ok(mut rule) = compile_screening(&json!({}), "screening") else {
+            return;
+        };
+        rule.sensitivity = sens;
+        for v in &values {
+            for kind in [ValueKind::Query, ValueKind::Header, ValueKind::Json] {
+                seen += 1;
+                if rule.inert_value(v.as_bytes(), kind) {
+                    accepted += 1;
+                    if let Some((class, id)) = rule.screen_value_by_detectors(v.as_bytes(), kind) {
+                        disagree += 1;
+                        eprintln!(
+                            "inert path accepts a value {} reports ({id}): {v:?}",
+                            class.as_str()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    println!();
+    println!(
+        "Inert fast path (low and medium; values as query, header and JSON values): {accepted} of {seen} accepted, {disagree} of them reported by a detector"
+    );
+    if disagree > 0 {
+        std::process::exit(1);
+    }
+}
+
+/// Whether the compiled-in CRS scanner list is the one of the installed (or fetched)
+/// Debian `modsecurity-crs` package: entry for entry, comments aside.
+fn scanner_list_in_step() {
+    let ours = include_str!("../../../filter/src/screening/vocab/crs-scanners-user-agents.data");
+    let entries = |t: &str| -> std::collections::BTreeSet<String> {
+        t.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    let candidates = [
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/screening-sources/crs-deb/usr/share/modsecurity-crs/rules/scanners-user-agents.data"
+        ),
+        "/usr/share/modsecurity-crs/rules/scanners-user-agents.data",
+    ];
+    println!();
+    for path in candidates {
+        if let Ok(debian) = std::fs::read_to_string(path) {
+            let (a, b) = (entries(ours), entries(&debian));
+            if a == b {
+                println!("Scanner list: in step with {path} ({} entries)", a.len());
+            } else {
+                println!(
+                    "Scanner list: differs from {path}: {} only here, {} only there",
+                    a.difference(&b).count(),
+                    b.difference(&a).count()
+                );
+            }
+            return;
+        }
+    }
+    println!("Scanner list: no Debian modsecurity-crs data file to compare with (run tools/screening-corpus/fetch.sh)");
 }
 
 /// The `medium` figures for the public corpus as JSON, for tools/waf-anchor: per class the

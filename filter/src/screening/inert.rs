@@ -1,0 +1,485 @@
+//! The inert-value fast path: one linear pass that proves a (decoded) value holds nothing any
+//! detector could report at `low` or `medium`, so the detectors are skipped.
+//!
+//! Every detector needs either a byte this pass refuses or a word of its vocabularies:
+//!
+//! - **Bytes.** Accepted are ASCII letters and digits, the space, `-` `.` `_` `,` `;` `=` `/`
+//!   `:` `(` `)` `@` `&` `!`, at most one `?`, and UTF-8 bytes of 0x80 and above except the lead
+//!   bytes the decoder folds (0xc0, 0xc1, 0xe0, 0xef). Refused are quotes, backticks, `<` `>`
+//!   `|` `$` `%` `#` `{` `}` `[` `]` `\` `+` `*` `~` `^`, every control byte (tab, newline,
+//!   NUL), and the pairs `..`, `--`, `@@`, `&&`. So no quote breakout, tag, template, shell
+//!   substitution, pipe, variable, glob, escape, encoding, traversal or comment can be in the
+//!   value.
+//! - **Words.** Each run of ASCII letters is looked up in one index of trigger words built
+//!   from every detector's lists (shell commands, cmdlets, PHP calls, SQL keywords that anchor
+//!   a rule, SQL functions and catalogs, script sinks and schemes, file-inclusion schemes,
+//!   sensitive files): the first run of letters of each entry, either alone (`whoami`) or with
+//!   the byte that follows it in the entry (`etc/` for `etc/passwd`, `data:` for
+//!   `data:text/html`, `win.` for `win.ini`), which a value's run then needs after it too.
+//!   Detectors that find their words inside other words (catalog names, `case`, CSS
+//!   `expression`) have their lists searched as substrings, in the same pass's index.
+//!
+//! A value passing both is screened by no detector: the property tests in `tests.rs` check that
+//! the full detectors agree on every value this path accepts, over the corpora and generated
+//! values built from every list's words. The path is off at `high` (its rules read weaker
+//! signals) and for a policy with `extra` vocabularies (their words are not in the index).
+
+use super::vocab::PatternSet;
+
+// Indexing is fine here: constant evaluation, where an index out of bounds stops the build.
+#[allow(clippy::indexing_slicing)]
+/// Per byte: 0 refused, 1 accepted, 2 letter (starts or continues a word), 3 `?` (counted).
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphabetic() {
+            2
+        } else if c.is_ascii_digit()
+            || matches!(
+                c,
+                b' ' | b'-'
+                    | b'.'
+                    | b'_'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b'/'
+                    | b':'
+                    | b'('
+                    | b')'
+                    | b'@'
+                    | b'&'
+                    | b'!'
+            )
+        {
+            1
+        } else if c == b'?' {
+            3
+        } else if c >= 0x80 && !matches!(c, 0xc0 | 0xc1 | 0xe0 | 0xef) {
+            1
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
+/// The trigger-word indexes: whole runs of letters (with an optional following byte), and
+/// substrings searched anywhere.
+#[derive(Debug)]
+pub struct Triggers {
+    /// By first letter (`a`..`z`): bit `n` set when some word entry has `n` bytes (63 for
+    /// longer ones), so most runs of letters are ruled out with one load.
+    lengths: [u64; 26],
+    call_lengths: [u64; 26],
+    /// Bloom filter of the word and call entries' hashes (FNV-1a of their folded bytes).
+    bloom: Vec<u64>,
+    words: PatternSet,
+    substrings: PatternSet,
+    /// SQL function names: only read by the rules when called, so a trigger only in a value
+    /// holding `(`.
+    calls: PatternSet,
+}
+
+/// The first run of letters of `entry`, with the byte after it when the entry goes on (the
+/// form a value must hold for the entry to match there).
+fn first_word(entry: &[u8]) -> Option<&[u8]> {
+    let start = entry.iter().position(u8::is_ascii_alphabetic)?;
+    let len = entry
+        .get(start..)?
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .count();
+    let end = start + len;
+    // Nothing but more letters can follow a run; a digit or punctuation byte narrows the
+    // word to where it is followed by that byte.
+    entry.get(start..(end + 1).min(entry.len()))
+}
+
+impl Triggers {
+    /// Indexes the entries of every list a detector reads: `words` (their first word, see
+    /// the module documentation), `calls` (SQL function names) and `substrings`.
+    pub fn build(words: &[&[u8]], calls: &[&[u8]], substrings: &[&[u8]]) -> Triggers {
+        let firsts = |list: &[&[u8]]| -> Vec<Vec<u8>> {
+            list.iter()
+                .filter_map(|e| first_word(e))
+                .map(<[u8]>::to_ascii_lowercase)
+                .collect()
+        };
+        let words = firsts(words);
+        let calls: Vec<String> = firsts(calls)
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        let text: Vec<String> = words
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        let subs: Vec<String> = substrings
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        let mut bloom = vec![0u64; 1024];
+        for e in text.iter().chain(&calls) {
+            let (w, bit) = bloom_bit(hash_of(e.as_bytes()));
+            if let Some(word) = bloom.get_mut(w) {
+                *word |= bit;
+            }
+        }
+        Triggers {
+            bloom,
+            lengths: lengths_of(&text),
+            call_lengths: lengths_of(&calls),
+            words: PatternSet::build("", text.iter().map(String::as_str)),
+            substrings: PatternSet::build("", subs.iter().map(String::as_str)),
+            calls: PatternSet::build("", calls.iter().map(String::as_str)),
+        }
+    }
+
+    /// Whether a run of letters with this hash (`alone`), or it with the byte after it
+    /// (`followed`), may be a trigger or call word: one bloom filter bit each, so that most
+    /// runs are never compared.
+    #[inline]
+    fn may_be_trigger(&self, alone: u32, followed: u32) -> bool {
+        [alone, followed].into_iter().any(|h| {
+            let (w, bit) = bloom_bit(h);
+            self.bloom.get(w).is_some_and(|word| word & bit != 0)
+        })
+    }
+
+    /// Whether the run of letters `s[start..end]` (or it with the byte after it) is a trigger.
+    #[inline]
+    fn word_at(&self, s: &[u8], start: usize, end: usize) -> bool {
+        in_set(&self.words, &self.lengths, s, start, end)
+    }
+
+    /// Whether the run `s[start..end]` is an SQL function name placed as a call reads it:
+    /// its identifier (dotted parts and blanks included) before `(`, or a part of a dotted or
+    /// underscored name.
+    #[inline]
+    fn call_at(&self, s: &[u8], start: usize, end: usize) -> bool {
+        if !in_set(&self.calls, &self.call_lengths, s, start, end) {
+            return false;
+        }
+        let joined = |b: Option<&u8>| matches!(b, Some(b'.' | b'_'));
+        // The rules read the whole identifier before `(` (`sysdummy1 (`, `version.x(`).
+        // Bounded: the rules read at most 40 bytes of name and 8 blanks before `(`.
+        let called = s.get(end..).and_then(|t| {
+            t.iter()
+                .take(64)
+                .find(|&&b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b' ')))
+        }) == Some(&b'(');
+        called || joined(s.get(end)) || joined(start.checked_sub(1).and_then(|p| s.get(p)))
+    }
+
+    #[cfg(test)]
+    pub fn words(&self) -> &PatternSet {
+        &self.words
+    }
+}
+
+/// Whether the run `s[start..end]`, alone or with the byte after it, is an entry of `set`
+/// (`lengths`: its entries' lengths by first letter).
+#[inline]
+fn in_set(set: &PatternSet, lengths: &[u64; 26], s: &[u8], start: usize, end: usize) -> bool {
+    {
+        let first = s
+            .get(start)
+            .map_or(0, |b| b.to_ascii_lowercase().wrapping_sub(b'a'));
+        let lengths = lengths.get(usize::from(first)).copied().unwrap_or(0);
+        let n = end - start;
+        if lengths & (3 << n.min(62)) == 0 {
+            return false;
+        }
+        let word = s.get(start..end).unwrap_or_default();
+        set.contains(word)
+            || s.get(start..end + 1)
+                .is_some_and(|w| w.len() > word.len() && set.contains(w))
+    }
+}
+
+fn lengths_of(words: &[String]) -> [u64; 26] {
+    let mut lengths = [0u64; 26];
+    for w in words {
+        if let Some(slot) = w
+            .bytes()
+            .next()
+            .and_then(|b| lengths.get_mut(usize::from(b.wrapping_sub(b'a'))))
+        {
+            *slot |= 1 << w.len().min(63);
+        }
+    }
+    lengths
+}
+
+/// Whether the decoded value `s` is inert: no byte and no word any detector needs (module
+/// documentation). One pass; each run of letters is looked up once (a bitmap load for most).
+pub fn inert(s: &[u8], t: &Triggers) -> bool {
+    let mut prev = 0u8;
+    let mut prev_folded = 0u8;
+    let mut questions = 0u32;
+    let mut call_word = false;
+    let mut substring = false;
+    let mut word_start = None;
+    let mut hash = FNV_OFFSET;
+    for (i, &b) in s.iter().enumerate() {
+        let folded = fold(b);
+        // A substring trigger may start at the previous byte (its first two bytes): the
+        // full search runs at the end only then.
+        substring = substring || t.substrings.may_start_pair(prev_folded, folded);
+        prev_folded = folded;
+        match CLASS.get(usize::from(b)).copied().unwrap_or(0) {
+            0 => return false,
+            2 => {
+                if word_start.is_none() {
+                    word_start = Some(i);
+                    hash = FNV_OFFSET;
+                }
+                hash = fnv(hash, folded);
+                prev = b;
+                continue;
+            }
+            3 => questions += 1,
+            _ => {}
+        }
+        if let Some(start) = word_start.take() {
+            if t.may_be_trigger(hash, fnv(hash, folded)) {
+                if t.word_at(s, start, i) {
+                    return false;
+                }
+                call_word = call_word || t.call_at(s, start, i);
+            }
+        }
+        if b == prev && matches!(b, b'.' | b'-' | b'@' | b'&') {
+            return false;
+        }
+        prev = b;
+    }
+    if let Some(start) = word_start {
+        if t.may_be_trigger(hash, hash) {
+            if t.word_at(s, start, s.len()) {
+                return false;
+            }
+            call_word = call_word || t.call_at(s, start, s.len());
+        }
+    }
+    if call_word && s.contains(&b'(') {
+        return false;
+    }
+    // One `?` cannot make a glob of two wildcards; substrings last (rarely reached).
+    questions <= 1 && !(substring && t.substrings.occurs_in(s))
+}
+
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+
+#[inline]
+fn fnv(h: u32, b: u8) -> u32 {
+    (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+}
+
+fn fold(b: u8) -> u8 {
+    super::vocab::fold(b)
+}
+
+/// The bloom bit of a hash (65,536 bits).
+#[inline]
+fn bloom_bit(h: u32) -> (usize, u64) {
+    let h = h ^ (h >> 16);
+    (usize::from((h >> 6) as u16 & 0x3ff), 1u64 << (h & 63))
+}
+
+fn hash_of(word: &[u8]) -> u32 {
+    word.iter().fold(FNV_OFFSET, |h, &b| fnv(h, fold(b)))
+}
+
+/// Headers whose syntax the fast path reads beyond [`inert`] (the bytes that syntax needs and
+/// the generic pass refuses: quotes, `*`, `+`). A value that does not follow its grammar
+/// exactly goes to the detectors like any other.
+///
+/// | header | grammar |
+/// |---|---|
+/// | `accept`, `content-type` | media ranges: a type of a fixed list (`text`, `application`, `image`, `audio`, `video`, `font`, `multipart`, `message`, `model`, `*`), `/`, a lowercase subtype of `[a-z0-9.+-]` or `*`, parameters `;name=value` with a name of a fixed list (`q`, `v`, `charset`, `level`, `profile`, `version`, `boundary`, `format`) and a value of `[A-Za-z0-9.-]`; ranges separated by `,` and blanks |
+/// | `sec-ch-ua`, `sec-ch-ua-full-version-list` | `"brand";v="version"` items separated by `,` and blanks: a brand of letters, digits, blanks, `.`, `_`, `-` whose words pass the trigger index, or Chromium's GREASE brand `Not` + 1 byte + `A` + 1 byte + `Brand`; a version of digits and `.` |
+/// | `sec-ch-ua-platform`, `-platform-version`, `-model`, `-arch`, `-bitness`, `-full-version` | one quoted string of the same brand bytes, words passing the index |
+/// | `sec-ch-ua-mobile` | `?0` or `?1` |
+/// | `if-none-match`, `if-match` | `*`, or entity tags `"..."` / `W/"..."` of `[A-Za-z0-9._:-]` whose words pass the index, separated by `,` and blanks |
+pub fn header_inert(name: &str, value: &[u8], t: &Triggers) -> bool {
+    match name {
+        "accept" | "content-type" => media_ranges(value, t),
+        "sec-ch-ua" | "sec-ch-ua-full-version-list" => brand_list(value, t),
+        "sec-ch-ua-platform"
+        | "sec-ch-ua-platform-version"
+        | "sec-ch-ua-model"
+        | "sec-ch-ua-arch"
+        | "sec-ch-ua-bitness"
+        | "sec-ch-ua-full-version" => quoted(value, 0, brand_byte)
+            .is_some_and(|(inner, end)| end == value.len() && words_pass(inner, t)),
+        "sec-ch-ua-mobile" => value == b"?0" || value == b"?1",
+        "if-none-match" | "if-match" => value == b"*" || entity_tags(value, t),
+        _ => false,
+    }
+}
+
+const MEDIA_TYPES: [&[u8]; 10] = [
+    b"text",
+    b"application",
+    b"image",
+    b"audio",
+    b"video",
+    b"font",
+    b"multipart",
+    b"message",
+    b"model",
+    b"*",
+];
+
+const MEDIA_PARAMETERS: [&[u8]; 8] = [
+    b"q",
+    b"v",
+    b"charset",
+    b"level",
+    b"profile",
+    b"version",
+    b"boundary",
+    b"format",
+];
+
+/// Items of `s` split at `sep`, blanks around each trimmed.
+fn items(s: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
+    s.split(move |&b| b == sep).map(|i| i.trim_ascii())
+}
+
+fn media_ranges(s: &[u8], t: &Triggers) -> bool {
+    !s.is_empty()
+        && items(s, b',').all(|range| {
+            let mut parts = items(range, b';');
+            let Some((ty, sub)) = parts
+                .next()
+                .and_then(|m| m.iter().position(|&b| b == b'/').map(|p| m.split_at(p)))
+            else {
+                return false;
+            };
+            let sub = sub.get(1..).unwrap_or_default();
+            MEDIA_TYPES.contains(&ty)
+                && (sub == b"*"
+                    || (!sub.is_empty()
+                        && sub.iter().all(|&b| {
+                            b.is_ascii_lowercase() || b.is_ascii_digit() || b".+-".contains(&b)
+                        })
+                        && sub.split(|&b| b == b'+').all(|w| inert(w, t))))
+                && parts.all(|p| {
+                    p.iter().position(|&b| b == b'=').is_some_and(|eq| {
+                        let (n, v) = p.split_at(eq);
+                        let v = v.get(1..).unwrap_or_default();
+                        MEDIA_PARAMETERS.contains(&n)
+                            && !v.is_empty()
+                            && v.iter()
+                                .all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                            && inert(v, t)
+                    })
+                })
+        })
+}
+
+fn brand_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b' ' | b'.' | b'_' | b'-')
+}
+
+/// `"..."` at `i` whose bytes all pass `ok`: the inside and the position after the quote.
+fn quoted(s: &[u8], i: usize, ok: fn(u8) -> bool) -> Option<(&[u8], usize)> {
+    if s.get(i) != Some(&b'"') {
+        return None;
+    }
+    let len = s.get(i + 1..)?.iter().take_while(|&&b| ok(b)).count();
+    (s.get(i + 1 + len) == Some(&b'"'))
+        .then(|| (s.get(i + 1..i + 1 + len).unwrap_or_default(), i + len + 2))
+}
+
+/// Whether the inside of a quoted string (brand, entity tag: bytes the generic pass
+/// accepts) is inert.
+fn words_pass(s: &[u8], t: &Triggers) -> bool {
+    inert(s, t)
+}
+
+/// Chromium's GREASE brand: `Not`, one byte, `A`, one byte, `Brand` (the bytes vary).
+fn grease(brand: &[u8]) -> bool {
+    const GREASE: &[u8] = b" ()-./:;=?_";
+    matches!(brand, [b'N', b'o', b't', x, b'A', y, b'B', b'r', b'a', b'n', b'd']
+        if GREASE.contains(x) && GREASE.contains(y))
+}
+
+fn brand_list(s: &[u8], t: &Triggers) -> bool {
+    let mut i = 0;
+    loop {
+        // The brand: the GREASE one holds bytes the others may not.
+        let brand = if s.get(i..i + 13).is_some_and(|q| {
+            q.first() == Some(&b'"')
+                && q.last() == Some(&b'"')
+                && grease(q.get(1..12).unwrap_or_default())
+        }) {
+            i += 13;
+            true
+        } else {
+            match quoted(s, i, brand_byte) {
+                Some((inner, end)) if !inner.is_empty() && words_pass(inner, t) => {
+                    i = end;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if !brand || s.get(i..i + 3) != Some(b";v=") {
+            return false;
+        }
+        match quoted(s, i + 3, |b| b.is_ascii_digit() || b == b'.') {
+            Some((version, end)) if !version.is_empty() => i = end,
+            _ => return false,
+        }
+        if i == s.len() {
+            return true;
+        }
+        if s.get(i) != Some(&b',') {
+            return false;
+        }
+        i += 1;
+        while s.get(i) == Some(&b' ') {
+            i += 1;
+        }
+    }
+}
+
+fn etag_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
+}
+
+fn entity_tags(s: &[u8], t: &Triggers) -> bool {
+    let mut i = 0;
+    loop {
+        if s.get(i..i + 2) == Some(b"W/") {
+            i += 2;
+        }
+        match quoted(s, i, etag_byte) {
+            Some((tag, end)) if words_pass(tag, t) => i = end,
+            _ => return false,
+        }
+        while s.get(i) == Some(&b' ') {
+            i += 1;
+        }
+        if i == s.len() {
+            return true;
+        }
+        if s.get(i) != Some(&b',') {
+            return false;
+        }
+        i += 1;
+        while s.get(i) == Some(&b' ') {
+            i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,305 @@
+//! The inert fast path is sound: every value it accepts is one no detector reports, at `low`
+//! and `medium` (the sensitivities it runs at). Checked over the hand-written corpora (attacks
+//! and benign, as written and with every byte the generic pass refuses removed, so more of
+//! them reach the word check) and over generated values built from every trigger list's words,
+//! the SQL keywords left out of the index, single letters, digits and the punctuation the pass
+//! accepts. `screening-eval` runs the same check over the public corpus.
+
+use crate::screening::tests::{ATTACKS, BENIGN};
+use crate::screening::{cmdi, sqli, traversal, vocab, xss};
+use crate::screening::{compile_screening, ScreeningRule, Sensitivity, ValueKind};
+use proptest::prelude::*;
+
+fn rule(sens: Sensitivity) -> ScreeningRule {
+    ScreeningRule {
+        sensitivity: sens,
+        ..ScreeningRule::default()
+    }
+}
+
+const KINDS: [ValueKind; 3] = [ValueKind::Query, ValueKind::Header, ValueKind::Json];
+
+/// Panics with the value when the fast path accepts what a detector reports.
+fn assert_sound(value: &[u8]) {
+    for sens in [Sensitivity::Low, Sensitivity::Medium] {
+        let r = rule(sens);
+        for kind in KINDS {
+            if r.inert_value(value, kind) {
+                assert_eq!(
+                    r.screen_value_by_detectors(value, kind),
+                    None,
+                    "the fast path accepts {:?} ({kind:?}, {sens:?})",
+                    String::from_utf8_lossy(value)
+                );
+            }
+        }
+    }
+}
+
+/// Bytes the generic pass refuses, removed: the payload's words and remaining punctuation.
+fn refused_removed(s: &str) -> String {
+    s.chars()
+        .filter(|c| !"'\"`<>|$%#{}[]\\+*~^\t\n\r".contains(*c))
+        .collect()
+}
+
+#[test]
+fn corpora_values_it_accepts_are_clean() {
+    let mut accepted = 0;
+    let mut seen = 0;
+    for text in ATTACKS.iter().map(|(_, t)| *t).chain(BENIGN) {
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            for v in [line.to_string(), refused_removed(line)] {
+                seen += 1;
+                if rule(Sensitivity::Medium).inert_value(v.as_bytes(), ValueKind::Json) {
+                    accepted += 1;
+                }
+                assert_sound(v.as_bytes());
+            }
+        }
+    }
+    // The check reaches the detectors for a good share of the values, attacks included.
+    assert!(accepted > seen / 4, "{accepted} of {seen}");
+}
+
+#[test]
+fn accepts_ordinary_header_values() {
+    let r = rule(Sensitivity::Medium);
+    for v in [
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+        "https://shop.example/orders?page=1",
+        "gzip, deflate, br, zstd",
+        "en-US,en;q=0.9,de;q=0.8",
+        "max-age=0",
+        "same-origin",
+        "navigate",
+        "document",
+        "/orders/7f9e0c1a-4b7e-4c55-9d8a-1b2c3d4e5f60",
+        "ada lovelace",
+    ] {
+        assert!(r.inert_value(v.as_bytes(), ValueKind::Header), "{v}");
+    }
+    for (name, v) in [
+        ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7"),
+        ("accept", "*/*"),
+        ("content-type", "application/json; charset=utf-8"),
+        ("sec-ch-ua", "\"Chromium\";v=\"124\", \"Google Chrome\";v=\"124\", \"Not-A.Brand\";v=\"99\""),
+        ("sec-ch-ua", "\"Not)A;Brand\";v=\"99\", \"Microsoft Edge\";v=\"127\", \"Chromium\";v=\"127\""),
+        ("sec-ch-ua-platform", "\"Windows\""),
+        ("sec-ch-ua-mobile", "?0"),
+        ("if-none-match", "W/\"5e15153d-120f\""),
+        ("if-none-match", "\"a\", W/\"b\""),
+    ] {
+        assert!(r.inert_header(name, v.as_bytes()), "{name}: {v}");
+    }
+}
+
+#[test]
+fn refuses_what_detectors_need() {
+    let r = rule(Sensitivity::Medium);
+    for v in [
+        "1 or 1=1",
+        "x; whoami",
+        "uname -a",
+        "/etc/passwd",
+        "..\\..\\boot.ini",
+        "javascript:alert(1)",
+        "a'b",
+        "<b>",
+        "x && y",
+        "c?t /e?c",
+        "1&&1=1",
+        "Invoke-Expression",
+        "data:text/html,x",
+        "x ADw-script",
+        "information_schema",
+        "Windows/system32",
+    ] {
+        assert!(!r.inert_value(v.as_bytes(), ValueKind::Header), "{v}");
+    }
+    for (name, v) in [
+        ("accept", "etc/passwd"),
+        ("accept", "text/html;sh=1"),
+        ("accept", "Text/Html"),
+        ("sec-ch-ua", "\"x or 1=1\";v=\"1\""),
+        ("sec-ch-ua", "\"whoami\";v=\"1\""),
+        ("sec-ch-ua-platform", "\"Windows\" x"),
+        ("if-none-match", "\"a\";id"),
+    ] {
+        assert!(!r.inert_header(name, v.as_bytes()), "{name}: {v}");
+    }
+    // Off at `high` and with extra vocabularies.
+    assert!(!rule(Sensitivity::High).inert_value(b"plain words", ValueKind::Header));
+    let Ok(extra) = compile_screening(
+        &serde_json::json!({"extra": {"commands": ["bench"]}}),
+        "screening",
+    ) else {
+        panic!("extra does not compile");
+    };
+    assert!(!extra.inert_value(b"/bench", ValueKind::Path));
+    assert!(extra.screen_value(b"bench -x", ValueKind::Header).is_some());
+}
+
+/// Every word of every list the detectors read, triggers or not, and the SQL keywords that
+/// are not triggers: the generator's vocabulary.
+fn vocabulary() -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let lists = cmdi::trigger_words()
+        .into_iter()
+        .chain(sqli::trigger_words())
+        .chain(xss::trigger_words())
+        .chain(traversal::trigger_words());
+    for list in lists {
+        for w in list {
+            words.push(String::from_utf8_lossy(w).into_owned());
+        }
+    }
+    for w in sqli::substring_triggers()
+        .iter()
+        .chain(xss::substring_triggers().iter().flat_map(|l| l.iter()))
+        .chain(traversal::substring_triggers())
+    {
+        words.push(String::from_utf8_lossy(w).into_owned());
+    }
+    let base = vocab::builtin();
+    words.extend(
+        sqli::call_words()
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned()),
+    );
+    for set in [&base.commands, &base.cmdlets, &base.sql_functions] {
+        words.extend(
+            set.entries()
+                .map(|e| String::from_utf8_lossy(e).into_owned()),
+        );
+    }
+    words.extend(
+        base.files
+            .entries()
+            .step_by(7)
+            .map(|e| String::from_utf8_lossy(e).into_owned()),
+    );
+    for w in [
+        "like",
+        "in",
+        "is",
+        "by",
+        "all",
+        "distinct",
+        "from",
+        "set",
+        "delay",
+        "null",
+        "true",
+        "false",
+        "table",
+        "database",
+        "schema",
+        "view",
+        "procedure",
+        "function",
+        "user",
+        "login",
+        "index",
+        "trigger",
+        "rlike",
+        "regexp",
+        "between",
+        "sys",
+        "version",
+        "char",
+        "ascii",
+        "concat",
+        "substring",
+        "if",
+        "elt",
+        "x",
+        "a",
+        "e",
+        "on",
+        "onerror",
+        "onload",
+        "alert",
+        "script",
+        "src",
+        "href",
+        "img",
+        "svg",
+        "bin",
+        "sh",
+        "tmp",
+        "var",
+        "usr",
+        "win",
+        "ini",
+        "cmd",
+        "exe",
+        "system",
+        "bench",
+        "orders",
+        "Mozilla",
+        "Gecko",
+        "Windows",
+        "NT",
+    ] {
+        words.push(w.to_string());
+    }
+    words
+}
+
+fn piece() -> impl Strategy<Value = String> {
+    let vocab = vocabulary();
+    prop_oneof![
+        4 => proptest::sample::select(vocab),
+        2 => "[a-z]{1,3}",
+        1 => "[A-Z][a-z]{0,6}",
+        2 => "[0-9]{1,3}",
+        1 => "0x[0-9a-f]{2,4}",
+        4 => proptest::sample::select(vec![
+            " ", " ", ";", "=", "/", ":", "(", ")", ",", ".", "-", "_", "@", "&", "?", "; ",
+            " (", ") ", "=(", "/.", ".x", "x.", "-x", "()", "!", "!=", " !",
+        ])
+        .prop_map(str::to_string),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: std::env::var("INERT_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(4000), ..ProptestConfig::default() })]
+
+    /// Values made of the lists' words, glued or spaced with the accepted punctuation: the
+    /// fast path may accept only those no detector reports.
+    #[test]
+    fn generated_values_it_accepts_are_clean(parts in proptest::collection::vec(piece(), 1..9)) {
+        assert_sound(parts.concat().as_bytes());
+    }
+
+    /// Accept lists, client hints and entity tags with the lists' words as subtypes,
+    /// parameter values, brands and tags: the header grammar may accept only clean ones.
+    #[test]
+    fn header_grammars_accept_only_clean_values(
+        words in proptest::collection::vec(proptest::sample::select(vocabulary()), 1..4),
+        shape in 0usize..6,
+    ) {
+        let w = |k: usize| words.get(k % words.len()).cloned().unwrap_or_default();
+        let (name, value) = match shape {
+            0 => ("accept", format!("text/{},application/{};q=0.{}", w(0), w(1), w(2).len())),
+            1 => ("content-type", format!("application/{}; charset={}", w(0), w(1))),
+            2 => ("sec-ch-ua", format!("\"{}\";v=\"1\", \"{} {}\";v=\"2\"", w(0), w(1), w(2))),
+            3 => ("sec-ch-ua-platform", format!("\"{}\"", w(0))),
+            4 => ("if-none-match", format!("W/\"{}-{}\", \"{}\"", w(0), w(1), w(2))),
+            _ => ("accept", format!("{}/{};v={}", w(0), w(1), w(2))),
+        };
+        for sens in [Sensitivity::Low, Sensitivity::Medium] {
+            let r = rule(sens);
+            if r.inert_header(name, value.as_bytes()) {
+                prop_assert_eq!(
+                    r.screen_value_by_detectors(value.as_bytes(), ValueKind::Header),
+                    None,
+                    "{}: {}", name, value
+                );
+            }
+        }
+    }
+}
