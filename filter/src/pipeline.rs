@@ -2,22 +2,23 @@
 //! adapter gathers the facts into a [`RequestView`] and an [`Env`] (host clock, shared store,
 //! what this decision may do) and the request lifecycle (`lifecycle`) acts on the [`Decision`].
 
+use crate::abuse::lockout::{check_lockouts, record_failed_auth};
 use crate::abuse::Guardrails;
 use crate::checks::api_key::{Authenticated, CredentialLocation};
 use crate::checks::introspection::{self, IntroFacts, IntroOutcome, Introspected, Refresh};
 use crate::checks::jwt::{self, TokenAdmission};
 use crate::checks::mtls::MtlsProblem;
-use crate::jwt::keysource::try_early_refetch;
 use crate::jwt::provider::{AuthMode, ProviderId, ProviderKeys};
 use crate::jwt::runtime::TokenRuntime;
 use crate::jwt::TokenProblem;
 use crate::lifecycle::Attempt;
 use crate::payload::{check_json_keeping, BodyPlan, PayloadProblem};
-use crate::policy::{Guard, RoutePolicy};
-use crate::ratelimit::{check_lockouts, enforce, enforce_before_checks, record_failed_auth, Event};
+use crate::policy::{select, Guard, RoutePolicy};
+use crate::ratelimit::{enforce, enforce_before_checks, Event};
 use crate::rejection::{KeyProblem, Rejection};
+use crate::remote::document::try_early_refetch;
 use crate::request::RequestView;
-use crate::route::{select, Selection};
+use crate::route::Selection;
 use crate::screening::BodyScreening;
 use crate::store::SharedStore;
 use crate::time::UnixTime;
@@ -88,7 +89,7 @@ pub fn decide<'g>(
     decide_selected(guard, select(guard, request), request, env, runtime, events)
 }
 
-/// [`decide`] under a policy already selected for `request` (`route::select` of the same guard
+/// [`decide`] under a policy already selected for `request` (`policy::select` of the same guard
 /// and request): the host adapter selects once, to know which facts the policy needs (client
 /// address, certificate) before it reads them, and hands the selection on.
 pub fn decide_selected<'g>(

@@ -21,6 +21,7 @@ mod cmdi;
 pub mod decode;
 pub mod inert;
 pub mod multipart;
+mod sensitivity;
 mod sqli;
 mod text;
 mod traversal;
@@ -28,67 +29,14 @@ pub mod vocab;
 pub mod xml;
 mod xss;
 
+// What a finding is (class, rule, location) and which bodies are screened are named by the
+// rejections and the verdict, below this module: they live in `rejection::finding`.
+pub use crate::rejection::finding::{Class, Detection, Location, ScreenedBody};
+pub use sensitivity::Sensitivity;
+
 use crate::payload::doc::{Document, Duplicates, Json};
 use crate::request::RequestView;
 use serde_json::Value;
-
-/// Attack classes, with the stable names used in error codes, metrics and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Class {
-    Sqli,
-    Xss,
-    Traversal,
-    CommandInjection,
-    Bot,
-    /// Not an attack: a body the policy must screen but cannot read (malformed JSON or
-    /// multipart, an ambiguous content type, a content coding). Refused in `block` mode as
-    /// its payload problem; reported under this class in `detect` mode, so that shadow mode
-    /// shows what `block` would refuse. The rule id is the problem's code.
-    UnreadableBody,
-}
-
-impl Class {
-    /// The attack classes (not [`Class::UnreadableBody`]).
-    pub const ALL: [Class; 5] = [
-        Class::Sqli,
-        Class::Xss,
-        Class::Traversal,
-        Class::CommandInjection,
-        Class::Bot,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Sqli => "sqli",
-            Class::Xss => "xss",
-            Class::Traversal => "path_traversal",
-            Class::CommandInjection => "command_injection",
-            Class::Bot => "bad_bot",
-            Class::UnreadableBody => "unreadable_body",
-        }
-    }
-}
-
-/// How eagerly the detectors report: `low` keeps only the surest signatures, `high` also
-/// reports weak signals (and has false positives on ordinary text). Default `medium`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Sensitivity {
-    Low,
-    Medium,
-    High,
-}
-
-impl Sensitivity {
-    pub const ALL: [Sensitivity; 3] = [Sensitivity::Low, Sensitivity::Medium, Sensitivity::High];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sensitivity::Low => "low",
-            Sensitivity::Medium => "medium",
-            Sensitivity::High => "high",
-        }
-    }
-}
 
 /// `block`: a detection rejects the request (403). `detect`: shadow mode, a detection is only
 /// counted and logged.
@@ -96,87 +44,6 @@ impl Sensitivity {
 pub enum Mode {
     Block,
     Detect,
-}
-
-/// Where a detection was made. Names are sanitised (see the module documentation).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Path,
-    /// A query parameter's value.
-    Query {
-        name: String,
-    },
-    /// A query parameter's name.
-    QueryName,
-    Header {
-        name: String,
-    },
-    Cookie {
-        name: String,
-    },
-    /// A cookie's name.
-    CookieName,
-    /// A form field's value (`application/x-www-form-urlencoded`).
-    Form {
-        name: String,
-    },
-    /// A form field's name (urlencoded or multipart).
-    FormName,
-    /// The file name of the multipart file field `name`.
-    Filename {
-        name: String,
-    },
-    /// A JSON string value, by JSON pointer.
-    Json {
-        pointer: String,
-    },
-    /// A member name of the JSON object at `pointer` (the name itself is not repeated here).
-    JsonName {
-        pointer: String,
-    },
-    UserAgent,
-    /// The request body as a whole (an unreadable one).
-    Body,
-    /// A `text/plain` body, or an unlabelled one that is not JSON, screened as one value.
-    Text,
-    /// A value of an XML body: the element path (`/order/item`), with `/@name` for an
-    /// attribute and `/?` for a processing instruction.
-    Xml {
-        path: String,
-    },
-}
-
-impl Location {
-    /// The location as logs and skip lists write it: `path`, `query.q`, `query_name`,
-    /// `header.referer`, `cookie.session`, `cookie_name`, `form.comment`, `form_name`, `json./a/0/b`,
-    /// `json_name./a` (a member name of the object at `/a`), `user_agent`, `body`.
-    pub fn key(&self) -> String {
-        match self {
-            Location::Path => "path".to_string(),
-            Location::Query { name } => format!("query.{name}"),
-            Location::QueryName => "query_name".to_string(),
-            Location::Header { name } => format!("header.{name}"),
-            Location::Cookie { name } => format!("cookie.{name}"),
-            Location::CookieName => "cookie_name".to_string(),
-            Location::Form { name } => format!("form.{name}"),
-            Location::FormName => "form_name".to_string(),
-            Location::Filename { name } => format!("filename.{name}"),
-            Location::Json { pointer } => format!("json.{pointer}"),
-            Location::JsonName { pointer } => format!("json_name.{pointer}"),
-            Location::UserAgent => "user_agent".to_string(),
-            Location::Body => "body".to_string(),
-            Location::Text => "text".to_string(),
-            Location::Xml { path } => format!("xml.{path}"),
-        }
-    }
-}
-
-/// One finding: what, which rule, where. Never the value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Detection {
-    pub class: Class,
-    pub rule_id: &'static str,
-    pub location: Location,
 }
 
 /// How a value reached us, which decides its decoding: `+` is a space only in query strings
@@ -191,28 +58,6 @@ pub enum ValueKind {
     Json,
     /// A `multipart/form-data` field name, value or file name (no `+` decoding).
     Multipart,
-}
-
-/// The kinds of request body screening reads, decided from `content-type` when the headers
-/// arrive.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScreenedBody {
-    /// `application/x-www-form-urlencoded`.
-    Form,
-    /// `application/json` or `application/*+json`.
-    Json,
-    /// `multipart/form-data`, with the boundary from its `content-type`.
-    Multipart { boundary: Vec<u8> },
-    /// `text/plain`: one value.
-    Text,
-    /// Newline-delimited JSON (`application/x-ndjson`, `jsonl`, ...): each line one strict
-    /// JSON text.
-    NdJson,
-    /// `application/xml`, `text/xml`, `application/*+xml` ([`xml`]).
-    Xml,
-    /// No `content-type`: some frameworks read such a body as JSON (FastAPI), others as
-    /// text. Screened as JSON when it is one strict JSON text, else as one text value.
-    Unlabelled,
 }
 
 /// What body screening makes of a request, decided from its headers.
