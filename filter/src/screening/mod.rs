@@ -34,6 +34,7 @@ mod xss;
 pub use crate::rejection::finding::{Class, Detection, Location, ScreenedBody};
 pub use sensitivity::Sensitivity;
 
+use crate::config::reader::{self, child, kind, ConfigErrors};
 use crate::payload::doc::{Document, Duplicates, Json};
 use crate::request::RequestView;
 use serde_json::Value;
@@ -888,87 +889,6 @@ fn unreadable(problem: &crate::payload::PayloadProblem<'_>) -> Detection {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-struct Errors(Vec<(String, String)>);
-
-impl Errors {
-    fn add(&mut self, path: &str, message: impl Into<String>) {
-        self.0.push((path.to_string(), message.into()));
-    }
-
-    fn object<'a>(
-        &mut self,
-        v: &'a Value,
-        path: &str,
-    ) -> Option<&'a serde_json::Map<String, Value>> {
-        match v {
-            Value::Object(m) => Some(m),
-            other => {
-                self.add(path, format!("expected an object, found {}", kind(other)));
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, v: &Value, path: &str) -> Option<bool> {
-        match v {
-            Value::Bool(b) => Some(*b),
-            other => {
-                self.add(path, format!("expected a boolean, found {}", kind(other)));
-                None
-            }
-        }
-    }
-
-    fn strings<'a>(&mut self, v: &'a Value, path: &str) -> Vec<(&'a str, String)> {
-        let Value::Array(items) = v else {
-            self.add(path, format!("expected an array, found {}", kind(v)));
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let p = format!("{path}[{i}]");
-            match item {
-                Value::String(s) => out.push((s.as_str(), p)),
-                other => self.add(&p, format!("expected a string, found {}", kind(other))),
-            }
-        }
-        out
-    }
-
-    fn choice<T: Copy>(&mut self, v: &Value, path: &str, options: &[(&str, T)], default: T) -> T {
-        match v
-            .as_str()
-            .and_then(|s| options.iter().find(|(n, _)| *n == s))
-        {
-            Some((_, t)) => *t,
-            None => {
-                let names: Vec<String> = options.iter().map(|(n, _)| format!("{n:?}")).collect();
-                self.add(path, format!("expected {}", names.join(" or ")));
-                default
-            }
-        }
-    }
-}
-
-fn child(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_string()
-    } else {
-        format!("{path}.{name}")
-    }
-}
-
 fn is_header_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -988,7 +908,7 @@ fn pointer_segments(p: &str) -> Option<Vec<String>> {
     )
 }
 
-fn compile_skip(entry: &str, path: &str, skip: &mut Skip, errors: &mut Errors) {
+fn compile_skip(entry: &str, path: &str, skip: &mut Skip, errors: &mut ConfigErrors) {
     if entry == "path" {
         skip.path = true;
         return;
@@ -1094,8 +1014,13 @@ pub const RULE_IDS: &[&str] = &[
 const MAX_EXTRA_LEN: usize = 128;
 const MAX_EXTRA_ENTRIES: usize = 1000;
 
-fn compile_extra(v: &Value, path: &str, extra: &mut vocab::Vocabularies, errors: &mut Errors) {
-    let Some(map) = errors.object(v, path) else {
+fn compile_extra(
+    v: &Value,
+    path: &str,
+    extra: &mut vocab::Vocabularies,
+    errors: &mut ConfigErrors,
+) {
+    let Some(map) = reader::named(v, path, errors) else {
         return;
     };
     for (key, list) in map {
@@ -1103,7 +1028,7 @@ fn compile_extra(v: &Value, path: &str, extra: &mut vocab::Vocabularies, errors:
         if list.is_null() {
             continue;
         }
-        let entries = errors.strings(list, &p);
+        let entries = reader::strings(list, &p, errors);
         if entries.len() > MAX_EXTRA_ENTRIES {
             errors.add(&p, format!("at most {MAX_EXTRA_ENTRIES} entries"));
             continue;
@@ -1136,8 +1061,8 @@ fn compile_extra(v: &Value, path: &str, extra: &mut vocab::Vocabularies, errors:
     }
 }
 
-fn compile_exclusion(v: &Value, path: &str, errors: &mut Errors) -> Option<Exclusion> {
-    let map = errors.object(v, path)?;
+fn compile_exclusion(v: &Value, path: &str, errors: &mut ConfigErrors) -> Option<Exclusion> {
+    let map = reader::named(v, path, errors)?;
     let mut rule_id = None;
     let mut location = None;
     for (k, item) in map {
@@ -1166,14 +1091,14 @@ fn compile_exclusion(v: &Value, path: &str, errors: &mut Errors) -> Option<Exclu
 }
 
 /// Compiles the `screening` object at `path`. Every error is collected with its JSON path.
-pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(String, String)>> {
+pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, ConfigErrors> {
     // The built-in vocabularies are indexed here, at configure time, not by the first request.
     let _ = vocab::builtin();
     let _ = triggers();
-    let mut errors = Errors(Vec::new());
+    let mut errors = ConfigErrors::default();
     let mut rule = ScreeningRule::default();
-    let Some(map) = errors.object(v, path) else {
-        return Err(errors.0);
+    let Some(map) = reader::named(v, path, &mut errors) else {
+        return Err(errors);
     };
     for (key, value) in map {
         let p = child(path, key);
@@ -1181,30 +1106,33 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
             continue;
         }
         match key.as_str() {
-            "sqli" => rule.sqli = errors.boolean(value, &p).unwrap_or(rule.sqli),
-            "xss" => rule.xss = errors.boolean(value, &p).unwrap_or(rule.xss),
-            "traversal" => rule.traversal = errors.boolean(value, &p).unwrap_or(rule.traversal),
+            "sqli" => rule.sqli = reader::boolean(value, &p, &mut errors).unwrap_or(rule.sqli),
+            "xss" => rule.xss = reader::boolean(value, &p, &mut errors).unwrap_or(rule.xss),
+            "traversal" => {
+                rule.traversal = reader::boolean(value, &p, &mut errors).unwrap_or(rule.traversal)
+            }
             "command_injection" => {
-                rule.command_injection = errors.boolean(value, &p).unwrap_or(rule.command_injection)
+                rule.command_injection =
+                    reader::boolean(value, &p, &mut errors).unwrap_or(rule.command_injection)
             }
             "sensitivity" => {
-                rule.sensitivity = errors.choice(
-                    value,
-                    &p,
+                rule.sensitivity = reader::choice(
+                    Some((value, p)),
                     &[
                         ("low", Sensitivity::Low),
                         ("medium", Sensitivity::Medium),
                         ("high", Sensitivity::High),
                     ],
                     Sensitivity::Medium,
+                    &mut errors,
                 )
             }
             "mode" => {
-                rule.mode = errors.choice(
-                    value,
-                    &p,
+                rule.mode = reader::choice(
+                    Some((value, p)),
                     &[("block", Mode::Block), ("detect", Mode::Detect)],
                     Mode::Block,
+                    &mut errors,
                 )
             }
             "bodies" => {
@@ -1216,7 +1144,7 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                     ndjson: false,
                     xml: false,
                 };
-                for (kind, kp) in errors.strings(value, &p) {
+                for (kind, kp) in reader::strings(value, &p, &mut errors) {
                     match kind {
                         "form" => rule.bodies.form = true,
                         "json" => rule.bodies.json = true,
@@ -1232,7 +1160,7 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                 }
             }
             "skip" => {
-                for (entry, ep) in errors.strings(value, &p) {
+                for (entry, ep) in reader::strings(value, &p, &mut errors) {
                     compile_skip(entry, &ep, &mut rule.skip, &mut errors);
                 }
             }
@@ -1243,7 +1171,7 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                     errors.add(&p, "expected \"all\" or an array of header names");
                     continue;
                 }
-                for (name, hp) in errors.strings(value, &p) {
+                for (name, hp) in reader::strings(value, &p, &mut errors) {
                     if !is_header_name(name) {
                         errors.add(&hp, "not a valid header name");
                     } else if name.eq_ignore_ascii_case("cookie") {
@@ -1267,14 +1195,14 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                     continue;
                 };
                 for (i, item) in items.iter().enumerate() {
-                    let ip = format!("{p}[{i}]");
+                    let ip = reader::item(&p, i);
                     if let Some(e) = compile_exclusion(item, &ip, &mut errors) {
                         rule.exclude.push(e);
                     }
                 }
             }
             "bots" => {
-                let Some(bots) = errors.object(value, &p) else {
+                let Some(bots) = reader::named(value, &p, &mut errors) else {
                     continue;
                 };
                 for (bk, bv) in bots {
@@ -1284,13 +1212,15 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                     }
                     match bk.as_str() {
                         "block_scanners" => {
-                            rule.bots.block_scanners = errors.boolean(bv, &bp).unwrap_or(true)
+                            rule.bots.block_scanners =
+                                reader::boolean(bv, &bp, &mut errors).unwrap_or(true)
                         }
                         "require_user_agent" => {
-                            rule.bots.require_user_agent = errors.boolean(bv, &bp).unwrap_or(false)
+                            rule.bots.require_user_agent =
+                                reader::boolean(bv, &bp, &mut errors).unwrap_or(false)
                         }
                         "allow" => {
-                            for (prefix, ap) in errors.strings(bv, &bp) {
+                            for (prefix, ap) in reader::strings(bv, &bp, &mut errors) {
                                 if prefix.trim().is_empty() {
                                     errors.add(&ap, "an empty prefix would allow every client");
                                 } else {
@@ -1305,10 +1235,10 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
             _ => errors.add(&p, "unknown field"),
         }
     }
-    if errors.0.is_empty() {
+    if errors.is_empty() {
         Ok(rule)
     } else {
-        Err(errors.0)
+        Err(errors)
     }
 }
 

@@ -9,7 +9,8 @@ fn rule(v: Value) -> ScreeningRule {
 }
 
 fn errors(v: Value) -> Vec<(String, String)> {
-    compile_screening(&v, "policies.p.screening").unwrap_err()
+    let found = compile_screening(&v, "policies.p.screening").unwrap_err();
+    found.0.into_iter().map(|e| (e.path, e.message)).collect()
 }
 
 fn request<'a>(headers: &'a [(String, Vec<u8>)]) -> RequestView<'a> {
