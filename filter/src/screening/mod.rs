@@ -1244,5 +1244,3 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, ConfigE
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod unreadable_tests;

@@ -4,6 +4,9 @@ use super::*;
 use crate::payload::PayloadProblem;
 use serde_json::json;
 
+/// Bodies screening cannot read, through the pipeline.
+mod unreadable;
+
 fn rule(v: Value) -> ScreeningRule {
     compile_screening(&v, "policies.p.screening").unwrap()
 }
