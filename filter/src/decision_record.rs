@@ -106,8 +106,8 @@ fn push_safe(out: &mut String, value: &str) {
 mod tests {
     use super::*;
     use crate::checks::introspection::Introspected;
-    use crate::ratelimit::Limited;
     use crate::rejection::KeyProblem;
+    use crate::rejection::Limited;
 
     #[test]
     fn line_table() {

@@ -10,9 +10,10 @@
 
 use std::borrow::Cow;
 
-use crate::checks::api_key::{path_without_param, CredentialLocation};
+use crate::checks::api_key::CredentialLocation;
 use crate::jwt::source::TokenLocation;
 use crate::policy::Guard;
+use crate::request::path_without_param;
 use crate::verdict::Admission;
 
 /// Headers under this prefix are api-guard's: never forwarded as a client sent them.

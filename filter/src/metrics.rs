@@ -228,27 +228,10 @@ impl<T: Copy> TableGauges<T> {
 }
 
 #[cfg(test)]
-mod census_tests {
-    use super::*;
-    use crate::store::MemoryStore;
-
-    #[test]
-    fn one_vm_per_period_takes_the_census() {
-        let store = MemoryStore::new();
-        assert_eq!(try_census_lease(&store, 100_000), Ok(true));
-        // The other VMs of the same period, and the same VM a second later, do not.
-        assert_eq!(try_census_lease(&store, 100_000), Ok(false));
-        assert_eq!(try_census_lease(&store, 101_000), Ok(false));
-        assert_eq!(try_census_lease(&store, 110_000), Ok(true));
-        store.set_unavailable(true);
-        assert!(try_census_lease(&store, 200_000).is_err());
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::compile;
+    use crate::store::MemoryStore;
 
     #[test]
     fn table_names_and_lookup() {
@@ -340,5 +323,17 @@ mod tests {
         let guard = compile(br#"{"policies":{"api":{}}}"#).unwrap();
         let table: MetricTable<u32> = MetricTable::build(&guard, |_| None);
         assert_eq!(table.get(None, Outcome::Allowed), None);
+    }
+
+    #[test]
+    fn one_vm_per_period_takes_the_census() {
+        let store = MemoryStore::new();
+        assert_eq!(try_census_lease(&store, 100_000), Ok(true));
+        // The other VMs of the same period, and the same VM a second later, do not.
+        assert_eq!(try_census_lease(&store, 100_000), Ok(false));
+        assert_eq!(try_census_lease(&store, 101_000), Ok(false));
+        assert_eq!(try_census_lease(&store, 110_000), Ok(true));
+        store.set_unavailable(true);
+        assert!(try_census_lease(&store, 200_000).is_err());
     }
 }

@@ -14,6 +14,7 @@ use crate::jwt::provider::{AuthMode, JwtProvider, JwtRule, ProviderId};
 use crate::jwt::revocation::RevocationConfig;
 use crate::payload::{ParamRule, PayloadRule};
 use crate::request::RequestView;
+use crate::route::Selection;
 use crate::screening::ScreeningRule;
 pub use crate::verdict::PolicyId;
 
@@ -131,6 +132,24 @@ impl RoutePolicy {
     }
 }
 
+/// Selects the policy of a request: route metadata, then the matchers, then `default`.
+pub fn select(guard: &Guard, request: &RequestView<'_>) -> Selection {
+    match request.route_policy {
+        Some(name) => match guard.by_name.get(name) {
+            Some(id) => Selection::Policy(*id),
+            None => Selection::UnknownPolicy,
+        },
+        None => match guard.routes.select(request) {
+            Some(id) => Selection::Policy(id),
+            None => match (guard.default_policy, guard.unmatched_routes) {
+                (Some(id), _) => Selection::Policy(id),
+                (None, UnmatchedRoutes::Allow) => Selection::PassThrough,
+                (None, UnmatchedRoutes::Deny) => Selection::NoPolicy,
+            },
+        },
+    }
+}
+
 #[derive(Debug)]
 pub struct Guard {
     pub policies: Vec<RoutePolicy>,
@@ -158,9 +177,9 @@ impl Guard {
 
     /// Whether the selected policy needs the client address (IP rules, IP-keyed rate limits,
     /// the per-address budget of expensive operations).
-    pub fn needs_client_ip(&self, selection: crate::route::Selection) -> bool {
+    pub fn needs_client_ip(&self, selection: Selection) -> bool {
         match selection {
-            crate::route::Selection::Policy(id) => self.policy(id).is_some_and(|p| {
+            Selection::Policy(id) => self.policy(id).is_some_and(|p| {
                 p.needs_client_ip()
                     || (self.abuse.expensive_per_address.is_some()
                         && (p.jwt.is_some() || p.introspection.is_some()))
@@ -170,9 +189,9 @@ impl Guard {
     }
 
     /// Whether the selected policy needs the client certificate facts.
-    pub fn needs_peer_certificate(&self, selection: crate::route::Selection) -> bool {
+    pub fn needs_peer_certificate(&self, selection: Selection) -> bool {
         match selection {
-            crate::route::Selection::Policy(id) => self
+            Selection::Policy(id) => self
                 .policy(id)
                 .is_some_and(RoutePolicy::needs_peer_certificate),
             _ => false,

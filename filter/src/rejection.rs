@@ -1,9 +1,12 @@
 //! Why a request was refused. Each variant has one stable [`Reason`] (metrics, logs) and one
 //! response (see `response.rs`, the only place that turns rejections into HTTP answers).
 
+pub mod finding;
+pub mod limited;
 pub mod payload;
 pub mod token;
 
+pub use limited::Limited;
 pub use payload::{JsonLimit, ParamKind, PayloadProblem};
 pub use token::{JwksError, TokenProblem};
 
@@ -52,7 +55,7 @@ pub enum Rejection<'g> {
     /// fail closed rather than forward a request that was not fully checked or cleaned.
     HostFailure,
     /// An enforced rate limit has no room for this request.
-    RateLimited(crate::ratelimit::Limited<'g>),
+    RateLimited(Limited<'g>),
     /// A rate limit's shared state could not be read or updated (store error, or every CAS
     /// retry met a concurrent writer) and the limit's `on_store_error` is `deny`.
     RateLimitUnavailable,
@@ -79,7 +82,7 @@ pub enum Rejection<'g> {
         retry_after: u32,
     },
     /// Injection or bad-bot screening matched (policy in `block` mode).
-    Blocked(crate::screening::Detection),
+    Blocked(finding::Detection),
 }
 
 /// The stable, fine-grained reason for a decision: metric name suffixes and log fields.
@@ -254,8 +257,8 @@ impl Reason {
         }
     }
 
-    pub fn blocked(class: crate::screening::Class) -> Reason {
-        use crate::screening::Class;
+    pub fn blocked(class: finding::Class) -> Reason {
+        use finding::Class;
         match class {
             Class::Sqli => Reason::BlockedSqli,
             Class::Xss => Reason::BlockedXss,

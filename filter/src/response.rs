@@ -166,7 +166,7 @@ pub fn sanitize_request_id(id: Option<&[u8]>) -> Option<&str> {
 /// Structured Field lists): `RateLimit-Policy: "<limit>";q=<burst>;w=<seconds to refill it>`
 /// and `RateLimit: "<limit>";r=0;t=<seconds until the bucket is full again>`. Limit names are
 /// `[A-Za-z0-9_-]`, so they are valid sf-strings without escaping.
-pub fn rate_limit_headers(l: &crate::ratelimit::Limited<'_>) -> [(&'static str, String); 3] {
+pub fn rate_limit_headers(l: &crate::rejection::Limited<'_>) -> [(&'static str, String); 3] {
     [
         ("retry-after", l.retry_after_secs.to_string()),
         (
@@ -310,7 +310,7 @@ mod tests {
             ),
             (Rejection::HostFailure, 500, "internal_error", None),
             (
-                Rejection::RateLimited(crate::ratelimit::Limited {
+                Rejection::RateLimited(crate::rejection::Limited {
                     limit: "burst",
                     quota: 20,
                     window_secs: 2,
@@ -495,7 +495,7 @@ mod tests {
     #[test]
     fn rate_limited_headers() {
         let r = render(
-            &Rejection::RateLimited(crate::ratelimit::Limited {
+            &Rejection::RateLimited(crate::rejection::Limited {
                 limit: "per_hour",
                 quota: 1000,
                 window_secs: 3600,

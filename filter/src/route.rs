@@ -1,6 +1,7 @@
 //! Route policy selection: which policy a request runs. The route's `api_guard` metadata names it;
 //! a route without metadata is matched against the configuration's `routes` (first match wins);
-//! what neither selects gets `default`, else `unmatched_routes` decides.
+//! what neither selects gets `default`, else `unmatched_routes` decides (`policy::select`, which
+//! has the whole configuration; this module knows only the matchers).
 //!
 //! Istio and Envoy Gateway cannot set route metadata, so on those platforms the matchers are how
 //! a route gets its policy. They are compiled once into hash and trie indexes: a request looks up
@@ -14,8 +15,8 @@ use std::collections::HashMap;
 use regex_lite::Regex;
 
 use crate::checks::method::MethodSet;
-use crate::policy::{Guard, PolicyId, UnmatchedRoutes};
 use crate::request::RequestView;
+use crate::verdict::PolicyId;
 
 /// The outcome of selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,24 +28,6 @@ pub enum Selection {
     NoPolicy,
     /// The route names a policy the configuration does not define: deny (fail closed).
     UnknownPolicy,
-}
-
-/// Selects the policy of a request: route metadata, then the matchers, then `default`.
-pub fn select(guard: &Guard, request: &RequestView<'_>) -> Selection {
-    match request.route_policy {
-        Some(name) => match guard.by_name.get(name) {
-            Some(id) => Selection::Policy(*id),
-            None => Selection::UnknownPolicy,
-        },
-        None => match guard.routes.select(request) {
-            Some(id) => Selection::Policy(id),
-            None => match (guard.default_policy, guard.unmatched_routes) {
-                (Some(id), _) => Selection::Policy(id),
-                (None, UnmatchedRoutes::Allow) => Selection::PassThrough,
-                (None, UnmatchedRoutes::Deny) => Selection::NoPolicy,
-            },
-        },
-    }
 }
 
 /// A host condition: one host name, or every name under a domain (`*.example.com` matches
@@ -437,6 +420,7 @@ impl RouteMatchers {
 mod tests {
     use super::*;
     use crate::config::compile;
+    use crate::policy::{select, Guard};
 
     fn view<'a>(
         headers: &'a [(String, Vec<u8>)],

@@ -19,7 +19,7 @@ pub struct Admission<'g> {
     /// A stale answer was served and this worker must refresh it in the background.
     pub refresh: Option<Refresh>,
     /// Screening findings of a policy in `detect` (shadow) mode: counted and logged only.
-    pub detections: Vec<crate::screening::Detection>,
+    pub detections: Vec<crate::rejection::finding::Detection>,
     /// The rate-limit tier (override) the caller matched, for the tier identity header.
     pub tier: Option<&'g str>,
 }
@@ -45,7 +45,7 @@ pub struct BodyCheck {
     /// The request method (per-method payload settings).
     pub method: Vec<u8>,
     /// The kind of body, when body screening applies to it.
-    pub screen: Option<crate::screening::ScreenedBody>,
+    pub screen: Option<crate::rejection::finding::ScreenedBody>,
     /// The policy's JSON checks (limits, schema) apply to this body (a JSON or unlabelled
     /// body); a form body buffered only for screening is not parsed as JSON.
     pub json: bool,

@@ -26,8 +26,8 @@ use api_guard::jwt::runtime::TokenRuntime;
 use api_guard::jwt::verify::VerifiedToken;
 use api_guard::pipeline::{check_body, decide, Env, Events};
 use api_guard::policy::Guard;
-use api_guard::ratelimit::store::MemoryStore;
 use api_guard::request::RequestView;
+use api_guard::store::MemoryStore;
 use api_guard::time::UnixTime;
 use api_guard::verdict::{Decision, Verdict};
 use integration_tests::key_digest;
@@ -1199,7 +1199,7 @@ type RouteCase<'a> = (
 /// order would try every matcher before it): must be flat in the number of matchers.
 fn route_table() {
     println!();
-    println!("Route matchers (`routes`): ns and allocations per `route::select()`, the request matching the LAST matcher of its kind");
+    println!("Route matchers (`routes`): ns and allocations per `policy::select()`, the request matching the LAST matcher of its kind");
     println!();
     println!("| matchers | route name | virtual host | host + path prefix | path regex (literal head) | no match (-> default) | regex without literal head, last |");
     println!("|---:|---:|---:|---:|---:|---:|---:|");
@@ -1272,7 +1272,7 @@ fn route_table() {
                 route_name: *route_name,
                 virtual_host: *virtual_host,
             };
-            let selected = api_guard::route::select(guard, &view);
+            let selected = api_guard::policy::select(guard, &view);
             let default = api_guard::route::Selection::Policy(guard.by_name["default"]);
             if (selected != default) != *matched {
                 fail(&format!(
@@ -1280,7 +1280,10 @@ fn route_table() {
                 ));
             }
             let (ns, allocs) = measure(|| {
-                black_box(api_guard::route::select(black_box(guard), black_box(&view)));
+                black_box(api_guard::policy::select(
+                    black_box(guard),
+                    black_box(&view),
+                ));
             });
             cells.push(format!("{} ({allocs:.1})", fmt_ns(ns)));
         }

@@ -12,10 +12,11 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use crate::cidr::Cidr;
+use crate::ratelimit::ceil_secs;
 use crate::ratelimit::gcra::Gcra;
-use crate::ratelimit::store::SharedStore;
 use crate::ratelimit::table::{Consumed, Table};
-use crate::ratelimit::{ceil_secs, Limited};
+use crate::rejection::Limited;
+use crate::store::SharedStore;
 
 /// The compiled budget (`abuse.expensive_per_address`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +88,7 @@ impl ExpensiveBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratelimit::store::MemoryStore;
+    use crate::store::MemoryStore;
 
     const S: u64 = 1_000_000_000;
     const NOW: u64 = 1_800_000_000 * S;

@@ -6,15 +6,71 @@
 //! legitimate client that mistypes a key a few times is not locked out, and a brute-force run is
 //! stopped after `burst` guesses at a cost of one shared-data read per request.
 //!
-//! A lockout keyed by [`KeyIdPrefix`] counts failures per API-key id prefix (the non-secret
+//! A lockout keyed by [`crate::ratelimit::key_prefix::KeyIdPrefix`] counts failures per API-key id prefix (the non-secret
 //! part of a presented key, as in `<key-id>.<secret>` schemes) wherever they come from: a
 //! guesser spreading one key id's guesses over many addresses is stopped after `burst` of them.
 
 use crate::ratelimit::gcra::GcraOutcome;
-use crate::ratelimit::store::SharedStore;
 use crate::ratelimit::table::Consumed;
-use crate::ratelimit::{ceil_secs, Limited, RateLimit};
+use crate::ratelimit::{ceil_secs, key_hash, Counts, Event, Mode, RateLimit};
+use crate::rejection::{Limited, Rejection};
 use crate::request::RequestView;
+use crate::store::SharedStore;
+use crate::verdict::Admission;
+
+/// The lockouts (`counts: failed_auth`): a request whose key has failed too often is refused
+/// before any credential is verified. Counts nothing.
+pub fn check_lockouts<'g>(
+    limits: &'g [RateLimit],
+    request: &RequestView<'_>,
+    store: &dyn SharedStore,
+    now_ns: u64,
+    events: &mut Vec<(usize, Event)>,
+) -> Result<(), Rejection<'g>> {
+    let none = Admission::default();
+    for (i, limit) in limits.iter().enumerate() {
+        if limit.counts != Counts::FailedAuth {
+            continue;
+        }
+        let Some(hash) = key_hash(&limit.key, request, &none) else {
+            continue;
+        };
+        match locked(limit, store, hash, now_ns) {
+            Ok(None) => {}
+            Ok(Some(limited)) => {
+                if limit.mode == Mode::Shadow {
+                    events.push((i, Event::ShadowLimited));
+                    continue;
+                }
+                events.push((i, Event::Limited));
+                return Err(Rejection::RateLimited(limited));
+            }
+            // A lockout that cannot be read does not lock: the credential checks still run.
+            Err(_) => events.push((i, Event::StoreErrors)),
+        }
+    }
+    Ok(())
+}
+
+/// Counts one failed authentication against every lockout of the policy.
+pub fn record_failed_auth(
+    limits: &[RateLimit],
+    request: &RequestView<'_>,
+    store: &dyn SharedStore,
+    now_ns: u64,
+    events: &mut Vec<(usize, Event)>,
+) {
+    let none = Admission::default();
+    for (i, limit) in limits.iter().enumerate() {
+        if limit.counts != Counts::FailedAuth {
+            continue;
+        }
+        if let Some(hash) = key_hash(&limit.key, request, &none) {
+            record_failure(limit, store, hash, now_ns);
+            events.push((i, Event::FailedAuth));
+        }
+    }
+}
 
 /// Whether `hash` is locked out under `limit` at `now_ns`: `Some(details)` for the 429.
 /// A store failure reads as not locked (`Err` is for the caller's metrics); the credential
@@ -24,7 +80,7 @@ pub fn locked<'g>(
     store: &dyn SharedStore,
     hash: u64,
     now_ns: u64,
-) -> Result<Option<Limited<'g>>, crate::ratelimit::store::StoreError> {
+) -> Result<Option<Limited<'g>>, crate::store::StoreError> {
     let tat = limit.table.peek(store, hash)?;
     Ok(match limit.gcra.decide(tat, now_ns) {
         GcraOutcome::Allow { .. } => None,
@@ -50,62 +106,14 @@ pub fn record_failure(limit: &RateLimit, store: &dyn SharedStore, hash: u64, now
     }
 }
 
-/// Longest key-id prefix counted as one: a longer one is not a prefix of the scheme (and the
-/// lockout must not hash a key's secret part).
-pub const MAX_KEY_ID_PREFIX_BYTES: usize = 64;
-
-/// Where the key-id part of a presented API key ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrefixRule {
-    /// The bytes before the first `separator` (`kid_3f9a.s3cr3t` with `.`).
-    Separator(u8),
-    /// The first `n` bytes (keys of a fixed-length id followed by the secret).
-    Length(usize),
-}
-
-impl PrefixRule {
-    /// The key-id prefix of `key`, or `None` when the key does not follow the scheme (no
-    /// separator, an empty or too long id, shorter than the id length).
-    pub fn of<'k>(&self, key: &'k [u8]) -> Option<&'k [u8]> {
-        let prefix = match *self {
-            PrefixRule::Separator(sep) => key.get(..key.iter().position(|&b| b == sep)?)?,
-            // The id must leave a secret after it.
-            PrefixRule::Length(n) if key.len() > n => key.get(..n)?,
-            PrefixRule::Length(_) => return None,
-        };
-        (!prefix.is_empty() && prefix.len() <= MAX_KEY_ID_PREFIX_BYTES).then_some(prefix)
-    }
-}
-
-/// A lockout key: the key-id prefix of the API key a request presents in the header the
-/// policy's `api_key` check reads (`key: {"key_prefix": ...}`, `counts: failed_auth` only; the
-/// compiler refuses it for a check that also reads a query parameter, which would let a guesser
-/// send the key where the lockout does not look).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyIdPrefix {
-    /// Lowercase header name of the policy's `api_key` check.
-    pub header: String,
-    pub rule: PrefixRule,
-}
-
-impl KeyIdPrefix {
-    /// The key-id prefix of the API key `request` presents. `None` when it presents none, or a
-    /// key outside the scheme: such a request is not this lockout's to count or refuse (a key
-    /// outside the scheme cannot be a configured key when every key follows it, and a shared
-    /// bucket for them would lock out a configured key that does not; the address lockouts
-    /// still count it).
-    pub fn presented<'r>(&self, request: &RequestView<'r>) -> Option<&'r [u8]> {
-        self.rule.of(request.header(&self.header)?)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ratelimit::gcra::Gcra;
-    use crate::ratelimit::store::MemoryStore;
+    use crate::ratelimit::key_prefix::{KeyIdPrefix, PrefixRule};
     use crate::ratelimit::table::Table;
-    use crate::ratelimit::{Counts, KeySource, Mode, OnStoreError};
+    use crate::ratelimit::{KeySource, OnStoreError};
+    use crate::store::MemoryStore;
 
     const S: u64 = 1_000_000_000;
     const NOW: u64 = 1_800_000_000 * S;
@@ -150,37 +158,6 @@ mod tests {
         store.set_unavailable(true);
         assert!(locked(&l, &store, 7, NOW).is_err());
         assert!(!record_failure(&l, &store, 7, NOW));
-    }
-
-    #[test]
-    fn key_id_prefix_table() {
-        let dot = PrefixRule::Separator(b'.');
-        let eight = PrefixRule::Length(8);
-        let long = format!("{}.secret", "k".repeat(MAX_KEY_ID_PREFIX_BYTES));
-        let too_long = format!("{}.secret", "k".repeat(MAX_KEY_ID_PREFIX_BYTES + 1));
-        let cases: &[(PrefixRule, &str, Option<&str>)] = &[
-            (dot, "kid_3f9a.s3cr3t", Some("kid_3f9a")),
-            // The first separator ends the id: a secret may contain more.
-            (dot, "kid.a.b", Some("kid")),
-            (dot, "kid.", Some("kid")),
-            (dot, ".secret", None),
-            (dot, "no-separator", None),
-            (dot, "", None),
-            (dot, &long, Some(&long[..MAX_KEY_ID_PREFIX_BYTES])),
-            (dot, &too_long, None),
-            (eight, "ak_12345secret", Some("ak_12345")),
-            (eight, "ak_123456", Some("ak_12345")),
-            // Nothing left for a secret: not a key of the scheme.
-            (eight, "ak_12345", None),
-            (eight, "short", None),
-        ];
-        for (rule, key, want) in cases {
-            assert_eq!(
-                rule.of(key.as_bytes()),
-                want.map(str::as_bytes),
-                "{rule:?} {key:?}"
-            );
-        }
     }
 
     fn prefix_lockout(failures: u64) -> RateLimit {
@@ -231,22 +208,6 @@ mod tests {
         assert_eq!(hash_of(&l, Some(""), "10.0.0.1"), None);
         assert_eq!(hash_of(&l, Some("junk"), "10.0.0.1"), None);
         assert_eq!(hash_of(&l, Some(".secret"), "10.0.0.1"), None);
-    }
-
-    proptest::proptest! {
-        /// A prefix never contains the separator, never exceeds the bound, and is a prefix.
-        #[test]
-        fn a_prefix_is_a_bounded_head_of_the_key(key in proptest::collection::vec(proptest::num::u8::ANY, 0..100), n in 1usize..70) {
-            for rule in [PrefixRule::Separator(b'.'), PrefixRule::Length(n)] {
-                if let Some(p) = rule.of(&key) {
-                    proptest::prop_assert!(key.starts_with(p) && p.len() < key.len());
-                    proptest::prop_assert!(!p.is_empty() && p.len() <= MAX_KEY_ID_PREFIX_BYTES);
-                    if let PrefixRule::Separator(sep) = rule {
-                        proptest::prop_assert!(!p.contains(&sep));
-                    }
-                }
-            }
-        }
     }
 
     proptest::proptest! {

@@ -11,7 +11,7 @@
 //! - [`lockout`]: limits that count only failed authentications (brute force), consulted
 //!   before anything is verified.
 //!
-//! Everything here is pure: shared data through [`crate::ratelimit::store::SharedStore`], the
+//! Everything here is pure: shared data through [`crate::store::SharedStore`], the
 //! clock passed in.
 
 pub mod budget;
@@ -21,8 +21,8 @@ pub mod shape;
 
 use std::net::IpAddr;
 
-use crate::ratelimit::store::SharedStore;
-use crate::ratelimit::Limited;
+use crate::rejection::Limited;
+use crate::store::SharedStore;
 use budget::{ExpensiveBudget, Spend};
 use negative::{CredentialDigest, NegativeCache, Refused};
 
@@ -36,10 +36,7 @@ pub struct AbuseSettings {
 impl AbuseSettings {
     /// Creates the shared-data keys of the negative cache and the budget table (configure
     /// time; see `ratelimit::table` for why). Returns how many were created.
-    pub fn ensure_created(
-        &self,
-        store: &dyn SharedStore,
-    ) -> Result<u32, crate::ratelimit::store::StoreError> {
+    pub fn ensure_created(&self, store: &dyn SharedStore) -> Result<u32, crate::store::StoreError> {
         let mut created = 0;
         if let Some(cache) = &self.negative_cache {
             created += cache.ensure_created(store)?;

@@ -17,7 +17,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::ratelimit::store::{SharedStore, StoreError};
+use crate::store::{SharedStore, StoreError};
 
 /// Slots probed per digest.
 pub const PROBES: u32 = 2;
@@ -247,7 +247,7 @@ impl NegativeCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratelimit::store::MemoryStore;
+    use crate::store::MemoryStore;
 
     const NOW: u64 = 1_800_000_000_000;
 

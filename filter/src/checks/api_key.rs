@@ -9,7 +9,7 @@ use crate::request::{query_values, RequestView};
 pub use crate::verdict::CredentialLocation;
 // The credential-stripping helper lives with the other query code in `request`; re-exported
 // for the callers that still name it here (edits.rs).
-pub(crate) use crate::request::path_without_param;
+use crate::request::path_without_param;
 use crate::time::UnixTime;
 
 /// Presented keys longer than this are refused without hashing; real keys are far shorter.

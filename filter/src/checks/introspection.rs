@@ -10,9 +10,9 @@ use crate::introspect::{
 };
 use crate::jwt::source::find_token;
 use crate::jwt::TokenProblem;
-use crate::ratelimit::store::SharedStore;
 use crate::rejection::Rejection;
 use crate::request::RequestView;
+use crate::store::SharedStore;
 pub use crate::verdict::{Introspected, IntrospectionWait as Pending, Refresh};
 
 /// Facts and outputs of one evaluation.
@@ -209,7 +209,7 @@ fn fail_per_policy<'g>(
 mod tests {
     use super::*;
     use crate::introspect::{compile_rule, compile_service};
-    use crate::ratelimit::store::MemoryStore;
+    use crate::store::MemoryStore;
     use serde_json::json;
 
     const NOW: u64 = 1_800_000_000_000;

@@ -353,7 +353,7 @@ mod tests {
             virtual_host: None,
         };
         let settings = crate::abuse::AbuseSettings::default();
-        let store = crate::ratelimit::store::MemoryStore::new();
+        let store = crate::store::MemoryStore::new();
         let mut guardrails = Guardrails::off(&settings, &store);
         check(g, rule(g, policy), rt, &view, now, &mut guardrails)
     }
@@ -759,8 +759,8 @@ mod tests {
     /// document with nothing else usable is not installed (503 until a good one arrives).
     #[test]
     fn remote_symmetric_keys_are_refused_unless_the_provider_allows_them() {
-        use crate::ratelimit::store::MemoryStore;
         use crate::remote::publish;
+        use crate::store::MemoryStore;
         let published = |kids: &[&str]| serde_json::to_vec(&jwks_json(kids)).unwrap();
         // (provider extra fields, published kids) -> (HS256 outcome, ES256 outcome)
         type Case = (Value, &'static [&'static str], &'static str, &'static str);
@@ -859,8 +859,8 @@ mod tests {
 
     #[test]
     fn a_vm_that_never_had_the_keys_syncs_them_on_the_request_path() {
-        use crate::ratelimit::store::MemoryStore;
         use crate::remote::publish;
+        use crate::store::MemoryStore;
         let g = guard(json!({
             "jwt_providers": {
                 "corp": provider(json!({"jwks": null, "remote_jwks": remote()})),
@@ -1039,7 +1039,7 @@ mod tests {
             "policies": {"plain": {"jwt": {"providers": ["corp"]}}}
         }));
         let mut rt = TokenRuntime::new(&g);
-        let store = crate::ratelimit::store::MemoryStore::new();
+        let store = crate::store::MemoryStore::new();
         let h = bearer("valid_es256");
         let view = RequestView {
             headers: &h,

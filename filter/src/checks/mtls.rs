@@ -342,8 +342,8 @@ mod tests {
         use crate::config::compile;
         use crate::jwt::runtime::TokenRuntime;
         use crate::pipeline::{decide, Env, Events};
-        use crate::ratelimit::store::MemoryStore;
         use crate::request::RequestView;
+        use crate::store::MemoryStore;
         use crate::verdict::Verdict;
 
         let guard = compile(

@@ -94,9 +94,9 @@ mod tests {
         use crate::jwt::runtime::TokenRuntime;
         use crate::pipeline::{decide, Env, Events};
         use crate::policy::Guard;
-        use crate::ratelimit::store::MemoryStore;
         use crate::rejection::Rejection;
         use crate::request::RequestView;
+        use crate::store::MemoryStore;
         use crate::verdict::Verdict;
 
         const CONFIG: &str = r#"{

@@ -15,10 +15,9 @@ use crate::abuse::budget::ExpensiveBudget;
 use crate::abuse::negative::NegativeCache;
 use crate::abuse::AbuseSettings;
 use crate::ratelimit::gcra::Gcra;
+use crate::ratelimit::key_prefix::{KeyIdPrefix, PrefixRule, MAX_KEY_ID_PREFIX_BYTES};
 use crate::ratelimit::table::Table;
-use crate::ratelimit::{
-    KeyIdPrefix, PrefixRule, DEFAULT_MAX_KEYS, MAX_KEY_ID_PREFIX_BYTES, MAX_MAX_KEYS,
-};
+use crate::ratelimit::{DEFAULT_MAX_KEYS, MAX_MAX_KEYS};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 const MAX_NEGATIVE_ENTRIES: u64 = 100_000;
@@ -188,7 +187,8 @@ pub(crate) fn key_id_prefix(
 
 #[cfg(test)]
 mod tests {
-    use crate::ratelimit::{KeyIdPrefix, KeySource, PrefixRule};
+    use crate::ratelimit::key_prefix::{KeyIdPrefix, PrefixRule};
+    use crate::ratelimit::KeySource;
     use serde_json::json;
 
     fn compile(policy: serde_json::Value) -> Result<crate::policy::Guard, Vec<String>> {

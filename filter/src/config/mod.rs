@@ -462,7 +462,7 @@ fn compile_policy(
         .and_then(|(v, p)| reader::collect(compile_payload(v, &p), errors));
     let screening = fields
         .take("screening")
-        .and_then(|(v, p)| external(compile_screening(v, &p), errors));
+        .and_then(|(v, p)| reader::collect(compile_screening(v, &p), errors));
     let mtls = fields
         .take("mtls")
         .and_then(|(v, p)| reader::collect(crate::checks::mtls::compile(v, &p), errors));
@@ -515,22 +515,6 @@ fn compile_policy(
         mtls,
         preflight,
     })
-}
-
-/// The result of a compiler that reports `(path, message)` pairs, folded into `errors`.
-pub(crate) fn external<T>(
-    result: Result<T, Vec<(String, String)>>,
-    errors: &mut ConfigErrors,
-) -> Option<T> {
-    match result {
-        Ok(rule) => Some(rule),
-        Err(problems) => {
-            for (path, message) in problems {
-                errors.add(&path, message);
-            }
-            None
-        }
-    }
 }
 
 fn compile_request_limits(v: &Value, path: &str, errors: &mut ConfigErrors) -> RequestLimits {

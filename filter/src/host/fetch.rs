@@ -1,28 +1,20 @@
 //! Fetching remote documents (a provider's JWKS, the revocation list) through an Envoy
 //! cluster, and installing the answer: the pure rules (who fetches, when, what is published)
-//! are in `jwt::keysource`; this file only makes the calls.
+//! are in `remote::document`; this file only makes the calls.
 
 use std::time::Duration;
 
 use super::abi::{self, HostStore};
-use super::root::Shared;
+use super::shared::{FetchTarget, Shared};
 use crate::introspect::{parse_answer, request_body, Event, TokenDigest, Transition};
 use crate::jwt::keys::{parse_jwks_bytes, JwksMode};
-use crate::jwt::keysource::{publish, release_lease, RemoteSource};
 use crate::jwt::provider::{ProviderId, ProviderKeys};
 use crate::jwt::revocation::RevocationList;
+use crate::remote::document::{publish, release_lease, RemoteSource};
 use crate::time::UnixTime;
 
 /// JWKS documents are small; revocation lists are bounded by their own parser.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FetchTarget {
-    Keys(ProviderId),
-    Revocations,
-    /// The remote API key list.
-    Clients,
-}
 
 /// Every remote document of the configuration.
 pub fn remote_sources(shared: &Shared) -> Vec<(FetchTarget, &RemoteSource)> {

@@ -11,9 +11,9 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::abi::{self, HostError};
-use super::fetch::{self, FetchTarget};
+use super::fetch;
 use super::probe::{stops_after, Stage};
-use super::root::Shared;
+use super::shared::{FetchTarget, Shared, Waiter};
 use crate::checks::introspection;
 use crate::cidr::parse_socket_ip;
 use crate::decision_record::DecisionRecord;
@@ -24,12 +24,11 @@ use crate::lifecycle::{Attempt, Decided, Flow, Gate, Lifecycle, Ruling, Wait};
 use crate::metrics::Outcome;
 use crate::payload::PayloadProblem;
 use crate::pipeline::{check_body, decide_selected, Env, Events};
-use crate::policy::PolicyId;
+use crate::policy::{select, PolicyId};
 use crate::ratelimit::Event;
 use crate::rejection::Rejection;
 use crate::request::RequestView;
 use crate::response::{render, sanitize_request_id};
-use crate::route::select;
 use crate::verdict::{Admission, BodyCheck, Decision, Pending, Verdict};
 
 const ROUTE_POLICY_PATH: [&str; 5] = [
@@ -209,6 +208,20 @@ impl RequestCore {
     /// to callouts it made on this request's behalf).
     pub fn callout_token(&self) -> Option<u32> {
         self.callout.as_ref().map(|(t, _)| *t)
+    }
+}
+
+impl Waiter for RequestCore {
+    fn retry_after_wait(&mut self) {
+        RequestCore::retry_after_wait(self)
+    }
+
+    fn callout_token(&self) -> Option<u32> {
+        RequestCore::callout_token(self)
+    }
+
+    fn on_callout(&mut self, token: u32, body_size: usize) {
+        RequestCore::on_callout(self, token, body_size)
     }
 }
 

@@ -6,6 +6,7 @@ mod fetch;
 mod http;
 mod probe;
 mod root;
+mod shared;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);

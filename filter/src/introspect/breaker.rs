@@ -13,7 +13,7 @@
 //! A result recorded while open (a callout that started before the breaker opened) does not
 //! extend the open period; a success in any state closes the breaker (the service answered).
 
-use crate::ratelimit::store::{SharedStore, StoreError};
+use crate::store::{SharedStore, StoreError};
 
 use super::cache::MAX_CAS_RETRIES;
 
@@ -181,7 +181,7 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratelimit::store::MemoryStore;
+    use crate::store::MemoryStore;
     use std::sync::Arc;
 
     const NOW: u64 = 1_800_000_000_000;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::config::reader::{array, child, is_plain_name, string, ConfigErrors, Env, Fields};
 use crate::config::sources::compile_token_sources;
-pub use crate::remote::{ClientAuth, ClientAuthMethod};
+use crate::remote::ClientAuth;
 
 use super::answer::{scope_token_ok, Answer, MAX_SCOPES};
 use super::breaker::Breaker;
@@ -420,6 +420,7 @@ pub(crate) fn compile_rule_into(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::remote::ClientAuthMethod;
     use serde_json::json;
 
     fn full() -> Value {

@@ -42,8 +42,8 @@ pub use answer::{acceptable_token, parse_answer, request_body, Answer, BadAnswer
 pub use breaker::{Breaker, Gate, Transition};
 pub use cache::{Claim, IntrospectionCache, Lookup, Stored};
 pub use config::{
-    compile_client_auth, compile_rule, compile_service, compile_service_with_env, ClientAuth,
-    ClientAuthMethod, IntrospectionRule, IntrospectionService, Judgement, OnFailure,
+    compile_client_auth, compile_rule, compile_service, compile_service_with_env,
+    IntrospectionRule, IntrospectionService, Judgement, OnFailure,
 };
 pub(crate) use config::{compile_client_auth_into, compile_rule_into, compile_service_into};
 

@@ -6,8 +6,8 @@
 //! (an encrypted token carrying a signed one); `keys` holds the compiled verification keys
 //! (from a JWKS) and verifies the signature with jwt-simple; `claims` checks issuer, audience,
 //! times, scopes and claim rules; `revocation` and `cache` hold the per-VM state that makes a
-//! token revocable without redeploys and a repeated token cheap. `keysource` decides when a
-//! remote JWKS is fetched, by which VM, and how stale a key set may get.
+//! token revocable without redeploys and a repeated token cheap. When a remote JWKS is
+//! fetched, by which VM, and how stale a key set may get is `remote::document`'s.
 //!
 //! Everything here is host-free; `host/` drives the fetches and hands the results in.
 
@@ -18,7 +18,6 @@ pub mod compact;
 pub mod ec_p256;
 pub mod jwe;
 pub mod keys;
-pub mod keysource;
 pub mod problem;
 pub mod provider;
 pub mod revocation;

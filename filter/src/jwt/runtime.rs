@@ -5,7 +5,7 @@
 
 use crate::checks::api_key::ApiKeys;
 use crate::policy::Guard;
-use crate::ratelimit::store::{SharedStore, StoreError};
+use crate::store::{SharedStore, StoreError};
 
 use super::cache::TokenCache;
 use super::keys::{parse_jwks_bytes, KeySet};

@@ -4,23 +4,23 @@
 //! its clock in nanoseconds.
 //!
 //! - [`gcra`]: the bucket math.
+//! - [`key_prefix`]: the key-id prefix of a presented API key (the lockouts' key).
 //! - [`table`]: one limit's buckets in a bounded slot table in shared data (`crate::store`).
 
 pub mod gcra;
-pub mod store;
+pub mod key_prefix;
 pub mod table;
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
-// The lockout key of API-key id prefixes, named where `KeySource` carries it.
-pub use crate::abuse::lockout::{KeyIdPrefix, PrefixRule, MAX_KEY_ID_PREFIX_BYTES};
 use crate::store::SharedStore;
 use gcra::Gcra;
+use key_prefix::KeyIdPrefix;
 use table::{Consumed, Table};
 
 use crate::cidr::Cidr;
-use crate::rejection::Rejection;
+use crate::rejection::{Limited, Rejection};
 use crate::request::RequestView;
 use crate::verdict::Admission;
 
@@ -210,18 +210,6 @@ impl Event {
     }
 }
 
-/// Details of a 429, for the response headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limited<'g> {
-    pub limit: &'g str,
-    pub quota: u64,
-    pub window_secs: u64,
-    /// Whole seconds until one request is admitted again (at least 1).
-    pub retry_after_secs: u64,
-    /// Whole seconds until the bucket is full again.
-    pub reset_secs: u64,
-}
-
 /// The 64-bit key of a request for one limit (never 0). `None` when the key cannot be formed
 /// (an identity key for a request admitted without any credential, which the configuration
 /// compiler rules out).
@@ -345,60 +333,6 @@ pub fn enforce_before_checks<'g>(
         now_ns,
         events,
     )
-}
-
-/// The lockouts (`counts: failed_auth`): a request whose key has failed too often is refused
-/// before any credential is verified. Counts nothing.
-pub fn check_lockouts<'g>(
-    limits: &'g [RateLimit],
-    request: &RequestView<'_>,
-    store: &dyn SharedStore,
-    now_ns: u64,
-    events: &mut Vec<(usize, Event)>,
-) -> Result<(), Rejection<'g>> {
-    let none = Admission::default();
-    for (i, limit) in limits.iter().enumerate() {
-        if limit.counts != Counts::FailedAuth {
-            continue;
-        }
-        let Some(hash) = key_hash(&limit.key, request, &none) else {
-            continue;
-        };
-        match crate::abuse::lockout::locked(limit, store, hash, now_ns) {
-            Ok(None) => {}
-            Ok(Some(limited)) => {
-                if limit.mode == Mode::Shadow {
-                    events.push((i, Event::ShadowLimited));
-                    continue;
-                }
-                events.push((i, Event::Limited));
-                return Err(Rejection::RateLimited(limited));
-            }
-            // A lockout that cannot be read does not lock: the credential checks still run.
-            Err(_) => events.push((i, Event::StoreErrors)),
-        }
-    }
-    Ok(())
-}
-
-/// Counts one failed authentication against every lockout of the policy.
-pub fn record_failed_auth(
-    limits: &[RateLimit],
-    request: &RequestView<'_>,
-    store: &dyn SharedStore,
-    now_ns: u64,
-    events: &mut Vec<(usize, Event)>,
-) {
-    let none = Admission::default();
-    for (i, limit) in limits.iter().enumerate() {
-        if limit.counts != Counts::FailedAuth {
-            continue;
-        }
-        if let Some(hash) = key_hash(&limit.key, request, &none) {
-            crate::abuse::lockout::record_failure(limit, store, hash, now_ns);
-            events.push((i, Event::FailedAuth));
-        }
-    }
 }
 
 fn enforce_stage<'g>(

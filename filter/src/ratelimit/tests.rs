@@ -1,11 +1,11 @@
 //! Policy-level rate limiting through the compiled configuration: keys, several limits,
 //! shadow mode, store failures.
 
-use super::store::MemoryStore;
 use super::*;
 use crate::config::compile;
 use crate::pipeline::decide;
 use crate::policy::Guard;
+use crate::store::MemoryStore;
 use crate::time::UnixTime;
 use crate::verdict::{Decision, Verdict};
 

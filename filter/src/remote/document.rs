@@ -246,7 +246,7 @@ impl<T> Synced<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratelimit::store::MemoryStore;
+    use crate::store::MemoryStore;
 
     fn source() -> RemoteSource {
         RemoteSource {

@@ -40,9 +40,9 @@
 //! before the command-name lookup: quotes, backslashes, `$@`, `$*` and `${...}` of an unset
 //! short variable are dropped from the name.
 
+use super::sensitivity::Sensitivity;
 use super::text::{at, find_ci, is_ws, lower_at, starts_ci, word_in, ByteSet, Words};
 use super::vocab::{PatternSet, Vocab, Vocabularies};
-use super::Sensitivity;
 
 const STRONG: Words = Words::new(&[
     b"whoami",

@@ -21,6 +21,7 @@ mod cmdi;
 pub mod decode;
 pub mod inert;
 pub mod multipart;
+mod sensitivity;
 mod sqli;
 mod text;
 mod traversal;
@@ -28,67 +29,15 @@ pub mod vocab;
 pub mod xml;
 mod xss;
 
+// What a finding is (class, rule, location) and which bodies are screened are named by the
+// rejections and the verdict, below this module: they live in `rejection::finding`.
+pub use crate::rejection::finding::{Class, Detection, Location, ScreenedBody};
+pub use sensitivity::Sensitivity;
+
+use crate::config::reader::{self, child, kind, ConfigErrors};
 use crate::payload::doc::{Document, Duplicates, Json};
 use crate::request::RequestView;
 use serde_json::Value;
-
-/// Attack classes, with the stable names used in error codes, metrics and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Class {
-    Sqli,
-    Xss,
-    Traversal,
-    CommandInjection,
-    Bot,
-    /// Not an attack: a body the policy must screen but cannot read (malformed JSON or
-    /// multipart, an ambiguous content type, a content coding). Refused in `block` mode as
-    /// its payload problem; reported under this class in `detect` mode, so that shadow mode
-    /// shows what `block` would refuse. The rule id is the problem's code.
-    UnreadableBody,
-}
-
-impl Class {
-    /// The attack classes (not [`Class::UnreadableBody`]).
-    pub const ALL: [Class; 5] = [
-        Class::Sqli,
-        Class::Xss,
-        Class::Traversal,
-        Class::CommandInjection,
-        Class::Bot,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Sqli => "sqli",
-            Class::Xss => "xss",
-            Class::Traversal => "path_traversal",
-            Class::CommandInjection => "command_injection",
-            Class::Bot => "bad_bot",
-            Class::UnreadableBody => "unreadable_body",
-        }
-    }
-}
-
-/// How eagerly the detectors report: `low` keeps only the surest signatures, `high` also
-/// reports weak signals (and has false positives on ordinary text). Default `medium`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Sensitivity {
-    Low,
-    Medium,
-    High,
-}
-
-impl Sensitivity {
-    pub const ALL: [Sensitivity; 3] = [Sensitivity::Low, Sensitivity::Medium, Sensitivity::High];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sensitivity::Low => "low",
-            Sensitivity::Medium => "medium",
-            Sensitivity::High => "high",
-        }
-    }
-}
 
 /// `block`: a detection rejects the request (403). `detect`: shadow mode, a detection is only
 /// counted and logged.
@@ -96,87 +45,6 @@ impl Sensitivity {
 pub enum Mode {
     Block,
     Detect,
-}
-
-/// Where a detection was made. Names are sanitised (see the module documentation).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Path,
-    /// A query parameter's value.
-    Query {
-        name: String,
-    },
-    /// A query parameter's name.
-    QueryName,
-    Header {
-        name: String,
-    },
-    Cookie {
-        name: String,
-    },
-    /// A cookie's name.
-    CookieName,
-    /// A form field's value (`application/x-www-form-urlencoded`).
-    Form {
-        name: String,
-    },
-    /// A form field's name (urlencoded or multipart).
-    FormName,
-    /// The file name of the multipart file field `name`.
-    Filename {
-        name: String,
-    },
-    /// A JSON string value, by JSON pointer.
-    Json {
-        pointer: String,
-    },
-    /// A member name of the JSON object at `pointer` (the name itself is not repeated here).
-    JsonName {
-        pointer: String,
-    },
-    UserAgent,
-    /// The request body as a whole (an unreadable one).
-    Body,
-    /// A `text/plain` body, or an unlabelled one that is not JSON, screened as one value.
-    Text,
-    /// A value of an XML body: the element path (`/order/item`), with `/@name` for an
-    /// attribute and `/?` for a processing instruction.
-    Xml {
-        path: String,
-    },
-}
-
-impl Location {
-    /// The location as logs and skip lists write it: `path`, `query.q`, `query_name`,
-    /// `header.referer`, `cookie.session`, `cookie_name`, `form.comment`, `form_name`, `json./a/0/b`,
-    /// `json_name./a` (a member name of the object at `/a`), `user_agent`, `body`.
-    pub fn key(&self) -> String {
-        match self {
-            Location::Path => "path".to_string(),
-            Location::Query { name } => format!("query.{name}"),
-            Location::QueryName => "query_name".to_string(),
-            Location::Header { name } => format!("header.{name}"),
-            Location::Cookie { name } => format!("cookie.{name}"),
-            Location::CookieName => "cookie_name".to_string(),
-            Location::Form { name } => format!("form.{name}"),
-            Location::FormName => "form_name".to_string(),
-            Location::Filename { name } => format!("filename.{name}"),
-            Location::Json { pointer } => format!("json.{pointer}"),
-            Location::JsonName { pointer } => format!("json_name.{pointer}"),
-            Location::UserAgent => "user_agent".to_string(),
-            Location::Body => "body".to_string(),
-            Location::Text => "text".to_string(),
-            Location::Xml { path } => format!("xml.{path}"),
-        }
-    }
-}
-
-/// One finding: what, which rule, where. Never the value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Detection {
-    pub class: Class,
-    pub rule_id: &'static str,
-    pub location: Location,
 }
 
 /// How a value reached us, which decides its decoding: `+` is a space only in query strings
@@ -191,28 +59,6 @@ pub enum ValueKind {
     Json,
     /// A `multipart/form-data` field name, value or file name (no `+` decoding).
     Multipart,
-}
-
-/// The kinds of request body screening reads, decided from `content-type` when the headers
-/// arrive.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScreenedBody {
-    /// `application/x-www-form-urlencoded`.
-    Form,
-    /// `application/json` or `application/*+json`.
-    Json,
-    /// `multipart/form-data`, with the boundary from its `content-type`.
-    Multipart { boundary: Vec<u8> },
-    /// `text/plain`: one value.
-    Text,
-    /// Newline-delimited JSON (`application/x-ndjson`, `jsonl`, ...): each line one strict
-    /// JSON text.
-    NdJson,
-    /// `application/xml`, `text/xml`, `application/*+xml` ([`xml`]).
-    Xml,
-    /// No `content-type`: some frameworks read such a body as JSON (FastAPI), others as
-    /// text. Screened as JSON when it is one strict JSON text, else as one text value.
-    Unlabelled,
 }
 
 /// What body screening makes of a request, decided from its headers.
@@ -1043,87 +889,6 @@ fn unreadable(problem: &crate::payload::PayloadProblem<'_>) -> Detection {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-struct Errors(Vec<(String, String)>);
-
-impl Errors {
-    fn add(&mut self, path: &str, message: impl Into<String>) {
-        self.0.push((path.to_string(), message.into()));
-    }
-
-    fn object<'a>(
-        &mut self,
-        v: &'a Value,
-        path: &str,
-    ) -> Option<&'a serde_json::Map<String, Value>> {
-        match v {
-            Value::Object(m) => Some(m),
-            other => {
-                self.add(path, format!("expected an object, found {}", kind(other)));
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, v: &Value, path: &str) -> Option<bool> {
-        match v {
-            Value::Bool(b) => Some(*b),
-            other => {
-                self.add(path, format!("expected a boolean, found {}", kind(other)));
-                None
-            }
-        }
-    }
-
-    fn strings<'a>(&mut self, v: &'a Value, path: &str) -> Vec<(&'a str, String)> {
-        let Value::Array(items) = v else {
-            self.add(path, format!("expected an array, found {}", kind(v)));
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let p = format!("{path}[{i}]");
-            match item {
-                Value::String(s) => out.push((s.as_str(), p)),
-                other => self.add(&p, format!("expected a string, found {}", kind(other))),
-            }
-        }
-        out
-    }
-
-    fn choice<T: Copy>(&mut self, v: &Value, path: &str, options: &[(&str, T)], default: T) -> T {
-        match v
-            .as_str()
-            .and_then(|s| options.iter().find(|(n, _)| *n == s))
-        {
-            Some((_, t)) => *t,
-            None => {
-                let names: Vec<String> = options.iter().map(|(n, _)| format!("{n:?}")).collect();
-                self.add(path, format!("expected {}", names.join(" or ")));
-                default
-            }
-        }
-    }
-}
-
-fn child(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_string()
-    } else {
-        format!("{path}.{name}")
-    }
-}
-
 fn is_header_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -1143,7 +908,7 @@ fn pointer_segments(p: &str) -> Option<Vec<String>> {
     )
 }
 
-fn compile_skip(entry: &str, path: &str, skip: &mut Skip, errors: &mut Errors) {
+fn compile_skip(entry: &str, path: &str, skip: &mut Skip, errors: &mut ConfigErrors) {
     if entry == "path" {
         skip.path = true;
         return;
@@ -1249,8 +1014,13 @@ pub const RULE_IDS: &[&str] = &[
 const MAX_EXTRA_LEN: usize = 128;
 const MAX_EXTRA_ENTRIES: usize = 1000;
 
-fn compile_extra(v: &Value, path: &str, extra: &mut vocab::Vocabularies, errors: &mut Errors) {
-    let Some(map) = errors.object(v, path) else {
+fn compile_extra(
+    v: &Value,
+    path: &str,
+    extra: &mut vocab::Vocabularies,
+    errors: &mut ConfigErrors,
+) {
+    let Some(map) = reader::named(v, path, errors) else {
         return;
     };
     for (key, list) in map {
@@ -1258,7 +1028,7 @@ fn compile_extra(v: &Value, path: &str, extra: &mut vocab::Vocabularies, errors:
         if list.is_null() {
             continue;
         }
-        let entries = errors.strings(list, &p);
+        let entries = reader::strings(list, &p, errors);
         if entries.len() > MAX_EXTRA_ENTRIES {
             errors.add(&p, format!("at most {MAX_EXTRA_ENTRIES} entries"));
             continue;
@@ -1291,8 +1061,8 @@ fn compile_extra(v: &Value, path: &str, extra: &mut vocab::Vocabularies, errors:
     }
 }
 
-fn compile_exclusion(v: &Value, path: &str, errors: &mut Errors) -> Option<Exclusion> {
-    let map = errors.object(v, path)?;
+fn compile_exclusion(v: &Value, path: &str, errors: &mut ConfigErrors) -> Option<Exclusion> {
+    let map = reader::named(v, path, errors)?;
     let mut rule_id = None;
     let mut location = None;
     for (k, item) in map {
@@ -1321,14 +1091,14 @@ fn compile_exclusion(v: &Value, path: &str, errors: &mut Errors) -> Option<Exclu
 }
 
 /// Compiles the `screening` object at `path`. Every error is collected with its JSON path.
-pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(String, String)>> {
+pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, ConfigErrors> {
     // The built-in vocabularies are indexed here, at configure time, not by the first request.
     let _ = vocab::builtin();
     let _ = triggers();
-    let mut errors = Errors(Vec::new());
+    let mut errors = ConfigErrors::default();
     let mut rule = ScreeningRule::default();
-    let Some(map) = errors.object(v, path) else {
-        return Err(errors.0);
+    let Some(map) = reader::named(v, path, &mut errors) else {
+        return Err(errors);
     };
     for (key, value) in map {
         let p = child(path, key);
@@ -1336,30 +1106,33 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
             continue;
         }
         match key.as_str() {
-            "sqli" => rule.sqli = errors.boolean(value, &p).unwrap_or(rule.sqli),
-            "xss" => rule.xss = errors.boolean(value, &p).unwrap_or(rule.xss),
-            "traversal" => rule.traversal = errors.boolean(value, &p).unwrap_or(rule.traversal),
+            "sqli" => rule.sqli = reader::boolean(value, &p, &mut errors).unwrap_or(rule.sqli),
+            "xss" => rule.xss = reader::boolean(value, &p, &mut errors).unwrap_or(rule.xss),
+            "traversal" => {
+                rule.traversal = reader::boolean(value, &p, &mut errors).unwrap_or(rule.traversal)
+            }
             "command_injection" => {
-                rule.command_injection = errors.boolean(value, &p).unwrap_or(rule.command_injection)
+                rule.command_injection =
+                    reader::boolean(value, &p, &mut errors).unwrap_or(rule.command_injection)
             }
             "sensitivity" => {
-                rule.sensitivity = errors.choice(
-                    value,
-                    &p,
+                rule.sensitivity = reader::choice(
+                    Some((value, p)),
                     &[
                         ("low", Sensitivity::Low),
                         ("medium", Sensitivity::Medium),
                         ("high", Sensitivity::High),
                     ],
                     Sensitivity::Medium,
+                    &mut errors,
                 )
             }
             "mode" => {
-                rule.mode = errors.choice(
-                    value,
-                    &p,
+                rule.mode = reader::choice(
+                    Some((value, p)),
                     &[("block", Mode::Block), ("detect", Mode::Detect)],
                     Mode::Block,
+                    &mut errors,
                 )
             }
             "bodies" => {
@@ -1371,7 +1144,7 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                     ndjson: false,
                     xml: false,
                 };
-                for (kind, kp) in errors.strings(value, &p) {
+                for (kind, kp) in reader::strings(value, &p, &mut errors) {
                     match kind {
                         "form" => rule.bodies.form = true,
                         "json" => rule.bodies.json = true,
@@ -1387,7 +1160,7 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                 }
             }
             "skip" => {
-                for (entry, ep) in errors.strings(value, &p) {
+                for (entry, ep) in reader::strings(value, &p, &mut errors) {
                     compile_skip(entry, &ep, &mut rule.skip, &mut errors);
                 }
             }
@@ -1398,7 +1171,7 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                     errors.add(&p, "expected \"all\" or an array of header names");
                     continue;
                 }
-                for (name, hp) in errors.strings(value, &p) {
+                for (name, hp) in reader::strings(value, &p, &mut errors) {
                     if !is_header_name(name) {
                         errors.add(&hp, "not a valid header name");
                     } else if name.eq_ignore_ascii_case("cookie") {
@@ -1422,14 +1195,14 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                     continue;
                 };
                 for (i, item) in items.iter().enumerate() {
-                    let ip = format!("{p}[{i}]");
+                    let ip = reader::item(&p, i);
                     if let Some(e) = compile_exclusion(item, &ip, &mut errors) {
                         rule.exclude.push(e);
                     }
                 }
             }
             "bots" => {
-                let Some(bots) = errors.object(value, &p) else {
+                let Some(bots) = reader::named(value, &p, &mut errors) else {
                     continue;
                 };
                 for (bk, bv) in bots {
@@ -1439,13 +1212,15 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
                     }
                     match bk.as_str() {
                         "block_scanners" => {
-                            rule.bots.block_scanners = errors.boolean(bv, &bp).unwrap_or(true)
+                            rule.bots.block_scanners =
+                                reader::boolean(bv, &bp, &mut errors).unwrap_or(true)
                         }
                         "require_user_agent" => {
-                            rule.bots.require_user_agent = errors.boolean(bv, &bp).unwrap_or(false)
+                            rule.bots.require_user_agent =
+                                reader::boolean(bv, &bp, &mut errors).unwrap_or(false)
                         }
                         "allow" => {
-                            for (prefix, ap) in errors.strings(bv, &bp) {
+                            for (prefix, ap) in reader::strings(bv, &bp, &mut errors) {
                                 if prefix.trim().is_empty() {
                                     errors.add(&ap, "an empty prefix would allow every client");
                                 } else {
@@ -1460,14 +1235,12 @@ pub fn compile_screening(v: &Value, path: &str) -> Result<ScreeningRule, Vec<(St
             _ => errors.add(&p, "unknown field"),
         }
     }
-    if errors.0.is_empty() {
+    if errors.is_empty() {
         Ok(rule)
     } else {
-        Err(errors.0)
+        Err(errors)
     }
 }
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod unreadable_tests;

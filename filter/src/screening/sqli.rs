@@ -35,9 +35,9 @@
 //! The value is also tokenised as if it started inside a MySQL `` `identifier` `` (a
 //! backtick breakout), and `where` anchors a condition as `and`/`or` do (`) AS x WHERE 1=1`).
 
+use super::sensitivity::Sensitivity;
 use super::text::{at, bits, contains_ci, is_ws, starts_ci, WordIndex, Words};
 use super::vocab::{PatternSet, Vocab, Vocabularies};
-use super::Sensitivity;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kw {

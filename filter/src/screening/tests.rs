@@ -4,12 +4,16 @@ use super::*;
 use crate::payload::PayloadProblem;
 use serde_json::json;
 
+/// Bodies screening cannot read, through the pipeline.
+mod unreadable;
+
 fn rule(v: Value) -> ScreeningRule {
     compile_screening(&v, "policies.p.screening").unwrap()
 }
 
 fn errors(v: Value) -> Vec<(String, String)> {
-    compile_screening(&v, "policies.p.screening").unwrap_err()
+    let found = compile_screening(&v, "policies.p.screening").unwrap_err();
+    found.0.into_iter().map(|e| (e.path, e.message)).collect()
 }
 
 fn request<'a>(headers: &'a [(String, Vec<u8>)]) -> RequestView<'a> {

@@ -13,9 +13,9 @@
 //!   quote or `(`; `php://`, `phar://`, `zip://`, `expect://`, `glob://` anywhere.
 //! - `traversal.null_byte` (medium+): a NUL byte (`%00`) used to cut off an appended suffix.
 
+use super::sensitivity::Sensitivity;
 use super::text::{at, bits, is_ws, lower_at, prev_non_ws, starts_ci, WordIndex};
 use super::vocab::{PatternSet, Vocab, Vocabularies};
-use super::Sensitivity;
 
 fn is_sep(b: u8) -> bool {
     b == b'/' || b == b'\\'

@@ -21,10 +21,10 @@
 //! Namespaced tags (`<x:script>`, `<svg:svg onload=...>`) are read by their local name, and
 //! legacy tags (`<marquee>`, `<xmp>`, `<plaintext>`, `<keygen>`, ...) are dangerous tags.
 
+use super::sensitivity::Sensitivity;
 use super::text::{
     at, find_ci, is_ws, letters, lower_at, prev_non_ws, skip_ws, starts_ci, word_in, ByteSet, Words,
 };
-use super::Sensitivity;
 
 const DANGEROUS: &[&[u8]] = &[
     b"iframe",
