@@ -1,4 +1,5 @@
-//! Verification keys, compiled once from a JWKS (RFC 7517) into jwt-simple key objects.
+//! Verification keys, compiled once from a JWKS (RFC 7517) into jwt-simple key objects, or
+//! into our own prepared keys for RS256/384/512 (`rsa_pkcs1`) and ES256 (`ec_p256`).
 //!
 //! A JWK becomes one [`VerifyingKey`] per algorithm it may verify, so the per-request lookup is
 //! a plain scan for `(kid, alg)` and the key object never has to be built on the hot path. The
