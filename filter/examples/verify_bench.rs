@@ -4,15 +4,18 @@
 //! engine Envoy embeds): `make bench-verify`.
 //!
 //! Prints one line per algorithm: `<alg> <microseconds per verification> (<iterations>)`, and
-//! for RS256 also jwt-simple's own verification of the same token with the same key (the
-//! backend api-guard used before `jwt/rsa_pkcs1.rs`), measured in the same run.
+//! for RS256 and ES256 also jwt-simple's own verification of the same token with the same key
+//! (the backend api-guard used before `jwt/rsa_pkcs1.rs` and `jwt/ec_p256.rs`), measured in the
+//! same run.
 
 // serde_json::Value indexing yields Null for a missing member; it never panics.
 #![allow(clippy::indexing_slicing)]
 
 use std::time::Instant;
 
-use jwt_simple::prelude::{RS256PublicKey, RSAPublicKeyLike, VerificationOptions};
+use jwt_simple::prelude::{
+    ECDSAP256PublicKeyLike, ES256PublicKey, RS256PublicKey, RSAPublicKeyLike, VerificationOptions,
+};
 
 use api_guard::jwt::alg::AlgorithmSet;
 use api_guard::jwt::keys::{parse_jwks, JwksMode};
@@ -98,6 +101,45 @@ fn main() {
         let _ = std::hint::black_box(simple.verify_token::<jwt_simple::prelude::NoCustomClaims>(
             std::hint::black_box(rs256),
             Some(options()),
+        ));
+    });
+    // jwt-simple's ES256 on the fixture's P-256 key and token.
+    let ec = fixture["jwks"]["keys"]
+        .as_array()
+        .and_then(|keys| {
+            keys.iter()
+                .find(|k| k["kty"] == "EC" && k["crv"] == "P-256")
+        })
+        .cloned()
+        .unwrap_or_default();
+    let mut point = vec![0x04];
+    point.extend(b64(&ec["x"]));
+    point.extend(b64(&ec["y"]));
+    let Ok(simple_es) = ES256PublicKey::from_bytes(&point) else {
+        eprintln!("jwt-simple refuses the fixture P-256 key");
+        std::process::exit(1);
+    };
+    let es256 = fixture["tokens"]["valid_es256"]
+        .as_str()
+        .unwrap_or_default();
+    if let Err(e) =
+        simple_es.verify_token::<jwt_simple::prelude::NoCustomClaims>(es256, Some(options()))
+    {
+        eprintln!("jwt-simple refuses the fixture ES256 token: {e}");
+        std::process::exit(1);
+    }
+    time("ES256-jwt-simple", &|| {
+        let _ = std::hint::black_box(
+            simple_es.verify_token::<jwt_simple::prelude::NoCustomClaims>(
+                std::hint::black_box(es256),
+                Some(options()),
+            ),
+        );
+    });
+    // What a P-256 key costs once, when its JWKS is compiled: the fixed-base table.
+    time("ES256-prepare-key", &|| {
+        let _ = std::hint::black_box(api_guard::jwt::ec_p256::Es256Key::from_sec1(
+            std::hint::black_box(&point),
         ));
     });
     for (alg, name) in [

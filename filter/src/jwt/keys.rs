@@ -1,4 +1,5 @@
-//! Verification keys, compiled once from a JWKS (RFC 7517) into jwt-simple key objects.
+//! Verification keys, compiled once from a JWKS (RFC 7517) into jwt-simple key objects, or
+//! into our own prepared keys for RS256/384/512 (`rsa_pkcs1`) and ES256 (`ec_p256`).
 //!
 //! A JWK becomes one [`VerifyingKey`] per algorithm it may verify, so the per-request lookup is
 //! a plain scan for `(kid, alg)` and the key object never has to be built on the hot path. The
@@ -16,6 +17,7 @@ use serde_json::{Map, Value};
 
 use super::alg::{Algorithm, AlgorithmSet};
 use super::compact::decode_segment;
+use super::ec_p256::Es256Key;
 use super::problem::JwksError;
 use super::rsa_pkcs1::{RsaHash, RsaPublicKey};
 
@@ -25,6 +27,11 @@ pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 pub const MAX_KEYS: usize = 64;
 /// Longest `kid` accepted (kids are compared per request and appear in metrics labels).
 pub const MAX_KID_BYTES: usize = 256;
+
+/// Most P-256 keys of one JWKS that get a fixed-base table (`ec_p256`, `TABLE_BYTES` each, in
+/// every VM); the others verify through jwt-simple, correct but about 3x slower. Issuers publish
+/// one to three signing keys at a time (current, next, previous).
+pub const MAX_PREPARED_ES256_KEYS: usize = 4;
 
 const RSA_MIN_BITS: usize = 2048;
 const RSA_MAX_BITS: usize = 4096;
@@ -41,6 +48,9 @@ enum Inner {
     Ps256(PS256PublicKey),
     Ps384(PS384PublicKey),
     Ps512(PS512PublicKey),
+    /// ES256 over a fixed-base table prepared when the JWKS is compiled (`ec_p256`).
+    Es256Table(Es256Key),
+    /// ES256 through jwt-simple: keys beyond [`MAX_PREPARED_ES256_KEYS`].
     Es256(ES256PublicKey),
     Es384(ES384PublicKey),
     EdDsa(Ed25519PublicKey),
@@ -78,6 +88,7 @@ impl VerifyingKey {
         let o = Some(options);
         let claims: Result<JWTClaims<NoCustomClaims>, _> = match &self.inner {
             Inner::RsaPkcs1(k, hash) => return verify_pkcs1(k, *hash, token),
+            Inner::Es256Table(k) => return verify_es256(k, token),
             Inner::Ps256(k) => k.verify_token(token, o),
             Inner::Ps384(k) => k.verify_token(token, o),
             Inner::Ps512(k) => k.verify_token(token, o),
@@ -99,6 +110,18 @@ fn verify_pkcs1(key: &RsaPublicKey, hash: RsaHash, token: &str) -> Result<(), jw
     let (signed, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
     let signature = decode_segment(signature).ok_or_else(malformed)?;
     if key.verify(hash, signed.as_bytes(), &signature) {
+        Ok(())
+    } else {
+        Err(JWTError::InvalidSignature.into())
+    }
+}
+
+/// ES256 through [`super::ec_p256`], like [`verify_pkcs1`]: the signature over `header.payload`.
+fn verify_es256(key: &Es256Key, token: &str) -> Result<(), jwt_simple::Error> {
+    let malformed = || jwt_simple::Error::from(JWTError::CompactEncodingError);
+    let (signed, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
+    let signature = decode_segment(signature).ok_or_else(malformed)?;
+    if key.verify(signed.as_bytes(), &signature) {
         Ok(())
     } else {
         Err(JWTError::InvalidSignature.into())
@@ -217,6 +240,7 @@ pub fn parse_jwks(
     }
     let mut set = KeySet::default();
     let mut errors = Vec::new();
+    let mut es256_tables_left = MAX_PREPARED_ES256_KEYS;
     for (i, jwk) in list.iter().enumerate() {
         let path = format!("keys[{i}]");
         if mode == JwksMode::REMOTE && jwk.get("kty").and_then(Value::as_str) == Some("oct") {
@@ -227,7 +251,7 @@ pub fn parse_jwks(
             );
             continue;
         }
-        match compile_jwk(jwk, &path, allowed) {
+        match compile_jwk(jwk, &path, allowed, &mut es256_tables_left) {
             Ok(keys) => {
                 if mode == JwksMode::Strict {
                     if let Some(kid) = keys.first().and_then(|k| k.kid.as_deref()) {
@@ -305,7 +329,12 @@ impl Family {
     }
 }
 
-fn compile_jwk(jwk: &Value, path: &str, allowed: AlgorithmSet) -> Result<Vec<VerifyingKey>, Skip> {
+fn compile_jwk(
+    jwk: &Value,
+    path: &str,
+    allowed: AlgorithmSet,
+    es256_tables_left: &mut usize,
+) -> Result<Vec<VerifyingKey>, Skip> {
     let obj = jwk
         .as_object()
         .ok_or_else(|| broken(path, "", "a JWK is a JSON object"))?;
@@ -397,7 +426,17 @@ fn compile_jwk(jwk: &Value, path: &str, allowed: AlgorithmSet) -> Result<Vec<Ver
             let point = ec_point(obj, path, 32)?;
             let k = ES256PublicKey::from_bytes(&point)
                 .map_err(|_| broken(path, "", "not a point on P-256"))?;
-            vec![(Algorithm::ES256, Inner::Es256(k))]
+            let prepared = match es256_tables_left.checked_sub(1) {
+                Some(left) => Es256Key::from_sec1(&point).map(|table| (left, table)),
+                None => None,
+            };
+            match prepared {
+                Some((left, table)) => {
+                    *es256_tables_left = left;
+                    vec![(Algorithm::ES256, Inner::Es256Table(table))]
+                }
+                None => vec![(Algorithm::ES256, Inner::Es256(k))],
+            }
         }
         Family::P384 => {
             let point = ec_point(obj, path, 48)?;
@@ -593,6 +632,41 @@ mod tests {
 
     fn set_of(keys: Vec<Value>) -> Value {
         json!({ "keys": keys })
+    }
+
+    #[test]
+    fn es256_tables_are_bounded_and_every_key_verifies() {
+        let doc: Value = serde_json::from_str(FIXTURE).unwrap();
+        let token = doc["tokens"]["valid_es256"].as_str().unwrap();
+        let tampered = doc["tokens"]["tampered_payload"].as_str().unwrap();
+        let count = MAX_PREPARED_ES256_KEYS + 2;
+        let set = parse_jwks(
+            &set_of(vec![jwk("ec-256"); count]),
+            JwksMode::REMOTE,
+            AlgorithmSet::all(),
+        )
+        .unwrap();
+        let tables = set
+            .iter()
+            .filter(|k| matches!(k.inner, Inner::Es256Table(_)))
+            .count();
+        assert_eq!(tables, MAX_PREPARED_ES256_KEYS);
+        assert_eq!(set.len(), count);
+        // As `verify::verify_jws` calls it: jwt-simple's clock neutralized.
+        let secs = doc["now"].as_u64().unwrap();
+        let options = || VerificationOptions {
+            accept_future: true,
+            artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_secs(secs)),
+            time_tolerance: Some(jwt_simple::prelude::Duration::from_secs(secs)),
+            max_token_length: None,
+            max_header_length: Some(usize::MAX),
+            ..VerificationOptions::default()
+        };
+        for (i, key) in set.iter().enumerate() {
+            // Table or jwt-simple, the same verdicts.
+            assert!(key.verify(token, options()).is_ok(), "key {i}");
+            assert!(key.verify(tampered, options()).is_err(), "key {i}");
+        }
     }
 
     #[test]

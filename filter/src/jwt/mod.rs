@@ -15,6 +15,7 @@ pub mod alg;
 pub mod cache;
 pub mod claims;
 pub mod compact;
+pub mod ec_p256;
 pub mod jwe;
 pub mod keys;
 pub mod problem;
