@@ -140,6 +140,40 @@ impl EnvoyConfig {
         self
     }
 
+    /// Replaces a cluster's endpoints like [`Self::with_cluster_endpoints`], each with a hash key
+    /// (`envoy.lb` metadata `hash_key`) that RING_HASH and MAGLEV place on the ring instead of
+    /// the address. Test upstreams listen on ephemeral ports, so without it which client hashes
+    /// to which endpoint changes from run to run; with it the placement is the same every run.
+    pub fn with_hashed_cluster_endpoints(
+        self,
+        name: &str,
+        endpoints: &[(&str, SocketAddr)],
+    ) -> Self {
+        let addrs: Vec<SocketAddr> = endpoints.iter().map(|(_, a)| *a).collect();
+        let mut this = self.with_cluster_endpoints(name, &addrs);
+        let cluster = seq_mut(&mut this.yaml, &["static_resources", "clusters"])
+            .into_iter()
+            .flatten()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+            .expect("with_cluster_endpoints found this cluster");
+        let lb_endpoints = cluster
+            .get_mut("load_assignment")
+            .and_then(|a| a.get_mut("endpoints"))
+            .and_then(|e| e.get_mut(0))
+            .and_then(|e| e.get_mut("lb_endpoints"))
+            .and_then(Value::as_sequence_mut)
+            .expect("with_cluster_endpoints wrote lb_endpoints");
+        for (endpoint, (key, _)) in lb_endpoints.iter_mut().zip(endpoints) {
+            let metadata =
+                serde_yaml::to_value(json!({"filter_metadata": {"envoy.lb": {"hash_key": key}}}))
+                    .expect("JSON always converts to YAML");
+            if let Some(m) = endpoint.as_mapping_mut() {
+                m.insert("metadata".into(), metadata);
+            }
+        }
+        this
+    }
+
     /// Passes the named variables of Envoy's own environment into every api-guard VM
     /// (`vm_config.environment_variables.host_env_keys`), where secrets are read from.
     pub fn with_vm_host_env_keys(mut self, keys: &[&str]) -> Self {

@@ -16,7 +16,12 @@ fn start() -> Setup {
     let p = Upstream::start("premium");
     let envoy = Envoy::start(
         EnvoyConfig::load("envoy/identity-routing.yaml")
-            .with_cluster_endpoints("upstream", &[a.addr, b.addr])
+            // Fixed hash keys: the ring, and so which replica each client lands on, is the
+            // same every run (the upstreams' ports are not).
+            .with_hashed_cluster_endpoints(
+                "upstream",
+                &[("replica-1", a.addr), ("replica-2", b.addr)],
+            )
             .with_cluster_endpoints("premium", &[p.addr]),
     );
     Setup {
