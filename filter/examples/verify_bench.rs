@@ -4,8 +4,9 @@
 //! engine Envoy embeds): `make bench-verify`.
 //!
 //! Prints one line per algorithm: `<alg> <microseconds per verification> (<iterations>)`, and
-//! for RS256 and ES256 also jwt-simple's own verification of the same token with the same key
-//! (the backend api-guard used before `jwt/rsa_pkcs1.rs` and `jwt/ec_p256.rs`), measured in the
+//! for RS256, ES256 and EdDSA also jwt-simple's own verification of the same token with the same key
+//! (the backend api-guard used before `jwt/rsa_pkcs1.rs`, `jwt/ec_p256.rs` and
+//! `jwt/ed25519.rs`), measured in the
 //! same run.
 
 // serde_json::Value indexing yields Null for a missing member; it never panics.
@@ -14,7 +15,8 @@
 use std::time::Instant;
 
 use jwt_simple::prelude::{
-    ECDSAP256PublicKeyLike, ES256PublicKey, RS256PublicKey, RSAPublicKeyLike, VerificationOptions,
+    ECDSAP256PublicKeyLike, ES256PublicKey, Ed25519PublicKey, EdDSAPublicKeyLike, RS256PublicKey,
+    RSAPublicKeyLike, VerificationOptions,
 };
 
 use api_guard::jwt::alg::AlgorithmSet;
@@ -140,6 +142,40 @@ fn main() {
     time("ES256-prepare-key", &|| {
         let _ = std::hint::black_box(api_guard::jwt::ec_p256::Es256Key::from_sec1(
             std::hint::black_box(&point),
+        ));
+    });
+    // jwt-simple's EdDSA (ed25519-compact) on the fixture's Ed25519 key and token.
+    let ed = fixture["jwks"]["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kty"] == "OKP"))
+        .cloned()
+        .unwrap_or_default();
+    let ed_x = b64(&ed["x"]);
+    let Ok(simple_ed) = Ed25519PublicKey::from_bytes(&ed_x) else {
+        eprintln!("jwt-simple refuses the fixture Ed25519 key");
+        std::process::exit(1);
+    };
+    let eddsa = fixture["tokens"]["valid_eddsa"]
+        .as_str()
+        .unwrap_or_default();
+    if let Err(e) =
+        simple_ed.verify_token::<jwt_simple::prelude::NoCustomClaims>(eddsa, Some(options()))
+    {
+        eprintln!("jwt-simple refuses the fixture EdDSA token: {e}");
+        std::process::exit(1);
+    }
+    time("EdDSA-jwt-simple", &|| {
+        let _ = std::hint::black_box(
+            simple_ed.verify_token::<jwt_simple::prelude::NoCustomClaims>(
+                std::hint::black_box(eddsa),
+                Some(options()),
+            ),
+        );
+    });
+    // What an Ed25519 key costs once, when its JWKS is compiled: its table.
+    time("EdDSA-prepare-key", &|| {
+        let _ = std::hint::black_box(api_guard::jwt::ed25519::Ed25519Key::from_bytes(
+            std::hint::black_box(&ed_x),
         ));
     });
     for (alg, name) in [

@@ -1,5 +1,6 @@
 //! Verification keys, compiled once from a JWKS (RFC 7517) into jwt-simple key objects, or
-//! into our own prepared keys for RS256/384/512 (`rsa_pkcs1`) and ES256 (`ec_p256`).
+//! into our own prepared keys for RS256/384/512 (`rsa_pkcs1`), ES256 (`ec_p256`) and
+//! EdDSA (`ed25519`).
 //!
 //! A JWK becomes one [`VerifyingKey`] per algorithm it may verify, so the per-request lookup is
 //! a plain scan for `(kid, alg)` and the key object never has to be built on the hot path. The
@@ -18,6 +19,7 @@ use serde_json::{Map, Value};
 use super::alg::{Algorithm, AlgorithmSet};
 use super::compact::decode_segment;
 use super::ec_p256::Es256Key;
+use super::ed25519::Ed25519Key;
 use super::problem::JwksError;
 use super::rsa_pkcs1::{RsaHash, RsaPublicKey};
 
@@ -32,6 +34,16 @@ pub const MAX_KID_BYTES: usize = 256;
 /// every VM); the others verify through jwt-simple, correct but about 3x slower. Issuers publish
 /// one to three signing keys at a time (current, next, previous).
 pub const MAX_PREPARED_ES256_KEYS: usize = 4;
+
+/// Most Ed25519 keys of one JWKS that get a fixed-base table (`ed25519`, `TABLE_BYTES` each, in
+/// every VM); the others verify through jwt-simple (ed25519-compact), same verdicts, slower.
+pub const MAX_PREPARED_ED25519_KEYS: usize = 4;
+
+/// How many more keys of the JWKS being compiled may get a table, per family.
+struct TablesLeft {
+    es256: usize,
+    ed25519: usize,
+}
 
 const RSA_MIN_BITS: usize = 2048;
 const RSA_MAX_BITS: usize = 4096;
@@ -53,6 +65,9 @@ enum Inner {
     /// ES256 through jwt-simple: keys beyond [`MAX_PREPARED_ES256_KEYS`].
     Es256(ES256PublicKey),
     Es384(ES384PublicKey),
+    /// EdDSA over a fixed-base table of the key prepared when the JWKS is compiled (`ed25519`).
+    Ed25519Table(Ed25519Key),
+    /// EdDSA through jwt-simple: keys beyond [`MAX_PREPARED_ED25519_KEYS`].
     EdDsa(Ed25519PublicKey),
     Hs256(HS256Key),
     Hs384(HS384Key),
@@ -89,6 +104,7 @@ impl VerifyingKey {
         let claims: Result<JWTClaims<NoCustomClaims>, _> = match &self.inner {
             Inner::RsaPkcs1(k, hash) => return verify_pkcs1(k, *hash, token),
             Inner::Es256Table(k) => return verify_es256(k, token),
+            Inner::Ed25519Table(k) => return verify_eddsa(k, token),
             Inner::Ps256(k) => k.verify_token(token, o),
             Inner::Ps384(k) => k.verify_token(token, o),
             Inner::Ps512(k) => k.verify_token(token, o),
@@ -118,6 +134,18 @@ fn verify_pkcs1(key: &RsaPublicKey, hash: RsaHash, token: &str) -> Result<(), jw
 
 /// ES256 through [`super::ec_p256`], like [`verify_pkcs1`]: the signature over `header.payload`.
 fn verify_es256(key: &Es256Key, token: &str) -> Result<(), jwt_simple::Error> {
+    let malformed = || jwt_simple::Error::from(JWTError::CompactEncodingError);
+    let (signed, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
+    let signature = decode_segment(signature).ok_or_else(malformed)?;
+    if key.verify(signed.as_bytes(), &signature) {
+        Ok(())
+    } else {
+        Err(JWTError::InvalidSignature.into())
+    }
+}
+
+/// EdDSA through [`super::ed25519`], like [`verify_es256`].
+fn verify_eddsa(key: &Ed25519Key, token: &str) -> Result<(), jwt_simple::Error> {
     let malformed = || jwt_simple::Error::from(JWTError::CompactEncodingError);
     let (signed, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
     let signature = decode_segment(signature).ok_or_else(malformed)?;
@@ -240,7 +268,10 @@ pub fn parse_jwks(
     }
     let mut set = KeySet::default();
     let mut errors = Vec::new();
-    let mut es256_tables_left = MAX_PREPARED_ES256_KEYS;
+    let mut tables_left = TablesLeft {
+        es256: MAX_PREPARED_ES256_KEYS,
+        ed25519: MAX_PREPARED_ED25519_KEYS,
+    };
     for (i, jwk) in list.iter().enumerate() {
         let path = format!("keys[{i}]");
         if mode == JwksMode::REMOTE && jwk.get("kty").and_then(Value::as_str) == Some("oct") {
@@ -251,7 +282,7 @@ pub fn parse_jwks(
             );
             continue;
         }
-        match compile_jwk(jwk, &path, allowed, &mut es256_tables_left) {
+        match compile_jwk(jwk, &path, allowed, &mut tables_left) {
             Ok(keys) => {
                 if mode == JwksMode::Strict {
                     if let Some(kid) = keys.first().and_then(|k| k.kid.as_deref()) {
@@ -333,7 +364,7 @@ fn compile_jwk(
     jwk: &Value,
     path: &str,
     allowed: AlgorithmSet,
-    es256_tables_left: &mut usize,
+    tables_left: &mut TablesLeft,
 ) -> Result<Vec<VerifyingKey>, Skip> {
     let obj = jwk
         .as_object()
@@ -426,13 +457,13 @@ fn compile_jwk(
             let point = ec_point(obj, path, 32)?;
             let k = ES256PublicKey::from_bytes(&point)
                 .map_err(|_| broken(path, "", "not a point on P-256"))?;
-            let prepared = match es256_tables_left.checked_sub(1) {
+            let prepared = match tables_left.es256.checked_sub(1) {
                 Some(left) => Es256Key::from_sec1(&point).map(|table| (left, table)),
                 None => None,
             };
             match prepared {
                 Some((left, table)) => {
-                    *es256_tables_left = left;
+                    tables_left.es256 = left;
                     vec![(Algorithm::ES256, Inner::Es256Table(table))]
                 }
                 None => vec![(Algorithm::ES256, Inner::Es256(k))],
@@ -451,7 +482,19 @@ fn compile_jwk(
             }
             let k = Ed25519PublicKey::from_bytes(&x)
                 .map_err(|_| broken(path, "x", "not an Ed25519 public key"))?;
-            vec![(Algorithm::EdDSA, Inner::EdDsa(k))]
+            // A key ed25519-compact would refuse at every verification (non-canonical, small
+            // order) gets no table and keeps jwt-simple's verdicts.
+            let prepared = match tables_left.ed25519.checked_sub(1) {
+                Some(left) => Ed25519Key::from_bytes(&x).map(|table| (left, table)),
+                None => None,
+            };
+            match prepared {
+                Some((left, table)) => {
+                    tables_left.ed25519 = left;
+                    vec![(Algorithm::EdDSA, Inner::Ed25519Table(table))]
+                }
+                None => vec![(Algorithm::EdDSA, Inner::EdDsa(k))],
+            }
         }
         Family::Oct => hmac_keys(obj, path, algs, pinned.is_some())?,
     };
@@ -666,6 +709,44 @@ mod tests {
             // Table or jwt-simple, the same verdicts.
             assert!(key.verify(token, options()).is_ok(), "key {i}");
             assert!(key.verify(tampered, options()).is_err(), "key {i}");
+        }
+    }
+
+    #[test]
+    fn ed25519_tables_are_bounded_and_every_key_verifies() {
+        let doc: Value = serde_json::from_str(FIXTURE).unwrap();
+        let token = doc["tokens"]["valid_eddsa"].as_str().unwrap();
+        let count = MAX_PREPARED_ED25519_KEYS + 2;
+        let set = parse_jwks(
+            &set_of(vec![jwk("ed-1"); count]),
+            JwksMode::REMOTE,
+            AlgorithmSet::all(),
+        )
+        .unwrap();
+        let tables = set
+            .iter()
+            .filter(|k| matches!(k.inner, Inner::Ed25519Table(_)))
+            .count();
+        assert_eq!(tables, MAX_PREPARED_ED25519_KEYS);
+        assert_eq!(set.len(), count);
+        let secs = doc["now"].as_u64().unwrap();
+        let options = || VerificationOptions {
+            accept_future: true,
+            artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_secs(secs)),
+            time_tolerance: Some(jwt_simple::prelude::Duration::from_secs(secs)),
+            max_token_length: None,
+            max_header_length: Some(usize::MAX),
+            ..VerificationOptions::default()
+        };
+        // The payload swapped for another token's: the signature no longer covers it.
+        let (_, signature) = token.rsplit_once('.').unwrap();
+        let other = doc["tokens"]["valid_es256"].as_str().unwrap();
+        let (other_signed, _) = other.rsplit_once('.').unwrap();
+        let tampered = format!("{other_signed}.{signature}");
+        for (i, key) in set.iter().enumerate() {
+            // Table or jwt-simple, the same verdicts.
+            assert!(key.verify(token, options()).is_ok(), "key {i}");
+            assert!(key.verify(&tampered, options()).is_err(), "key {i}");
         }
     }
 

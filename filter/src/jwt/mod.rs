@@ -16,6 +16,7 @@ pub mod cache;
 pub mod claims;
 pub mod compact;
 pub mod ec_p256;
+pub mod ed25519;
 pub mod jwe;
 pub mod keys;
 pub mod problem;
