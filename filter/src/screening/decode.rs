@@ -158,6 +158,47 @@ pub fn decode_scanned(s: &[u8], plus_as_space: bool, mask: u32) -> Cow<'_, [u8]>
     Cow::Owned(cur)
 }
 
+/// Longest value [`decode_short`] decodes on the stack.
+pub const SHORT: usize = 128;
+
+/// [`decode_scanned`] of a short value (`mask` its [`scan`]) into `buf`, without allocating,
+/// when one round of `%hh` (and, with `plus_as_space`, `+`) is all the decoder would do: no
+/// `&`, no `%u`, no overlong or fullwidth lead byte before or after, nothing left to decode
+/// after the round. The decoded value and its scan; `None` sends the value to
+/// [`decode_scanned`], whose result this always equals (a property test checks it).
+pub fn decode_short<'b>(
+    s: &[u8],
+    plus_as_space: bool,
+    mask: u32,
+    buf: &'b mut [u8; SHORT],
+) -> Option<(&'b [u8], u32)> {
+    if mask & (AMP | HIGH) != 0 || s.len() > SHORT {
+        return None;
+    }
+    let mut n = 0;
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        let (v, used) = match b {
+            b'%' => match (s.get(i + 1).copied(), s.get(i + 2).copied()) {
+                (Some(b'u' | b'U'), _) => return None,
+                (Some(a), Some(c)) => match (hex(a), hex(c)) {
+                    (Some(h), Some(l)) => (u8::try_from(h * 16 + l).ok()?, 3),
+                    _ => (b'%', 1),
+                },
+                _ => (b'%', 1),
+            },
+            b'+' if plus_as_space => (b' ', 1),
+            _ => (b, 1),
+        };
+        *buf.get_mut(n)? = v;
+        n += 1;
+        i += used;
+    }
+    let out = buf.get(..n)?;
+    let out_mask = scan(out);
+    (out_mask & (decode_bits(plus_as_space) | HIGH) == 0).then_some((out, out_mask))
+}
+
 fn hex(b: u8) -> Option<u32> {
     char::from(b).to_digit(16)
 }
@@ -429,6 +470,27 @@ mod tests {
         assert_eq!(scan(b"\0"), NUL);
     }
 
+    #[test]
+    fn decode_short_answers_only_for_one_plain_round() {
+        let mut buf = [0u8; SHORT];
+        let mut short = |s: &[u8], plus: bool| {
+            decode_short(s, plus, scan(s), &mut buf).map(|(out, _)| out.to_vec())
+        };
+        assert_eq!(
+            short(b"ada%20lovelace", true),
+            Some(b"ada lovelace".to_vec())
+        );
+        assert_eq!(short(b"a+b%2Fc", true), Some(b"a b/c".to_vec()));
+        assert_eq!(short(b"a+b", false), Some(b"a+b".to_vec()));
+        assert_eq!(short(b"100%", false), None);
+        // A second round, `%u`, entities, overlong lead bytes, long values: the full decoder.
+        assert_eq!(short(b"%2527", false), None);
+        assert_eq!(short(b"%u003c", false), None);
+        assert_eq!(short(b"&lt;", false), None);
+        assert_eq!(short(b"%c0%ae", false), None);
+        assert_eq!(short(&[b'a'; SHORT + 1], false), None);
+    }
+
     proptest::proptest! {
         #[test]
         fn scan_agrees_with_the_reference(s in proptest::collection::vec(proptest::prop_oneof![
@@ -436,6 +498,21 @@ mod tests {
             proptest::sample::select(b"./-*@'\"<>;|&$()%=#\\ \t\n:{+\0\xc0\xef\xa0a".to_vec()),
         ], 0..64)) {
             proptest::prop_assert_eq!(scan(&s), scan_reference(&s));
+        }
+
+        // The stack decoder is the decoder wherever it answers.
+        #[test]
+        fn decode_short_equals_decode(s in proptest::collection::vec(proptest::prop_oneof![
+            proptest::prelude::any::<u8>(),
+            proptest::sample::select(b"%%%+&uU0123456789abcdefABCDEFxg;.c\xc0\xae".to_vec()),
+        ], 0..160), plus in proptest::prelude::any::<bool>()) {
+            let mask = scan(&s);
+            let mut buf = [0u8; SHORT];
+            if let Some((out, out_mask)) = decode_short(&s, plus, mask, &mut buf) {
+                let full = decode_scanned(&s, plus, mask);
+                proptest::prop_assert_eq!(out, &*full);
+                proptest::prop_assert_eq!(out_mask, scan(&full));
+            }
         }
 
         // Decoding is bounded: never longer than its input, whatever the bytes.

@@ -79,6 +79,9 @@ pub struct Triggers {
     bloom: Vec<u64>,
     words: PatternSet,
     substrings: PatternSet,
+    /// Whether `substrings` holds entries shorter than three bytes, which the per-byte
+    /// bitmaps of [`inert`] cannot rule out: then every value is searched.
+    short_substrings: bool,
     /// SQL function names: only read by the rules when called, so a trigger only in a value
     /// holding `(`.
     calls: PatternSet,
@@ -129,12 +132,14 @@ impl Triggers {
                 *word |= bit;
             }
         }
+        let substrings = PatternSet::build("", subs.iter().map(String::as_str));
         Triggers {
+            short_substrings: substrings.has_short_entries(),
             bloom,
             lengths: lengths_of(&text),
             call_lengths: lengths_of(&calls),
             words: PatternSet::build("", text.iter().map(String::as_str)),
-            substrings: PatternSet::build("", subs.iter().map(String::as_str)),
+            substrings,
             calls: PatternSet::build("", calls.iter().map(String::as_str)),
         }
     }
@@ -144,10 +149,11 @@ impl Triggers {
     /// runs are never compared.
     #[inline]
     fn may_be_trigger(&self, alone: u32, followed: u32) -> bool {
-        [alone, followed].into_iter().any(|h| {
+        let set = |h: u32| {
             let (w, bit) = bloom_bit(h);
             self.bloom.get(w).is_some_and(|word| word & bit != 0)
-        })
+        };
+        set(alone) || set(followed)
     }
 
     /// Whether the run of letters `s[start..end]` (or it with the byte after it) is a trigger.
@@ -215,56 +221,86 @@ fn lengths_of(words: &[String]) -> [u64; 26] {
     lengths
 }
 
+/// Bits of [`super::decode::scan`] that only bytes or pairs [`inert`] refuses set: quotes,
+/// backticks, `<` `>` `|` `$` `%` `#` `{` `\`, newlines, NUL, the decoder's lead bytes, `+`,
+/// `..` `--` `@@` and `/*` `*/`. A value whose scan holds one is not inert, without a pass.
+pub const REFUSED: u32 = {
+    use super::decode as d;
+    d::QUOTE
+        | d::BACKTICK
+        | d::LT
+        | d::GT
+        | d::PIPE
+        | d::DOLLAR
+        | d::PERCENT
+        | d::HASH
+        | d::NEWLINE
+        | d::BACKSLASH
+        | d::DOT2
+        | d::DASH2
+        | d::STAR
+        | d::AT2
+        | d::BRACE
+        | d::NUL
+        | d::HIGH
+        | d::PLUS
+};
+
+/// [`inert`] of a value whose [`super::decode::scan`] is `mask`: the bits of [`REFUSED`]
+/// answer first (a quote, `+`, `%`: most values the pass would refuse at some byte).
+#[inline]
+pub fn inert_scanned(s: &[u8], mask: u32, t: &Triggers) -> bool {
+    mask & REFUSED == 0 && inert(s, t)
+}
+
 /// Whether the decoded value `s` is inert: no byte and no word any detector needs (module
-/// documentation). One pass; each run of letters is looked up once (a bitmap load for most).
+/// documentation). One pass; each run of letters is hashed as it is read and looked up once,
+/// where it ends (a bloom filter bit for most).
 pub fn inert(s: &[u8], t: &Triggers) -> bool {
     let mut prev = 0u8;
-    let mut prev_folded = 0u8;
+    // The two folded bytes before this one: a substring trigger may start two bytes back
+    // (its first three bytes are two bitmap bits); the full search runs at the end only then.
+    let (mut f2, mut f1) = (0u8, 0u8);
+    let mut substring = t.short_substrings;
     let mut questions = 0u32;
     let mut call_word = false;
-    let mut substring = false;
-    let mut word_start = None;
-    let mut hash = FNV_OFFSET;
-    for (i, &b) in s.iter().enumerate() {
-        let folded = fold(b);
-        // A substring trigger may start at the previous byte (its first two bytes): the
-        // full search runs at the end only then.
-        substring = substring || t.substrings.may_start_pair(prev_folded, folded);
-        prev_folded = folded;
-        match CLASS.get(usize::from(b)).copied().unwrap_or(0) {
-            0 => return false,
-            2 => {
-                if word_start.is_none() {
-                    word_start = Some(i);
-                    hash = FNV_OFFSET;
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        let class = CLASS.get(usize::from(b)).copied().unwrap_or(0);
+        if class == 2 {
+            // A run of letters, read to its end: folded, hashed and fed to the substring
+            // bitmaps byte by byte, then looked up alone and with the byte after it.
+            let start = i;
+            let mut hash = FNV_OFFSET;
+            while let Some(&c) = s.get(i) {
+                if !c.is_ascii_alphabetic() {
+                    break;
                 }
-                hash = fnv(hash, folded);
-                prev = b;
-                continue;
+                let f = c.to_ascii_lowercase();
+                hash = fnv(hash, f);
+                substring |= t.substrings.may_start_triple(f2, f1, f);
+                (f2, f1) = (f1, f);
+                i += 1;
             }
-            3 => questions += 1,
-            _ => {}
-        }
-        if let Some(start) = word_start.take() {
-            if t.may_be_trigger(hash, fnv(hash, folded)) {
+            let followed = s.get(i).map_or(hash, |&c| fnv(hash, fold(c)));
+            if t.may_be_trigger(hash, followed) {
                 if t.word_at(s, start, i) {
                     return false;
                 }
                 call_word = call_word || t.call_at(s, start, i);
             }
+            prev = b'a';
+            continue;
         }
-        if b == prev && matches!(b, b'.' | b'-' | b'@' | b'&') {
+        if class == 0 || (b == prev && matches!(b, b'.' | b'-' | b'@' | b'&')) {
             return false;
         }
+        let f = fold(b);
+        substring |= t.substrings.may_start_triple(f2, f1, f);
+        (f2, f1) = (f1, f);
+        questions += u32::from(class == 3);
         prev = b;
-    }
-    if let Some(start) = word_start {
-        if t.may_be_trigger(hash, hash) {
-            if t.word_at(s, start, s.len()) {
-                return false;
-            }
-            call_word = call_word || t.call_at(s, start, s.len());
-        }
+        i += 1;
     }
     if call_word && s.contains(&b'(') {
         return false;

@@ -313,15 +313,24 @@ impl ScreeningRule {
         }
         let plus = matches!(kind, ValueKind::Query | ValueKind::Form);
         let decoded;
+        let mut short;
         let (s, mask) = if mask & decode::decode_bits(plus) != 0 {
-            decoded = decode::decode_scanned(raw, plus, mask);
-            (&*decoded, decode::scan(&decoded))
+            // A short value with one plain round of `%hh` (`ada%20lovelace`) is decoded on
+            // the stack: the same bytes, without an allocation.
+            short = [0u8; decode::SHORT];
+            match decode::decode_short(raw, plus, mask, &mut short) {
+                Some(done) => done,
+                None => {
+                    decoded = decode::decode_scanned(raw, plus, mask);
+                    (&*decoded, decode::scan(&decoded))
+                }
+            }
         } else {
             (raw, mask)
         };
         // Most values of ordinary traffic (user agents, URLs, accept lists, names, prose
         // without quotes) end here, in one pass: nothing in them is what a detector needs.
-        if fast && self.inert_applies() && inert::inert(s, triggers()) {
+        if fast && self.inert_applies() && inert::inert_scanned(s, mask, triggers()) {
             return None;
         }
         let sens = self.sensitivity;

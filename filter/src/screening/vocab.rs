@@ -186,6 +186,26 @@ impl PatternSet {
             .is_some_and(|w| w & (1u64 << (p & 63)) != 0)
     }
 
+    /// Whether an entry of three or more bytes may start with the (folded) bytes `a`, `b`,
+    /// `c`: its first pair and its second pair, two bitmap loads (no entry compared).
+    /// Entries shorter than three bytes are not ruled out here (see [`PatternSet::occurs_in`]).
+    #[inline]
+    pub fn may_start_triple(&self, a: u8, b: u8, c: u8) -> bool {
+        let bit = |set: &[u64], p: u16| {
+            set.get(usize::from(p >> 6))
+                .is_some_and(|w| w & (1u64 << (p & 63)) != 0)
+        };
+        let first = (u16::from(a) << 8) | u16::from(b);
+        let second = (u16::from(b) << 8) | u16::from(c);
+        bit(&self.pairs, first) & bit(&self.next_pairs, second)
+    }
+
+    /// Whether some entry is shorter than three bytes ([`PatternSet::may_start_triple`]
+    /// cannot rule those out).
+    pub fn has_short_entries(&self) -> bool {
+        !self.singles.is_empty() || self.short.iter().any(|&w| w != 0)
+    }
+
     /// Whether some entry may start at `s[i..]`: one bitmap load (no entry compared).
     #[inline]
     pub fn may_start(&self, s: &[u8], i: usize) -> bool {
