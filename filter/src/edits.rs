@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use crate::checks::api_key::CredentialLocation;
 use crate::jwt::source::TokenLocation;
 use crate::policy::Guard;
-use crate::request::path_without_param;
+use crate::request::{path_without_param, Headers};
 use crate::verdict::Admission;
 
 /// Headers under this prefix are api-guard's: never forwarded as a client sent them.
@@ -53,7 +53,7 @@ pub fn identity_header_names(guard: &Guard) -> Vec<String> {
 pub fn header_edits<'a>(
     guard: &'a Guard,
     identity_names: &'a [String],
-    headers: &'a [(String, Vec<u8>)],
+    headers: Headers<'a>,
     admission: &'a Admission<'a>,
 ) -> Vec<HeaderEdit<'a>> {
     let identity = &guard.identity_headers;
@@ -97,9 +97,9 @@ pub fn header_edits<'a>(
         let set_later = sets.iter().any(|(h, _)| h.eq_ignore_ascii_case(name));
         let removed = edits
             .iter()
-            .any(|e| matches!(e, HeaderEdit::Remove(n) if *n == name.as_str()));
+            .any(|e| matches!(e, HeaderEdit::Remove(n) if *n == name));
         if reserved && !set_later && !removed {
-            edits.push(HeaderEdit::Remove(name.as_str()));
+            edits.push(HeaderEdit::Remove(name));
         }
     }
     // Later sets of the same header win (a set replaces every copy).
@@ -190,7 +190,7 @@ mod tests {
             "accept",
         ]);
         let admission = Admission::default();
-        let edits = header_edits(&g, &names, &h, &admission);
+        let edits = header_edits(&g, &names, crate::request::leaked_headers(&h), &admission);
         assert_eq!(
             edits,
             vec![
@@ -201,7 +201,13 @@ mod tests {
             ]
         );
         // Nothing to remove: no host call at all.
-        assert!(header_edits(&g, &names, &headers(&["accept"]), &admission).is_empty());
+        assert!(header_edits(
+            &g,
+            &names,
+            crate::request::leaked_headers(&headers(&["accept"])),
+            &admission
+        )
+        .is_empty());
     }
 
     #[test]
@@ -215,7 +221,7 @@ mod tests {
             ..Admission::default()
         };
         assert_eq!(
-            header_edits(&g, &names, &h, &admission),
+            header_edits(&g, &names, crate::request::leaked_headers(&h), &admission),
             vec![HeaderEdit::Set("x-api-guard-tier", Cow::Borrowed("gold"))]
         );
     }
@@ -235,7 +241,7 @@ mod tests {
             }),
             ..Admission::default()
         };
-        let edits = header_edits(&g, &names, &h, &admission);
+        let edits = header_edits(&g, &names, crate::request::leaked_headers(&h), &admission);
         assert_eq!(
             edits,
             vec![
@@ -267,7 +273,7 @@ mod tests {
             }),
             ..Admission::default()
         };
-        let edits = header_edits(&g, &names, &[], &admission);
+        let edits = header_edits(&g, &names, Default::default(), &admission);
         assert_eq!(
             edits,
             vec![HeaderEdit::Set(":path", Cow::Borrowed("/a?x=1"))]

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, Copy)]
 pub struct RequestView<'a> {
     /// Every request header in arrival order, pseudo-headers (`:method`, `:path`, ...) included.
-    pub headers: &'a [(String, Vec<u8>)],
+    pub headers: Headers<'a>,
     /// The client address as Envoy established it (`source.address`), `None` if it was unreadable.
     /// IPv4-mapped addresses arrive as IPv4 (`cidr::parse_socket_ip`).
     pub client_ip: Option<IpAddr>,
@@ -23,18 +23,12 @@ pub struct RequestView<'a> {
 impl<'a> RequestView<'a> {
     /// All values of a header, in order.
     pub fn header_values(&self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+        self.headers.values(name)
     }
 
     /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+        self.headers.get(name)
     }
 
     pub fn method(&self) -> &'a [u8] {
@@ -47,45 +41,246 @@ impl<'a> RequestView<'a> {
     }
 }
 
-/// Decodes the proxy-wasm pair encoding: a u32 count, `count` (name length, value length) u32
-/// pairs, then each name and value followed by a NUL. Header names are HTTP tokens; a name that
-/// is not UTF-8 is decoded lossily rather than trusted or panicked on.
-pub fn decode_header_pairs(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
-    if bytes.is_empty() {
-        return Some(Vec::new());
-    }
-    let u32_at = |at: usize| -> Option<usize> {
-        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        usize::try_from(u32::from_le_bytes(b)).ok()
-    };
-    let count = u32_at(0)?;
-    // Each pair takes at least 10 bytes (8 of lengths, 2 NULs): refuse counts the buffer cannot hold.
-    if count > bytes.len() / 10 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(count);
-    let mut at = 4usize.checked_add(count.checked_mul(8)?)?;
-    for n in 0..count {
-        let name_len = u32_at(4 + n * 8)?;
-        let value_len = u32_at(8 + n * 8)?;
-        let name = bytes.get(at..at.checked_add(name_len)?)?;
-        at = at.checked_add(name_len)?;
-        if bytes.get(at) != Some(&0) {
+// ---- the header map: the host's one buffer, read in place ---------------------------------
+
+/// What a header name that is not UTF-8 reads as through [`Headers::iter`]. Envoy's codecs
+/// only accept token names, so only another filter could add one; no configured name can
+/// match it (configured names are UTF-8), and its value is still screened.
+pub const NON_UTF8_NAME: &str = "\u{fffd}";
+
+/// The request headers in the proxy-wasm pair encoding, checked once by [`Headers::parse`] and
+/// then read in place: a u32 count, `count` (name length, value length) u32 pairs (little
+/// endian), then each name and value followed by a NUL. No header is copied out of the buffer
+/// the host handed over.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Headers<'a> {
+    /// The whole map (empty for no headers), every length in it checked against its size.
+    bytes: &'a [u8],
+    count: usize,
+}
+
+/// Each header takes at least 10 bytes of the map: two u32 lengths and two NULs.
+const MIN_PAIR_BYTES: usize = 10;
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
+    let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    usize::try_from(u32::from_le_bytes(b)).ok()
+}
+
+impl<'a> Headers<'a> {
+    /// Checks a map in the pair encoding; `None` when it is malformed (a count or a length the
+    /// buffer does not hold, a missing NUL, bytes after the last pair). An empty buffer is an
+    /// empty map (the host's answer for no headers).
+    pub fn parse(bytes: &'a [u8]) -> Option<Headers<'a>> {
+        if bytes.is_empty() {
+            return Some(Headers::default());
+        }
+        let count = u32_at(bytes, 0)?;
+        // Refuse counts the buffer cannot hold before reading any length.
+        if count > bytes.len() / MIN_PAIR_BYTES {
             return None;
         }
-        at += 1;
-        let value = bytes.get(at..at.checked_add(value_len)?)?;
-        at = at.checked_add(value_len)?;
-        if bytes.get(at) != Some(&0) {
+        let mut at = count.checked_mul(8)?.checked_add(4)?;
+        for n in 0..count {
+            let name_len = u32_at(bytes, 4 + n * 8)?;
+            let value_len = u32_at(bytes, 8 + n * 8)?;
+            for len in [name_len, value_len] {
+                at = at.checked_add(len)?;
+                if bytes.get(at) != Some(&0) {
+                    return None;
+                }
+                at += 1;
+            }
+        }
+        (at == bytes.len()).then_some(Headers { bytes, count })
+    }
+
+    /// The number of headers (repeated names counted each time).
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Every header in arrival order, name and raw value; a name that is not UTF-8 reads as
+    /// [`NON_UTF8_NAME`].
+    pub fn iter(&self) -> HeaderIter<'a> {
+        HeaderIter(RawHeaders::new(*self))
+    }
+
+    /// The first value of a header.
+    pub fn get(&self, name: &str) -> Option<&'a [u8]> {
+        let name = name.as_bytes();
+        RawHeaders::new(*self)
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// All values of a header, in order.
+    pub fn values<'n>(&self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + 'n
+    where
+        'a: 'n,
+    {
+        RawHeaders::new(*self)
+            .filter(move |(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    /// The bytes of every name and value (what a header-size limit counts).
+    pub fn name_value_bytes(&self) -> usize {
+        // The map is the lengths table, the names and values and one NUL after each.
+        self.bytes
+            .len()
+            .saturating_sub(4 + self.count.saturating_mul(MIN_PAIR_BYTES))
+    }
+}
+
+impl<'a> IntoIterator for Headers<'a> {
+    type Item = (&'a str, &'a [u8]);
+    type IntoIter = HeaderIter<'a>;
+
+    fn into_iter(self) -> HeaderIter<'a> {
+        self.iter()
+    }
+}
+
+/// Headers as raw (name, value) byte slices of a checked map.
+#[derive(Debug, Clone)]
+struct RawHeaders<'a> {
+    headers: Headers<'a>,
+    /// The next header's index in the lengths table.
+    next: usize,
+    /// Where its name starts.
+    at: usize,
+}
+
+impl<'a> RawHeaders<'a> {
+    fn new(headers: Headers<'a>) -> Self {
+        let at = headers.count.saturating_mul(8).saturating_add(4);
+        RawHeaders {
+            headers,
+            next: 0,
+            at,
+        }
+    }
+}
+
+impl<'a> Iterator for RawHeaders<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.headers.count {
             return None;
         }
-        at += 1;
-        out.push((String::from_utf8_lossy(name).into_owned(), value.to_vec()));
+        // `parse` checked every length and NUL: these reads cannot fail, and would end the
+        // iteration rather than panic if they did.
+        let bytes = self.headers.bytes;
+        let table = 4 + self.next * 8;
+        let name_len = u32_at(bytes, table)?;
+        let value_len = u32_at(bytes, table + 4)?;
+        let name = bytes.get(self.at..self.at.checked_add(name_len)?)?;
+        let value_at = self.at + name_len + 1;
+        let value = bytes.get(value_at..value_at.checked_add(value_len)?)?;
+        self.at = value_at + value_len + 1;
+        self.next += 1;
+        Some((name, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.headers.count.saturating_sub(self.next);
+        (0, Some(left))
+    }
+}
+
+/// Iterator of [`Headers::iter`].
+#[derive(Debug, Clone)]
+pub struct HeaderIter<'a>(RawHeaders<'a>);
+
+impl<'a> Iterator for HeaderIter<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (name, value) = self.0.next()?;
+        Some((std::str::from_utf8(name).unwrap_or(NON_UTF8_NAME), value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+/// A checked header map that owns its buffer (the one allocation the host made), so that the
+/// request's headers can be kept from the decision to the edits that follow it.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderMap {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl HeaderMap {
+    /// Takes the host's buffer if it is a well-formed map ([`Headers::parse`]).
+    pub fn parse(bytes: Vec<u8>) -> Option<HeaderMap> {
+        let count = Headers::parse(&bytes)?.count;
+        Some(HeaderMap { bytes, count })
+    }
+
+    /// A map of these headers, in order (tests, benchmarks and fuzz targets build their requests
+    /// with it); `None` if a name or value is longer than the encoding's u32 lengths.
+    pub fn from_pairs<N: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(N, V)]) -> Option<HeaderMap> {
+        let pairs: Vec<(&[u8], &[u8])> = pairs
+            .iter()
+            .map(|(n, v)| (n.as_ref(), v.as_ref()))
+            .collect();
+        HeaderMap::parse(encode_pairs(&pairs)?)
+    }
+
+    pub fn headers(&self) -> Headers<'_> {
+        Headers {
+            bytes: &self.bytes,
+            count: self.count,
+        }
+    }
+
+    /// The map in the pair encoding.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Test helper: the headers of a map that lives for the rest of the test run (leaked), so that
+/// a view can be built in one expression.
+#[cfg(test)]
+pub fn leaked_headers<N: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(N, V)]) -> Headers<'static> {
+    Box::leak(Box::new(HeaderMap::from_pairs(pairs).unwrap())).headers()
+}
+
+/// The pair encoding of `pairs` (see [`Headers`]); `None` if a count or length does not fit
+/// in a u32.
+fn encode_pairs(pairs: &[(&[u8], &[u8])]) -> Option<Vec<u8>> {
+    let size = pairs
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + MIN_PAIR_BYTES)
+        .sum::<usize>()
+        + 4;
+    let mut out = Vec::with_capacity(size);
+    let len = |n: usize| u32::try_from(n).ok().map(u32::to_le_bytes);
+    out.extend_from_slice(&len(pairs.len())?);
+    for (n, v) in pairs {
+        out.extend_from_slice(&len(n.len())?);
+        out.extend_from_slice(&len(v.len())?);
+    }
+    for (n, v) in pairs {
+        out.extend_from_slice(n);
+        out.push(0);
+        out.extend_from_slice(v);
+        out.push(0);
     }
     Some(out)
 }
 
-/// Encodes header pairs in the proxy-wasm pair encoding (see [`decode_header_pairs`]).
+/// Encodes header pairs in the proxy-wasm pair encoding (see [`Headers`]).
 pub fn encode_header_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
     let size = 4 + pairs
         .iter()
@@ -226,38 +421,62 @@ pub fn path_without_param(path: &[u8], name: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_pseudo_and_repeated_headers() {
-        let headers = vec![
-            (":method".to_string(), b"GET".to_vec()),
-            (":path".to_string(), b"/a?b=c".to_vec()),
-            ("x-k".to_string(), b"1".to_vec()),
-            ("x-k".to_string(), vec![0xff, 0xfe]),
-        ];
-        let view = RequestView {
-            headers: &headers,
+    fn map(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        HeaderMap::from_pairs(pairs).unwrap()
+    }
+
+    fn view(headers: Headers<'_>) -> RequestView<'_> {
+        RequestView {
+            headers,
             client_ip: None,
             route_policy: None,
             route_name: None,
             virtual_host: None,
-        };
+        }
+    }
+
+    #[test]
+    fn reads_pseudo_and_repeated_headers() {
+        let headers = map(&[
+            (":method", b"GET"),
+            (":path", b"/a?b=c"),
+            ("x-k", b"1"),
+            ("x-k", &[0xff, 0xfe]),
+        ]);
+        let view = view(headers.headers());
         assert_eq!(view.method(), b"GET");
         assert_eq!(view.path(), b"/a?b=c");
-        assert_eq!(view.header_values("x-k").count(), 2);
+        assert_eq!(
+            view.header_values("x-k").collect::<Vec<_>>(),
+            vec![&b"1"[..], &[0xff, 0xfe][..]]
+        );
         assert_eq!(view.header("x-k"), Some(&b"1"[..]));
         assert_eq!(view.header("absent"), None);
+        assert_eq!(view.header("x-"), None);
+        assert_eq!(view.headers.len(), 4);
+        // Names and values of every header: 7+3 + 5+6 + 3+1 + 3+2.
+        assert_eq!(view.headers.name_value_bytes(), 30);
     }
 
     #[test]
     fn header_pairs_round_trip() {
-        let pairs = [(":method", "GET"), ("x-empty", ""), ("x-k", "v=1")];
-        let decoded = decode_header_pairs(&encode_header_pairs(&pairs)).unwrap();
-        let want: Vec<(String, Vec<u8>)> = pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-            .collect();
-        assert_eq!(decoded, want);
-        assert_eq!(decode_header_pairs(&[]), Some(vec![]));
+        let pairs: [(&str, &[u8]); 4] = [
+            (":method", b"GET"),
+            ("x-empty", b""),
+            ("", b"no name"),
+            ("x-k", b"v=1"),
+        ];
+        let encoded = map(&pairs);
+        let decoded: Vec<(&str, &[u8])> = encoded.headers().iter().collect();
+        assert_eq!(decoded, pairs);
+        // The host's empty buffer is a map without headers.
+        let empty = Headers::parse(&[]).unwrap();
+        assert!(empty.is_empty());
+        assert_eq!(empty.iter().count(), 0);
+        assert_eq!(empty.get(":path"), None);
+        assert_eq!(empty.name_value_bytes(), 0);
+        // So is an explicit count of zero.
+        assert_eq!(Headers::parse(&[0, 0, 0, 0]).unwrap().len(), 0);
     }
 
     #[test]
@@ -267,33 +486,106 @@ mod tests {
         let at = buf.len() - 3;
         buf[at] = 0xff;
         buf[at + 1] = 0xfe;
-        assert_eq!(decode_header_pairs(&buf).unwrap()[0].1, vec![0xff, 0xfe]);
+        let headers = Headers::parse(&buf).unwrap();
+        assert_eq!(headers.get("x-bin"), Some(&[0xff, 0xfe][..]));
         for cut in 1..buf.len() {
-            assert_eq!(decode_header_pairs(&buf[..cut]), None, "cut at {cut}");
+            assert!(Headers::parse(&buf[..cut]).is_none(), "cut at {cut}");
         }
-        // A count the buffer cannot possibly hold is refused before allocating.
-        assert_eq!(
-            decode_header_pairs(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0]),
-            None
-        );
+    }
+
+    /// Failing edges of the map: each is refused as a whole (the adapter then fails closed).
+    #[test]
+    fn malformed_maps_are_refused() {
+        let good = encode_header_pairs(&[("a", "b"), ("cd", "")]);
+        assert_eq!(Headers::parse(&good).unwrap().len(), 2);
+        let with = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = good.clone();
+            edit(&mut b);
+            b
+        };
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "count larger than the buffer can hold",
+                vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0],
+            ),
+            ("count of one more header", with(&|b| b[0] = 3)),
+            (
+                "count of one header less (bytes left over)",
+                with(&|b| b[0] = 1),
+            ),
+            ("a byte after the last NUL", with(&|b| b.push(0))),
+            ("name length past the end", with(&|b| b[4] = 200)),
+            (
+                "name length u32::MAX",
+                with(&|b| b[4..8].copy_from_slice(&u32::MAX.to_le_bytes())),
+            ),
+            ("value length one too long", with(&|b| b[8] = 2)),
+            ("value length one too short", with(&|b| b[8] = 0)),
+            ("no NUL after a name", with(&|b| b[21] = b'x')),
+            (
+                "no NUL after the last value",
+                with(&|b| *b.last_mut().unwrap() = b'x'),
+            ),
+            ("count only, no lengths", vec![1, 0, 0, 0]),
+            ("three bytes", vec![0, 0, 0]),
+        ];
+        for (what, bytes) in cases {
+            assert!(Headers::parse(&bytes).is_none(), "{what}: {bytes:?}");
+            assert!(HeaderMap::parse(bytes).is_none(), "{what}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_names_read_as_the_placeholder_and_match_nothing() {
+        let headers = map(&[]);
+        assert!(headers.headers().is_empty());
+        let raw = HeaderMap::from_pairs(&[(&[b'x', 0xff][..], &b"v"[..]), (b"k", b"w")]).unwrap();
+        let got: Vec<(&str, &[u8])> = raw.headers().iter().collect();
+        assert_eq!(got, vec![(NON_UTF8_NAME, &b"v"[..]), ("k", &b"w"[..])]);
+        assert_eq!(raw.headers().get(NON_UTF8_NAME), None);
+        assert_eq!(raw.headers().get("x"), None);
     }
 
     proptest::proptest! {
+        /// Any bytes: parsing never panics, and a map it accepts iterates exactly `len` headers
+        /// whose bytes add up to the buffer, and re-encodes to the same bytes.
         #[test]
-        fn header_pairs_decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
-            let _ = decode_header_pairs(&bytes);
+        fn header_map_parse_is_exact(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            if let Some(headers) = Headers::parse(&bytes) {
+                let raw: Vec<(&[u8], &[u8])> = RawHeaders::new(headers).collect();
+                proptest::prop_assert_eq!(raw.len(), headers.len());
+                proptest::prop_assert_eq!(headers.iter().count(), headers.len());
+                if !bytes.is_empty() {
+                    proptest::prop_assert_eq!(encode_pairs(&raw), Some(bytes.clone()));
+                }
+            }
+        }
+
+        /// Any headers: encoded and parsed back unchanged, found by name.
+        #[test]
+        fn header_map_round_trips(pairs in proptest::collection::vec(
+            ("[a-z:-]{0,12}", proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)), 0..12)) {
+            let map = HeaderMap::from_pairs(&pairs).unwrap();
+            let headers = map.headers();
+            let got: Vec<(String, Vec<u8>)> =
+                headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect();
+            proptest::prop_assert_eq!(&got, &pairs);
+            for (name, _) in &pairs {
+                let first = pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice());
+                proptest::prop_assert_eq!(headers.get(name), first);
+                proptest::prop_assert_eq!(
+                    headers.values(name).count(),
+                    pairs.iter().filter(|(n, _)| n == name).count()
+                );
+            }
+            let sizes: usize = pairs.iter().map(|(n, v)| n.len() + v.len()).sum();
+            proptest::prop_assert_eq!(headers.name_value_bytes(), sizes);
         }
     }
 
     #[test]
     fn missing_pseudo_headers_read_as_empty() {
-        let view = RequestView {
-            headers: &[],
-            client_ip: None,
-            route_policy: None,
-            route_name: None,
-            virtual_host: None,
-        };
+        let view = view(Headers::default());
         assert_eq!(view.method(), b"");
         assert_eq!(view.path(), b"");
     }

@@ -428,7 +428,7 @@ mod tests {
         virtual_host: Option<&'a str>,
     ) -> RequestView<'a> {
         RequestView {
-            headers,
+            headers: crate::request::leaked_headers(headers),
             client_ip: None,
             route_policy: None,
             route_name,

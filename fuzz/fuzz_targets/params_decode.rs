@@ -82,8 +82,9 @@ fuzz_target!(|data: &[u8]| {
         (":method".to_string(), b"GET".to_vec()),
         (":path".to_string(), target),
     ];
+    let headers = api_guard::request::HeaderMap::from_pairs(&headers).expect("headers encode");
     let req = RequestView {
-        headers: &headers,
+        headers: headers.headers(),
         client_ip: None,
         route_policy: None,
         route_name: None,

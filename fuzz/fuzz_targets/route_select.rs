@@ -25,8 +25,9 @@ fuzz_target!(|data: &[u8]| {
         (":path".to_string(), path),
         (":method".to_string(), method),
     ];
+    let headers = api_guard::request::HeaderMap::from_pairs(&headers).expect("headers encode");
     let request = RequestView {
-        headers: &headers,
+        headers: headers.headers(),
         client_ip: None,
         route_policy: None,
         route_name: std::str::from_utf8(&route_name)

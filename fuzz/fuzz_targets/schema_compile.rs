@@ -90,8 +90,9 @@ fn exercise_payload(rule: &PayloadRule, content_types: &[&str]) {
         for ct in content_types {
             for body in BODIES {
                 let hs = headers(method, ct, body.len());
+                let hs = api_guard::request::HeaderMap::from_pairs(&hs).expect("headers encode");
                 let req = RequestView {
-                    headers: &hs,
+                    headers: hs.headers(),
                     client_ip: None,
                     route_policy: None,
                     route_name: None,

@@ -129,9 +129,9 @@ fn check_location(d: &Detection) {
     assert!(!d.rule_id.is_empty());
 }
 
-fn request<'a>(headers: &'a [(String, Vec<u8>)]) -> RequestView<'a> {
+fn request(headers: &api_guard::request::HeaderMap) -> RequestView<'_> {
     RequestView {
-        headers,
+        headers: headers.headers(),
         client_ip: None,
         route_policy: None,
         route_name: None,
@@ -148,7 +148,8 @@ fn concat(a: &[u8], b: &[u8]) -> Vec<u8> {
 }
 
 fn screen(rule: &ScreeningRule, headers: &[(String, Vec<u8>)]) -> Option<Detection> {
-    let d = rule.screen_request(&request(headers));
+    let headers = api_guard::request::HeaderMap::from_pairs(headers).expect("headers encode");
+    let d = rule.screen_request(&request(&headers));
     if let Some(d) = &d {
         check_location(d);
     }
@@ -206,8 +207,9 @@ fuzz_target!(|data: &[u8]| {
             if name == "content-encoding" {
                 hs.push(header("content-type", b"application/json"));
             }
+            let hs = api_guard::request::HeaderMap::from_pairs(&hs).expect("headers encode");
             let view = RequestView {
-                headers: &hs,
+                headers: hs.headers(),
                 client_ip: None,
                 route_policy: None,
                 route_name: None,

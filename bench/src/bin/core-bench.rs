@@ -26,6 +26,7 @@ use api_guard::jwt::runtime::TokenRuntime;
 use api_guard::jwt::verify::VerifiedToken;
 use api_guard::pipeline::{check_body, decide, Env, Events};
 use api_guard::policy::Guard;
+use api_guard::request::HeaderMap;
 use api_guard::request::RequestView;
 use api_guard::store::MemoryStore;
 use api_guard::time::UnixTime;
@@ -128,14 +129,11 @@ fn clients(keys: usize) -> Map<String, Value> {
         .collect()
 }
 
-fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-    pairs
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-        .collect()
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    HeaderMap::from_pairs(pairs).unwrap_or_else(|| fail("headers too long to encode"))
 }
 
-fn key_headers() -> Vec<(String, Vec<u8>)> {
+fn key_headers() -> HeaderMap {
     headers(&[
         (":method", "GET"),
         (":path", "/bench"),
@@ -157,7 +155,7 @@ fn original_table() {
         let compile_time = started.elapsed();
         let headers = key_headers();
         let view = RequestView {
-            headers: &headers,
+            headers: headers.headers(),
             client_ip: Some("127.0.0.1".parse().expect("literal address")),
             route_policy: None,
             route_name: None,
@@ -574,9 +572,9 @@ fn decide_at<'g>(
 }
 
 /// `decide()` of `headers` under the named policy, with one runtime reused across calls.
-fn bench_decide(guard: &Guard, policy: Option<&str>, headers: &[(String, Vec<u8>)]) -> (f64, f64) {
+fn bench_decide(guard: &Guard, policy: Option<&str>, headers: &HeaderMap) -> (f64, f64) {
     let view = RequestView {
-        headers,
+        headers: headers.headers(),
         client_ip: client_ip(),
         route_policy: policy,
         route_name: None,
@@ -594,7 +592,7 @@ fn bench_decide(guard: &Guard, policy: Option<&str>, headers: &[(String, Vec<u8>
     })
 }
 
-fn bearer_headers(token: &str) -> Vec<(String, Vec<u8>)> {
+fn bearer_headers(token: &str) -> HeaderMap {
     headers(&[
         (":method", "GET"),
         (":path", "/bench"),
@@ -605,7 +603,7 @@ fn bearer_headers(token: &str) -> Vec<(String, Vec<u8>)> {
     ])
 }
 
-fn post_headers(body_len: usize) -> Vec<(String, Vec<u8>)> {
+fn post_headers(body_len: usize) -> HeaderMap {
     headers(&[
         (":method", "POST"),
         (":path", "/orders"),
@@ -658,7 +656,7 @@ fn stage_table(full: &Guard) {
     {
         let headers = key_headers();
         let view = RequestView {
-            headers: &headers,
+            headers: headers.headers(),
             client_ip: client_ip(),
             route_policy: Some("limited"),
             route_name: None,
@@ -713,7 +711,7 @@ fn payload_and_screening_rows(full: &Guard) {
         ("screened", "ip + api key + payload + screening"),
     ] {
         let view = RequestView {
-            headers: &post,
+            headers: post.headers(),
             client_ip: client_ip(),
             route_policy: Some(policy_name),
             route_name: None,
@@ -782,7 +780,7 @@ fn payload_and_screening_rows(full: &Guard) {
 }
 
 /// A GET as a browser sends it: a query, cookies, a referer and a real user agent.
-fn browser_headers() -> Vec<(String, Vec<u8>)> {
+fn browser_headers() -> HeaderMap {
     headers(&[
         (":method", "GET"),
         (
@@ -859,7 +857,7 @@ fn screening_rows(body: &[u8]) {
         pairs.push((":method", "GET"));
         let h = headers(&pairs);
         let view = RequestView {
-            headers: &h,
+            headers: h.headers(),
             client_ip: client_ip(),
             route_policy: None,
             route_name: None,
@@ -888,7 +886,7 @@ fn screening_rows(body: &[u8]) {
         ("user-agent", firefox),
     ]);
     let view = RequestView {
-        headers: &h,
+        headers: h.headers(),
         client_ip: client_ip(),
         route_policy: None,
         route_name: None,
@@ -1135,7 +1133,7 @@ fn profile_loop(what: &str) {
             let post = post_headers(body.len());
             let policy_name = std::env::var("PROFILE_POLICY").unwrap_or_else(|_| "body".into());
             let view = RequestView {
-                headers: &post,
+                headers: post.headers(),
                 client_ip: client_ip(),
                 route_policy: Some(&policy_name),
                 route_name: None,
@@ -1231,13 +1229,7 @@ fn route_config(n: usize, scanned: bool) -> String {
 
 /// A compiled `routes` list, the request's route name, virtual host and headers, and whether a
 /// matcher (not `default`) must select it.
-type RouteCase<'a> = (
-    Guard,
-    Option<&'a str>,
-    Option<&'a str>,
-    Vec<(String, Vec<u8>)>,
-    bool,
-);
+type RouteCase<'a> = (Guard, Option<&'a str>, Option<&'a str>, HeaderMap, bool);
 
 /// Policy selection by `routes` matchers, for the last matcher of each kind (a list walked in
 /// order would try every matcher before it): must be flat in the number of matchers.
@@ -1251,12 +1243,12 @@ fn route_table() {
         // The last matcher of each kind: index n-4+k is of kind k.
         let last = |k: usize| n - 4 + k;
         let headers = |host: &str, path: &str| {
-            vec![
-                (":method".to_string(), b"GET".to_vec()),
-                (":authority".to_string(), host.as_bytes().to_vec()),
-                (":path".to_string(), path.as_bytes().to_vec()),
-                ("user-agent".to_string(), b"curl/8.5.0".to_vec()),
-            ]
+            crate::headers(&[
+                (":method", "GET"),
+                (":authority", host),
+                (":path", path),
+                ("user-agent", "curl/8.5.0"),
+            ])
         };
         let route_name = format!("vs-{:04}.match", last(0));
         let vhost = format!("host-{:04}.example.com:443", last(1));
@@ -1310,7 +1302,7 @@ fn route_table() {
         let mut cells = Vec::new();
         for (guard, route_name, virtual_host, headers, matched) in &cases {
             let view = RequestView {
-                headers,
+                headers: headers.headers(),
                 client_ip: None,
                 route_policy: None,
                 route_name: *route_name,

@@ -177,7 +177,7 @@ mod tests {
             headers.push(("x-api-key".to_string(), k.as_bytes().to_vec()));
         }
         let view = RequestView {
-            headers: &headers,
+            headers: crate::request::leaked_headers(&headers),
             client_ip: ip.parse().ok(),
             route_policy: None,
             route_name: None,

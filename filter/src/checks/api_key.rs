@@ -318,7 +318,7 @@ mod tests {
         let mut h = vec![(":path".to_string(), path.as_bytes().to_vec())];
         h.extend(headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())));
         let view = RequestView {
-            headers: &h,
+            headers: crate::request::leaked_headers(&h),
             client_ip: None,
             route_policy: None,
             route_name: None,

@@ -58,7 +58,7 @@ mod tests {
         ];
         for (rule, ip, want) in cases {
             let view = RequestView {
-                headers: &[],
+                headers: Default::default(),
                 client_ip: ip.map(|s| s.parse().unwrap()),
                 route_policy: None,
                 route_name: None,

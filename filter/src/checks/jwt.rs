@@ -346,7 +346,7 @@ mod tests {
         now: UnixTime,
     ) -> Result<TokenAdmission<'g>, Rejection<'g>> {
         let view = RequestView {
-            headers: h,
+            headers: crate::request::leaked_headers(h),
             client_ip: None,
             route_policy: Some(policy),
             route_name: None,
@@ -1042,7 +1042,7 @@ mod tests {
         let store = crate::store::MemoryStore::new();
         let h = bearer("valid_es256");
         let view = RequestView {
-            headers: &h,
+            headers: crate::request::leaked_headers(&h),
             client_ip: "10.0.0.1".parse().ok(),
             route_policy: Some("plain"),
             route_name: None,

@@ -58,7 +58,7 @@ mod tests {
         ] {
             let h = vec![(":method".to_string(), method.as_bytes().to_vec())];
             let view = RequestView {
-                headers: &h,
+                headers: crate::request::leaked_headers(&h),
                 client_ip: None,
                 route_policy: None,
                 route_name: None,

@@ -378,7 +378,7 @@ mod tests {
                 h.push(("x-api-key".to_string(), k.as_bytes().to_vec()));
             }
             let view = RequestView {
-                headers: &h,
+                headers: crate::request::leaked_headers(&h),
                 client_ip: None,
                 route_policy: Some(policy),
                 route_name: None,

@@ -74,7 +74,7 @@ mod tests {
         for (headers, want) in cases {
             let h = view(headers);
             let request = RequestView {
-                headers: &h,
+                headers: crate::request::leaked_headers(&h),
                 client_ip: None,
                 route_policy: None,
                 route_name: None,
@@ -135,7 +135,7 @@ mod tests {
                 .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
                 .collect();
             let view = RequestView {
-                headers: &h,
+                headers: crate::request::leaked_headers(&h),
                 client_ip: ip.parse().ok(),
                 route_policy: Some(policy),
                 route_name: None,
@@ -253,7 +253,7 @@ mod tests {
                     .iter()
                     .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
                     .collect();
-                let view = RequestView { headers: &h, client_ip: None, route_policy: None, route_name: None, virtual_host: None };
+                let view = RequestView { headers: crate::request::leaked_headers(&h), client_ip: None, route_policy: None, route_name: None, virtual_host: None };
                 let preflight = super::super::is_preflight(&view);
                 let pass = decide_with(guard, &MemoryStore::default(), "pass", ip, &headers);
                 let check = decide_with(guard, &MemoryStore::default(), "check", ip, &headers);

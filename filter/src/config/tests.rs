@@ -156,7 +156,7 @@ fn unknown_policy_metadata_never_panics() {
     // Bad input on the request path: the decision is a rejection, not a panic.
     let g = compile(br#"{"policies":{"a":{}}}"#).unwrap();
     let view = crate::request::RequestView {
-        headers: &[],
+        headers: Default::default(),
         client_ip: None,
         route_policy: Some("\u{0}"),
         route_name: None,

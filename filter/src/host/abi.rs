@@ -113,8 +113,10 @@ unsafe fn take_host_buffer(data: *mut u8, size: usize) -> Vec<u8> {
     }
 }
 
-/// All request headers with their raw value bytes, in order.
-pub fn request_headers() -> Result<Vec<(String, Vec<u8>)>, HostError> {
+/// All request headers with their raw value bytes, in order: the one buffer the host hands
+/// over, checked and read in place (a malformed map is an error, which the caller fails closed
+/// on).
+pub fn request_headers() -> Result<crate::request::HeaderMap, HostError> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: out-pointers are valid; on Ok the host hands over an allocation of `size` bytes.
@@ -126,8 +128,7 @@ pub fn request_headers() -> Result<Vec<(String, Vec<u8>)>, HostError> {
         ))?;
         take_host_buffer(data, size)
     };
-    crate::request::decode_header_pairs(&buffer)
-        .ok_or(HostError(Status::SerializationFailure as u32))
+    crate::request::HeaderMap::parse(buffer).ok_or(HostError(Status::SerializationFailure as u32))
 }
 
 pub fn remove_request_header(name: &str) -> Result<(), HostError> {

@@ -27,7 +27,7 @@ use crate::pipeline::{check_body, decide_selected, Env, Events};
 use crate::policy::{select, PolicyId};
 use crate::ratelimit::Event;
 use crate::rejection::Rejection;
-use crate::request::RequestView;
+use crate::request::{HeaderMap, RequestView};
 use crate::response::{render, sanitize_request_id};
 use crate::verdict::{Admission, BodyCheck, Decision, Pending, Verdict};
 
@@ -236,7 +236,7 @@ struct HostGate<'r> {
 }
 
 impl<'r> Gate for HostGate<'r> {
-    type Admission = (Vec<(String, Vec<u8>)>, Admission<'r>);
+    type Admission = (HeaderMap, Admission<'r>);
     type Refusal = Rejection<'r>;
     type Pending = Pending;
 
@@ -252,13 +252,8 @@ impl<'r> Gate for HostGate<'r> {
             }
         };
         if self.request_id.is_none() {
-            *self.request_id = sanitize_request_id(
-                headers
-                    .iter()
-                    .find(|(n, _)| n == "x-request-id")
-                    .map(|(_, v)| v.as_slice()),
-            )
-            .map(str::to_string);
+            *self.request_id =
+                sanitize_request_id(headers.headers().get("x-request-id")).map(str::to_string);
         }
         if stops_after(Stage::Headers) {
             return probe_admit();
@@ -284,7 +279,7 @@ impl<'r> Gate for HostGate<'r> {
             &mut route_policy,
         );
         let mut view = RequestView {
-            headers: &headers,
+            headers: headers.headers(),
             client_ip: None,
             route_policy: route_policy.as_deref(),
             route_name: route_name.as_deref(),
@@ -418,7 +413,7 @@ impl<'r> Gate for HostGate<'r> {
         for edit in header_edits(
             &shared.guard,
             &shared.identity_headers,
-            &headers,
+            headers.headers(),
             &admission,
         ) {
             let applied = match &edit {
@@ -540,7 +535,7 @@ impl<'r> Gate for HostGate<'r> {
 fn probe_admit<'r>() -> Decided<HostGate<'r>> {
     (
         None,
-        Ruling::Admit((Vec::new(), Admission::default()), None),
+        Ruling::Admit((HeaderMap::default(), Admission::default()), None),
     )
 }
 

@@ -281,7 +281,7 @@ mod tests {
 
     fn view(headers: &[(String, Vec<u8>)]) -> RequestView<'_> {
         RequestView {
-            headers,
+            headers: crate::request::leaked_headers(headers),
             client_ip: None,
             route_policy: None,
             route_name: None,

@@ -14,7 +14,7 @@ fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
 
 fn view(h: &[(String, Vec<u8>)]) -> RequestView<'_> {
     RequestView {
-        headers: h,
+        headers: crate::request::leaked_headers(h),
         client_ip: None,
         route_policy: None,
         route_name: None,

@@ -34,7 +34,7 @@ fn decide_for(
         headers.push(("x-api-key".to_string(), k.as_bytes().to_vec()));
     }
     let view = RequestView {
-        headers: &headers,
+        headers: crate::request::leaked_headers(&headers),
         client_ip: ip.parse().ok(),
         route_policy: policy,
         route_name: None,
@@ -185,7 +185,7 @@ fn hostile_requests_are_decided_not_panicked() {
             Some(""),
         ] {
             let view = RequestView {
-                headers,
+                headers: crate::request::leaked_headers(headers),
                 client_ip: None,
                 route_policy: policy,
                 route_name: None,
@@ -308,7 +308,7 @@ fn auth_modes_table() {
             ));
         }
         let view = RequestView {
-            headers: &headers,
+            headers: crate::request::leaked_headers(&headers),
             client_ip: None,
             route_policy: Some(policy),
             route_name: None,
@@ -334,7 +334,7 @@ fn revoked_key_reports_its_id_and_remote_lists_apply() {
             ("x-api-key".to_string(), key.as_bytes().to_vec()),
         ];
         let view = RequestView {
-            headers: &headers,
+            headers: crate::request::leaked_headers(&headers),
             client_ip: None,
             route_policy: Some("key_only"),
             route_name: None,
@@ -396,7 +396,7 @@ proptest::proptest! {
         let guard = demo_guard();
         let headers: Vec<(String, Vec<u8>)> = headers.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
         let view = RequestView {
-            headers: &headers,
+            headers: crate::request::leaked_headers(&headers),
             client_ip: Some(std::net::IpAddr::V4(v4.into())),
             route_policy: policy,
             route_name: None,
@@ -445,7 +445,7 @@ mod body_screening {
             headers.push((name.to_string(), value.as_bytes().to_vec()));
         }
         let view = RequestView {
-            headers: &headers,
+            headers: crate::request::leaked_headers(&headers),
             client_ip: None,
             route_policy: Some("p"),
             route_name: None,

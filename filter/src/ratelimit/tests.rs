@@ -61,7 +61,7 @@ fn run<'g>(
     events: &mut Vec<(usize, Event)>,
 ) -> Decision<'g> {
     let view = RequestView {
-        headers: &r.headers,
+        headers: crate::request::leaked_headers(&r.headers),
         // As the host reads it: Envoy's `source.address` through the one parser.
         client_ip: crate::cidr::parse_socket_ip(r.ip),
         route_policy: Some("p"),
@@ -220,10 +220,10 @@ proptest::proptest! {
         let a = std::net::Ipv4Addr::from(v4);
         let mapped = format!("[{}]:{}", a.to_ipv6_mapped(), ports.0);
         let plain = format!("{a}:{}", ports.1);
-        let headers = Vec::new();
+        let headers: Vec<(String, Vec<u8>)> = Vec::new();
         let key = |source: &str| {
             let view = RequestView {
-                headers: &headers,
+                headers: crate::request::leaked_headers(&headers),
                 client_ip: crate::cidr::parse_socket_ip(source),
                 route_policy: None,
                 route_name: None,
@@ -594,7 +594,7 @@ fn decide_all<'g>(
     now: u64,
 ) -> (Decision<'g>, crate::pipeline::Events) {
     let view = RequestView {
-        headers: &r.headers,
+        headers: crate::request::leaked_headers(&r.headers),
         client_ip: crate::cidr::parse_socket_ip(r.ip),
         route_policy: Some("p"),
         route_name: None,

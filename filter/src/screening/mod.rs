@@ -775,7 +775,7 @@ impl ScreeningRule {
             HeaderSet::All => {
                 for (name, value) in req.headers {
                     if name.starts_with(':')
-                        || NEVER_SCREENED.contains(&name.as_str())
+                        || NEVER_SCREENED.contains(&name)
                         || self.skip.header.iter().any(|h| h == name)
                     {
                         continue;

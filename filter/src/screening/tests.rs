@@ -18,7 +18,7 @@ fn errors(v: Value) -> Vec<(String, String)> {
 
 fn request<'a>(headers: &'a [(String, Vec<u8>)]) -> RequestView<'a> {
     RequestView {
-        headers,
+        headers: crate::request::leaked_headers(headers),
         client_ip: None,
         route_policy: None,
         route_name: None,

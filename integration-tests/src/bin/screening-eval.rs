@@ -99,8 +99,9 @@ fn request_with(headers: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
 }
 
 fn screen(rule: &ScreeningRule, headers: &[(String, Vec<u8>)]) -> Option<Class> {
+    let headers = api_guard::request::HeaderMap::from_pairs(headers).expect("headers encode");
     let view = api_guard::request::RequestView {
-        headers,
+        headers: headers.headers(),
         client_ip: None,
         route_policy: None,
         route_name: None,
@@ -158,8 +159,9 @@ fn screen_benign(rule: &ScreeningRule, kind: &str, payload: &str) -> Option<(Cla
                 (":path".into(), b"/v1/items".to_vec()),
                 ("user-agent".into(), payload.as_bytes().to_vec()),
             ]);
+            let h = api_guard::request::HeaderMap::from_pairs(&h).expect("headers encode");
             let view = api_guard::request::RequestView {
-                headers: &h,
+                headers: h.headers(),
                 client_ip: None,
                 route_policy: None,
                 route_name: None,

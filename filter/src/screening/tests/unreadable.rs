@@ -27,7 +27,7 @@ fn outcome(policy: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
         all.push((name.to_string(), value.as_bytes().to_vec()));
     }
     let view = RequestView {
-        headers: &all,
+        headers: crate::request::leaked_headers(&all),
         client_ip: None,
         route_policy: Some("p"),
         route_name: None,
