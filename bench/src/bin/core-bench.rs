@@ -1157,7 +1157,7 @@ fn profile_loop(what: &str) {
             let post = post_headers(order_body().len());
             let policy_name = std::env::var("PROFILE_POLICY").unwrap_or_else(|_| "body".into());
             let view = RequestView {
-                headers: &post,
+                headers: post.headers(),
                 client_ip: client_ip(),
                 route_policy: Some(&policy_name),
                 route_name: None,
