@@ -8,6 +8,7 @@
 //! The table is built once at configure time; per request it is two index operations.
 
 use crate::policy::{Guard, PolicyId};
+use crate::ratelimit::table::{Census, Table, MAX_LANES};
 use crate::ratelimit::Event;
 use crate::rejection::Reason;
 
@@ -141,7 +142,7 @@ impl TableGauge {
     }
 
     /// The gauge's value in a census.
-    pub fn of(self, census: &crate::ratelimit::table::Census) -> u32 {
+    pub fn of(self, census: &Census) -> u32 {
         match self {
             TableGauge::SlotsInUse => census.live_slots,
             TableGauge::OverflowInUse => census.live_overflow,
@@ -205,20 +206,34 @@ impl<T: Copy> TableGauges<T> {
         TableGauges { rows }
     }
 
-    /// Every (handle, value) to record for the censuses `census(policy, limit index)` returns
-    /// (`None`: that table could not be read this time; its gauges keep their last value).
+    /// Every (handle, value) to record for the censuses `census(table)` returns, one per lane
+    /// (`None`: that table could not be read this time; its gauges keep their last value). A
+    /// table shared by several limits is counted once.
     pub fn readings(
         &self,
         guard: &Guard,
-        mut census: impl FnMut(&crate::ratelimit::RateLimit) -> Option<crate::ratelimit::table::Census>,
+        mut census: impl FnMut(&Table) -> Option<[Census; MAX_LANES]>,
     ) -> Vec<(T, u64)> {
         let mut out = Vec::new();
         for (policy, row) in guard.policies.iter().zip(&self.rows) {
+            // (prefix, census) of the tables counted so far (a policy has at most 8 limits).
+            let mut counted: Vec<(&str, Option<[Census; MAX_LANES]>)> = Vec::new();
             for (limit, handles) in policy.rate_limits.iter().zip(row) {
-                let Some(c) = census(limit) else { continue };
+                let prefix = limit.table.prefix.as_str();
+                let lanes = match counted.iter().find(|(p, _)| *p == prefix) {
+                    Some((_, lanes)) => *lanes,
+                    None => {
+                        let lanes = census(&limit.table);
+                        counted.push((prefix, lanes));
+                        lanes
+                    }
+                };
+                let Some(c) = lanes.as_ref().and_then(|lanes| lanes.get(limit.lane)) else {
+                    continue;
+                };
                 for (gauge, handle) in TableGauge::ALL.iter().zip(handles) {
                     if let Some(h) = handle {
-                        out.push((*h, u64::from(gauge.of(&c))));
+                        out.push((*h, u64::from(gauge.of(c))));
                     }
                 }
             }
@@ -290,7 +305,6 @@ mod tests {
 
     #[test]
     fn table_gauges_are_named_and_read() {
-        use crate::ratelimit::table::Census;
         let guard = compile(
             br#"{"policies":{"api":{"rate_limits":[
                 {"name":"per_second","rate":10,"per":"second","key":"ip"},
@@ -309,11 +323,13 @@ mod tests {
                 "api_guard.rate_limit.api.per_second.overflow_in_use"
             ]
         );
-        let readings = gauges.readings(&guard, |l| {
-            (l.name == "per_second").then_some(Census {
+        let readings = gauges.readings(&guard, |t| {
+            let mut lanes = [Census::default(); MAX_LANES];
+            lanes[0] = Census {
                 live_slots: 7,
                 live_overflow: 2,
-            })
+            };
+            t.prefix.ends_with("per_second").then_some(lanes)
         });
         assert_eq!(readings, vec![(0, 7), (1, 2)]);
     }

@@ -11,15 +11,16 @@
 //! guesser spreading one key id's guesses over many addresses is stopped after `burst` of them.
 
 use crate::ratelimit::gcra::GcraOutcome;
-use crate::ratelimit::table::Consumed;
-use crate::ratelimit::{ceil_secs, key_hash, Counts, Event, Mode, RateLimit};
+use crate::ratelimit::table::{Decided, Tats, Updated};
+use crate::ratelimit::{ceil_secs, entry_members, key_hash, Counts, Event, Mode, RateLimit};
 use crate::rejection::{Limited, Rejection};
 use crate::request::RequestView;
 use crate::store::SharedStore;
 use crate::verdict::Admission;
 
 /// The lockouts (`counts: failed_auth`): a request whose key has failed too often is refused
-/// before any credential is verified. Counts nothing.
+/// before any credential is verified. Counts nothing: one read per entry (lockouts next to each
+/// other with the same key share one).
 pub fn check_lockouts<'g>(
     limits: &'g [RateLimit],
     request: &RequestView<'_>,
@@ -29,30 +30,36 @@ pub fn check_lockouts<'g>(
 ) -> Result<(), Rejection<'g>> {
     let none = Admission::default();
     for (i, limit) in limits.iter().enumerate() {
-        if limit.counts != Counts::FailedAuth {
+        if limit.counts != Counts::FailedAuth || limit.lane != 0 {
             continue;
         }
         let Some(hash) = key_hash(&limit.key, request, &none) else {
             continue;
         };
-        match locked(limit, store, hash, now_ns) {
-            Ok(None) => {}
-            Ok(Some(limited)) => {
-                if limit.mode == Mode::Shadow {
-                    events.push((i, Event::ShadowLimited));
-                    continue;
+        let tats = limit.table.peek(store, hash);
+        for (j, member) in entry_members(limits, i) {
+            match &tats {
+                Ok(tats) => {
+                    let Some(limited) = lockout_of(member, tats, now_ns) else {
+                        continue;
+                    };
+                    if member.mode == Mode::Shadow {
+                        events.push((j, Event::ShadowLimited));
+                        continue;
+                    }
+                    events.push((j, Event::Limited));
+                    return Err(Rejection::RateLimited(limited));
                 }
-                events.push((i, Event::Limited));
-                return Err(Rejection::RateLimited(limited));
+                // A lockout that cannot be read does not lock: the credential checks still run.
+                Err(_) => events.push((j, Event::StoreErrors)),
             }
-            // A lockout that cannot be read does not lock: the credential checks still run.
-            Err(_) => events.push((i, Event::StoreErrors)),
         }
     }
     Ok(())
 }
 
-/// Counts one failed authentication against every lockout of the policy.
+/// Counts one failed authentication against every lockout of the policy: one read and one
+/// write per entry.
 pub fn record_failed_auth(
     limits: &[RateLimit],
     request: &RequestView<'_>,
@@ -62,13 +69,38 @@ pub fn record_failed_auth(
 ) {
     let none = Admission::default();
     for (i, limit) in limits.iter().enumerate() {
-        if limit.counts != Counts::FailedAuth {
+        if limit.counts != Counts::FailedAuth || limit.lane != 0 {
             continue;
         }
         if let Some(hash) = key_hash(&limit.key, request, &none) {
-            record_failure(limit, store, hash, now_ns);
-            events.push((i, Event::FailedAuth));
+            count_failure(
+                entry_members(limits, i).map(|(_, l)| l),
+                store,
+                hash,
+                now_ns,
+            );
+            for (j, _) in entry_members(limits, i) {
+                events.push((j, Event::FailedAuth));
+            }
         }
+    }
+}
+
+/// The 429 of `limit` for an entry in state `tats` at `now_ns`, if its key is locked.
+fn lockout_of<'g>(limit: &'g RateLimit, tats: &Tats, now_ns: u64) -> Option<Limited<'g>> {
+    let tat = tats.get(limit.lane).copied().unwrap_or(0);
+    match limit.gcra.decide(tat, now_ns) {
+        GcraOutcome::Allow { .. } => None,
+        GcraOutcome::Deny {
+            retry_after_ns,
+            full_in_ns,
+        } => Some(Limited {
+            limit: &limit.name,
+            quota: limit.quota(),
+            window_secs: limit.window_secs(),
+            retry_after_secs: ceil_secs(retry_after_ns).max(1),
+            reset_secs: ceil_secs(full_in_ns),
+        }),
     }
 }
 
@@ -81,28 +113,59 @@ pub fn locked<'g>(
     hash: u64,
     now_ns: u64,
 ) -> Result<Option<Limited<'g>>, crate::store::StoreError> {
-    let tat = limit.table.peek(store, hash)?;
-    Ok(match limit.gcra.decide(tat, now_ns) {
-        GcraOutcome::Allow { .. } => None,
-        GcraOutcome::Deny {
-            retry_after_ns,
-            full_in_ns,
-        } => Some(Limited {
-            limit: &limit.name,
-            quota: limit.quota(),
-            window_secs: limit.window_secs(),
-            retry_after_secs: ceil_secs(retry_after_ns).max(1),
-            reset_secs: ceil_secs(full_in_ns),
-        }),
-    })
+    let tats = limit.table.peek(store, hash)?;
+    Ok(lockout_of(limit, &tats, now_ns))
 }
 
-/// Counts one failed authentication of `hash`. Returns whether the key is now locked.
+/// Counts one failed authentication of `hash` against `limit` alone. Returns whether the key is
+/// now locked.
 pub fn record_failure(limit: &RateLimit, store: &dyn SharedStore, hash: u64, now_ns: u64) -> bool {
-    match limit.table.consume(store, &limit.gcra, hash, now_ns) {
-        Consumed::Allowed { remaining, .. } => remaining == 0,
-        Consumed::Limited { .. } => true,
-        Consumed::CasRetriesExhausted | Consumed::StoreFailed(_) => false,
+    count_failure(std::iter::once(limit), store, hash, now_ns).unwrap_or(false)
+}
+
+/// Counts one failed authentication of `hash` in each of `lanes` (limits of one entry): every
+/// lockout counts it on its own (one that is already locked counts nothing, as a refusal
+/// writes nothing), in one write. `Some(whether the first of them is now locked)`, `None` if
+/// the store failed.
+fn count_failure<'g>(
+    lanes: impl Iterator<Item = &'g RateLimit> + Clone,
+    store: &dyn SharedStore,
+    hash: u64,
+    now_ns: u64,
+) -> Option<bool> {
+    let Some(table) = lanes.clone().next().map(|l| &l.table) else {
+        return Some(false);
+    };
+    let (updated, _) = table.update(store, hash, now_ns, |tats| {
+        let mut next = *tats;
+        let mut counted = false;
+        let mut first_locked = None;
+        for limit in lanes.clone() {
+            let Some(tat) = next.get_mut(limit.lane) else {
+                continue;
+            };
+            let locked = match limit.gcra.decide(*tat, now_ns) {
+                GcraOutcome::Allow {
+                    new_tat, remaining, ..
+                } => {
+                    *tat = new_tat;
+                    counted = true;
+                    remaining == 0
+                }
+                GcraOutcome::Deny { .. } => true,
+            };
+            first_locked.get_or_insert(locked);
+        }
+        let locked = first_locked.unwrap_or(false);
+        if counted {
+            Decided::Write(next, locked)
+        } else {
+            Decided::Keep(locked)
+        }
+    });
+    match updated {
+        Updated::Done { result, .. } => Some(result),
+        Updated::CasRetriesExhausted | Updated::StoreFailed(_) => None,
     }
 }
 
@@ -129,6 +192,7 @@ mod tests {
             mode: Mode::Enforce,
             on_store_error: OnStoreError::Allow,
             table: Table::new("lock".into(), 64),
+            lane: 0,
             overrides: Vec::new(),
             counts: Counts::FailedAuth,
         }

@@ -9,7 +9,7 @@ use super::reader::{array, child, choice, integer, item, kind, string, ConfigErr
 use super::reader::{header_name, is_policy_name};
 use crate::jwt::provider::AuthMode;
 use crate::ratelimit::gcra::Gcra;
-use crate::ratelimit::table::Table;
+use crate::ratelimit::table::{Table, MAX_LANES};
 use crate::ratelimit::{
     Consumer, Counts, KeySource, Mode, OnStoreError, Override, RateLimit, DEFAULT_MAX_KEYS,
     MAX_MAX_KEYS,
@@ -82,7 +82,62 @@ pub fn compile(
             out.push(limit);
         }
     }
+    share_entries(policy, &mut out);
     out
+}
+
+/// Gives one shared-data entry to limits that count the same requests by the same key: within
+/// one stage (`counts`), each run of limits listed next to each other with an equal key and
+/// table size (at most [`MAX_LANES`]) keeps all its states in one value per key, so a request
+/// pays one read and one compare-and-swap for the whole run instead of one each. Runs only:
+/// limits run in order and a refusal counts against the ones before it only (never a limit
+/// with another key in between that has not run yet). The entry's prefix names every limit it
+/// holds, in order (`api_guard.rl.<policy>.<a>+<b>`; names never contain `+`), so that a
+/// configuration that changes a run never reads another layout's values; a limit alone keeps
+/// its own table and today's layout (`api_guard.rl.<policy>.<name>`, 16 bytes).
+fn share_entries(policy: &str, limits: &mut [RateLimit]) {
+    for stage in [Counts::Admitted, Counts::Requests, Counts::FailedAuth] {
+        let in_stage: Vec<usize> = (0..limits.len())
+            .filter(|i| limits.get(*i).is_some_and(|l| l.counts == stage))
+            .collect();
+        let mut start = 0;
+        while start < in_stage.len() {
+            let first = in_stage.get(start).and_then(|i| limits.get(*i));
+            let run = in_stage
+                .iter()
+                .skip(start)
+                .take(MAX_LANES)
+                .take_while(|i| {
+                    let l = limits.get(**i);
+                    l.zip(first).is_some_and(|(l, f)| {
+                        l.key == f.key && l.table.max_keys == f.table.max_keys
+                    })
+                })
+                .count()
+                .max(1);
+            let members: Vec<usize> = in_stage.iter().skip(start).take(run).copied().collect();
+            start += run;
+            if members.len() < 2 {
+                continue;
+            }
+            let names: Vec<&str> = members
+                .iter()
+                .filter_map(|i| limits.get(*i).map(|l| l.name.as_str()))
+                .collect();
+            let max_keys = first.map_or(1, |l| l.table.max_keys);
+            let table = Table::with_lanes(
+                format!("api_guard.rl.{policy}.{}", names.join("+")),
+                max_keys,
+                u32::try_from(members.len()).unwrap_or(1),
+            );
+            for (lane, i) in members.iter().enumerate() {
+                if let Some(l) = limits.get_mut(*i) {
+                    l.table = table.clone();
+                    l.lane = lane;
+                }
+            }
+        }
+    }
 }
 
 fn compile_limit(
@@ -229,6 +284,7 @@ fn compile_limit(
     };
     Some(RateLimit {
         table: Table::new(format!("api_guard.rl.{policy}.{name}"), max_keys),
+        lane: 0,
         name,
         gcra,
         key,

@@ -34,7 +34,8 @@ fn create_rate_limit_tables(guard: &Guard) {
         log::warn!("abuse: cannot create the negative cache / budget keys ({e:?})");
     }
     for policy in &guard.policies {
-        for limit in &policy.rate_limits {
+        // Limits that share an entry share its table: created once, by the first of them.
+        for limit in policy.rate_limits.iter().filter(|l| l.lane == 0) {
             match limit.table.ensure_created(&super::abi::HostStore) {
                 Ok(0) => {}
                 Ok(n) => log::debug!(

@@ -155,8 +155,8 @@ impl Shared {
             }
         }
         let now_ns = now_ms.saturating_mul(1_000_000);
-        for (id, value) in self.table_gauges.readings(&self.guard, |limit| {
-            limit.table.census(&HostStore, now_ns).ok()
+        for (id, value) in self.table_gauges.readings(&self.guard, |table| {
+            table.census_lanes(&HostStore, now_ns).ok()
         }) {
             let _ = proxy_wasm::hostcalls::record_metric(id, value);
         }

@@ -5,7 +5,9 @@
 //!
 //! - [`gcra`]: the bucket math.
 //! - [`key_prefix`]: the key-id prefix of a presented API key (the lockouts' key).
-//! - [`table`]: one limit's buckets in a bounded slot table in shared data (`crate::store`).
+//! - [`table`]: the buckets of one limit, or of several limits of a policy that count by the
+//!   same key (one entry per key holding every such limit's state: one read and one
+//!   compare-and-swap for all of them), in a bounded slot table in shared data (`crate::store`).
 
 pub mod gcra;
 pub mod key_prefix;
@@ -17,7 +19,7 @@ use std::net::IpAddr;
 use crate::store::SharedStore;
 use gcra::Gcra;
 use key_prefix::KeyIdPrefix;
-use table::{Consumed, Table};
+use table::{Decided, Table, Tats, Updated, MAX_LANES};
 
 use crate::cidr::Cidr;
 use crate::rejection::{Limited, Rejection};
@@ -116,7 +118,11 @@ pub struct RateLimit {
     pub key: KeySource,
     pub mode: Mode,
     pub on_store_error: OnStoreError,
+    /// The table of the limit's entry: its own, or the one it shares with the limits next to
+    /// it (in its stage) that count by the same key.
     pub table: Table,
+    /// The limit's place in its entry (0 for the first; always 0 in a table of its own).
+    pub lane: usize,
     /// Per-consumer tiers, first match wins; consumers that match none get `gcra`.
     pub overrides: Vec<Override>,
     pub counts: Counts,
@@ -335,6 +341,85 @@ pub fn enforce_before_checks<'g>(
     )
 }
 
+/// The limits whose states share the entry of `limits[lead]`, in order, `lead` first (the
+/// compiler gives one entry to limits next to each other in one stage with the same key and
+/// table size; their table's prefix names them all).
+pub fn entry_members(
+    limits: &[RateLimit],
+    lead: usize,
+) -> impl Iterator<Item = (usize, &RateLimit)> + Clone {
+    let leader = limits.get(lead);
+    let lanes = leader.map_or(0, |l| l.table.lanes as usize);
+    limits
+        .iter()
+        .enumerate()
+        .skip(lead)
+        .filter(move |(_, l)| {
+            leader
+                .is_some_and(|lead| l.counts == lead.counts && l.table.prefix == lead.table.prefix)
+        })
+        .take(lanes)
+}
+
+/// What one request did to one lane of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LaneOutcome {
+    /// An earlier lane refused the request: this one was not consulted (nor counted).
+    Unreached,
+    Allowed,
+    Refused {
+        retry_after_ns: u64,
+        full_in_ns: u64,
+    },
+}
+
+/// Decides one request against an entry's lanes in order, as separate limits run in order:
+/// each lane that admits counts the request; an enforced refusal stops there (the lanes after it
+/// are neither consulted nor counted); a shadow refusal counts nothing and goes on. Writes if
+/// any lane counted.
+fn decide_lanes(
+    gcras: &[Option<&Gcra>; MAX_LANES],
+    modes: &[Mode; MAX_LANES],
+    tats: &Tats,
+    now_ns: u64,
+) -> Decided<[LaneOutcome; MAX_LANES]> {
+    let mut next = *tats;
+    let mut outcomes = [LaneOutcome::Unreached; MAX_LANES];
+    let mut counted = false;
+    let lanes = gcras
+        .iter()
+        .zip(modes)
+        .zip(next.iter_mut())
+        .zip(outcomes.iter_mut());
+    for (((gcra, mode), tat), outcome) in lanes {
+        let Some(gcra) = gcra else { break };
+        match gcra.decide(*tat, now_ns) {
+            gcra::GcraOutcome::Allow { new_tat, .. } => {
+                *tat = new_tat;
+                *outcome = LaneOutcome::Allowed;
+                counted = true;
+            }
+            gcra::GcraOutcome::Deny {
+                retry_after_ns,
+                full_in_ns,
+            } => {
+                *outcome = LaneOutcome::Refused {
+                    retry_after_ns,
+                    full_in_ns,
+                };
+                if *mode == Mode::Enforce {
+                    break;
+                }
+            }
+        }
+    }
+    if counted {
+        Decided::Write(next, outcomes)
+    } else {
+        Decided::Keep(outcomes)
+    }
+}
+
 fn enforce_stage<'g>(
     limits: &'g [RateLimit],
     stage: Counts,
@@ -345,14 +430,21 @@ fn enforce_stage<'g>(
     events: &mut Vec<(usize, Event)>,
 ) -> Result<(), Rejection<'g>> {
     for (i, limit) in limits.iter().enumerate() {
-        if limit.counts != stage {
+        // An entry is decided at its first limit, for every limit it holds.
+        if limit.counts != stage || limit.lane != 0 {
             continue;
         }
-        let (_, gcra) = limit.tier_of(admission);
-        let (outcome, retries) = match key_hash(&limit.key, request, admission) {
-            Some(hash) => limit
-                .table
-                .consume_counting_retries(store, gcra, hash, now_ns),
+        let members = entry_members(limits, i);
+        let mut gcras = [None; MAX_LANES];
+        let mut modes = [Mode::Enforce; MAX_LANES];
+        for ((_, member), (gcra, mode)) in members.clone().zip(gcras.iter_mut().zip(&mut modes)) {
+            *gcra = Some(member.tier_of(admission).1);
+            *mode = member.mode;
+        }
+        let (updated, retries) = match key_hash(&limit.key, request, admission) {
+            Some(hash) => limit.table.update(store, hash, now_ns, |tats| {
+                decide_lanes(&gcras, &modes, tats, now_ns)
+            }),
             // A CORS preflight a policy lets pass carries no credential: limits by client or
             // identity do not count it (limits by address or policy do).
             None if crate::checks::preflight::is_preflight(request)
@@ -362,47 +454,70 @@ fn enforce_stage<'g>(
             }
             // An identity-keyed limit without an identity cannot happen otherwise (the compiler
             // requires a credential the policy always has); if it did, fail per on_store_error.
-            None => (Consumed::StoreFailed(0), 0),
+            None => (Updated::StoreFailed(0), 0),
         };
-        for _ in 0..retries {
-            events.push((i, Event::CasRetries));
-        }
-        let failed = match outcome {
-            Consumed::Allowed { overflow, .. } => {
-                if overflow {
-                    events.push((i, Event::Overflow));
-                }
-                events.push((i, Event::Allowed));
+        let failed = match updated {
+            Updated::Done { result, overflow } => {
+                report_lanes(members, result, overflow, retries, admission, events)?;
                 continue;
             }
-            Consumed::Limited {
-                retry_after_ns,
-                full_in_ns,
-                overflow,
-            } => {
-                if overflow {
-                    events.push((i, Event::Overflow));
-                }
-                if limit.mode == Mode::Shadow {
-                    events.push((i, Event::ShadowLimited));
-                    continue;
-                }
-                events.push((i, Event::Limited));
-                return Err(Rejection::RateLimited(Limited {
-                    limit: &limit.name,
-                    quota: gcra.burst,
-                    window_secs: ceil_secs(gcra.tolerance_ns),
-                    retry_after_secs: ceil_secs(retry_after_ns).max(1),
-                    reset_secs: ceil_secs(full_in_ns),
-                }));
-            }
-            Consumed::CasRetriesExhausted => Event::CasRetriesExhausted,
-            Consumed::StoreFailed(_) => Event::StoreErrors,
+            Updated::CasRetriesExhausted => Event::CasRetriesExhausted,
+            Updated::StoreFailed(_) => Event::StoreErrors,
         };
-        events.push((i, failed));
-        if limit.on_store_error == OnStoreError::Deny && limit.mode == Mode::Enforce {
-            return Err(Rejection::RateLimitUnavailable);
+        for (j, member) in members {
+            for _ in 0..retries {
+                events.push((j, Event::CasRetries));
+            }
+            events.push((j, failed));
+            if member.on_store_error == OnStoreError::Deny && member.mode == Mode::Enforce {
+                return Err(Rejection::RateLimitUnavailable);
+            }
         }
+    }
+    Ok(())
+}
+
+/// The events of an entry's decided lanes, in order, and the refusal of the first enforced
+/// lane that refused.
+fn report_lanes<'g>(
+    members: impl Iterator<Item = (usize, &'g RateLimit)>,
+    outcomes: [LaneOutcome; MAX_LANES],
+    overflow: bool,
+    retries: u32,
+    admission: &Admission<'_>,
+    events: &mut Vec<(usize, Event)>,
+) -> Result<(), Rejection<'g>> {
+    for ((j, member), outcome) in members.zip(outcomes) {
+        if outcome == LaneOutcome::Unreached {
+            break;
+        }
+        for _ in 0..retries {
+            events.push((j, Event::CasRetries));
+        }
+        if overflow {
+            events.push((j, Event::Overflow));
+        }
+        let LaneOutcome::Refused {
+            retry_after_ns,
+            full_in_ns,
+        } = outcome
+        else {
+            events.push((j, Event::Allowed));
+            continue;
+        };
+        if member.mode == Mode::Shadow {
+            events.push((j, Event::ShadowLimited));
+            continue;
+        }
+        events.push((j, Event::Limited));
+        let (_, gcra) = member.tier_of(admission);
+        return Err(Rejection::RateLimited(Limited {
+            limit: &member.name,
+            quota: gcra.burst,
+            window_secs: ceil_secs(gcra.tolerance_ns),
+            retry_after_secs: ceil_secs(retry_after_ns).max(1),
+            reset_secs: ceil_secs(full_in_ns),
+        }));
     }
     Ok(())
 }

@@ -1,55 +1,74 @@
-//! The bounded key table of one limit in shared data, and the CAS loop that updates it.
+//! The bounded key table of one rate-limit entry in shared data, and the CAS loop that updates
+//! it. An entry is one limit, or several limits of one policy that count by the same key (the
+//! *lanes* of the entry): their states live side by side in one value, so that a request pays
+//! one read and one compare-and-swap for all of them.
 //!
-//! Each limit owns exactly `max_keys + overflow_buckets` shared-data keys, created once at
+//! Each table owns exactly `max_keys + overflow_buckets` shared-data keys, created once at
 //! configure time and never more: `<prefix>.<n>` for the slots `n = 0..max_keys`, and
-//! `<prefix>.overflow.<j>` for the overflow buckets. A slot holds 16 bytes, the 64-bit hash of
-//! the rate-limit key (never the raw header value or address) and its GCRA state `tat`; hash 0
-//! marks a slot that was never used. An overflow bucket holds the same 16 bytes (owner
-//! `u64::MAX`) and only a `tat`.
+//! `<prefix>.overflow.<j>` for the overflow buckets. A slot holds `8 + 8 × lanes` bytes: the
+//! 64-bit hash of the rate-limit key (never the raw header value or address), then the GCRA
+//! state `tat` of each lane (u64 LE, in lane order); hash 0 marks a slot that was never used.
+//! An overflow bucket holds the same layout (owner `u64::MAX`) and only the `tat`s. A one-lane
+//! table is exactly the 16-byte layout of a single limit. A value of any other length (never
+//! written under this prefix, since the prefix names every lane: see `config::ratelimits`)
+//! reads as unused.
 //!
-//! A request for key hash `h` probes up to [`PROBES`] slots from `h mod max_keys`:
-//! - the slot that already holds `h` is the key's bucket;
-//! - otherwise the first slot that is unused or *idle* (its bucket is full again, so forgetting
-//!   it changes nothing) is taken for `h`;
-//! - otherwise (every probed slot holds a live key: a real flood of keys) the probed slot whose
-//!   bucket is *fullest* (smallest `tat`) is taken over, and the state of the key it held is
-//!   moved into that key's **overflow bucket** (`tat = max(tat, evicted tat)`).
+//! A slot is *idle* when every lane's bucket is full again (its latest `tat` is past), and a
+//! slot is *fuller* than another when its latest `tat` is earlier. A request for key hash `h`
+//! probes up to [`PROBES`] slots from `h mod max_keys`:
+//! - the slot that already holds `h` is the key's entry;
+//! - otherwise the first slot that is unused or idle (forgetting it changes nothing) is taken
+//!   for `h`;
+//! - otherwise (every probed slot holds a live key: a real flood of keys) the probed slot that
+//!   is *fullest* is taken over, and the state of the key it held is moved into that key's
+//!   **overflow bucket**, lane by lane (`tat = max(tat, evicted tat)`).
 //!
-//! A key that takes a slot starts from its own overflow bucket's `tat`, not from an empty
-//! bucket: a key that was pushed out comes back with at least the debt it left with. So
-//! eviction never lets a key past its limit (exactness), and newcomers are not starved by the
-//! crowd: an overflow bucket keeps the *maximum* of the debts moved into it, never their sum, so
-//! light keys leave light debts, and a heavy key (whose slot is the last to be taken, its
-//! bucket being the emptiest) taints only the one overflow bucket it hashes to, the share
+//! A key that takes a slot starts from its own overflow bucket's `tat`s, not from empty
+//! buckets: a key that was pushed out comes back with at least the debt it left with. So
+//! eviction never lets a key past any of its limits (exactness), and newcomers are not starved
+//! by the crowd: an overflow bucket keeps the *maximum* of the debts moved into it, never their
+//! sum, so light keys leave light debts, and a heavy key (whose slot is the last to be taken,
+//! its buckets being the emptiest) taints only the one overflow bucket it hashes to, the share
 //! `1 / overflow_buckets` of newcomers that hash there too.
 //!
-//! Every write is a compare-and-swap on the value just read; on a mismatch (another worker
-//! wrote first) the whole decision is redone from fresh reads, at most [`MAX_CAS_RETRIES`]
-//! times. A denial writes nothing. When a slot is taken over, the overflow bucket is raised
-//! first and the slot written second: a lost race on the slot only leaves the overflow bucket
-//! stricter.
+//! What a request does to the lanes is the caller's decision ([`Table::update`]: from the
+//! current `tat`s to new ones, or nothing to write); [`Table::consume`] is the one-lane GCRA
+//! decision. Every write is a compare-and-swap on the value just read; on a mismatch (another
+//! worker wrote first) the whole decision is redone from fresh reads, at most
+//! [`MAX_CAS_RETRIES`] times. A decision that changes nothing writes nothing. When a slot is
+//! taken over, the overflow bucket is raised first and the slot written second: a lost race on
+//! the slot only leaves the overflow bucket stricter.
 
 use super::gcra::{Gcra, GcraOutcome};
 use crate::store::{cas_loop, SharedStore, SlotTable, Step, StoreError};
 pub use crate::store::{MAX_CAS_RETRIES, PROBES};
-/// Bytes of one slot value: key hash (u64 LE) then tat (u64 LE).
+/// Bytes of a one-lane slot value: key hash (u64 LE) then tat (u64 LE).
 pub const SLOT_BYTES: usize = 16;
+/// The most lanes an entry has (a policy has at most 8 limits).
+pub const MAX_LANES: usize = 8;
+/// The largest slot value: the key hash and [`MAX_LANES`] tats.
+const MAX_VALUE_BYTES: usize = 8 + 8 * MAX_LANES;
 /// The most overflow buckets a table has (for `max_keys` of 256 and more).
 pub const MAX_OVERFLOW_BUCKETS: u32 = 256;
-const EMPTY: [u8; SLOT_BYTES] = [0; SLOT_BYTES];
 const OVERFLOW_OWNER: u64 = u64::MAX;
 
-/// Where one limit's table lives and how big it is.
+/// The `tat` of every lane of an entry (lanes past the table's count are 0 and never stored).
+pub type Tats = [u64; MAX_LANES];
+
+/// Where one entry's table lives, how big it is and how many limits (lanes) it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
-    /// Shared-data key prefix, e.g. `api_guard.rl.api.per_second`.
+    /// Shared-data key prefix, e.g. `api_guard.rl.api.per_second` (one lane) or
+    /// `api_guard.rl.api.per_second+per_hour` (two).
     pub prefix: String,
     pub max_keys: u32,
     /// `min(max_keys, 256)`: one per slot for small tables.
     pub overflow_buckets: u32,
+    /// Limits kept in each slot, 1 to [`MAX_LANES`].
+    pub lanes: u32,
 }
 
-/// The result of one request against one limit.
+/// The result of one request against a one-lane table ([`Table::consume`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consumed {
     Allowed {
@@ -69,7 +88,28 @@ pub enum Consumed {
     StoreFailed(u32),
 }
 
-/// How full a table is at one instant (exported as gauges).
+/// What a caller's decision does with the `tat`s it was given ([`Table::update`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decided<T> {
+    /// Store these `tat`s (lanes past the table's count are ignored).
+    Write(Tats, T),
+    /// Store nothing (a refusal).
+    Keep(T),
+}
+
+/// The result of [`Table::update`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Updated<T> {
+    /// The decision on the key's latest state, written if it was a [`Decided::Write`].
+    /// `overflow`: the key found no idle slot and took over a live key's slot.
+    Done { result: T, overflow: bool },
+    /// Every retry met a concurrent writer; nothing was written.
+    CasRetriesExhausted,
+    /// The store refused a call.
+    StoreFailed(u32),
+}
+
+/// How full a table is at one instant, for one lane (exported as gauges).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Census {
     /// Slots holding a key whose bucket is not full (a key that would be counted if forgotten).
@@ -78,46 +118,23 @@ pub struct Census {
     pub live_overflow: u32,
 }
 
-fn encode(hash: u64, tat: u64) -> [u8; SLOT_BYTES] {
-    let mut out = [0u8; SLOT_BYTES];
-    let (a, b) = out.split_at_mut(8);
-    a.copy_from_slice(&hash.to_le_bytes());
-    b.copy_from_slice(&tat.to_le_bytes());
-    out
-}
-
-/// `(hash, tat)`; a value of the wrong size (never written by this code) reads as unused.
-fn decode(value: &[u8]) -> (u64, u64) {
-    let word = |r: std::ops::Range<usize>| {
-        value
-            .get(r)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map_or(0, u64::from_le_bytes)
-    };
-    if value.len() == SLOT_BYTES {
-        (word(0..8), word(8..16))
-    } else {
-        (0, 0)
-    }
-}
-
-/// One read entry: its key, CAS token, owner and tat.
+/// One read entry: its key, CAS token, owner and tats.
 struct Entry {
     key: String,
     cas: Option<u32>,
     owner: u64,
-    tat: u64,
+    tats: Tats,
 }
 
 /// Where a request's key will be counted.
 enum Placement {
     /// The key holds this slot.
     Own(Entry),
-    /// The key takes this slot, starting from `start` (its overflow bucket's tat). `evict`:
+    /// The key takes this slot, starting from `start` (its overflow bucket's tats). `evict`:
     /// the slot holds a live key whose state must first move to its overflow bucket.
     Take {
         slot: Entry,
-        start: u64,
+        start: Tats,
         evict: Option<Entry>,
     },
 }
@@ -130,14 +147,65 @@ enum Read {
 }
 
 impl Table {
-    /// A table of `max_keys` slots under `prefix`, with its overflow buckets.
+    /// A one-limit table of `max_keys` slots under `prefix`, with its overflow buckets.
     pub fn new(prefix: String, max_keys: u32) -> Table {
+        Table::with_lanes(prefix, max_keys, 1)
+    }
+
+    /// A table whose slots hold `lanes` limits (clamped to 1..=[`MAX_LANES`]).
+    pub fn with_lanes(prefix: String, max_keys: u32, lanes: u32) -> Table {
         let max_keys = max_keys.max(1);
         Table {
             prefix,
             max_keys,
             overflow_buckets: max_keys.min(MAX_OVERFLOW_BUCKETS),
+            lanes: lanes.clamp(1, MAX_LANES as u32),
         }
+    }
+
+    fn lane_count(&self) -> usize {
+        usize::try_from(self.lanes).map_or(1, |n| n.clamp(1, MAX_LANES))
+    }
+
+    /// Bytes of one slot value.
+    pub fn value_bytes(&self) -> usize {
+        8 + 8 * self.lane_count()
+    }
+
+    /// The value of `owner` with `tats` (the table's lanes of them).
+    fn encode(&self, owner: u64, tats: &Tats) -> ([u8; MAX_VALUE_BYTES], usize) {
+        let mut out = [0u8; MAX_VALUE_BYTES];
+        let words = std::iter::once(owner).chain(tats.iter().take(self.lane_count()).copied());
+        for (chunk, word) in out.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        (out, self.value_bytes())
+    }
+
+    /// `(owner, tats)`; a value of the wrong size (never written under this prefix) reads as
+    /// unused.
+    fn decode(&self, value: &[u8]) -> (u64, Tats) {
+        let mut tats = [0; MAX_LANES];
+        if value.len() != self.value_bytes() {
+            return (0, tats);
+        }
+        let mut words = value
+            .chunks_exact(8)
+            .map(|b| <[u8; 8]>::try_from(b).map_or(0, u64::from_le_bytes));
+        let owner = words.next().unwrap_or(0);
+        for (tat, word) in tats.iter_mut().zip(words) {
+            *tat = word;
+        }
+        (owner, tats)
+    }
+
+    /// The latest `tat` of an entry: when every lane's bucket is full again.
+    fn horizon(&self, tats: &Tats) -> u64 {
+        tats.iter()
+            .take(self.lane_count())
+            .copied()
+            .max()
+            .unwrap_or(0)
     }
 
     /// The slots (`<prefix>.<n>`) as a probed slot table.
@@ -170,50 +238,71 @@ impl Table {
     /// before requests use the table). Existing keys are left alone: a VM restart must not reset
     /// the buckets other workers are using. Returns how many keys were created.
     pub fn ensure_created(&self, store: &dyn SharedStore) -> Result<u32, StoreError> {
+        let empty = [0u8; MAX_VALUE_BYTES];
+        let empty = empty.get(..self.value_bytes()).unwrap_or(&empty);
         let mut created = 0;
         for key in self.all_keys() {
             if store.get(&key)?.0.is_none() {
-                store.set(&key, &EMPTY, None)?;
+                store.set(&key, empty, None)?;
                 created += 1;
             }
         }
         Ok(created)
     }
 
-    /// Counts the live slots and overflow buckets at `now` (one read per key: for a periodic
-    /// gauge, never the request path).
-    pub fn census(&self, store: &dyn SharedStore, now: u64) -> Result<Census, StoreError> {
-        let mut census = Census::default();
+    /// Counts the live slots and overflow buckets of each lane at `now` (one read per key: for
+    /// a periodic gauge, never the request path). Lanes past the table's count stay zero.
+    pub fn census_lanes(
+        &self,
+        store: &dyn SharedStore,
+        now: u64,
+    ) -> Result<[Census; MAX_LANES], StoreError> {
+        let mut census = [Census::default(); MAX_LANES];
         for key in self.all_keys() {
             let Some(value) = store.get(&key)?.0 else {
                 continue;
             };
-            let (owner, tat) = decode(&value);
-            if owner == 0 || Gcra::is_full(tat, now) {
+            let (owner, tats) = self.decode(&value);
+            if owner == 0 {
                 continue;
             }
-            if owner == OVERFLOW_OWNER {
-                census.live_overflow += 1;
-            } else {
-                census.live_slots += 1;
+            for (lane, tat) in census.iter_mut().zip(tats).take(self.lane_count()) {
+                if Gcra::is_full(tat, now) {
+                    continue;
+                }
+                if owner == OVERFLOW_OWNER {
+                    lane.live_overflow += 1;
+                } else {
+                    lane.live_slots += 1;
+                }
             }
         }
         Ok(census)
     }
 
-    fn read(store: &dyn SharedStore, key: String) -> Result<Read, StoreError> {
+    /// [`Table::census_lanes`] of the first lane (a one-limit table).
+    pub fn census(&self, store: &dyn SharedStore, now: u64) -> Result<Census, StoreError> {
+        Ok(self.census_lanes(store, now)?[0])
+    }
+
+    fn read(&self, store: &dyn SharedStore, key: String) -> Result<Read, StoreError> {
         let (value, cas) = store.get(&key)?;
         let Some(value) = value else {
             // Never left to a request in normal operation (configure creates every key).
-            store.set(&key, &EMPTY, None)?;
+            let empty = [0u8; MAX_VALUE_BYTES];
+            store.set(
+                &key,
+                empty.get(..self.value_bytes()).unwrap_or(&empty),
+                None,
+            )?;
             return Ok(Read::Created);
         };
-        let (owner, tat) = decode(&value);
+        let (owner, tats) = self.decode(&value);
         Ok(Read::Found(Entry {
             key,
             cas,
             owner,
-            tat,
+            tats,
         }))
     }
 
@@ -225,21 +314,22 @@ impl Table {
         now: u64,
     ) -> Result<Option<Placement>, StoreError> {
         let mut idle: Option<Entry> = None;
-        let mut fullest: Option<Entry> = None;
+        let mut fullest: Option<(u64, Entry)> = None;
         for key in self.slots().probe(hash) {
-            let Read::Found(entry) = Self::read(store, key)? else {
+            let Read::Found(entry) = self.read(store, key)? else {
                 return Ok(None);
             };
             if entry.owner == hash {
                 return Ok(Some(Placement::Own(entry)));
             }
             let never_used = entry.owner == 0;
-            if never_used || Gcra::is_full(entry.tat, now) {
+            let horizon = self.horizon(&entry.tats);
+            if never_used || Gcra::is_full(horizon, now) {
                 if idle.is_none() {
                     idle = Some(entry);
                 }
-            } else if fullest.as_ref().is_none_or(|f| entry.tat < f.tat) {
-                fullest = Some(entry);
+            } else if fullest.as_ref().is_none_or(|(h, _)| horizon < *h) {
+                fullest = Some((horizon, entry));
             }
             // Keys are placed at the first idle probe and slots never become unused again,
             // so no key of this probe sequence lies past a never-used slot.
@@ -248,11 +338,11 @@ impl Table {
             }
         }
         let Read::Found(own_overflow) =
-            Self::read(store, self.overflow_key(self.overflow_of(hash)))?
+            self.read(store, self.overflow_key(self.overflow_of(hash)))?
         else {
             return Ok(None);
         };
-        let start = own_overflow.tat;
+        let start = own_overflow.tats;
         if let Some(slot) = idle {
             return Ok(Some(Placement::Take {
                 slot,
@@ -260,12 +350,12 @@ impl Table {
                 evict: None,
             }));
         }
-        let Some(slot) = fullest else {
+        let Some((_, slot)) = fullest else {
             // No probe at all (cannot happen: max_keys >= 1); count nothing, fail per policy.
             return Err(StoreError::Unavailable(0));
         };
         let Read::Found(evict) =
-            Self::read(store, self.overflow_key(self.overflow_of(slot.owner)))?
+            self.read(store, self.overflow_key(self.overflow_of(slot.owner)))?
         else {
             return Ok(None);
         };
@@ -276,19 +366,19 @@ impl Table {
         }))
     }
 
-    /// The state key `hash` would be decided on at `now`, without counting anything: its own
-    /// slot's `tat`, or (no slot) the overflow debt it would start from. For limits that are
+    /// The state key `hash` would be decided on, without counting anything: its own slot's
+    /// `tat`s, or (no slot) the overflow debt it would start from. For limits that are
     /// consulted on every request but counted only on some (failed authentications). One to
     /// five reads, no write.
-    pub fn peek(&self, store: &dyn SharedStore, hash: u64) -> Result<u64, StoreError> {
+    pub fn peek(&self, store: &dyn SharedStore, hash: u64) -> Result<Tats, StoreError> {
         let hash = hash.clamp(1, u64::MAX - 1);
         for key in self.slots().probe(hash) {
             let Some(value) = store.get(&key)?.0 else {
                 break;
             };
-            let (owner, tat) = decode(&value);
+            let (owner, tats) = self.decode(&value);
             if owner == hash {
-                return Ok(tat);
+                return Ok(tats);
             }
             if owner == 0 {
                 break;
@@ -297,11 +387,12 @@ impl Table {
         Ok(store
             .get(&self.overflow_key(self.overflow_of(hash)))?
             .0
-            .map_or(0, |v| decode(&v).1))
+            .map_or([0; MAX_LANES], |v| self.decode(&v).1))
     }
 
-    /// One request of key `hash` (never 0) at `now` (Unix nanoseconds): read, decide, and on
-    /// admission write the new state with CAS, retrying on mismatch.
+    /// One request of key `hash` (never 0) at `now` (Unix nanoseconds) against a one-lane
+    /// table: read, decide, and on admission write the new state with CAS, retrying on
+    /// mismatch.
     pub fn consume(&self, store: &dyn SharedStore, gcra: &Gcra, hash: u64, now: u64) -> Consumed {
         self.consume_counting_retries(store, gcra, hash, now).0
     }
@@ -314,75 +405,121 @@ impl Table {
         hash: u64,
         now: u64,
     ) -> (Consumed, u32) {
+        let (updated, retries) =
+            self.update(store, hash, now, |tats| match gcra.decide(tats[0], now) {
+                GcraOutcome::Allow {
+                    new_tat,
+                    remaining,
+                    full_in_ns,
+                } => {
+                    let mut next = *tats;
+                    next[0] = new_tat;
+                    Decided::Write(next, Ok((remaining, full_in_ns)))
+                }
+                GcraOutcome::Deny {
+                    retry_after_ns,
+                    full_in_ns,
+                } => Decided::Keep(Err((retry_after_ns, full_in_ns))),
+            });
+        let consumed = match updated {
+            Updated::Done {
+                result: Ok((remaining, full_in_ns)),
+                overflow,
+            } => Consumed::Allowed {
+                remaining,
+                full_in_ns,
+                overflow,
+            },
+            Updated::Done {
+                result: Err((retry_after_ns, full_in_ns)),
+                overflow,
+            } => Consumed::Limited {
+                retry_after_ns,
+                full_in_ns,
+                overflow,
+            },
+            Updated::CasRetriesExhausted => Consumed::CasRetriesExhausted,
+            Updated::StoreFailed(s) => Consumed::StoreFailed(s),
+        };
+        (consumed, retries)
+    }
+
+    /// One request of key `hash` (never 0) at `now`: reads the key's entry, asks `decide` what
+    /// to do with its lanes' `tat`s, and writes the answer with CAS, redoing the whole read and
+    /// decision on a mismatch (so `decide` may run several times; only the last answer
+    /// counts). Returns the result and how many times a concurrent write forced a re-read.
+    pub fn update<T>(
+        &self,
+        store: &dyn SharedStore,
+        hash: u64,
+        now: u64,
+        mut decide: impl FnMut(&Tats) -> Decided<T>,
+    ) -> (Updated<T>, u32) {
         // 0 marks an unused slot and u64::MAX an overflow bucket: neither is a key.
         let hash = hash.clamp(1, u64::MAX - 1);
         // Keys created on the request path (at most every probed slot and two overflow
         // buckets) are re-read for free; more would mean a store that drops keys.
-        let (consumed, retries) = cas_loop(PROBES + 2, || self.attempt(store, gcra, hash, now));
-        (consumed.unwrap_or(Consumed::CasRetriesExhausted), retries)
+        let (updated, retries) =
+            cas_loop(PROBES + 2, || self.attempt(store, hash, now, &mut decide));
+        (updated.unwrap_or(Updated::CasRetriesExhausted), retries)
     }
 
-    /// One read-decide-write of [`Table::consume`].
-    fn attempt(&self, store: &dyn SharedStore, gcra: &Gcra, hash: u64, now: u64) -> Step<Consumed> {
+    /// One read-decide-write of [`Table::update`].
+    fn attempt<T>(
+        &self,
+        store: &dyn SharedStore,
+        hash: u64,
+        now: u64,
+        decide: &mut impl FnMut(&Tats) -> Decided<T>,
+    ) -> Step<Updated<T>> {
         let placement = match self.place(store, hash, now) {
             Ok(Some(p)) => p,
             Ok(None) => return Step::Created,
             Err(StoreError::CasMismatch) => return Step::Conflict,
-            Err(StoreError::Unavailable(s)) => return Step::Done(Consumed::StoreFailed(s)),
+            Err(StoreError::Unavailable(s)) => return Step::Done(Updated::StoreFailed(s)),
         };
-        let (slot, tat, evict) = match placement {
+        let (slot, tats, evict) = match placement {
             Placement::Own(slot) => {
-                let tat = slot.tat;
-                (slot, tat, None)
+                let tats = slot.tats;
+                (slot, tats, None)
             }
             Placement::Take { slot, start, evict } => (slot, start, evict),
         };
         let overflow = evict.is_some();
-        let (new_tat, remaining, full_in_ns) = match gcra.decide(tat, now) {
-            GcraOutcome::Deny {
-                retry_after_ns,
-                full_in_ns,
-            } => {
-                return Step::Done(Consumed::Limited {
-                    retry_after_ns,
-                    full_in_ns,
-                    overflow,
-                })
-            }
-            GcraOutcome::Allow {
-                new_tat,
-                remaining,
-                full_in_ns,
-            } => (new_tat, remaining, full_in_ns),
+        let (new_tats, result) = match decide(&tats) {
+            Decided::Keep(result) => return Step::Done(Updated::Done { result, overflow }),
+            Decided::Write(new_tats, result) => (new_tats, result),
         };
         // Move the evicted key's state first: if the slot write below then loses a race, the
         // overflow bucket is only stricter than it needs to be.
         if let Some(bucket) = evict {
-            let debt = slot.tat;
-            if bucket.tat < debt {
+            let lanes = self.lane_count();
+            let mut raised = bucket.tats;
+            for (kept, debt) in raised.iter_mut().zip(slot.tats).take(lanes) {
+                *kept = (*kept).max(debt);
+            }
+            if raised != bucket.tats {
                 // A CAS token is always present for an existing key; without one the write
                 // would be unconditional, so treat it as a conflict and read again.
                 let Some(cas) = bucket.cas else {
                     return Step::Conflict;
                 };
-                match store.set(&bucket.key, &encode(OVERFLOW_OWNER, debt), Some(cas)) {
+                let (value, len) = self.encode(OVERFLOW_OWNER, &raised);
+                match store.set(&bucket.key, value.get(..len).unwrap_or(&value), Some(cas)) {
                     Ok(()) => {}
                     Err(StoreError::CasMismatch) => return Step::Conflict,
-                    Err(StoreError::Unavailable(s)) => return Step::Done(Consumed::StoreFailed(s)),
+                    Err(StoreError::Unavailable(s)) => return Step::Done(Updated::StoreFailed(s)),
                 }
             }
         }
         let Some(cas) = slot.cas else {
             return Step::Conflict;
         };
-        match store.set(&slot.key, &encode(hash, new_tat), Some(cas)) {
-            Ok(()) => Step::Done(Consumed::Allowed {
-                remaining,
-                full_in_ns,
-                overflow,
-            }),
+        let (value, len) = self.encode(hash, &new_tats);
+        match store.set(&slot.key, value.get(..len).unwrap_or(&value), Some(cas)) {
+            Ok(()) => Step::Done(Updated::Done { result, overflow }),
             Err(StoreError::CasMismatch) => Step::Conflict,
-            Err(StoreError::Unavailable(s)) => Step::Done(Consumed::StoreFailed(s)),
+            Err(StoreError::Unavailable(s)) => Step::Done(Updated::StoreFailed(s)),
         }
     }
 }
@@ -513,7 +650,7 @@ mod tests {
             }
         ));
         let (v, _) = store.get("t.p.l.0").unwrap();
-        assert_eq!(decode(&v.unwrap()).0, 7);
+        assert_eq!(t.decode(&v.unwrap()).0, 7);
     }
 
     #[test]
@@ -729,6 +866,148 @@ mod tests {
             for k in newcomers {
                 proptest::prop_assert!(allowed(t.consume(&store, &g, *k, NOW)));
             }
+        }
+    }
+
+    /// Two lanes decided as two independent buckets (each admits or refuses on its own state;
+    /// written if either admitted).
+    fn both(g: &[Gcra; 2], t: &Table, store: &MemoryStore, key: u64, now: u64) -> [bool; 2] {
+        let (u, _) = t.update(store, key, now, |tats| {
+            let mut next = *tats;
+            let mut ok = [false; 2];
+            for lane in 0..2 {
+                if let GcraOutcome::Allow { new_tat, .. } = g[lane].decide(tats[lane], now) {
+                    next[lane] = new_tat;
+                    ok[lane] = true;
+                }
+            }
+            if ok.contains(&true) {
+                Decided::Write(next, ok)
+            } else {
+                Decided::Keep(ok)
+            }
+        });
+        match u {
+            Updated::Done { result, .. } => result,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lanes_share_one_value_one_read_and_one_write() {
+        let store = MemoryStore::new();
+        let t = Table::with_lanes("t.p.a+b".into(), 8, 2);
+        assert_eq!(t.value_bytes(), 24);
+        assert_eq!(t.ensure_created(&store), Ok(16));
+        assert_eq!(store.get("t.p.a+b.3").unwrap().0.unwrap().len(), 24);
+        let g = [no_refill(2), no_refill(3)];
+        assert_eq!(both(&g, &t, &store, 11, NOW), [true, true]);
+        // A known key: one read and one compare-and-swap for both lanes.
+        let before = store.calls();
+        assert_eq!(both(&g, &t, &store, 11, NOW), [true, true]);
+        let after = store.calls();
+        assert_eq!((after.0 - before.0, after.1 - before.1), (1, 1));
+        assert_eq!(both(&g, &t, &store, 11, NOW), [false, true]);
+        // Both lanes refuse: nothing is written.
+        let before = store.calls();
+        assert_eq!(both(&g, &t, &store, 11, NOW), [false, false]);
+        assert_eq!(store.calls().1, before.1);
+        let (v, _) = store.get("t.p.a+b.3").unwrap();
+        assert_eq!(t.decode(&v.unwrap()).0, 11);
+        assert_eq!(
+            t.peek(&store, 11).unwrap()[..2],
+            [NOW + 2 * 86_400 * S, NOW + 3 * 86_400 * S]
+        );
+        // Per-lane census: the key is live in both lanes.
+        let c = t.census_lanes(&store, NOW).unwrap();
+        assert_eq!(
+            (c[0].live_slots, c[1].live_slots, c[2].live_slots),
+            (1, 1, 0)
+        );
+    }
+
+    /// Upgrade: a value of another layout under the same key (a one-lane table's 16 bytes, or
+    /// anything else) reads as an unused slot, never as a state.
+    #[test]
+    fn a_value_of_another_layout_reads_as_unused() {
+        let store = MemoryStore::new();
+        let one = Table::new("t.p.x".into(), 1);
+        let two = Table::with_lanes("t.p.x".into(), 1, 2);
+        let g = no_refill(1);
+        assert!(allowed(one.consume(&store, &g, 5, NOW)));
+        assert!(!allowed(one.consume(&store, &g, 5, NOW)));
+        assert_eq!(store.get("t.p.x.0").unwrap().0.unwrap().len(), 16);
+        assert_eq!(two.peek(&store, 5), Ok([0; MAX_LANES]));
+        assert_eq!(both(&[g, g], &two, &store, 5, NOW), [true, true]);
+        assert_eq!(store.get("t.p.x.0").unwrap().0.unwrap().len(), 24);
+        // And back: the one-lane table no longer sees a state of its layout.
+        assert_eq!(one.peek(&store, 5), Ok([0; MAX_LANES]));
+    }
+
+    /// A saturated two-lane table keeps every key within each of its limits: an evicted key's
+    /// lanes move to its overflow bucket lane by lane.
+    #[test]
+    fn an_evicted_entry_keeps_the_debt_of_every_lane() {
+        let store = MemoryStore::new();
+        let t = Table::with_lanes("t.p.a+b".into(), 1, 2);
+        t.ensure_created(&store).unwrap();
+        let g = [no_refill(3), no_refill(2)];
+        assert_eq!(both(&g, &t, &store, 7, NOW), [true, true]);
+        assert_eq!(both(&g, &t, &store, 7, NOW), [true, true]);
+        // Key 9 pushes key 7 out (one slot); key 7 comes back with its debts: one more in lane
+        // 0, none in lane 1.
+        assert_eq!(both(&g, &t, &store, 9, NOW), [true, true]);
+        assert_eq!(both(&g, &t, &store, 7, NOW), [true, false]);
+        assert_eq!(both(&g, &t, &store, 7, NOW), [false, false]);
+    }
+
+    proptest::proptest! {
+        /// Any mix of keys, table sizes, arrival times and interference: a two-lane table never
+        /// exceeds its keys, and no key is ever admitted past either of its limits, however
+        /// often it is pushed out of its slot and comes back.
+        #[test]
+        fn every_key_stays_within_each_of_its_limits(
+            arrivals in proptest::collection::vec((1u64..40, 0u64..(S / 2)), 1..300),
+            max_keys in 1u32..10,
+            bursts in (1u64..4, 1u64..6),
+            interference in proptest::collection::vec(0u32..3, 1..50),
+        ) {
+            let store = MemoryStore::new();
+            let t = Table::with_lanes("t.p.a+b".into(), max_keys, 2);
+            t.ensure_created(&store).unwrap();
+            let g = [Gcra::new(1, S, bursts.0).unwrap(), Gcra::new(1, 3 * S, bursts.1).unwrap()];
+            let mut now = NOW;
+            let mut first: HashMap<u64, u64> = HashMap::new();
+            let mut admitted: HashMap<(u64, usize), u64> = HashMap::new();
+            for (i, (key, gap)) in arrivals.iter().enumerate() {
+                if i % 7 == 0 {
+                    store.interfere_with_next_writes(interference[(i / 7) % interference.len()]);
+                }
+                now += gap;
+                let since = *first.entry(*key).or_insert(now);
+                let (u, _) = t.update(&store, *key, now, |tats| {
+                    let mut next = *tats;
+                    let mut ok = [false; 2];
+                    for lane in 0..2 {
+                        if let GcraOutcome::Allow { new_tat, .. } = g[lane].decide(tats[lane], now) {
+                            next[lane] = new_tat;
+                            ok[lane] = true;
+                        }
+                    }
+                    if ok.contains(&true) { Decided::Write(next, ok) } else { Decided::Keep(ok) }
+                });
+                if let Updated::Done { result, .. } = u {
+                    for lane in 0..2 {
+                        if result[lane] {
+                            let n = admitted.entry((*key, lane)).or_insert(0);
+                            *n += 1;
+                            let bound = g[lane].burst + (now - since) / g[lane].interval_ns;
+                            proptest::prop_assert!(*n <= bound, "key {} lane {}: {} > {}", key, lane, n, bound);
+                        }
+                    }
+                }
+            }
+            proptest::prop_assert!(store.key_count() <= (max_keys + t.overflow_buckets) as usize);
         }
     }
 

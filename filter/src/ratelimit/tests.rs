@@ -856,3 +856,286 @@ fn abuse_config_compiles_and_reports_errors_with_paths() {
         );
     }
 }
+
+/// The same guard with every limit in a table of its own (one entry per limit: the layout
+/// before limits on one key shared an entry).
+fn unshared(mut g: Guard) -> Guard {
+    for policy in &mut g.policies {
+        let name = policy.name.clone();
+        for limit in &mut policy.rate_limits {
+            limit.table = table::Table::new(
+                format!("api_guard.rl.{name}.{}", limit.name),
+                limit.table.max_keys,
+            );
+            limit.lane = 0;
+        }
+    }
+    g
+}
+
+#[test]
+fn limits_on_one_key_share_an_entry_per_stage_run() {
+    let g = guard(serde_json::json!({
+        "api_key": {},
+        "rate_limits": [
+            {"name": "early_a", "rate": 1, "per": "second", "key": "ip", "counts": "requests"},
+            {"name": "per_second", "rate": 10, "per": "second", "key": "client"},
+            {"name": "lock", "rate": 1, "per": "hour", "key": "ip", "counts": "failed_auth"},
+            {"name": "per_hour", "rate": 300, "per": "hour", "key": "client"},
+            {"name": "early_b", "rate": 2, "per": "second", "key": "ip", "counts": "requests"},
+            {"name": "per_network", "rate": 5, "per": "second", "key": {"ip": {"v4_prefix": 24}}},
+            {"name": "per_day", "rate": 900, "per": "day", "key": "client"},
+            {"name": "small", "rate": 900, "per": "day", "key": "client", "max_keys": 5}
+        ]
+    }));
+    let got: Vec<(&str, &str, usize, u32)> = g.policies[0]
+        .rate_limits
+        .iter()
+        .map(|l| {
+            (
+                l.name.as_str(),
+                l.table.prefix.as_str(),
+                l.lane,
+                l.table.lanes,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("early_a", "api_guard.rl.p.early_a+early_b", 0, 2),
+            ("per_second", "api_guard.rl.p.per_second+per_hour", 0, 2),
+            ("lock", "api_guard.rl.p.lock", 0, 1),
+            ("per_hour", "api_guard.rl.p.per_second+per_hour", 1, 2),
+            ("early_b", "api_guard.rl.p.early_a+early_b", 1, 2),
+            // Another key runs between per_hour and per_day: separate entries, so that a
+            // refusal by per_network never counts against per_day (which runs after it).
+            ("per_network", "api_guard.rl.p.per_network", 0, 1),
+            ("per_day", "api_guard.rl.p.per_day", 0, 1),
+            // Another table size: its own table.
+            ("small", "api_guard.rl.p.small", 0, 1),
+        ]
+    );
+}
+
+#[test]
+fn two_limits_on_one_key_cost_one_read_and_one_write() {
+    let policy = serde_json::json!({
+        "api_key": {},
+        "rate_limits": [
+            {"name": "per_second", "rate": 1000, "per": "second", "key": "client"},
+            {"name": "per_hour", "rate": 100000, "per": "hour", "key": "client"}
+        ]
+    });
+    let shared = guard(policy.clone());
+    let separate = unshared(guard(policy));
+    let r = req(Some("demo-key-123"), "10.0.0.1", &[]);
+    let mut costs = Vec::new();
+    for g in [&shared, &separate] {
+        let store = MemoryStore::new();
+        assert_eq!(admitted(g, &store, &r, 1, NOW), 1);
+        let before = store.calls();
+        assert_eq!(admitted(g, &store, &r, 10, NOW), 10);
+        let after = store.calls();
+        costs.push(((after.0 - before.0) / 10, (after.1 - before.1) / 10));
+    }
+    // (gets, sets) per request of a known key: one entry against two.
+    assert_eq!(costs, [(1, 1), (2, 2)]);
+}
+
+#[test]
+fn limits_sharing_an_entry_run_in_order_as_separate_limits_do() {
+    // per_second admits 2 at once, per_minute 3 a minute: a request per_minute refuses has
+    // already counted against per_second (listed before it), as with separate entries.
+    let g = guard(serde_json::json!({
+        "api_key": {},
+        "rate_limits": [
+            {"name": "per_second", "rate": 1, "per": "second", "burst": 2, "key": "client"},
+            {"name": "shadow", "rate": 1, "per": "day", "burst": 1, "key": "client", "mode": "shadow"},
+            {"name": "per_minute", "rate": 3, "per": "minute", "key": "client"}
+        ]
+    }));
+    assert_eq!(g.policies[0].rate_limits[2].lane, 2);
+    let store = MemoryStore::new();
+    let r = req(Some("demo-key-123"), "10.0.0.1", &[]);
+    let mut events = Vec::new();
+    let at = |t: u64, events: &mut Vec<(usize, Event)>| run(&g, &store, &r, t, events).verdict;
+    assert!(matches!(at(NOW, &mut events), Verdict::Allow(_)));
+    assert!(matches!(at(NOW, &mut events), Verdict::Allow(_)));
+    assert_eq!(
+        events,
+        [
+            (0, Event::Allowed),
+            (1, Event::Allowed),
+            (2, Event::Allowed),
+            (0, Event::Allowed),
+            (1, Event::ShadowLimited),
+            (2, Event::Allowed)
+        ]
+    );
+    events.clear();
+    // per_second refuses: neither the shadow limit nor per_minute is consulted.
+    match at(NOW, &mut events) {
+        Verdict::Deny(Rejection::RateLimited(l)) => {
+            assert_eq!((l.limit, l.retry_after_secs), ("per_second", 1))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(events, [(0, Event::Limited)]);
+    events.clear();
+    // A second later per_second admits one more, per_minute its third.
+    assert!(matches!(at(NOW + S, &mut events), Verdict::Allow(_)));
+    events.clear();
+    // Two seconds later per_second admits, per_minute refuses: per_second has counted it.
+    match at(NOW + 3 * S, &mut events) {
+        Verdict::Deny(Rejection::RateLimited(l)) => {
+            assert_eq!(
+                (l.limit, l.quota, l.retry_after_secs),
+                ("per_minute", 3, 17)
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        events,
+        [
+            (0, Event::Allowed),
+            (1, Event::ShadowLimited),
+            (2, Event::Limited)
+        ]
+    );
+    // per_second counted that request: its tat moved from NOW + 3s (full) to NOW + 4s.
+    let tats = g.policies[0].rate_limits[0]
+        .table
+        .peek(&store, key_of(&g, &r))
+        .unwrap();
+    assert_eq!(tats[0], NOW + 4 * S);
+}
+
+/// The key hash of `r` for the policy's first limit (a client key here).
+fn key_of(g: &Guard, r: &Req) -> u64 {
+    let view = RequestView {
+        headers: &r.headers,
+        client_ip: crate::cidr::parse_socket_ip(r.ip),
+        route_policy: Some("p"),
+        route_name: None,
+        virtual_host: None,
+    };
+    let admission = crate::verdict::Admission {
+        identity: Some(("acme", "a1")),
+        ..Default::default()
+    };
+    key_hash(&g.policies[0].rate_limits[0].key, &view, &admission).unwrap()
+}
+
+#[test]
+fn lockouts_on_one_key_share_an_entry() {
+    let g = guard(serde_json::json!({
+        "api_key": {},
+        "rate_limits": [
+            {"name": "fast", "rate": 2, "per": "minute", "key": "ip", "counts": "failed_auth"},
+            {"name": "slow", "rate": 3, "per": "hour", "key": "ip", "counts": "failed_auth"}
+        ]
+    }));
+    assert_eq!(
+        g.policies[0].rate_limits[1].table.prefix,
+        "api_guard.rl.p.fast+slow"
+    );
+    let store = MemoryStore::new();
+    let wrong =
+        |t: u64| summary(&decide_all(&g, &store, &req(Some("wrong"), "10.0.0.9", &[]), t).0);
+    assert_eq!(wrong(NOW), "api_key_unknown");
+    // A lockout check is one read for both lockouts.
+    let before = store.calls();
+    assert_eq!(wrong(NOW), "api_key_unknown");
+    let after = store.calls();
+    // One read (check) + one read and one write (count the failure).
+    assert_eq!((after.0 - before.0, after.1 - before.1), (2, 1));
+    assert_eq!(wrong(NOW), "429 fast");
+    // 30 s later fast has one more guess; slow (3 an hour) counted all 2 and has 1 left.
+    assert_eq!(wrong(NOW + 30 * S), "api_key_unknown");
+    assert_eq!(wrong(NOW + 60 * S), "429 slow");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// The model: one entry holding several limits decides every request exactly as the same
+    /// limits in entries of their own (verdicts, retry-after and every metric event), over
+    /// random limits (rates, bursts, shadow mode, keys by address or policy, pre-authentication
+    /// or not), clients and clock steps, with concurrent writers forcing re-reads.
+    #[test]
+    fn a_shared_entry_decides_exactly_as_separate_entries(
+        limits in proptest::collection::vec(
+            (1u64..5, 1u64..4, 1u64..5, proptest::prelude::any::<bool>(), 0u8..4,
+             proptest::prelude::any::<bool>()), 1..6),
+        arrivals in proptest::collection::vec((0usize..3, 0u64..3_000_000_000), 1..120),
+        interference in proptest::collection::vec(0u32..3, 1..20),
+    ) {
+        let specs: Vec<serde_json::Value> = limits
+            .iter()
+            .enumerate()
+            .map(|(i, (rate, per, burst, shadow, key, early))| {
+                let key = if *key == 0 { serde_json::json!("policy") } else { serde_json::json!("ip") };
+                let mut l = serde_json::json!({"name": format!("l{i}"), "rate": rate, "per": per,
+                    "burst": burst, "key": key, "mode": if *shadow { "shadow" } else { "enforce" },
+                    "counts": if *early { "requests" } else { "admitted" }});
+                if key == "ip" {
+                    l["max_keys"] = serde_json::json!(64);
+                }
+                l
+            })
+            .collect();
+        let shared = guard(serde_json::json!({"rate_limits": specs}));
+        let separate = unshared(guard(serde_json::json!({"rate_limits": specs})));
+        let (a, b) = (MemoryStore::new(), MemoryStore::new());
+        let ips = ["10.0.0.1", "10.0.0.2", "192.0.2.7"];
+        let mut now = NOW;
+        for (i, (client, gap)) in arrivals.iter().enumerate() {
+            now += gap;
+            if i % 5 == 0 {
+                let n = interference[(i / 5) % interference.len()];
+                a.interfere_with_next_writes(n);
+                b.interfere_with_next_writes(n);
+            }
+            let r = req(None, ips[*client], &[]);
+            let (mut ea, mut eb) = (Vec::new(), Vec::new());
+            let va = run(&shared, &a, &r, now, &mut ea).verdict;
+            let vb = run(&separate, &b, &r, now, &mut eb).verdict;
+            proptest::prop_assert_eq!(&va, &vb, "request {}", i);
+            // Re-reads are per entry: compare every other event exactly.
+            ea.retain(|e| e.1 != Event::CasRetries);
+            eb.retain(|e| e.1 != Event::CasRetries);
+            proptest::prop_assert_eq!(&ea, &eb, "request {}", i);
+        }
+    }
+
+    /// A clock that steps backwards: each limit of a shared entry still never admits more than
+    /// its burst plus the refill of the latest time seen.
+    #[test]
+    fn a_shared_entry_is_safe_when_the_clock_steps_back(
+        bursts in (1u64..5, 1u64..5),
+        times in proptest::collection::vec(0u64..(20 * S), 1..150),
+    ) {
+        let g = guard(serde_json::json!({"rate_limits": [
+            {"name": "a", "rate": 1, "per": "second", "burst": bursts.0, "key": "policy", "mode": "shadow"},
+            {"name": "b", "rate": 1, "per": 4, "burst": bursts.1, "key": "policy", "mode": "shadow"}
+        ]}));
+        let store = MemoryStore::new();
+        let r = req(None, "10.0.0.1", &[]);
+        let mut admitted = [0u64; 2];
+        let mut max_seen = NOW;
+        for t in times {
+            let now = NOW + t;
+            max_seen = max_seen.max(now);
+            let mut events = Vec::new();
+            run(&g, &store, &r, now, &mut events);
+            for (lane, event) in events {
+                if event == Event::Allowed {
+                    admitted[lane] += 1;
+                }
+            }
+            proptest::prop_assert!(admitted[0] <= bursts.0 + (max_seen - NOW) / S);
+            proptest::prop_assert!(admitted[1] <= bursts.1 + (max_seen - NOW) / (4 * S));
+        }
+    }
+}
