@@ -1015,7 +1015,7 @@ fn limits_sharing_an_entry_run_in_order_as_separate_limits_do() {
 /// The key hash of `r` for the policy's first limit (a client key here).
 fn key_of(g: &Guard, r: &Req) -> u64 {
     let view = RequestView {
-        headers: &r.headers,
+        headers: crate::request::leaked_headers(&r.headers),
         client_ip: crate::cidr::parse_socket_ip(r.ip),
         route_policy: Some("p"),
         route_name: None,
