@@ -677,6 +677,20 @@ mod tests {
         json!({ "keys": keys })
     }
 
+    /// Options as `verify::verify_jws` passes them, with jwt-simple's clock set to the
+    /// fixture's `now` and neutralized: only the signature decides.
+    fn fixture_options(doc: &Value) -> VerificationOptions {
+        let secs = doc["now"].as_u64().unwrap();
+        VerificationOptions {
+            accept_future: true,
+            artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_secs(secs)),
+            time_tolerance: Some(jwt_simple::prelude::Duration::from_secs(secs)),
+            max_token_length: None,
+            max_header_length: Some(usize::MAX),
+            ..VerificationOptions::default()
+        }
+    }
+
     #[test]
     fn es256_tables_are_bounded_and_every_key_verifies() {
         let doc: Value = serde_json::from_str(FIXTURE).unwrap();
@@ -695,16 +709,7 @@ mod tests {
             .count();
         assert_eq!(tables, MAX_PREPARED_ES256_KEYS);
         assert_eq!(set.len(), count);
-        // As `verify::verify_jws` calls it: jwt-simple's clock neutralized.
-        let secs = doc["now"].as_u64().unwrap();
-        let options = || VerificationOptions {
-            accept_future: true,
-            artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_secs(secs)),
-            time_tolerance: Some(jwt_simple::prelude::Duration::from_secs(secs)),
-            max_token_length: None,
-            max_header_length: Some(usize::MAX),
-            ..VerificationOptions::default()
-        };
+        let options = || fixture_options(&doc);
         for (i, key) in set.iter().enumerate() {
             // Table or jwt-simple, the same verdicts.
             assert!(key.verify(token, options()).is_ok(), "key {i}");
@@ -729,15 +734,7 @@ mod tests {
             .count();
         assert_eq!(tables, MAX_PREPARED_ED25519_KEYS);
         assert_eq!(set.len(), count);
-        let secs = doc["now"].as_u64().unwrap();
-        let options = || VerificationOptions {
-            accept_future: true,
-            artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_secs(secs)),
-            time_tolerance: Some(jwt_simple::prelude::Duration::from_secs(secs)),
-            max_token_length: None,
-            max_header_length: Some(usize::MAX),
-            ..VerificationOptions::default()
-        };
+        let options = || fixture_options(&doc);
         // The payload swapped for another token's: the signature no longer covers it.
         let (_, signature) = token.rsplit_once('.').unwrap();
         let other = doc["tokens"]["valid_es256"].as_str().unwrap();
