@@ -60,14 +60,7 @@ fn run<'g>(
     now: u64,
     events: &mut Vec<(usize, Event)>,
 ) -> Decision<'g> {
-    let view = RequestView {
-        headers: crate::request::leaked_headers(&r.headers),
-        // As the host reads it: Envoy's `source.address` through the one parser.
-        client_ip: crate::cidr::parse_socket_ip(r.ip),
-        route_policy: Some("p"),
-        route_name: None,
-        virtual_host: None,
-    };
+    let view = view_of(r);
     let env = crate::pipeline::Env {
         store,
         now: UnixTime((now / S) as i64),
@@ -593,13 +586,7 @@ fn decide_all<'g>(
     r: &Req,
     now: u64,
 ) -> (Decision<'g>, crate::pipeline::Events) {
-    let view = RequestView {
-        headers: crate::request::leaked_headers(&r.headers),
-        client_ip: crate::cidr::parse_socket_ip(r.ip),
-        route_policy: Some("p"),
-        route_name: None,
-        virtual_host: None,
-    };
+    let view = view_of(r);
     let env = crate::pipeline::Env::first(store, now, true);
     let mut all = crate::pipeline::Events::default();
     let d = decide(
@@ -1012,15 +999,21 @@ fn limits_sharing_an_entry_run_in_order_as_separate_limits_do() {
     assert_eq!(tats[0], NOW + 4 * S);
 }
 
-/// The key hash of `r` for the policy's first limit (a client key here).
-fn key_of(g: &Guard, r: &Req) -> u64 {
-    let view = RequestView {
+/// The view the host would build for `r` on a route of policy `p`.
+fn view_of(r: &Req) -> RequestView<'static> {
+    RequestView {
         headers: crate::request::leaked_headers(&r.headers),
+        // As the host reads it: Envoy's `source.address` through the one parser.
         client_ip: crate::cidr::parse_socket_ip(r.ip),
         route_policy: Some("p"),
         route_name: None,
         virtual_host: None,
-    };
+    }
+}
+
+/// The key hash of `r` for the policy's first limit (a client key here).
+fn key_of(g: &Guard, r: &Req) -> u64 {
+    let view = view_of(r);
     let admission = crate::verdict::Admission {
         identity: Some(("acme", "a1")),
         ..Default::default()
