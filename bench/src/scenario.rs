@@ -35,6 +35,10 @@ pub const FLOOR: &str = "floor";
 pub const FLOOR_POST: &str = "post-floor";
 /// The floor of rows that check the body: holds, buffers and reads it.
 pub const FLOOR_BODY: &str = "post-floor-body";
+/// The floor plus only the host calls an IP + API key gate cannot avoid (issue 19).
+pub const FLOOR_MIN: &str = "floor-min";
+/// The floor plus api-guard's host calls on the IP + API key row, without its logic.
+pub const FLOOR_CALLS: &str = "floor-calls";
 
 /// The JWS fixture (keys and tokens minted by PyJWT, `tools/jwt-fixtures/mint_jws.py`); the JWT
 /// bench configs carry its public JWKS.
@@ -279,6 +283,27 @@ pub fn scenarios() -> Result<Vec<Scenario>, String> {
         .headers(api_key())
         .without_headers(200)
         .reference(NATIVE),
+        // Issue 19: the floor module making host calls and nothing else, to price them.
+        Scenario::new(
+            FLOOR_MIN,
+            "floor + the host calls an ip + api key gate cannot avoid (headers, address, 1 header set)",
+            FLOOR_CONFIG,
+        )
+        .listener("http-min")
+        .headers(api_key())
+        .without_headers(200)
+        .reference(NATIVE)
+        .floor(FLOOR),
+        Scenario::new(
+            FLOOR_CALLS,
+            "floor + api-guard's host calls on the ip + api key row (+ route metadata, clock, record, counter)",
+            FLOOR_CONFIG,
+        )
+        .listener("http-calls")
+        .headers(api_key())
+        .without_headers(200)
+        .reference(NATIVE)
+        .floor(FLOOR),
         Scenario::new(
             NATIVE,
             "native (rbac + api_key_auth)",
@@ -1036,7 +1061,12 @@ mod tests {
                 assert!(ids.contains(&floor.as_str()), "{}: {floor}", s.id);
             }
             if !s.needs_wasm {
-                assert!(s.floor.is_none() || s.id == FLOOR_BODY, "{}", s.id);
+                let priced = [FLOOR_BODY, FLOOR_MIN, FLOOR_CALLS];
+                assert!(
+                    s.floor.is_none() || priced.contains(&s.id.as_str()),
+                    "{}",
+                    s.id
+                );
                 continue;
             }
             // Rows that refuse bodies check them: their floor reads the body too.
@@ -1049,7 +1079,12 @@ mod tests {
         }
         // The floor bootstrap loads the floor module, and only that.
         let text = serde_yaml::to_string(EnvoyConfig::load(FLOOR_CONFIG).yaml()).unwrap();
-        assert_eq!(text.matches(FLOOR_MODULE).count(), 2);
+        assert_eq!(text.matches(FLOOR_MODULE).count(), 4);
+        for (id, listener) in [(FLOOR_MIN, "http-min"), (FLOOR_CALLS, "http-calls")] {
+            let row = all.iter().find(|s| s.id == id).unwrap();
+            assert_eq!((row.config, row.listener), (FLOOR_CONFIG, listener));
+            assert_eq!(row.floor.as_deref(), Some(FLOOR));
+        }
         assert!(!text.contains("api_guard"));
         let us = Duration::from_micros;
         assert_eq!(micros_over(Some(us(50)), Some(us(40))), "+10.0");

@@ -41,7 +41,7 @@
 //! of Envoy CPU per request: what api-guard's own work costs, above what any such module pays in
 //! Envoy. CPU time per request (every Envoy thread, from /proc) is measured for every row: unlike
 //! throughput it hardly moves when other processes compete for the machine.
-//! `BENCH_ONLY` selects floor rows like any other (`floor` selects all three).
+//! `BENCH_ONLY` selects floor rows like any other (`floor` selects every floor row).
 //!
 //! Every row is checked before it is measured: 200 with its credential, refused without it,
 //! and payload rows refuse an invalid body (400) or an injection (403) even with it.
