@@ -402,6 +402,16 @@ mod tests {
         assert!(ours(&key, message, &signature));
     }
 
+    /// The memory docs/jwt.md states: a key's table (6-bit windows, 43 × 32 affine Niels points
+    /// of 120 bytes) and the base point's, once per VM (7-bit windows, 37 × 64 points).
+    #[test]
+    fn table_sizes() {
+        assert_eq!(windows(KEY_WINDOW_BITS), 43);
+        assert_eq!(TABLE_BYTES, 43 * 32 * 120);
+        assert_eq!(BASE_TABLE_BYTES, 37 * 64 * 120);
+        assert!(base_table().is_some());
+    }
+
     /// RFC 8032 section 7.1, test 2 (one-byte message).
     #[test]
     fn rfc8032_test_vector() {
