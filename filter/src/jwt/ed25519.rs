@@ -3,16 +3,16 @@
 //!
 //! Why not jwt-simple's (ed25519-compact's) verification: on every request it decodes the public
 //! key `A` again (a field exponentiation and a small-order check) and computes `[k]A` with a
-//! variable-base method (253 doublings plus the additions of a sliding window). The key is fixed,
-//! so `-A` is decoded once and its multiples are tabulated when the JWK is compiled
-//! (curve25519-dalek's radix-16 basepoint table, [`KeyTable`]): `[k](-A)` and `[s]B` are then
-//! each 64 mixed additions and four doublings, the table for `B` being dalek's precomputed one
-//! (static data in the module).
-//!
-//! All inputs are public (key, message, signature); dalek's table lookups are constant-time
-//! anyway. That is also why the radix is 16: each lookup scans the whole row of `2^(w-1)` points
-//! (8 at radix 16), so dalek's larger radices (32 to 256: 52 to 33 additions, 60 to 480 KB per
-//! key) save additions but scan 16 to 128 points per lookup.
+//! variable-base method (253 doublings plus the additions of a sliding window), on 51-bit limbs
+//! whose 128-bit products wasm32 emulates. The key is fixed, so `A` is decoded once and its
+//! multiples are tabulated when the JWK is compiled: for every window `i` of
+//! [`KEY_WINDOW_BITS`] bits, `j·2^(W·i)·A` for `j = 1..=2^(W-1)` as affine points
+//! (`jwt/edwards25519.rs`, variable-time, on fiat-crypto's 32-bit field arithmetic). `k` and `S`
+//! are recoded into signed digits, and `[S]B - [k]A` is one mixed addition per non-zero digit and
+//! no doubling; the base point `B` has the same kind of table ([`BASE_WINDOW_BITS`]), built once
+//! per VM with the first key. Decoding `R` (a square root) and the two small-order checks (three
+//! doublings each) are the rest. All inputs are public (key, message, signature): variable-time
+//! on purpose.
 //!
 //! Acceptance is exactly ed25519-compact's (what jwt-simple runs), checked by differential tests:
 //! - the signature is 64 bytes `R || S`; `S` is canonical (`S < L`);
@@ -25,25 +25,48 @@
 //!   an `R` with a torsion component verifies where the cofactorless `[S]B = R + [k]A` would
 //!   refuse; `torsion_differences_are_judged_like_ed25519_compact`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use curve25519_dalek::constants::ED25519_BASEPOINT_TABLE;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
-use curve25519_dalek::traits::BasepointTable;
 use curve25519_dalek::Scalar;
 use sha2::{Digest, Sha512};
 
-/// The per-key table type: dalek's radix-16 table, 32 rows of 8 points (see the module doc).
-type KeyTable = curve25519_dalek::edwards::EdwardsBasepointTable;
+use super::edwards25519::{
+    decode_point, signed_digits, table_bytes, windows, FixedBaseTable, Point,
+};
+
+/// Window width of the per-key tables (chosen by measurement, see docs/jwt.md).
+pub const KEY_WINDOW_BITS: usize = 6;
+/// Window width of the base point's table (one per VM, so it may be wider).
+pub const BASE_WINDOW_BITS: usize = 7;
 
 /// Bytes of one key's table.
-pub const TABLE_BYTES: usize = std::mem::size_of::<KeyTable>();
+pub const TABLE_BYTES: usize = table_bytes(KEY_WINDOW_BITS);
+/// Bytes of the base point's table (once per VM).
+pub const BASE_TABLE_BYTES: usize = table_bytes(BASE_WINDOW_BITS);
 
-/// An Ed25519 public key ready to verify: its encoding (hashed into `k`) and the table of `-A`.
+/// The encoding of the base point `B` (`y = 4/5`, `x` even).
+const BASE_POINT: [u8; 32] = {
+    let mut b = [0x66u8; 32];
+    b[0] = 0x58;
+    b
+};
+
+/// The base point's table, built once per VM (each Envoy worker has its own) with the first key.
+/// `None` only if the constant did not decode, which the tests rule out.
+fn base_table() -> Option<&'static FixedBaseTable> {
+    static TABLE: OnceLock<Option<FixedBaseTable>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            decode_point(&BASE_POINT).map(|b| FixedBaseTable::new(&b, BASE_WINDOW_BITS))
+        })
+        .as_ref()
+}
+
+/// An Ed25519 public key ready to verify: its encoding (hashed into `k`) and the table of `A`.
 #[derive(Clone)]
 pub struct Ed25519Key {
     encoded: [u8; 32],
-    minus_a: Arc<KeyTable>,
+    table: Arc<FixedBaseTable>,
 }
 
 impl std::fmt::Debug for Ed25519Key {
@@ -58,9 +81,11 @@ impl Ed25519Key {
     pub fn from_bytes(encoded: &[u8]) -> Option<Ed25519Key> {
         let encoded: [u8; 32] = encoded.try_into().ok()?;
         let a = decode_point(&encoded)?;
+        // The base point's table comes with the first key, so no request pays for it.
+        base_table()?;
         Some(Ed25519Key {
             encoded,
-            minus_a: Arc::new(KeyTable::create(&-a)),
+            table: Arc::new(FixedBaseTable::new(&a, KEY_WINDOW_BITS)),
         })
     }
 
@@ -82,6 +107,9 @@ impl Ed25519Key {
         let Some(r) = decode_point(&r_encoded) else {
             return false;
         };
+        let Some(base) = base_table() else {
+            return false;
+        };
         let mut hash = Sha512::new();
         hash.update(r_encoded);
         hash.update(self.encoded);
@@ -89,62 +117,28 @@ impl Ed25519Key {
         let mut wide = [0u8; 64];
         wide.copy_from_slice(&hash.finalize());
         let k = Scalar::from_bytes_mod_order_wide(&wide);
-        let check = ED25519_BASEPOINT_TABLE.mul_base(&s) + self.minus_a.mul_base(&k) - r;
+        // [S]B - [k]A - R: one mixed addition per non-zero digit of S and of k.
+        let s_digits = signed_digits(&s.to_bytes(), base.window_bits());
+        let k_digits = signed_digits(&k.to_bytes(), self.table.window_bits());
+        let mut acc = Point::IDENTITY;
+        let rounds = windows(base.window_bits()).max(windows(self.table.window_bits()));
+        for (window, (ds, dk)) in s_digits.iter().zip(&k_digits).enumerate().take(rounds) {
+            base.add_digit(&mut acc, window, *ds);
+            self.table.add_digit(&mut acc, window, dk.wrapping_neg());
+        }
+        let check = acc.sub_niels(&r.niels());
         check.is_small_order()
     }
-}
-
-/// `p = 2^255 - 19`, little-endian.
-const FIELD_PRIME: [u8; 32] = {
-    let mut p = [0xffu8; 32];
-    p[0] = 0xed;
-    p[31] = 0x7f;
-    p
-};
-
-/// ed25519-compact's point decoding (`decode_point_negated`, without the negation): the
-/// y-coordinate is canonical (`y < p`), the point is on the curve, the sign bit is not set on a
-/// point with `x = 0` (`y = ±1`), and the point is not of small order. dalek's decompression
-/// reduces a non-canonical `y` and ignores the sign of `x = 0`, hence the checks around it.
-fn decode_point(encoded: &[u8; 32]) -> Option<EdwardsPoint> {
-    let mut y = *encoded;
-    let sign = y[31] >> 7 == 1;
-    y[31] &= 0x7f;
-    if !less_than_le(&y, &FIELD_PRIME) {
-        return None;
-    }
-    if sign {
-        let mut one = [0u8; 32];
-        one[0] = 1;
-        let mut minus_one = FIELD_PRIME;
-        minus_one[0] = 0xec;
-        if y == one || y == minus_one {
-            return None;
-        }
-    }
-    let point = CompressedEdwardsY(*encoded).decompress()?;
-    if point.is_small_order() {
-        return None;
-    }
-    Some(point)
-}
-
-/// `a < b` for little-endian 256-bit numbers.
-fn less_than_le(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
-        if x != y {
-            return x < y;
-        }
-    }
-    false
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+    use super::super::edwards25519::FIELD_PRIME;
     use super::*;
     use curve25519_dalek::constants::EIGHT_TORSION;
+    use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
     use proptest::prelude::*;
 
     /// ed25519-compact's verdict (the code jwt-simple runs).
@@ -406,6 +400,16 @@ mod tests {
         assert!(Ed25519Key::from_bytes(&[0; 31]).is_none());
         // The valid signature still verifies.
         assert!(ours(&key, message, &signature));
+    }
+
+    /// The memory docs/jwt.md states: a key's table (6-bit windows, 43 × 32 affine Niels points
+    /// of 120 bytes) and the base point's, once per VM (7-bit windows, 37 × 64 points).
+    #[test]
+    fn table_sizes() {
+        assert_eq!(windows(KEY_WINDOW_BITS), 43);
+        assert_eq!(TABLE_BYTES, 43 * 32 * 120);
+        assert_eq!(BASE_TABLE_BYTES, 37 * 64 * 120);
+        assert!(base_table().is_some());
     }
 
     /// RFC 8032 section 7.1, test 2 (one-byte message).

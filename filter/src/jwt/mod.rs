@@ -17,6 +17,7 @@ pub mod claims;
 pub mod compact;
 pub mod ec_p256;
 pub mod ed25519;
+mod edwards25519;
 pub mod jwe;
 pub mod keys;
 pub mod problem;
