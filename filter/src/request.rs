@@ -110,6 +110,12 @@ impl<'a> Headers<'a> {
         HeaderIter(RawHeaders::new(*self))
     }
 
+    /// Every header in arrival order as raw name and value bytes: [`Headers::iter`] without
+    /// the UTF-8 check of each name (for loops that compare names as bytes).
+    pub fn iter_raw(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        RawHeaders::new(*self)
+    }
+
     /// The first value of a header.
     pub fn get(&self, name: &str) -> Option<&'a [u8]> {
         let name = name.as_bytes();

@@ -342,22 +342,36 @@ fn hash_of(word: &[u8]) -> u32 {
 /// | `sec-ch-ua-platform`, `-platform-version`, `-model`, `-arch`, `-bitness`, `-full-version` | one quoted string of the same brand bytes, words passing the index |
 /// | `sec-ch-ua-mobile` | `?0` or `?1` |
 /// | `if-none-match`, `if-match` | `*`, or entity tags `"..."` / `W/"..."` of `[A-Za-z0-9._:-]` whose words pass the index, separated by `,` and blanks |
-pub fn header_inert(name: &str, value: &[u8], t: &Triggers) -> bool {
+pub fn header_inert(name: &[u8], value: &[u8], t: &Triggers) -> bool {
     match name {
-        "accept" | "content-type" => media_ranges(value, t),
-        "sec-ch-ua" | "sec-ch-ua-full-version-list" => brand_list(value, t),
-        "sec-ch-ua-platform"
-        | "sec-ch-ua-platform-version"
-        | "sec-ch-ua-model"
-        | "sec-ch-ua-arch"
-        | "sec-ch-ua-bitness"
-        | "sec-ch-ua-full-version" => quoted(value, 0, brand_byte)
+        b"accept" | b"content-type" => COMMON_MEDIA.contains(&value) || media_ranges(value, t),
+        b"sec-ch-ua" | b"sec-ch-ua-full-version-list" => brand_list(value, t),
+        b"sec-ch-ua-platform"
+        | b"sec-ch-ua-platform-version"
+        | b"sec-ch-ua-model"
+        | b"sec-ch-ua-arch"
+        | b"sec-ch-ua-bitness"
+        | b"sec-ch-ua-full-version" => quoted(value, 0, brand_byte)
             .is_some_and(|(inner, end)| end == value.len() && words_pass(inner, t)),
-        "sec-ch-ua-mobile" => value == b"?0" || value == b"?1",
-        "if-none-match" | "if-match" => value == b"*" || entity_tags(value, t),
+        b"sec-ch-ua-mobile" => value == b"?0" || value == b"?1",
+        b"if-none-match" | b"if-match" => value == b"*" || entity_tags(value, t),
         _ => false,
     }
 }
+
+/// `content-type` and `accept` values that clients send verbatim, answered by one comparison
+/// each before [`media_ranges`] reads the grammar: each is a value [`media_ranges`] accepts
+/// (a test checks it), so this list only saves the reading, it never lets more through.
+pub const COMMON_MEDIA: [&[u8]; 8] = [
+    b"application/json",
+    b"application/json; charset=utf-8",
+    b"application/json;charset=utf-8",
+    b"application/x-www-form-urlencoded",
+    b"text/plain",
+    b"text/plain; charset=utf-8",
+    b"*/*",
+    b"application/json, text/plain, */*",
+];
 
 const MEDIA_TYPES: [&[u8]; 10] = [
     b"text",
