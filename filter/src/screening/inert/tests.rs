@@ -499,3 +499,25 @@ fn the_pass_is_its_reference_on_the_corpora() {
         }
     }
 }
+
+/// The one-load `triples` table answers as the substring set's two bitmaps, over every
+/// triple of the bytes that start or continue a substring entry (and some that do not).
+#[test]
+fn triple_table_as_the_bitmaps() {
+    let t = crate::screening::triggers();
+    let mut alphabet: Vec<u8> = (b'a'..=b'z').chain(b'0'..=b'9').collect();
+    alphabet.extend_from_slice(b"/._-:;=()@&!? \x00\x80\xff");
+    let mut hits = 0;
+    for &a in &alphabet {
+        for &b in &alphabet {
+            for &c in &alphabet {
+                let want = t.substrings.may_start_triple(a, b, c);
+                let got = (t.triple_bits(a, b) & 1) & (t.triple_bits(b, c) >> 1) == 1;
+                assert_eq!(got, want, "{:?}", [a, b, c]);
+                hits += usize::from(want);
+            }
+        }
+    }
+    // The table is not empty: some triples start entries (a test that cannot pass vacuously).
+    assert!(hits > 0);
+}
