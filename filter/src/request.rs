@@ -110,6 +110,12 @@ impl<'a> Headers<'a> {
         HeaderIter(RawHeaders::new(*self))
     }
 
+    /// Every header in arrival order as raw name and value bytes: [`Headers::iter`] without
+    /// the UTF-8 check of each name (for loops that compare names as bytes).
+    pub fn iter_raw(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        RawHeaders::new(*self)
+    }
+
     /// The first value of a header.
     pub fn get(&self, name: &str) -> Option<&'a [u8]> {
         let name = name.as_bytes();
@@ -146,23 +152,23 @@ impl<'a> IntoIterator for Headers<'a> {
     }
 }
 
-/// Headers as raw (name, value) byte slices of a checked map.
+/// Headers as raw (name, value) byte slices of a checked map: two cursors, the lengths table
+/// still to read and the names and values still to read, each header taken off their fronts.
 #[derive(Debug, Clone)]
 struct RawHeaders<'a> {
-    headers: Headers<'a>,
-    /// The next header's index in the lengths table.
-    next: usize,
-    /// Where its name starts.
-    at: usize,
+    /// (name length, value length) pairs of the headers not read yet.
+    table: &'a [u8],
+    /// Their names and values, each followed by its NUL.
+    rest: &'a [u8],
 }
 
 impl<'a> RawHeaders<'a> {
     fn new(headers: Headers<'a>) -> Self {
-        let at = headers.count.saturating_mul(8).saturating_add(4);
+        let bytes = headers.bytes;
+        let table_end = headers.count.saturating_mul(8).saturating_add(4);
         RawHeaders {
-            headers,
-            next: 0,
-            at,
+            table: bytes.get(4..table_end).unwrap_or_default(),
+            rest: bytes.get(table_end..).unwrap_or_default(),
         }
     }
 }
@@ -171,26 +177,20 @@ impl<'a> Iterator for RawHeaders<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.next >= self.headers.count {
-            return None;
-        }
         // `parse` checked every length and NUL: these reads cannot fail, and would end the
         // iteration rather than panic if they did.
-        let bytes = self.headers.bytes;
-        let table = 4 + self.next * 8;
-        let name_len = u32_at(bytes, table)?;
-        let value_len = u32_at(bytes, table + 4)?;
-        let name = bytes.get(self.at..self.at.checked_add(name_len)?)?;
-        let value_at = self.at + name_len + 1;
-        let value = bytes.get(value_at..value_at.checked_add(value_len)?)?;
-        self.at = value_at + value_len + 1;
-        self.next += 1;
+        let (&[n0, n1, n2, n3, v0, v1, v2, v3], table) = self.table.split_first_chunk::<8>()?;
+        let name_len = usize::try_from(u32::from_le_bytes([n0, n1, n2, n3])).ok()?;
+        let value_len = usize::try_from(u32::from_le_bytes([v0, v1, v2, v3])).ok()?;
+        let (name, rest) = self.rest.split_at_checked(name_len)?;
+        let (value, rest) = rest.get(1..)?.split_at_checked(value_len)?;
+        self.rest = rest.get(1..)?;
+        self.table = table;
         Some((name, value))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.headers.count.saturating_sub(self.next);
-        (0, Some(left))
+        (0, Some(self.table.len() / 8))
     }
 }
 

@@ -328,13 +328,30 @@ impl MediaType<'_> {
 /// Parses `type "/" subtype *( OWS ";" OWS parameter )`; the parameters are skipped, not
 /// validated (the upstream parses them; for matching only type and subtype count).
 pub fn parse_media_type(v: &[u8]) -> Option<MediaType<'_>> {
-    let s = std::str::from_utf8(v).ok()?;
-    let essence = s.split(';').next()?.trim_matches([' ', '\t']);
-    let (t, sub) = essence.split_once('/')?;
-    let token = |x: &str| !x.is_empty() && x.bytes().all(is_tchar);
-    (token(t) && token(sub)).then_some(MediaType {
-        type_: t,
-        subtype: sub,
+    // A value that is not UTF-8 (parameters included) is refused; most are ASCII, checked a
+    // word at a time, and only the essence is then read as a `str`.
+    if !v.is_ascii() {
+        std::str::from_utf8(v).ok()?;
+    }
+    let end = v.iter().position(|&b| b == b';').unwrap_or(v.len());
+    let mut essence = v.get(..end)?;
+    while let [b' ' | b'\t', rest @ ..] = essence {
+        essence = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = essence {
+        essence = rest;
+    }
+    let slash = essence.iter().position(|&b| b == b'/')?;
+    let token = |x: &[u8]| !x.is_empty() && x.iter().copied().all(is_tchar);
+    let (t, sub) = (essence.get(..slash)?, essence.get(slash + 1..)?);
+    if !(token(t) && token(sub)) {
+        return None;
+    }
+    // Token bytes are ASCII: one check of the essence, split at the `/` (a char boundary).
+    let essence = std::str::from_utf8(essence).ok()?;
+    Some(MediaType {
+        type_: essence.get(..slash)?,
+        subtype: essence.get(slash + 1..)?,
     })
 }
 

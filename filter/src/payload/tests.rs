@@ -77,6 +77,19 @@ fn media_type_parsing() {
         ("application/js on", None, false),
         ("", None, false),
         ("application/json\u{e9}", None, false),
+        // Blanks around the essence are spaces and tabs only; parameters are not read, but a
+        // value must be UTF-8 throughout.
+        (
+            "\t application/json\t; q=\u{e9}",
+            Some(("application", "json")),
+            true,
+        ),
+        ("\napplication/json", None, false),
+        ("application/json\r", None, false),
+        ("application /json", None, false),
+        ("application/json/x", None, false),
+        (" ; application/json", None, false),
+        ("*/*", Some(("*", "*")), false),
     ];
     for (raw, want, json) in cases {
         let got = parse_media_type(raw.as_bytes());
@@ -84,6 +97,7 @@ fn media_type_parsing() {
         assert_eq!(got.is_some_and(|m| m.is_json()), *json, "{raw}");
     }
     assert_eq!(parse_media_type(b"application/json\xff"), None);
+    assert_eq!(parse_media_type(b"application/json; charset=\xff"), None);
 }
 
 #[test]
@@ -554,5 +568,21 @@ proptest::proptest! {
     #[test]
     fn media_type_never_panics(v in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
         let _ = parse_media_type(&v).map(|m| m.is_json());
+    }
+
+    // The byte-wise reading answers as the first one, which read the whole value as a `str`.
+    #[test]
+    fn media_type_as_the_str_reading(v in proptest::collection::vec(
+        proptest::sample::select(b"aj/;+ \t\r\n=*x-.,\"\xc3\xa9\xff".to_vec()), 0..24)
+    ) {
+        let reference = |v: &[u8]| -> Option<(String, String)> {
+            let s = std::str::from_utf8(v).ok()?;
+            let essence = s.split(';').next()?.trim_matches([' ', '\t']);
+            let (t, sub) = essence.split_once('/')?;
+            let token = |x: &str| !x.is_empty() && x.bytes().all(crate::request::is_tchar);
+            (token(t) && token(sub)).then(|| (t.to_string(), sub.to_string()))
+        };
+        let got = parse_media_type(&v).map(|m| (m.type_.to_string(), m.subtype.to_string()));
+        proptest::prop_assert_eq!(got, reference(&v));
     }
 }

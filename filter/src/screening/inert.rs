@@ -76,7 +76,12 @@ pub struct Triggers {
     lengths: [u64; 26],
     call_lengths: [u64; 26],
     /// Bloom filter of the word and call entries' hashes (FNV-1a of their folded bytes).
-    bloom: Vec<u64>,
+    bloom: Box<[u64; BLOOM_WORDS]>,
+    /// The substring entries' first three bytes as two bits per pair of folded bytes `p`
+    /// (bits `2 * (p % 32)` and the next of word `p / 32`): the pair starts an entry, the pair
+    /// is an entry's second and third bytes. One load per byte of [`inert`] (a fixed-size
+    /// table: no bounds check) where [`PatternSet::may_start_triple`] takes two.
+    triples: Box<[u64; 2048]>,
     words: PatternSet,
     substrings: PatternSet,
     /// Whether `substrings` holds entries shorter than three bytes, which the per-byte
@@ -125,7 +130,7 @@ impl Triggers {
             .iter()
             .map(|w| String::from_utf8_lossy(w).into_owned())
             .collect();
-        let mut bloom = vec![0u64; 1024];
+        let mut bloom = Box::new([0u64; BLOOM_WORDS]);
         for e in text.iter().chain(&calls) {
             let (w, bit) = bloom_bit(hash_of(e.as_bytes()));
             if let Some(word) = bloom.get_mut(w) {
@@ -133,7 +138,17 @@ impl Triggers {
             }
         }
         let substrings = PatternSet::build("", subs.iter().map(String::as_str));
+        let mut triples = Box::new([0u64; 2048]);
+        for p in 0..=u16::MAX {
+            let [a, b] = p.to_be_bytes();
+            let bits = u64::from(substrings.may_start_pair(a, b))
+                | u64::from(substrings.may_continue_pair(a, b)) << 1;
+            if let Some(w) = triples.get_mut(usize::from(p >> 5)) {
+                *w |= bits << ((p & 31) * 2);
+            }
+        }
         Triggers {
+            triples,
             short_substrings: substrings.has_short_entries(),
             bloom,
             lengths: lengths_of(&text),
@@ -149,6 +164,8 @@ impl Triggers {
     /// runs are never compared.
     #[inline]
     fn may_be_trigger(&self, alone: u32, followed: u32) -> bool {
+        // `bloom_bit` gives word indexes below BLOOM_WORDS: `get` on the fixed-size table
+        // compiles to a plain load.
         let set = |h: u32| {
             let (w, bit) = bloom_bit(h);
             self.bloom.get(w).is_some_and(|word| word & bit != 0)
@@ -179,6 +196,17 @@ impl Triggers {
                 .find(|&&b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b' ')))
         }) == Some(&b'(');
         called || joined(s.get(end)) || joined(start.checked_sub(1).and_then(|p| s.get(p)))
+    }
+
+    /// The two `triples` bits of the folded pair `a`, `b`: bit 0, an entry starts with it;
+    /// bit 1, an entry has it second and third. `may_start_triple(a, b, c)` is bit 0 of
+    /// `(a, b)` and bit 1 of `(b, c)`.
+    #[inline]
+    fn triple_bits(&self, a: u8, b: u8) -> u64 {
+        let p = (u16::from(a) << 8) | u16::from(b);
+        self.triples
+            .get(usize::from(p >> 5))
+            .map_or(0, |w| (w >> ((p & 31) * 2)) & 3)
     }
 
     #[cfg(test)]
@@ -258,10 +286,12 @@ pub fn inert_scanned(s: &[u8], mask: u32, t: &Triggers) -> bool {
 /// where it ends (a bloom filter bit for most).
 pub fn inert(s: &[u8], t: &Triggers) -> bool {
     let mut prev = 0u8;
-    // The two folded bytes before this one: a substring trigger may start two bytes back
-    // (its first three bytes are two bitmap bits); the full search runs at the end only then.
-    let (mut f2, mut f1) = (0u8, 0u8);
-    let mut substring = t.short_substrings;
+    // The folded byte before this one, and whether it and the one before it start a
+    // substring entry: a substring trigger may start two bytes back (its first three bytes
+    // are the two bits of `triples`); the full search runs at the end only then.
+    let mut f1 = 0u8;
+    let mut first = t.triple_bits(0, 0) & 1;
+    let mut substring = u64::from(t.short_substrings);
     let mut questions = 0u32;
     let mut call_word = false;
     let mut i = 0;
@@ -269,17 +299,18 @@ pub fn inert(s: &[u8], t: &Triggers) -> bool {
         let class = CLASS.get(usize::from(b)).copied().unwrap_or(0);
         if class == 2 {
             // A run of letters, read to its end: folded, hashed and fed to the substring
-            // bitmaps byte by byte, then looked up alone and with the byte after it.
+            // bits byte by byte, then looked up alone and with the byte after it.
             let start = i;
             let mut hash = FNV_OFFSET;
             while let Some(&c) = s.get(i) {
                 if !c.is_ascii_alphabetic() {
                     break;
                 }
-                let f = c.to_ascii_lowercase();
+                let f = c | 0x20;
                 hash = fnv(hash, f);
-                substring |= t.substrings.may_start_triple(f2, f1, f);
-                (f2, f1) = (f1, f);
+                let bits = t.triple_bits(f1, f);
+                substring |= first & (bits >> 1);
+                (first, f1) = (bits & 1, f);
                 i += 1;
             }
             let followed = s.get(i).map_or(hash, |&c| fnv(hash, fold(c)));
@@ -296,8 +327,9 @@ pub fn inert(s: &[u8], t: &Triggers) -> bool {
             return false;
         }
         let f = fold(b);
-        substring |= t.substrings.may_start_triple(f2, f1, f);
-        (f2, f1) = (f1, f);
+        let bits = t.triple_bits(f1, f);
+        substring |= first & (bits >> 1);
+        (first, f1) = (bits & 1, f);
         questions += u32::from(class == 3);
         prev = b;
         i += 1;
@@ -306,7 +338,7 @@ pub fn inert(s: &[u8], t: &Triggers) -> bool {
         return false;
     }
     // One `?` cannot make a glob of two wildcards; substrings last (rarely reached).
-    questions <= 1 && !(substring && t.substrings.occurs_in(s))
+    questions <= 1 && !(substring != 0 && t.substrings.occurs_in(s))
 }
 
 const FNV_OFFSET: u32 = 0x811c_9dc5;
@@ -319,6 +351,9 @@ fn fnv(h: u32, b: u8) -> u32 {
 fn fold(b: u8) -> u8 {
     super::vocab::fold(b)
 }
+
+/// Words of the bloom filter (65,536 bits).
+const BLOOM_WORDS: usize = 1024;
 
 /// The bloom bit of a hash (65,536 bits).
 #[inline]
@@ -342,22 +377,36 @@ fn hash_of(word: &[u8]) -> u32 {
 /// | `sec-ch-ua-platform`, `-platform-version`, `-model`, `-arch`, `-bitness`, `-full-version` | one quoted string of the same brand bytes, words passing the index |
 /// | `sec-ch-ua-mobile` | `?0` or `?1` |
 /// | `if-none-match`, `if-match` | `*`, or entity tags `"..."` / `W/"..."` of `[A-Za-z0-9._:-]` whose words pass the index, separated by `,` and blanks |
-pub fn header_inert(name: &str, value: &[u8], t: &Triggers) -> bool {
+pub fn header_inert(name: &[u8], value: &[u8], t: &Triggers) -> bool {
     match name {
-        "accept" | "content-type" => media_ranges(value, t),
-        "sec-ch-ua" | "sec-ch-ua-full-version-list" => brand_list(value, t),
-        "sec-ch-ua-platform"
-        | "sec-ch-ua-platform-version"
-        | "sec-ch-ua-model"
-        | "sec-ch-ua-arch"
-        | "sec-ch-ua-bitness"
-        | "sec-ch-ua-full-version" => quoted(value, 0, brand_byte)
+        b"accept" | b"content-type" => COMMON_MEDIA.contains(&value) || media_ranges(value, t),
+        b"sec-ch-ua" | b"sec-ch-ua-full-version-list" => brand_list(value, t),
+        b"sec-ch-ua-platform"
+        | b"sec-ch-ua-platform-version"
+        | b"sec-ch-ua-model"
+        | b"sec-ch-ua-arch"
+        | b"sec-ch-ua-bitness"
+        | b"sec-ch-ua-full-version" => quoted(value, 0, brand_byte)
             .is_some_and(|(inner, end)| end == value.len() && words_pass(inner, t)),
-        "sec-ch-ua-mobile" => value == b"?0" || value == b"?1",
-        "if-none-match" | "if-match" => value == b"*" || entity_tags(value, t),
+        b"sec-ch-ua-mobile" => value == b"?0" || value == b"?1",
+        b"if-none-match" | b"if-match" => value == b"*" || entity_tags(value, t),
         _ => false,
     }
 }
+
+/// `content-type` and `accept` values that clients send verbatim, answered by one comparison
+/// each before [`media_ranges`] reads the grammar: each is a value [`media_ranges`] accepts
+/// (a test checks it), so this list only saves the reading, it never lets more through.
+pub const COMMON_MEDIA: [&[u8]; 8] = [
+    b"application/json",
+    b"application/json; charset=utf-8",
+    b"application/json;charset=utf-8",
+    b"application/x-www-form-urlencoded",
+    b"text/plain",
+    b"text/plain; charset=utf-8",
+    b"*/*",
+    b"application/json, text/plain, */*",
+];
 
 const MEDIA_TYPES: [&[u8]; 10] = [
     b"text",

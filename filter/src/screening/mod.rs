@@ -286,7 +286,7 @@ impl ScreeningRule {
 
     /// Whether the header fast path would accept this header value.
     pub fn inert_header(&self, name: &str, value: &[u8]) -> bool {
-        self.inert_applies() && inert::header_inert(name, value, triggers())
+        self.inert_applies() && inert::header_inert(name.as_bytes(), value, triggers())
     }
 
     /// [`ScreeningRule::screen_value`] with some classes (`sqli`, `xss`, `traversal`,
@@ -307,10 +307,22 @@ impl ScreeningRule {
         off: [bool; 4],
         fast: bool,
     ) -> Option<(Class, &'static str)> {
-        let mask = decode::scan(raw);
-        if mask == 0 {
-            return None;
+        match decode::scan(raw) {
+            0 => None,
+            mask => self.screen_scanned(raw, mask, kind, off, fast),
         }
+    }
+
+    /// [`ScreeningRule::screen_value_with`] of a value whose [`decode::scan`] is `mask`
+    /// (not 0).
+    fn screen_scanned(
+        &self,
+        raw: &[u8],
+        mask: u32,
+        kind: ValueKind,
+        off: [bool; 4],
+        fast: bool,
+    ) -> Option<(Class, &'static str)> {
         let plus = matches!(kind, ValueKind::Query | ValueKind::Form);
         let decoded;
         let mut short;
@@ -429,21 +441,30 @@ impl ScreeningRule {
         if !self.screens_bodies() {
             return BodyScreening::Skip;
         }
-        let mut types = req.header_values("content-type");
-        let content_type = types.next();
+        // One pass over the raw map: the first content type, whether there is another, and
+        // whether any content coding is named (read further only then).
+        let (mut content_type, mut repeated, mut coded) = (None, false, false);
+        for (name, value) in req.headers.iter_raw() {
+            match name {
+                b"content-type" if content_type.is_none() => content_type = Some(value),
+                b"content-type" => repeated = true,
+                b"content-encoding" => coded = true,
+                _ => {}
+            }
+        }
         let kind = match content_type {
             Some(ct) => self.body_kind(ct),
             None => (self.any_injection() && (self.bodies.json || self.bodies.text))
                 .then_some(ScreenedBody::Unlabelled),
         };
         // Parsed again only when it is not a screened kind (rare on routes that screen).
-        let ambiguous = types.next().is_some()
+        let ambiguous = repeated
             || (kind.is_none()
                 && content_type.is_some_and(|ct| crate::payload::parse_media_type(ct).is_none()));
         use crate::payload::PayloadProblem;
         let problem = if ambiguous {
             PayloadProblem::UnsupportedMediaType
-        } else if kind.is_some() && crate::payload::content_encoded(req) {
+        } else if kind.is_some() && coded && crate::payload::content_encoded(req) {
             PayloadProblem::UnsupportedContentEncoding
         } else {
             return kind.map_or(BodyScreening::Skip, BodyScreening::Screen);
@@ -607,7 +628,21 @@ impl ScreeningRule {
         kind: ValueKind,
         at: impl FnOnce() -> Location,
     ) -> Option<Detection> {
-        let (class, rule_id) = self.screen_value(raw, kind)?;
+        match decode::scan(raw) {
+            0 => None,
+            mask => self.found_scanned(raw, mask, kind, at),
+        }
+    }
+
+    /// [`ScreeningRule::found`] of a value whose [`decode::scan`] is `mask` (not 0).
+    fn found_scanned(
+        &self,
+        raw: &[u8],
+        mask: u32,
+        kind: ValueKind,
+        at: impl FnOnce() -> Location,
+    ) -> Option<Detection> {
+        let (class, rule_id) = self.screen_scanned(raw, mask, kind, [false; 4], true)?;
         let location = at();
         if self.exclude.is_empty() {
             return Some(Detection {
@@ -694,7 +729,17 @@ impl ScreeningRule {
     /// Screens the request head: bots (user agent), then the path, the query parameters
     /// (names and values), the cookies and the configured headers. The first finding.
     pub fn screen_request(&self, req: &RequestView<'_>) -> Option<Detection> {
-        let ua = req.header("user-agent");
+        // What is read by name, in one pass over the map (names compared as bytes): the first
+        // user agent, the first request target, and whether any cookie header is there.
+        let (mut ua, mut target, mut cookies) = (None, None, false);
+        for (name, value) in req.headers.iter_raw() {
+            match name {
+                b"user-agent" if ua.is_none() => ua = Some(value),
+                b":path" if target.is_none() => target = Some(value),
+                b"cookie" => cookies = true,
+                _ => {}
+            }
+        }
         if let Some(rule_id) = bots::check(
             ua,
             self.bots.block_scanners,
@@ -717,7 +762,7 @@ impl ScreeningRule {
         if !self.any_injection() {
             return None;
         }
-        let target = req.path();
+        let target = target.unwrap_or_default();
         let target = target.split(|&b| b == b'#').next().unwrap_or_default();
         let (path, query) = match target.iter().position(|&b| b == b'?') {
             Some(q) => (
@@ -734,7 +779,7 @@ impl ScreeningRule {
         if let Some(d) = self.screen_pairs(query, false) {
             return Some(d);
         }
-        for cookies in req.header_values("cookie") {
+        for cookies in req.header_values("cookie").filter(|_| cookies) {
             for pair in cookies.split(|&b| b == b';') {
                 let pair = pair.trim_ascii();
                 // A pair without `=` is a value with an empty name (RFC 6265bis 5.6), which
@@ -766,17 +811,17 @@ impl ScreeningRule {
                         continue;
                     }
                     for value in req.header_values(header) {
-                        if let Some(d) = self.screen_header(header, value) {
+                        if let Some(d) = self.screen_header(header.as_bytes(), value) {
                             return Some(d);
                         }
                     }
                 }
             }
             HeaderSet::All => {
-                for (name, value) in req.headers {
-                    if name.starts_with(':')
-                        || NEVER_SCREENED.contains(&name)
-                        || self.skip.header.iter().any(|h| h == name)
+                for (name, value) in req.headers.iter_raw() {
+                    if name.first() == Some(&b':')
+                        || NEVER_SCREENED.iter().any(|n| n.as_bytes() == name)
+                        || self.skip.header.iter().any(|h| h.as_bytes() == name)
                     {
                         continue;
                     }
@@ -789,15 +834,24 @@ impl ScreeningRule {
         None
     }
 
-    fn screen_header(&self, name: &str, value: &[u8]) -> Option<Detection> {
+    /// One header value; `name` as sent (a name that is not UTF-8 is located as
+    /// [`crate::request::NON_UTF8_NAME`], as [`crate::request::Headers::iter`] reads it).
+    fn screen_header(&self, name: &[u8], value: &[u8]) -> Option<Detection> {
+        // Most header values (ids, tokens, numbers) hold no byte of interest: done after the
+        // scan, before any header syntax is read.
+        let mask = decode::scan(value);
+        if mask == 0 {
+            return None;
+        }
         // Headers whose syntax the fast path reads (accept lists, client hints, entity tags).
         if self.inert_applies() && inert::header_inert(name, value, triggers()) {
             return None;
         }
-        self.found(value, ValueKind::Header, || {
-            if name == "user-agent" {
+        self.found_scanned(value, mask, ValueKind::Header, || {
+            if name == b"user-agent" {
                 Location::UserAgent
             } else {
+                let name = std::str::from_utf8(name).unwrap_or(crate::request::NON_UTF8_NAME);
                 Location::Header {
                     name: sanitize(name.as_bytes()),
                 }

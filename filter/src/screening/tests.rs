@@ -978,3 +978,87 @@ fn extra_vocabularies() {
         ]
     );
 }
+
+/// The request head read by name in one pass over the raw map: the first user agent and the
+/// first `:path` are the ones read, cookies wherever they are, header names compared as bytes
+/// (a name that is not UTF-8 is still screened, located as the replacement character).
+#[test]
+fn request_head_read_in_one_pass() {
+    let all = rule(json!({}));
+    let screen = |pairs: &[(&[u8], &[u8])]| {
+        let view = RequestView {
+            headers: crate::request::leaked_headers(pairs),
+            client_ip: None,
+            route_policy: None,
+            route_name: None,
+            virtual_host: None,
+        };
+        all.screen_request(&view)
+            .map(|d| (d.class, d.location.key()))
+    };
+    type Head<'a> = Vec<(&'a [u8], &'a [u8])>;
+    let cases: Vec<(Head, Option<(Class, &str)>)> = vec![
+        // Attacks.
+        (
+            vec![(b":path", b"/a"), (b"x-\xff", b"' or 1=1--")],
+            Some((Class::Sqli, "header.___")),
+        ),
+        (
+            vec![(b"user-agent", b"sqlmap/1.7"), (b":path", b"/a")],
+            Some((Class::Bot, "user_agent")),
+        ),
+        (
+            vec![(b":path", b"/a/../../etc/passwd"), (b":path", b"/b")],
+            Some((Class::Traversal, "path")),
+        ),
+        (
+            vec![
+                (b"x-a", b"1"),
+                (b"cookie", b"s=<script>"),
+                (b":path", b"/a"),
+            ],
+            Some((Class::Xss, "cookie.s")),
+        ),
+        // The second user agent is not the bot check's, but is screened as a header.
+        (
+            vec![
+                (b":path", b"/a"),
+                (b"user-agent", b"Mozilla/5.0"),
+                (b"user-agent", b"x' or 1=1--"),
+            ],
+            Some((Class::Sqli, "user_agent")),
+        ),
+        // Near misses: the same shapes, benign.
+        (
+            vec![(b":path", b"/a"), (b"x-\xff", b"application/json")],
+            None,
+        ),
+        (
+            vec![
+                (b"user-agent", b"Mozilla/5.0"),
+                (b"user-agent", b"sqlmap/1.7"),
+            ],
+            None,
+        ),
+        (
+            vec![(b":path", b"/b"), (b":path", b"/a/../../etc/passwd")],
+            None,
+        ),
+        (
+            vec![(b"x-a", b"1"), (b"cookie", b"s=dark"), (b":path", b"/a")],
+            None,
+        ),
+        (
+            vec![
+                (b":path", b"/a"),
+                (b":x", b"<script>"),
+                (b"authorization", b"' or 1=1--"),
+            ],
+            None,
+        ),
+    ];
+    for (pairs, want) in cases {
+        let want = want.map(|(c, k)| (c, k.to_string()));
+        assert_eq!(screen(&pairs), want, "{pairs:?}");
+    }
+}

@@ -200,6 +200,16 @@ impl PatternSet {
         bit(&self.pairs, first) & bit(&self.next_pairs, second)
     }
 
+    /// Whether an entry of three or more bytes has the (folded) bytes `b`, `c` second and
+    /// third: the second half of [`PatternSet::may_start_triple`].
+    #[inline]
+    pub fn may_continue_pair(&self, b: u8, c: u8) -> bool {
+        let p = (u16::from(b) << 8) | u16::from(c);
+        self.next_pairs
+            .get(usize::from(p >> 6))
+            .is_some_and(|w| w & (1u64 << (p & 63)) != 0)
+    }
+
     /// Whether some entry is shorter than three bytes ([`PatternSet::may_start_triple`]
     /// cannot rule those out).
     pub fn has_short_entries(&self) -> bool {

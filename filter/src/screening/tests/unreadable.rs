@@ -267,6 +267,23 @@ fn encoded_bodies_that_must_be_read_are_refused() {
             ],
             "deny:unsupported_content_encoding",
         ),
+        // Wherever the header is, and only that header.
+        (
+            r#"{"screening": {}}"#,
+            &[
+                ("content-encoding", "gzip"),
+                ("content-type", "application/json"),
+            ],
+            "deny:unsupported_content_encoding",
+        ),
+        (
+            r#"{"screening": {}}"#,
+            &[
+                ("content-type", "application/json"),
+                ("x-content-encoding", "gzip"),
+            ],
+            "ok",
+        ),
         // `identity` is no coding at all.
         (
             r#"{"screening": {}}"#,
