@@ -254,7 +254,9 @@ impl Point {
         .to_extended()
     }
 
-    /// `self - q` (7 multiplications).
+    /// `self - q` (7 multiplications): [`Point::add_niels`] of `-q`, whose Niels form swaps
+    /// `y+x` and `y-x` and negates `xy2d`; written out so that a negative digit costs no
+    /// field negation.
     pub(super) fn sub_niels(&self, q: &Niels) -> Point {
         let pp = mul_loose(&self.y.add_loose(&self.x), &relax(&q.y_minus_x));
         let mm = mul_loose(&self.y.sub_loose(&self.x), &relax(&q.y_plus_x));
