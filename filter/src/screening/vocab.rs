@@ -43,6 +43,14 @@ fn pair_of(e: &[u8]) -> u16 {
     }
 }
 
+/// The bit of the byte pair `a`, `b` in a 65,536-bit pair bitmap.
+#[inline]
+fn pair_bit(set: &[u64], a: u8, b: u8) -> bool {
+    let p = (u16::from(a) << 8) | u16::from(b);
+    set.get(usize::from(p >> 6))
+        .is_some_and(|w| w & (1u64 << (p & 63)) != 0)
+}
+
 impl PatternSet {
     /// Indexes the non-empty, non-comment lines of `text` (lowercased, trimmed, `\` read as
     /// `/`), plus `more`.
@@ -180,10 +188,7 @@ impl PatternSet {
     /// Whether an entry of two or more bytes may start with the (folded) bytes `a`, `b`.
     #[inline]
     pub fn may_start_pair(&self, a: u8, b: u8) -> bool {
-        let p = (u16::from(a) << 8) | u16::from(b);
-        self.pairs
-            .get(usize::from(p >> 6))
-            .is_some_and(|w| w & (1u64 << (p & 63)) != 0)
+        pair_bit(&self.pairs, a, b)
     }
 
     /// Whether an entry of three or more bytes may start with the (folded) bytes `a`, `b`,
@@ -191,23 +196,14 @@ impl PatternSet {
     /// Entries shorter than three bytes are not ruled out here (see [`PatternSet::occurs_in`]).
     #[inline]
     pub fn may_start_triple(&self, a: u8, b: u8, c: u8) -> bool {
-        let bit = |set: &[u64], p: u16| {
-            set.get(usize::from(p >> 6))
-                .is_some_and(|w| w & (1u64 << (p & 63)) != 0)
-        };
-        let first = (u16::from(a) << 8) | u16::from(b);
-        let second = (u16::from(b) << 8) | u16::from(c);
-        bit(&self.pairs, first) & bit(&self.next_pairs, second)
+        self.may_start_pair(a, b) & self.may_continue_pair(b, c)
     }
 
     /// Whether an entry of three or more bytes has the (folded) bytes `b`, `c` second and
     /// third: the second half of [`PatternSet::may_start_triple`].
     #[inline]
     pub fn may_continue_pair(&self, b: u8, c: u8) -> bool {
-        let p = (u16::from(b) << 8) | u16::from(c);
-        self.next_pairs
-            .get(usize::from(p >> 6))
-            .is_some_and(|w| w & (1u64 << (p & 63)) != 0)
+        pair_bit(&self.next_pairs, b, c)
     }
 
     /// Whether some entry is shorter than three bytes ([`PatternSet::may_start_triple`]
