@@ -779,7 +779,12 @@ impl ScreeningRule {
         if let Some(d) = self.screen_pairs(query, false) {
             return Some(d);
         }
-        for cookies in req.header_values("cookie").filter(|_| cookies) {
+        // Walked again only when the pass above saw a cookie header.
+        let cookie_headers = cookies
+            .then(|| req.header_values("cookie"))
+            .into_iter()
+            .flatten();
+        for cookies in cookie_headers {
             for pair in cookies.split(|&b| b == b';') {
                 let pair = pair.trim_ascii();
                 // A pair without `=` is a value with an empty name (RFC 6265bis 5.6), which
