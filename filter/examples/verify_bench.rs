@@ -16,12 +16,12 @@ use std::time::Instant;
 
 use jwt_simple::prelude::{
     ECDSAP256PublicKeyLike, ES256PublicKey, Ed25519PublicKey, EdDSAPublicKeyLike, RS256PublicKey,
-    RSAPublicKeyLike, VerificationOptions,
+    RSAPublicKeyLike,
 };
 
 use api_guard::jwt::alg::AlgorithmSet;
 use api_guard::jwt::keys::{parse_jwks, JwksMode};
-use api_guard::jwt::verify::{verify_jws, TokenRules};
+use api_guard::jwt::verify::{signature_only_options, verify_jws, TokenRules};
 use api_guard::time::UnixTime;
 
 const FIXTURE: &str = include_str!("../src/jwt/testdata/jws.json");
@@ -84,15 +84,7 @@ fn main() {
         .as_str()
         .unwrap_or_default();
     // As `jwt::verify` calls it: jwt-simple's clock and claim checks neutralized.
-    let secs = u64::try_from(now.0).unwrap_or(0);
-    let options = || VerificationOptions {
-        accept_future: true,
-        artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_secs(secs)),
-        time_tolerance: Some(jwt_simple::prelude::Duration::from_secs(secs)),
-        max_token_length: None,
-        max_header_length: Some(usize::MAX),
-        ..VerificationOptions::default()
-    };
+    let options = || signature_only_options(now);
     if let Err(e) =
         simple.verify_token::<jwt_simple::prelude::NoCustomClaims>(rs256, Some(options()))
     {

@@ -677,74 +677,68 @@ mod tests {
         json!({ "keys": keys })
     }
 
-    /// Options as `verify::verify_jws` passes them, with jwt-simple's clock set to the
-    /// fixture's `now` and neutralized: only the signature decides.
+    /// Options as `verify::verify_jws` passes them, at the fixture's `now`.
     fn fixture_options(doc: &Value) -> VerificationOptions {
-        let secs = doc["now"].as_u64().unwrap();
-        VerificationOptions {
-            accept_future: true,
-            artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_secs(secs)),
-            time_tolerance: Some(jwt_simple::prelude::Duration::from_secs(secs)),
-            max_token_length: None,
-            max_header_length: Some(usize::MAX),
-            ..VerificationOptions::default()
+        let secs = i64::try_from(doc["now"].as_u64().unwrap()).unwrap();
+        crate::jwt::verify::signature_only_options(crate::time::UnixTime(secs))
+    }
+
+    /// A key set of `MAX + 2` copies of the fixture key `kid`: exactly `max` entries get a
+    /// prepared table (`is_table`), the rest go through jwt-simple, and every entry gives the
+    /// same verdicts on `token` (valid) and `tampered` (not).
+    fn tables_are_bounded(
+        kid: &str,
+        max: usize,
+        is_table: fn(&Inner) -> bool,
+        token: &str,
+        tampered: &str,
+    ) {
+        let doc: Value = serde_json::from_str(FIXTURE).unwrap();
+        let count = max + 2;
+        let set = parse_jwks(
+            &set_of(vec![jwk(kid); count]),
+            JwksMode::REMOTE,
+            AlgorithmSet::all(),
+        )
+        .unwrap();
+        assert_eq!(set.iter().filter(|k| is_table(&k.inner)).count(), max);
+        assert_eq!(set.len(), count);
+        for (i, key) in set.iter().enumerate() {
+            assert!(key.verify(token, fixture_options(&doc)).is_ok(), "key {i}");
+            assert!(
+                key.verify(tampered, fixture_options(&doc)).is_err(),
+                "key {i}"
+            );
         }
     }
 
     #[test]
     fn es256_tables_are_bounded_and_every_key_verifies() {
         let doc: Value = serde_json::from_str(FIXTURE).unwrap();
-        let token = doc["tokens"]["valid_es256"].as_str().unwrap();
-        let tampered = doc["tokens"]["tampered_payload"].as_str().unwrap();
-        let count = MAX_PREPARED_ES256_KEYS + 2;
-        let set = parse_jwks(
-            &set_of(vec![jwk("ec-256"); count]),
-            JwksMode::REMOTE,
-            AlgorithmSet::all(),
-        )
-        .unwrap();
-        let tables = set
-            .iter()
-            .filter(|k| matches!(k.inner, Inner::Es256Table(_)))
-            .count();
-        assert_eq!(tables, MAX_PREPARED_ES256_KEYS);
-        assert_eq!(set.len(), count);
-        let options = || fixture_options(&doc);
-        for (i, key) in set.iter().enumerate() {
-            // Table or jwt-simple, the same verdicts.
-            assert!(key.verify(token, options()).is_ok(), "key {i}");
-            assert!(key.verify(tampered, options()).is_err(), "key {i}");
-        }
+        tables_are_bounded(
+            "ec-256",
+            MAX_PREPARED_ES256_KEYS,
+            |inner| matches!(inner, Inner::Es256Table(_)),
+            doc["tokens"]["valid_es256"].as_str().unwrap(),
+            doc["tokens"]["tampered_payload"].as_str().unwrap(),
+        );
     }
 
     #[test]
     fn ed25519_tables_are_bounded_and_every_key_verifies() {
         let doc: Value = serde_json::from_str(FIXTURE).unwrap();
         let token = doc["tokens"]["valid_eddsa"].as_str().unwrap();
-        let count = MAX_PREPARED_ED25519_KEYS + 2;
-        let set = parse_jwks(
-            &set_of(vec![jwk("ed-1"); count]),
-            JwksMode::REMOTE,
-            AlgorithmSet::all(),
-        )
-        .unwrap();
-        let tables = set
-            .iter()
-            .filter(|k| matches!(k.inner, Inner::Ed25519Table(_)))
-            .count();
-        assert_eq!(tables, MAX_PREPARED_ED25519_KEYS);
-        assert_eq!(set.len(), count);
-        let options = || fixture_options(&doc);
         // The payload swapped for another token's: the signature no longer covers it.
         let (_, signature) = token.rsplit_once('.').unwrap();
         let other = doc["tokens"]["valid_es256"].as_str().unwrap();
         let (other_signed, _) = other.rsplit_once('.').unwrap();
-        let tampered = format!("{other_signed}.{signature}");
-        for (i, key) in set.iter().enumerate() {
-            // Table or jwt-simple, the same verdicts.
-            assert!(key.verify(token, options()).is_ok(), "key {i}");
-            assert!(key.verify(&tampered, options()).is_err(), "key {i}");
-        }
+        tables_are_bounded(
+            "ed-1",
+            MAX_PREPARED_ED25519_KEYS,
+            |inner| matches!(inner, Inner::Ed25519Table(_)),
+            token,
+            &format!("{other_signed}.{signature}"),
+        );
     }
 
     #[test]

@@ -92,13 +92,12 @@ pub fn verify_jws(
     check_claims(claims, rules, now)
 }
 
-/// jwt-simple verifies the signature and decodes its own view of the claims, which we discard.
-/// Its claim checks are neutralized: `accept_future` skips `nbf`/`iat`, and a tolerance equal to
-/// `now` makes its expiry window start at the epoch. Its clock is never read
-/// (`artificial_time`).
-fn check_signature(key: &VerifyingKey, token: &str, now: UnixTime) -> Result<(), TokenProblem> {
+/// jwt-simple's options as api-guard verifies with them: only the signature decides. Its claim
+/// checks are neutralized: `accept_future` skips `nbf`/`iat`, and a tolerance equal to `now`
+/// makes its expiry window start at the epoch. Its clock is never read (`artificial_time`).
+pub fn signature_only_options(now: UnixTime) -> VerificationOptions {
     let secs = u64::try_from(now.0).unwrap_or(0);
-    let options = VerificationOptions {
+    VerificationOptions {
         accept_future: true,
         artificial_time: Some(UnixTimeStamp::from_secs(secs)),
         time_tolerance: Some(Duration::from_secs(secs)),
@@ -106,19 +105,26 @@ fn check_signature(key: &VerifyingKey, token: &str, now: UnixTime) -> Result<(),
         // Our size limit was checked first; the header is part of the token.
         max_header_length: Some(usize::MAX),
         ..VerificationOptions::default()
-    };
-    key.verify(token, options).map(|_| ()).map_err(|e| {
-        match e.downcast_ref::<JWTError>() {
-            Some(JWTError::InvalidSignature | JWTError::InvalidAuthenticationTag) => {
-                TokenProblem::BadSignature
+    }
+}
+
+/// jwt-simple verifies the signature and decodes its own view of the claims, which we discard
+/// ([`signature_only_options`]).
+fn check_signature(key: &VerifyingKey, token: &str, now: UnixTime) -> Result<(), TokenProblem> {
+    key.verify(token, signature_only_options(now))
+        .map(|_| ())
+        .map_err(|e| {
+            match e.downcast_ref::<JWTError>() {
+                Some(JWTError::InvalidSignature | JWTError::InvalidAuthenticationTag) => {
+                    TokenProblem::BadSignature
+                }
+                Some(_) => TokenProblem::Malformed,
+                // serde_json / base64 errors: a payload jwt-simple cannot read (after the
+                // signature matched, or a header member of the wrong type).
+                None if e.is::<serde_json::Error>() => TokenProblem::Malformed,
+                None => TokenProblem::BadSignature,
             }
-            Some(_) => TokenProblem::Malformed,
-            // serde_json / base64 errors: a payload jwt-simple cannot read (after the
-            // signature matched, or a header member of the wrong type).
-            None if e.is::<serde_json::Error>() => TokenProblem::Malformed,
-            None => TokenProblem::BadSignature,
-        }
-    })
+        })
 }
 
 fn decode_payload(token: &str) -> Option<Map<String, Value>> {
