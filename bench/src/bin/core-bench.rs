@@ -603,6 +603,18 @@ fn bearer_headers(token: &str) -> HeaderMap {
     ])
 }
 
+/// The view the `profile-body` and `profile-post-headers` modes decide: the POST's headers
+/// under the policy `PROFILE_POLICY` names.
+fn profiled_view<'a>(post: &'a HeaderMap, policy_name: &'a str) -> RequestView<'a> {
+    RequestView {
+        headers: post.headers(),
+        client_ip: client_ip(),
+        route_policy: Some(policy_name),
+        route_name: None,
+        virtual_host: None,
+    }
+}
+
 fn post_headers(body_len: usize) -> HeaderMap {
     headers(&[
         (":method", "POST"),
@@ -1132,13 +1144,7 @@ fn profile_loop(what: &str) {
             let body = order_body();
             let post = post_headers(body.len());
             let policy_name = std::env::var("PROFILE_POLICY").unwrap_or_else(|_| "body".into());
-            let view = RequestView {
-                headers: post.headers(),
-                client_ip: client_ip(),
-                route_policy: Some(&policy_name),
-                route_name: None,
-                virtual_host: None,
-            };
+            let view = profiled_view(&post, &policy_name);
             let mut runtime = TokenRuntime::new(&full);
             let decision = decide_at(&full, &view, &mut runtime, false);
             let (Some(policy), Verdict::Allow(admission)) = (decision.policy, &decision.verdict)
@@ -1156,13 +1162,7 @@ fn profile_loop(what: &str) {
         "profile-post-headers" => {
             let post = post_headers(order_body().len());
             let policy_name = std::env::var("PROFILE_POLICY").unwrap_or_else(|_| "body".into());
-            let view = RequestView {
-                headers: post.headers(),
-                client_ip: client_ip(),
-                route_policy: Some(&policy_name),
-                route_name: None,
-                virtual_host: None,
-            };
+            let view = profiled_view(&post, &policy_name);
             let mut runtime = TokenRuntime::new(&full);
             while started.elapsed() < Duration::from_secs(5) {
                 black_box(decide_at(&full, black_box(&view), &mut runtime, false));
