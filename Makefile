@@ -16,28 +16,31 @@ CERT_DIR      := target/certs
 ENVOY_BIN ?= $(abspath $(VENV))/envoy-bin
 export ENVOY_BIN
 
-.PHONY: pytools bench-tools structure deny deny-tools help setup wasm-target envoy redis ratelimit-service certs wasm floor-wasm build run test lint unit audit integration fuzz fuzz-tools fuzz-replay bench bench-stages bench-verify screening-eval waf-anchor clean oci oci-tools
+.PHONY: pytools bench-tools structure deny deny-tools help setup wasm-target envoy redis ratelimit-service certs wasm floor-wasm build run test lint unit audit integration fuzz fuzz-tools fuzz-replay bench bench-stages bench-instructions bench-verify screening-eval waf-anchor clean oci oci-tools
 
 help:
 	@echo "make run    - build the module and start the demo (Envoy on :10000/:10443, admin :9901)"
 	@echo "make test   - formatting, clippy (host + wasm), structure check, cargo deny, unit tests, wasm build, integration tests, fuzzing"
 	@echo "make bench  - side-by-side benchmark: no filter, Envoy native filters, the do-nothing wasm floor, api-guard; fleet rate limit tier"
 	@echo "make bench-stages - what each stage of the request path costs inside Envoy"
+	@echo "make bench-instructions - instructions per request inside Envoy (callgrind): load-proof ratios"
 	@echo "make oci    - the OCI image Istio and Envoy Gateway pull (target/oci/api-guard) and its digest"
 	@echo "make fuzz   - every fuzz target for FUZZ_SECONDS (default $(FUZZ_SECONDS)) s each (part of make test)"
 
 setup: wasm-target envoy pytools redis oci-tools bench-tools
 
-# wrk, the load generator of `make bench` / `make bench-stages` (nothing else needs it). Installed
-# with apt where this user may (root on Debian/Ubuntu); otherwise named, and `make bench` stops
-# until it is there. The benchmarks themselves install nothing.
+# wrk, the load generator of `make bench` / `make bench-stages`, and valgrind, which counts the
+# instructions of `make bench-instructions` (nothing else needs them). Installed with apt where
+# this user may (root on Debian/Ubuntu); otherwise named, and the benchmark stops until they are
+# there. The benchmarks themselves install nothing.
+BENCH_PACKAGES := wrk valgrind
 bench-tools:
-	@command -v wrk >/dev/null || { \
+	@for t in $(BENCH_PACKAGES); do command -v $$t >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }; \
+	    apt-get install -y -qq $$t >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $$t; }; \
 	  else \
-	    echo "make setup: wrk is not installed; make bench needs it (Debian/Ubuntu: sudo apt-get install wrk)" >&2; \
-	  fi; }
+	    echo "make setup: $$t is not installed; make bench needs it (Debian/Ubuntu: sudo apt-get install $$t)" >&2; \
+	  fi; }; done
 
 # Debian's skopeo, umoci and docker-registry check the OCI image in the tests (tests/oci_image.rs).
 OCI_TOOLS := skopeo umoci docker-registry
@@ -292,6 +295,14 @@ bench-stages: envoy wasm floor-wasm
 		python3 tools/stage-probes/build.py target/stage-probes/modules > target/stage-probes.log
 	BENCH_BEFORE_WASM=$$(tail -n 1 target/stage-probes.log) BENCH_ONLY=$(STAGE_ROWS) \
 		cargo run -q -p bench --release --bin bench
+
+# Instructions per request inside Envoy (under valgrind's callgrind; bench/src/callgrind.rs): the
+# header-only rows against no filter and the floors, counts that hardly move with the machine's
+# load. Slow (Envoy runs 50x slower under callgrind): a few minutes for these rows.
+INSTRUCTION_ROWS := =none,=floor,=floor-min,=floor-calls,=api-guard,=api-guard-rl1,=api-guard-jwt-warm-es256,=post-none,=post-floor-body,=full-api-guard-key
+bench-instructions: envoy wasm floor-wasm
+	$(call BENCH_TOOLS_CHECK,valgrind callgrind_control)
+	BENCH_INSTRUCTIONS=300 BENCH_ONLY=$(INSTRUCTION_ROWS) cargo run -q -p bench --release --bin bench
 
 # Screening quality on the public-source corpus (tools/screening-corpus), and the same corpus
 # through nginx + ModSecurity + OWASP CRS from Debian packages (loopback). Not part of `test`.

@@ -172,6 +172,38 @@ impl Pinning {
     }
 }
 
+/// wrk, on the load CPUs when pinned.
+fn wrk_command(pinning: Option<&Pinning>) -> Command {
+    match pinning {
+        Some(pin) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &pin.load_cpus, WRK]);
+            c
+        }
+        None => Command::new(WRK),
+    }
+}
+
+/// The scenario's headers (`-H`), its script if it needs one and its URL.
+fn add_request(
+    command: &mut Command,
+    scenario: &Scenario,
+    port: u16,
+    script: (&Path, u64),
+) -> Result<(), String> {
+    for (name, value) in &scenario.headers {
+        command.arg("-H").arg(format!("{name}: {value}"));
+    }
+    let (dir, run) = script;
+    if let Some(lua) = wrk_script(scenario, run) {
+        let file = dir.join(format!("run-{run}.lua"));
+        std::fs::write(&file, lua).map_err(|e| format!("{}: {e}", file.display()))?;
+        command.arg("-s").arg(file);
+    }
+    command.arg(format!("http://127.0.0.1:{port}{}", scenario.path));
+    Ok(())
+}
+
 /// One wrk run; `script` is the directory for its Lua script and the run's number.
 pub fn run_wrk(
     scenario: &Scenario,
@@ -180,18 +212,8 @@ pub fn run_wrk(
     pinning: Option<&Pinning>,
     script: (&Path, u64),
 ) -> Result<Run, String> {
-    let mut command = match pinning {
-        Some(pin) => {
-            let mut c = Command::new("taskset");
-            c.args(["-c", &pin.load_cpus, WRK]);
-            c
-        }
-        None => Command::new(WRK),
-    };
+    let mut command = wrk_command(pinning);
     command.args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency"]);
-    for (name, value) in &scenario.headers {
-        command.arg("-H").arg(format!("{name}: {value}"));
-    }
     let (dir, run) = script;
     // The flood starts first and outlasts the measured run by a second on each side.
     let mut flood = match scenario.flood {
@@ -200,14 +222,7 @@ pub fn run_wrk(
             let file = dir.join(format!("flood-{run}.lua"));
             std::fs::write(&file, flood_script(kind, run)?)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
-            let mut c = match pinning {
-                Some(pin) => {
-                    let mut c = Command::new("taskset");
-                    c.args(["-c", &pin.load_cpus, WRK]);
-                    c
-                }
-                None => Command::new(WRK),
-            };
+            let mut c = wrk_command(pinning);
             c.args([
                 "-t1",
                 &format!("-c{FLOOD_CONNECTIONS}"),
@@ -223,17 +238,69 @@ pub fn run_wrk(
             Some(child)
         }
     };
-    if let Some(lua) = wrk_script(scenario, run) {
-        let file = dir.join(format!("run-{run}.lua"));
-        std::fs::write(&file, lua).map_err(|e| format!("{}: {e}", file.display()))?;
-        command.arg("-s").arg(file);
-    }
-    command.arg(format!("http://127.0.0.1:{port}{}", scenario.path));
+    add_request(&mut command, scenario, port, script)?;
     let output = command.output();
     if let Some(child) = &mut flood {
         // wrk ends by itself (-d); waiting bounds the run.
         let _ = child.wait();
     }
+    finish(scenario, output)
+}
+
+/// Exactly `requests` requests of the scenario, one after another on one kept-alive connection
+/// (curl given the URL `requests` times; wrk can only run for a duration), bounded by `limit`:
+/// the fixed load of the instruction counts. Fails unless every answer is a 2xx.
+pub fn run_counted(
+    scenario: &Scenario,
+    port: u16,
+    requests: u32,
+    limit: Duration,
+    dir: &Path,
+) -> Result<u64, String> {
+    if scenario.flood.is_some() || scenario.distinct_tokens {
+        return Err(format!(
+            "{}: BENCH_INSTRUCTIONS sends one fixed request; this row needs a script",
+            scenario.name
+        ));
+    }
+    let mut command = Command::new("curl");
+    command.args(["-sS", "-w", "%{http_code}\\n"]);
+    command.args(["--max-time", &limit.as_secs().max(1).to_string()]);
+    for (name, value) in &scenario.headers {
+        command.arg("-H").arg(format!("{name}: {value}"));
+    }
+    if let Some(body) = &scenario.body {
+        let file = dir.join("body.json");
+        std::fs::write(&file, body).map_err(|e| format!("{}: {e}", file.display()))?;
+        command.args(["-H", "content-type: application/json", "--data-binary"]);
+        command.arg(format!("@{}", file.display()));
+    }
+    let url = format!("http://127.0.0.1:{port}{}", scenario.path);
+    // `-o` applies to one URL: each gets its own.
+    for _ in 0..requests {
+        command.args(["-o", "/dev/null", &url]);
+    }
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run curl: {e}"))?;
+    let codes = String::from_utf8_lossy(&output.stdout);
+    let answered = codes.lines().filter(|c| c.starts_with('2')).count();
+    if !output.status.success() || answered != requests as usize {
+        return Err(format!(
+            "{}: {answered} of {requests} requests answered 2xx ({}; {})",
+            scenario.name,
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(answered as u64)
+}
+
+/// wrk's output read, refusing a run with refusals in it (it would measure them).
+fn finish(
+    scenario: &Scenario,
+    output: std::io::Result<std::process::Output>,
+) -> Result<Run, String> {
     let output = output.map_err(|e| format!("cannot run {WRK}: {e}"))?;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::json;
 use serde_yaml::{Mapping, Value};
@@ -27,6 +28,9 @@ pub struct EnvoyConfig {
     dynamic_listeners: bool,
     /// Listeners kept on a port the test chose (for a cluster that points back at Envoy).
     fixed_ports: Vec<(String, u16)>,
+    /// A program Envoy runs under (its arguments first, Envoy's command line after them), and
+    /// how long startup may take then: the bench's instruction counts run Envoy in callgrind.
+    wrapper: Option<(Vec<String>, Duration)>,
 }
 
 impl EnvoyConfig {
@@ -43,6 +47,7 @@ impl EnvoyConfig {
             concurrency: 2,
             dynamic_listeners: false,
             fixed_ports: Vec::new(),
+            wrapper: None,
         }
     }
 
@@ -317,6 +322,17 @@ impl EnvoyConfig {
     pub fn with_concurrency(mut self, workers: u32) -> Self {
         self.concurrency = workers;
         self
+    }
+
+    /// Runs Envoy as the last argument list of `command` (e.g. `valgrind --tool=callgrind`),
+    /// allowing `startup` for it to become ready.
+    pub fn with_wrapper(mut self, command: Vec<String>, startup: Duration) -> Self {
+        self.wrapper = Some((command, startup));
+        self
+    }
+
+    pub fn wrapper(&self) -> Option<&(Vec<String>, Duration)> {
+        self.wrapper.as_ref()
     }
 
     /// The `api_guard` plugin configuration string of every listener, in listener order.

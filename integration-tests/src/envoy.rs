@@ -87,7 +87,15 @@ impl Envoy {
             .open(&log_path)
             .expect("cannot create the Envoy log file");
 
-        let mut command = Command::new(envoy_bin());
+        let mut command = match config.wrapper() {
+            Some((wrapper, _)) if !wrapper.is_empty() => {
+                let mut c = Command::new(&wrapper[0]);
+                c.args(&wrapper[1..]).arg(envoy_bin());
+                c
+            }
+            _ => Command::new(envoy_bin()),
+        };
+        let startup = config.wrapper().map_or(STARTUP_DEADLINE, |&(_, d)| d);
         command
             .arg("-c")
             .arg(&config_path)
@@ -119,7 +127,7 @@ impl Envoy {
             log_path,
             _dir: dir,
         };
-        match envoy.wait_until_ready(&admin_address_path) {
+        match envoy.wait_until_ready(&admin_address_path, startup) {
             Ok(()) => Ok(envoy),
             Err(exit_code) => {
                 let _ = terminate_group(&mut envoy.child, SHUTDOWN_GRACE);
@@ -132,8 +140,12 @@ impl Envoy {
     }
 
     /// Polls until ready. `Err(Some(code))`: Envoy exited; `Err(None)`: deadline passed.
-    fn wait_until_ready(&mut self, admin_address_path: &Path) -> Result<(), Option<i32>> {
-        let deadline = Instant::now() + STARTUP_DEADLINE;
+    fn wait_until_ready(
+        &mut self,
+        admin_address_path: &Path,
+        startup: Duration,
+    ) -> Result<(), Option<i32>> {
+        let deadline = Instant::now() + startup;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 // A signal death has no code; report it like a timeout (no normal exit).

@@ -50,16 +50,22 @@
 //! upstream and this process to the others (`taskset`), so each Envoy worker has a core of its
 //! own and the load generator does not steal its cycles: throughput then measures what the
 //! filter chain costs Envoy. `BENCH_PIN=0` turns pinning off.
+//!
+//! `BENCH_INSTRUCTIONS=<n>` counts instructions instead of timing (`bench::callgrind`): every
+//! Envoy runs under valgrind's callgrind, each row gets `n` unmeasured then `n` counted requests
+//! on one connection, and the table gives instructions per request (median of `BENCH_ROUNDS`,
+//! default 2). The counts hardly move with the machine's load, which the timed rows here do.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use bench::callgrind;
 use bench::report::{before_after, env_number, stage_costs, table};
 use bench::scenario::{
     check_access_control, scenarios, select, start_auth_service, uses_auth_service,
     with_before_twins, Scenario, FLOOR_CONFIG, FLOOR_MODULE, INTROSPECT_PATH,
 };
-use bench::wrk::{process_cpu_time, run_wrk, Pinning, Run, ScriptDir, WRK};
+use bench::wrk::{process_cpu_time, run_counted, run_wrk, Pinning, Run, ScriptDir, WRK};
 use integration_tests::{try_envoy_bin, try_wasm_path, Envoy, EnvoyConfig, Upstream};
 
 fn main() -> ExitCode {
@@ -74,7 +80,13 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), String> {
     let seconds = env_number("BENCH_SECONDS", 3)?;
-    let rounds = env_number("BENCH_ROUNDS", 7)?;
+    // `BENCH_INSTRUCTIONS=<requests>`: instructions per request under callgrind instead of wrk's
+    // timed runs (see `bench::callgrind`).
+    let instructions = match std::env::var("BENCH_INSTRUCTIONS") {
+        Ok(_) => Some(env_number("BENCH_INSTRUCTIONS", 1)?),
+        Err(_) => None,
+    };
+    let rounds = env_number("BENCH_ROUNDS", if instructions.is_some() { 2 } else { 7 })?;
     let mut scenarios = select(scenarios()?, std::env::var("BENCH_ONLY").ok().as_deref())?;
     let before: Vec<PathBuf> = std::env::var("BENCH_BEFORE_WASM")
         .ok()
@@ -105,7 +117,16 @@ fn run() -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run {WRK} ({e}): install it (apt-get install wrk)"))?;
 
-    let pinning = Pinning::detect()?;
+    if instructions.is_some() {
+        callgrind::available()?;
+    }
+    let dumps = ScriptDir::new()?;
+    // Instruction counts do not need a CPU of their own, and valgrind runs Envoy's threads one
+    // at a time anyway.
+    let pinning = match instructions {
+        Some(_) => None,
+        None => Pinning::detect()?,
+    };
     if let Some(pin) = &pinning {
         pin.pin_pid(std::process::id(), &pin.load_cpus)?;
     }
@@ -121,9 +142,12 @@ fn run() -> Result<(), String> {
     let loaded: Vec<EnvoyConfig> = configs
         .iter()
         .map(|&(path, module)| {
-            let config = EnvoyConfig::load(path)
+            let mut config = EnvoyConfig::load(path)
                 .with_upstreams(&[upstream.addr])
                 .with_concurrency(1);
+            if instructions.is_some() {
+                config = config.with_wrapper(callgrind::wrapper(dumps.path()), callgrind::STARTUP);
+            }
             match module {
                 Some(module) => config.with_wasm_module(module),
                 None => config,
@@ -178,6 +202,18 @@ fn run() -> Result<(), String> {
         }
     }
 
+    if let Some(requests) = instructions {
+        return count_instructions(
+            &scenarios,
+            &envoys,
+            &ports,
+            &pids,
+            (requests, rounds),
+            &dumps,
+            &scripts,
+        );
+    }
+
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); scenarios.len()];
     for round in 1..=rounds {
         for (((scenario, &port), &pid), runs) in
@@ -225,5 +261,40 @@ fn run() -> Result<(), String> {
             println!("{}", stage_costs(&scenarios, &results));
         }
     }
+    Ok(())
+}
+
+/// `BENCH_INSTRUCTIONS`: per round and row, `requests` unmeasured requests, then `requests`
+/// counted ones between a zero and a dump of the Envoy's counters.
+fn count_instructions(
+    scenarios: &[Scenario],
+    envoys: &[Envoy],
+    ports: &[u16],
+    pids: &[u32],
+    (requests, rounds): (u32, u32),
+    dumps: &ScriptDir,
+    scripts: &ScriptDir,
+) -> Result<(), String> {
+    for envoy in envoys {
+        callgrind::instrument(envoy.pid())?;
+    }
+    // Under callgrind a request takes tens of milliseconds; bound each run generously.
+    let limit = std::time::Duration::from_secs(60 + u64::from(requests));
+    let mut results: Vec<Vec<(u64, callgrind::Count)>> = vec![Vec::new(); scenarios.len()];
+    for round in 1..=rounds {
+        for (((scenario, &port), &pid), counts) in
+            scenarios.iter().zip(ports).zip(pids).zip(&mut results)
+        {
+            eprintln!(
+                "round {round}/{rounds}: {} ({requests} requests)",
+                scenario.name
+            );
+            run_counted(scenario, port, requests, limit, scripts.path())?;
+            callgrind::zero(pid)?;
+            let done = run_counted(scenario, port, requests, limit, scripts.path())?;
+            counts.push((done, callgrind::dump(pid, dumps.path())?));
+        }
+    }
+    println!("\n{}", callgrind::table(scenarios, &results, requests));
     Ok(())
 }

@@ -16,7 +16,8 @@
 //! - `calls`: the host calls api-guard makes on the IP + API key row, without its logic: `min`
 //!   plus the route metadata, the clock, the decision record (`set_property`) and one counter.
 //! - `calls:<list>`: only the listed calls of `calls` (`headers`, `route`, `address`, `clock`,
-//!   `set`, `record`, `counter`, comma-separated), to price one at a time.
+//!   `set`, `record`, `counter`, comma-separated), to price one at a time; `header` (not one of
+//!   api-guard's calls) reads one header by name instead of the whole map.
 //!
 //! It enforces nothing by design: it exists only in `target/bench/floor.wasm` and
 //! `envoy/bench/floor.yaml`, never in a shipped configuration.
@@ -42,8 +43,8 @@ mod floor {
     #[derive(Clone, Copy, PartialEq)]
     struct Calls(u8);
 
-    const CALL_NAMES: [&str; 7] = [
-        "headers", "route", "address", "clock", "set", "record", "counter",
+    const CALL_NAMES: [&str; 8] = [
+        "headers", "route", "address", "clock", "set", "record", "counter", "header",
     ];
 
     impl Calls {
@@ -165,6 +166,12 @@ mod floor {
     fn host_calls(calls: Calls, counter: u32) {
         if calls.has("headers") {
             std::hint::black_box(raw::request_header_bytes());
+        }
+        // Not one of api-guard's calls: one header read by name, to price it against the map.
+        if calls.has("header") {
+            let key =
+                proxy_wasm::hostcalls::get_map_value(MapType::HttpRequestHeaders, "x-api-key");
+            std::hint::black_box(key.ok());
         }
         if calls.has("route") {
             let route = vec![
