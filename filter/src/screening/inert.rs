@@ -443,7 +443,8 @@ fn inert_with(s: &[u8], t: &Triggers, plain: u8) -> bool {
             // runs of `a`-`f` between them that are no word (ids, hashes, UUIDs): no
             // substring entry starts with three such letters. The state after the skip is the
             // one its last byte, a plain one, leaves: no entry started, `prev` it. A run that
-            // may be a word, or is not followed by a plain byte, is read the general way.
+            // may be a word (alone or followed), is longer than four letters or is followed
+            // by another byte than a plain one (or the value's end) is read the general way.
             i += 1;
             let (mut run, mut code) = (i, 0usize);
             loop {
