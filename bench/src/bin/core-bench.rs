@@ -1126,6 +1126,102 @@ fn memory_table(full: &Guard) {
     );
 }
 
+/// `core-bench profile-screening <row>`: exactly `PROFILE_CALLS` (default 2000) calls of one
+/// screening call, to count instructions under `valgrind --tool=callgrind` (deterministic on a
+/// loaded machine). Instructions per call: the difference between a run with `PROFILE_CALLS=N`
+/// and one with `PROFILE_CALLS=0`, divided by N. Rows: `uuid-path`, `query`, `cookie`,
+/// `referer`, `firefox`, `bots-only`, `browser-get` (`screen_request` of the
+/// `screening` rows' requests), `post-headers` (`screen_request` of the JSON POST's headers),
+/// `plan-body` (its `plan_body`), `screen-document` (the parsed order body),
+/// `screen-body` (parse + screen). `ScreeningRule` with its defaults, clean inputs.
+fn profile_screening(row: &str) {
+    use api_guard::payload::doc::{Document, Duplicates};
+    let calls: usize = std::env::var("PROFILE_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
+    let Ok(rule) = api_guard::screening::compile_screening(&json!({}), "screening") else {
+        fail("screening: `{}` does not compile");
+    };
+    let Ok(bots_only) =
+        api_guard::screening::compile_screening(&json!({"headers": []}), "screening")
+    else {
+        fail("screening: `{\"headers\": []}` does not compile");
+    };
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    let body = order_body();
+    let get = |pairs: &[(&str, &str)]| {
+        let mut pairs = pairs.to_vec();
+        pairs.push((":method", "GET"));
+        headers(&pairs)
+    };
+    let h = match row {
+        "uuid-path" => get(&[
+            (":path", "/orders/7f9e0c1a-4b7e-4c55-9d8a-1b2c3d4e5f60"),
+            ("user-agent", "wrk"),
+        ]),
+        "query" => get(&[
+            (":path", "/bench?page=2&sort=created&q=ada%20lovelace"),
+            ("user-agent", "wrk"),
+        ]),
+        "cookie" => get(&[
+            (":path", "/bench"),
+            ("user-agent", "wrk"),
+            ("cookie", "session=3b1f0a9e2c; theme=dark"),
+        ]),
+        "referer" => get(&[
+            (":path", "/bench"),
+            ("user-agent", "wrk"),
+            ("referer", "https://shop.example/orders?page=1"),
+        ]),
+        "firefox" | "bots-only" => get(&[(":path", "/bench"), ("user-agent", firefox)]),
+        "browser-get" => browser_headers(),
+        "post-headers" | "plan-body" | "screen-document" | "screen-body" => {
+            post_headers(body.len())
+        }
+        other => fail(&format!(
+            "unknown row {other:?} (uuid-path, query, cookie, referer, firefox, bots-only, browser-get, post-headers, plan-body, screen-document, screen-body)"
+        )),
+    };
+    let view = RequestView {
+        headers: h.headers(),
+        client_ip: client_ip(),
+        route_policy: None,
+        route_name: None,
+        virtual_host: None,
+    };
+    let Ok(doc) = Document::parse(&body, Duplicates::KeepAll) else {
+        fail("the order body does not parse");
+    };
+    let rule = if row == "bots-only" {
+        &bots_only
+    } else {
+        &rule
+    };
+    for _ in 0..calls {
+        match row {
+            "plan-body" => {
+                black_box(rule.plan_body(black_box(&view)));
+            }
+            "screen-document" => {
+                black_box(rule.screen_document(black_box(&doc)));
+            }
+            "screen-body" => {
+                black_box(rule.screen_body("application/json", black_box(&body)));
+            }
+            _ => {
+                black_box(rule.screen_request(black_box(&view)));
+            }
+        }
+    }
+    if let Some(d) = rule.screen_request(&view) {
+        fail(&format!("screening flags {row}: {d:?}"));
+    }
+    if let Some(d) = rule.screen_document(&doc) {
+        fail(&format!("screening flags the order body: {d:?}"));
+    }
+}
+
 /// `core-bench profile-compile|profile-body|profile-post-headers`: a loop over one operation, to run under
 /// `perf record` (e.g. `perf record -g target/release/core-bench profile-compile`; build with
 /// `CARGO_PROFILE_RELEASE_STRIP=false` for symbols).
@@ -1172,7 +1268,7 @@ fn profile_loop(what: &str) {
         // "compiled in" log line (configure time inside wasm).
         "print-config" => println!("{json}"),
         other => fail(&format!(
-            "unknown mode {other:?} (profile-compile, profile-body, profile-post-headers, print-config, routes, screening)"
+            "unknown mode {other:?} (profile-compile, profile-body, profile-post-headers, profile-screening, print-config, routes, screening)"
         )),
     }
 }
@@ -1182,6 +1278,9 @@ fn main() {
         // `routes`: only the route matcher table.
         if mode == "routes" {
             route_table();
+        } else if mode == "profile-screening" {
+            let row = std::env::args().nth(2).unwrap_or_default();
+            profile_screening(&row);
         } else if mode == "screening" {
             // `screening`: only the payload and screening rows.
             println!("| stage (call) | time per call | allocations per call |");

@@ -75,6 +75,17 @@ pub struct Triggers {
     /// longer ones), so most runs of letters are ruled out with one load.
     lengths: [u64; 26],
     call_lengths: [u64; 26],
+    /// Per byte, whether [`inert`] can skip it with nothing but this load ([`PLAIN`]; for
+    /// `.` `-` `@`, [`PLAIN_UNPAIRED`]: only where the scan has ruled out their doubled
+    /// pairs): an accepted byte that is no letter, not `?` or `&`, and that no pair of the
+    /// substring table holds (folded), so no substring entry starts across it. For the
+    /// letters `a`-`f` (either case), their value 1-6 at bit 2 ([`HEX_SHIFT`]) when
+    /// `hex_runs` applies: no substring entry starts with three of those letters.
+    plain: [u8; 256],
+    /// Runs of one to four letters `a`-`f` (coded in base 7, digits 1-6: [`hex_code`]) that
+    /// are a word or call entry, alone or followed by a plain byte: one bit each. Between
+    /// plain bytes, a run without its bit is skipped (ids, hashes, UUIDs: `7f9e0c1a`).
+    hex_runs: [u64; HEX_WORDS],
     /// Bloom filter of the word and call entries' hashes (FNV-1a of their folded bytes).
     bloom: Box<[u64; BLOOM_WORDS]>,
     /// The substring entries' first three bytes as two bits per pair of folded bytes `p`
@@ -147,15 +158,39 @@ impl Triggers {
                 *w |= bits << ((p & 31) * 2);
             }
         }
+        let mut plain = plain_bytes(&triples);
+        let (lengths, call_lengths) = (lengths_of(&text), lengths_of(&calls));
+        let words = PatternSet::build("", text.iter().map(String::as_str));
+        let calls = PatternSet::build("", calls.iter().map(String::as_str));
+        let hex_runs = hex_runs(&plain, &words, &lengths, &calls, &call_lengths);
+        // The hex runs are skipped only if no substring entry starts with three of their
+        // letters (their pairs are then read by nobody): checked here, for these lists.
+        let hex = b'a'..=b'f';
+        let hex_free = hex.clone().all(|x| {
+            hex.clone().all(|y| {
+                hex.clone().all(|z| {
+                    triple_bit(&triples, x, y) & 1 & (triple_bit(&triples, y, z) >> 1) == 0
+                })
+            })
+        });
+        if hex_free {
+            for c in (b'a'..=b'f').chain(b'A'..=b'F') {
+                if let Some(slot) = plain.get_mut(usize::from(c)) {
+                    *slot = ((c | 0x20) - b'a' + 1) << HEX_SHIFT;
+                }
+            }
+        }
         Triggers {
             triples,
+            plain,
             short_substrings: substrings.has_short_entries(),
             bloom,
-            lengths: lengths_of(&text),
-            call_lengths: lengths_of(&calls),
-            words: PatternSet::build("", text.iter().map(String::as_str)),
+            lengths,
+            call_lengths,
+            hex_runs,
+            words,
             substrings,
-            calls: PatternSet::build("", calls.iter().map(String::as_str)),
+            calls,
         }
     }
 
@@ -171,6 +206,14 @@ impl Triggers {
             self.bloom.get(w).is_some_and(|word| word & bit != 0)
         };
         set(alone) || set(followed)
+    }
+
+    /// Whether the `a`-`f` run of code `code` ([`hex_code`]) may be a word or call entry.
+    #[inline]
+    fn hex_hit(&self, code: usize) -> bool {
+        self.hex_runs
+            .get(code / 64)
+            .is_some_and(|w| w & (1 << (code % 64)) != 0)
     }
 
     /// Whether the run of letters `s[start..end]` (or it with the byte after it) is a trigger.
@@ -249,6 +292,96 @@ fn lengths_of(words: &[String]) -> [u64; 26] {
     lengths
 }
 
+/// [`Triggers::plain`]: a byte [`inert`] skips in any value.
+const PLAIN: u8 = 1;
+/// [`Triggers::plain`]: `.` `-` `@`, skipped where the scan has ruled out `..` `--` `@@`.
+const PLAIN_UNPAIRED: u8 = 2;
+
+/// [`Triggers::plain`] for the substring table `triples`: accepted bytes (class 1) other than
+/// `&`, whose folded form is in no pair of the table (neither bit, first or second).
+fn plain_bytes(triples: &[u64; 2048]) -> [u8; 256] {
+    let bits = |a: u8, b: u8| triple_bit(triples, a, b);
+    let mut plain = [0u8; 256];
+    for (b, slot) in (0..=u8::MAX).zip(plain.iter_mut()) {
+        let f = fold(b);
+        let neutral = (0..=u8::MAX).all(|x| bits(f, x) == 0 && bits(x, f) == 0);
+        if CLASS.get(usize::from(b)) != Some(&1) || b == b'&' || !neutral {
+            continue;
+        }
+        *slot = if matches!(b, b'.' | b'-' | b'@') {
+            PLAIN_UNPAIRED
+        } else {
+            PLAIN
+        };
+    }
+    plain
+}
+
+/// The two bits of the folded pair `a`, `b` in a `triples` table ([`Triggers::triple_bits`]).
+fn triple_bit(triples: &[u64; 2048], a: u8, b: u8) -> u64 {
+    let p = (u16::from(a) << 8) | u16::from(b);
+    triples
+        .get(usize::from(p >> 5))
+        .map_or(0, |w| (w >> ((p & 31) * 2)) & 3)
+}
+
+/// Where a letter's value (1-6 for `a`-`f`) sits in [`Triggers::plain`].
+const HEX_SHIFT: u32 = 2;
+/// Codes of runs of up to four letters `a`-`f`: below 7^4.
+const HEX_CODES: usize = 2401;
+const HEX_WORDS: usize = HEX_CODES.div_ceil(64);
+/// A run's code grows past this with its fifth letter: longer runs go the general way.
+const HEX_FOURTH: usize = 343;
+
+/// The base-7 code of a run of the letters `a`-`f` (lowercase), digits 1-6.
+fn hex_code(run: &[u8]) -> usize {
+    run.iter().fold(0, |code, &c| {
+        code * 7 + usize::from(c.wrapping_sub(b'a') + 1)
+    })
+}
+
+/// [`Triggers::hex_runs`]: every run of one to four lowercase letters `a`-`f` that
+/// [`in_set`] finds in `words` or `calls`, alone or followed by some byte of `plain` (case
+/// does not matter: the sets ignore it).
+fn hex_runs(
+    plain: &[u8; 256],
+    words: &PatternSet,
+    lengths: &[u64; 26],
+    calls: &PatternSet,
+    call_lengths: &[u64; 26],
+) -> [u64; HEX_WORDS] {
+    let followers: Vec<u8> = (0..=u8::MAX)
+        .filter(|&b| plain.get(usize::from(b)).is_some_and(|&p| p != 0))
+        .collect();
+    let mut table = [0u64; HEX_WORDS];
+    let mut runs: Vec<Vec<u8>> = (b'a'..=b'f').map(|c| vec![c]).collect();
+    while let Some(run) = runs.pop() {
+        let n = run.len();
+        let found =
+            |s: &[u8]| in_set(words, lengths, s, 0, n) || in_set(calls, call_lengths, s, 0, n);
+        let hit = found(&run)
+            || followers.iter().any(|&p| {
+                let mut s = run.clone();
+                s.push(p);
+                found(&s)
+            });
+        let code = hex_code(&run);
+        if hit {
+            if let Some(w) = table.get_mut(code / 64) {
+                *w |= 1 << (code % 64);
+            }
+        }
+        if n < 4 {
+            for c in b'a'..=b'f' {
+                let mut longer = run.clone();
+                longer.push(c);
+                runs.push(longer);
+            }
+        }
+    }
+    table
+}
+
 /// Bits of [`super::decode::scan`] that only bytes or pairs [`inert`] refuses set: quotes,
 /// backticks, `<` `>` `|` `$` `%` `#` `{` `\`, newlines, NUL, the decoder's lead bytes, `+`,
 /// `..` `--` `@@` and `/*` `*/`. A value whose scan holds one is not inert, without a pass.
@@ -278,13 +411,20 @@ pub const REFUSED: u32 = {
 /// answer first (a quote, `+`, `%`: most values the pass would refuse at some byte).
 #[inline]
 pub fn inert_scanned(s: &[u8], mask: u32, t: &Triggers) -> bool {
-    mask & REFUSED == 0 && inert(s, t)
+    // Without those bits, `..` `--` `@@` are not in `s`: `.` `-` `@` are skipped like digits.
+    mask & REFUSED == 0 && inert_with(s, t, PLAIN | PLAIN_UNPAIRED)
 }
 
 /// Whether the decoded value `s` is inert: no byte and no word any detector needs (module
 /// documentation). One pass; each run of letters is hashed as it is read and looked up once,
 /// where it ends (a bloom filter bit for most).
 pub fn inert(s: &[u8], t: &Triggers) -> bool {
+    inert_with(s, t, PLAIN)
+}
+
+/// [`inert`], skipping the bytes whose [`Triggers::plain`] has a bit of `plain`.
+#[inline]
+fn inert_with(s: &[u8], t: &Triggers, plain: u8) -> bool {
     let mut prev = 0u8;
     // The folded byte before this one, and whether it and the one before it start a
     // substring entry: a substring trigger may start two bytes back (its first three bytes
@@ -295,7 +435,49 @@ pub fn inert(s: &[u8], t: &Triggers) -> bool {
     let mut questions = 0u32;
     let mut call_word = false;
     let mut i = 0;
+    let is_plain = |b: u8| t.plain.get(usize::from(b)).is_some_and(|&p| p & plain != 0);
     while let Some(&b) = s.get(i) {
+        if is_plain(b) {
+            // Digits and plain punctuation: no refusal, pair, `?` or substring bit to track
+            // (no pair of the substring table holds them), so they are skipped; so are the
+            // runs of `a`-`f` between them that are no word (ids, hashes, UUIDs): no
+            // substring entry starts with three such letters. The state after the skip is the
+            // one its last byte, a plain one, leaves: no entry started, `prev` it. A run that
+            // may be a word (alone or followed), is longer than four letters or is followed
+            // by another byte than a plain one (or the value's end) is read the general way.
+            i += 1;
+            let (mut run, mut code) = (i, 0usize);
+            loop {
+                let Some(&c) = s.get(i) else {
+                    if code != 0 && t.hex_hit(code) {
+                        i = run;
+                    }
+                    break;
+                };
+                let p = t.plain.get(usize::from(c)).copied().unwrap_or(0);
+                if p & plain != 0 {
+                    if code != 0 && t.hex_hit(code) {
+                        i = run;
+                        break;
+                    }
+                    code = 0;
+                } else if p >> HEX_SHIFT != 0 && code < HEX_FOURTH {
+                    if code == 0 {
+                        run = i;
+                    }
+                    code = code * 7 + usize::from(p >> HEX_SHIFT);
+                } else {
+                    if code != 0 {
+                        i = run;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            let last = s.get(i - 1).copied().unwrap_or(b);
+            (first, f1, prev) = (0, fold(last), last);
+            continue;
+        }
         let class = CLASS.get(usize::from(b)).copied().unwrap_or(0);
         if class == 2 {
             // A run of letters, read to its end: folded, hashed and fed to the substring

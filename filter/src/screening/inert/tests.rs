@@ -521,3 +521,127 @@ fn triple_table_as_the_bitmaps() {
     // The table is not empty: some triples start entries (a test that cannot pass vacuously).
     assert!(hits > 0);
 }
+
+/// Hex-shaped values (ids, hashes, UUIDs) with the `a`-`f` words the detectors read (`cd`,
+/// `dd`, `ed`, `bc`, `dc`, `fc`, ...) and runs of every length, between the bytes the pass
+/// skips and the ones it does not.
+fn hex_input() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        4 => proptest::collection::vec(
+            proptest::sample::select(b"0123456789abcdefABCDEF".to_vec()),
+            1..12,
+        ),
+        2 => proptest::sample::select(vec![
+            &b"cd"[..], b"dd", b"ed", b"bc", b"dc", b"fc", b"df", b"ab", b"ac", b"ad", b"be",
+            b"bee", b"cab", b"dead", b"beef", b"deadbeef", b"face", b"cafe", b"fade", b"bad",
+            b"CD", b"Ed", b"c", b"d", b"e", b"f", b"a", b"b", b"abcdef", b"ca", b"cas", b"de",
+        ])
+        .prop_map(<[u8]>::to_vec),
+        3 => proptest::sample::select(b"-/0123456789:;,=()!_ .".to_vec()).prop_map(|b| vec![b]),
+        1 => proptest::sample::select(vec![
+            &b"g"[..], b"s", b"x", b"orders", b"case", b"se", b"(", b"&", b"?", b"@", b"..",
+            b"--", b"'", b"+", b"%20", b"|", b"\\", b"$",
+        ])
+        .prop_map(<[u8]>::to_vec),
+    ];
+    prop_oneof![
+        proptest::collection::vec(piece, 1..10).prop_map(|p| p.concat()),
+        // UUIDs and UUID paths, the hex digits drawn from the words above too.
+        proptest::collection::vec(
+            proptest::sample::select(b"0123456789abcdefcdedd".to_vec()),
+            32..=32,
+        )
+        .prop_map(|h| {
+            let mut v = b"/orders/".to_vec();
+            for (i, c) in h.iter().enumerate() {
+                if matches!(i, 8 | 12 | 16 | 20) {
+                    v.push(b'-');
+                }
+                v.push(*c);
+            }
+            v
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: std::env::var("INERT_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(4000), ..ProptestConfig::default() })]
+
+    /// The skip over plain bytes and `a`-`f` runs answers as the byte-at-a-time pass.
+    #[test]
+    fn the_hex_skip_is_the_reference(s in hex_input()) {
+        let t = crate::screening::triggers();
+        let expected = inert_reference(&s, t);
+        prop_assert_eq!(super::inert(&s, t), expected, "{:?}", String::from_utf8_lossy(&s));
+        prop_assert_eq!(
+            super::inert_scanned(&s, crate::screening::decode::scan(&s), t),
+            expected,
+            "{:?}", String::from_utf8_lossy(&s)
+        );
+    }
+
+    /// Through the whole screening, hex-shaped values are answered as the detectors answer
+    /// them, in every location and at every sensitivity.
+    #[test]
+    fn hex_values_are_answered_as_the_detectors_answer(s in hex_input()) {
+        for sens in [Sensitivity::Low, Sensitivity::Medium, Sensitivity::High] {
+            let r = rule(sens);
+            for kind in [ValueKind::Path, ValueKind::Query, ValueKind::Header, ValueKind::Json] {
+                prop_assert_eq!(
+                    r.screen_value(&s, kind),
+                    r.screen_value_by_detectors(&s, kind),
+                    "{:?} {:?} {:?}", sens, kind, String::from_utf8_lossy(&s)
+                );
+            }
+        }
+    }
+}
+
+/// The skip applies to the built-in lists (what keeps a UUID path cheap): digits, `/`, `:`,
+/// `-` (where the scan ruled out `--`) are plain, `a`-`f` carry their value, and the words
+/// among their runs are marked.
+#[test]
+fn digits_and_hex_runs_are_skipped_with_the_builtin_lists() {
+    let t = crate::screening::triggers();
+    let plain = |b: u8| t.plain.get(usize::from(b)).copied().unwrap_or(0);
+    for b in b"0123456789/:=,; ".iter().copied() {
+        assert_eq!(plain(b), super::PLAIN, "{:?}", b as char);
+    }
+    assert_eq!(plain(b'-'), super::PLAIN_UNPAIRED);
+    for (b, v) in (b'a'..=b'f').zip(1..) {
+        assert_eq!(plain(b) >> super::HEX_SHIFT, v);
+        assert_eq!(plain(b.to_ascii_uppercase()) >> super::HEX_SHIFT, v);
+    }
+    for b in [b'g', b'z', b'.', b'_', b'@', b'&', b'?', b'\'', b'%'] {
+        assert_eq!(plain(b), 0, "{:?}", b as char);
+    }
+    // Every run of one to four letters: an unmarked one passes the byte-at-a-time pass
+    // between digits (a marked one is a word or call entry: `ad`, `add`).
+    let mut runs: Vec<Vec<u8>> = (b'a'..=b'f').map(|c| vec![c]).collect();
+    let mut marked = Vec::new();
+    while let Some(run) = runs.pop() {
+        let hit = t.hex_hit(super::hex_code(&run));
+        let between = [&b"1"[..], &run, b"2"].concat();
+        if !hit {
+            assert!(
+                inert_reference(&between, t),
+                "{:?}",
+                String::from_utf8_lossy(&run)
+            );
+        } else {
+            marked.push(String::from_utf8_lossy(&run).into_owned());
+        }
+        if run.len() < 4 {
+            runs.extend((b'a'..=b'f').map(|c| [&run[..], &[c]].concat()));
+        }
+    }
+    marked.sort();
+    assert_eq!(marked, ["ad", "add"]);
+    for w in [&b"f"[..], b"e", b"c", b"a", b"b", b"d", b"beef"] {
+        assert!(
+            !t.hex_hit(super::hex_code(w)),
+            "{:?}",
+            String::from_utf8_lossy(w)
+        );
+    }
+}
