@@ -160,7 +160,13 @@ pub fn parse(text: &str) -> Result<Count, String> {
                 Some(f) => f.parse().map_err(|_| format!("bad cost line {line:?}"))?,
             };
             count.total += ir;
-            *count.by_object.entry(object.clone()).or_default() += ir;
+            // Looked up first: a dump has a cost line per function and line, few objects.
+            match count.by_object.get_mut(&object) {
+                Some(sum) => *sum += ir,
+                None => {
+                    count.by_object.insert(object.clone(), ir);
+                }
+            }
         }
     }
     if ir_column.is_none() {
@@ -198,13 +204,12 @@ fn object_name(value: &str, names: &mut BTreeMap<String, String>) -> String {
 /// read like throughput).
 pub fn table(scenarios: &[Scenario], results: &[Vec<(u64, Count)>], requests: u32) -> String {
     let per_request = |runs: &[(u64, Count)], key: &dyn Fn(&Count) -> u64| -> Option<f64> {
-        let mut values: Vec<f64> = runs
+        let values: Vec<f64> = runs
             .iter()
             .filter(|(n, _)| *n > 0)
             .map(|(n, c)| key(c) as f64 / *n as f64)
             .collect();
-        values.sort_by(f64::total_cmp);
-        values.get(values.len() / 2).copied()
+        (!values.is_empty()).then(|| crate::report::median(&values, |v| *v))
     };
     let totals: Vec<Option<f64>> = results
         .iter()

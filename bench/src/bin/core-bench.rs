@@ -573,13 +573,7 @@ fn decide_at<'g>(
 
 /// `decide()` of `headers` under the named policy, with one runtime reused across calls.
 fn bench_decide(guard: &Guard, policy: Option<&str>, headers: &HeaderMap) -> (f64, f64) {
-    let view = RequestView {
-        headers: headers.headers(),
-        client_ip: client_ip(),
-        route_policy: policy,
-        route_name: None,
-        virtual_host: None,
-    };
+    let view = bench_view(headers, policy);
     let mut runtime = TokenRuntime::new(guard);
     expect_allow(&decide_at(guard, &view, &mut runtime, true), "decide");
     measure(|| {
@@ -603,13 +597,13 @@ fn bearer_headers(token: &str) -> HeaderMap {
     ])
 }
 
-/// The view the `profile-body` and `profile-post-headers` modes decide: the POST's headers
-/// under the policy `PROFILE_POLICY` names.
-fn profiled_view<'a>(post: &'a HeaderMap, policy_name: &'a str) -> RequestView<'a> {
+/// The view the rows decide or screen: `headers` from the bench client's address, under
+/// `policy` (the route metadata's policy name) or none.
+fn bench_view<'a>(headers: &'a HeaderMap, policy: Option<&'a str>) -> RequestView<'a> {
     RequestView {
-        headers: post.headers(),
+        headers: headers.headers(),
         client_ip: client_ip(),
-        route_policy: Some(policy_name),
+        route_policy: policy,
         route_name: None,
         virtual_host: None,
     }
@@ -667,13 +661,7 @@ fn stage_table(full: &Guard) {
     // there, each get/set is a host call instead of a mutex + hash map).
     {
         let headers = key_headers();
-        let view = RequestView {
-            headers: headers.headers(),
-            client_ip: client_ip(),
-            route_policy: Some("limited"),
-            route_name: None,
-            virtual_host: None,
-        };
+        let view = bench_view(&headers, Some("limited"));
         let store = MemoryStore::new();
         let mut runtime = TokenRuntime::new(full);
         let mut events = Events::default();
@@ -722,13 +710,7 @@ fn payload_and_screening_rows(full: &Guard) {
         ("body", "ip + api key + payload"),
         ("screened", "ip + api key + payload + screening"),
     ] {
-        let view = RequestView {
-            headers: post.headers(),
-            client_ip: client_ip(),
-            route_policy: Some(policy_name),
-            route_name: None,
-            virtual_host: None,
-        };
+        let view = bench_view(&post, Some(policy_name));
         let mut runtime = TokenRuntime::new(full);
         let decision = decide_at(full, &view, &mut runtime, false);
         let (Some(policy), Verdict::Allow(admission)) = (decision.policy, &decision.verdict) else {
@@ -811,6 +793,72 @@ fn browser_headers() -> HeaderMap {
     ])
 }
 
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+/// The GET requests the screening rows measure and `profile-screening` counts: its row name,
+/// the table's label and the headers (the method is added by [`get_headers`]).
+/// A screened GET: `profile-screening`'s row name, the table's label, the headers.
+type ScreenedGet = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+);
+
+fn screened_gets() -> [ScreenedGet; 6] {
+    [
+        (
+            "wrk",
+            "`GET /bench`, user-agent `wrk`",
+            vec![(":path", "/bench"), ("user-agent", "wrk")],
+        ),
+        (
+            "firefox",
+            "... user-agent Firefox",
+            vec![(":path", "/bench"), ("user-agent", FIREFOX)],
+        ),
+        (
+            "uuid-path",
+            "... path with a UUID",
+            vec![
+                (":path", "/orders/7f9e0c1a-4b7e-4c55-9d8a-1b2c3d4e5f60"),
+                ("user-agent", "wrk"),
+            ],
+        ),
+        (
+            "query",
+            "... query `page=2&sort=created&q=ada%20lovelace`",
+            vec![
+                (":path", "/bench?page=2&sort=created&q=ada%20lovelace"),
+                ("user-agent", "wrk"),
+            ],
+        ),
+        (
+            "cookie",
+            "... cookie `session=3b1f0a9e2c; theme=dark`",
+            vec![
+                (":path", "/bench"),
+                ("user-agent", "wrk"),
+                ("cookie", "session=3b1f0a9e2c; theme=dark"),
+            ],
+        ),
+        (
+            "referer",
+            "... referer `https://shop.example/orders?page=1`",
+            vec![
+                (":path", "/bench"),
+                ("user-agent", "wrk"),
+                ("referer", "https://shop.example/orders?page=1"),
+            ],
+        ),
+    ]
+}
+
+fn get_headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut pairs = pairs.to_vec();
+    pairs.push((":method", "GET"));
+    headers(&pairs)
+}
+
 /// Screening, the module called directly on parts of a request: where its time goes.
 fn screening_rows(body: &[u8]) {
     let Ok(rule) = api_guard::screening::compile_screening(&json!({}), "screening") else {
@@ -823,58 +871,9 @@ fn screening_rows(body: &[u8]) {
     println!();
     println!("| input | time per call | allocations per call |");
     println!("|---|---:|---:|");
-    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-    let cases: [(&str, Vec<(&str, &str)>); 6] = [
-        (
-            "`GET /bench`, user-agent `wrk`",
-            vec![(":path", "/bench"), ("user-agent", "wrk")],
-        ),
-        (
-            "... user-agent Firefox",
-            vec![(":path", "/bench"), ("user-agent", firefox)],
-        ),
-        (
-            "... path with a UUID",
-            vec![
-                (":path", "/orders/7f9e0c1a-4b7e-4c55-9d8a-1b2c3d4e5f60"),
-                ("user-agent", "wrk"),
-            ],
-        ),
-        (
-            "... query `page=2&sort=created&q=ada%20lovelace`",
-            vec![
-                (":path", "/bench?page=2&sort=created&q=ada%20lovelace"),
-                ("user-agent", "wrk"),
-            ],
-        ),
-        (
-            "... cookie `session=3b1f0a9e2c; theme=dark`",
-            vec![
-                (":path", "/bench"),
-                ("user-agent", "wrk"),
-                ("cookie", "session=3b1f0a9e2c; theme=dark"),
-            ],
-        ),
-        (
-            "... referer `https://shop.example/orders?page=1`",
-            vec![
-                (":path", "/bench"),
-                ("user-agent", "wrk"),
-                ("referer", "https://shop.example/orders?page=1"),
-            ],
-        ),
-    ];
-    for (label, pairs) in cases {
-        let mut pairs = pairs;
-        pairs.push((":method", "GET"));
-        let h = headers(&pairs);
-        let view = RequestView {
-            headers: h.headers(),
-            client_ip: client_ip(),
-            route_policy: None,
-            route_name: None,
-            virtual_host: None,
-        };
+    for (_, label, pairs) in screened_gets() {
+        let h = get_headers(&pairs);
+        let view = bench_view(&h, None);
         if let Some(d) = rule.screen_request(&view) {
             fail(&format!("screening flags {label}: {d:?}"));
         }
@@ -892,18 +891,8 @@ fn screening_rows(body: &[u8]) {
     else {
         fail("screening: `{\"headers\": []}` does not compile");
     };
-    let h = headers(&[
-        (":method", "GET"),
-        (":path", "/bench"),
-        ("user-agent", firefox),
-    ]);
-    let view = RequestView {
-        headers: h.headers(),
-        client_ip: client_ip(),
-        route_policy: None,
-        route_name: None,
-        virtual_host: None,
-    };
+    let h = get_headers(&[(":path", "/bench"), ("user-agent", FIREFOX)]);
+    let view = bench_view(&h, None);
     row(
         "`screen_request`: ... user-agent Firefox, `headers: []` (bot check only)",
         measure(|| {
@@ -1148,48 +1137,22 @@ fn profile_screening(row: &str) {
     else {
         fail("screening: `{\"headers\": []}` does not compile");
     };
-    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
     let body = order_body();
-    let get = |pairs: &[(&str, &str)]| {
-        let mut pairs = pairs.to_vec();
-        pairs.push((":method", "GET"));
-        headers(&pairs)
-    };
+    let named = |name: &str| screened_gets().into_iter().find(|(id, _, _)| *id == name);
     let h = match row {
-        "uuid-path" => get(&[
-            (":path", "/orders/7f9e0c1a-4b7e-4c55-9d8a-1b2c3d4e5f60"),
-            ("user-agent", "wrk"),
-        ]),
-        "query" => get(&[
-            (":path", "/bench?page=2&sort=created&q=ada%20lovelace"),
-            ("user-agent", "wrk"),
-        ]),
-        "cookie" => get(&[
-            (":path", "/bench"),
-            ("user-agent", "wrk"),
-            ("cookie", "session=3b1f0a9e2c; theme=dark"),
-        ]),
-        "referer" => get(&[
-            (":path", "/bench"),
-            ("user-agent", "wrk"),
-            ("referer", "https://shop.example/orders?page=1"),
-        ]),
-        "firefox" | "bots-only" => get(&[(":path", "/bench"), ("user-agent", firefox)]),
         "browser-get" => browser_headers(),
         "post-headers" | "plan-body" | "screen-document" | "screen-body" => {
             post_headers(body.len())
         }
-        other => fail(&format!(
-            "unknown row {other:?} (uuid-path, query, cookie, referer, firefox, bots-only, browser-get, post-headers, plan-body, screen-document, screen-body)"
-        )),
+        "bots-only" => get_headers(&[(":path", "/bench"), ("user-agent", FIREFOX)]),
+        other => match named(other) {
+            Some((_, _, pairs)) => get_headers(&pairs),
+            None => fail(&format!(
+                "unknown row {other:?} (wrk, uuid-path, query, cookie, referer, firefox, bots-only, browser-get, post-headers, plan-body, screen-document, screen-body)"
+            )),
+        },
     };
-    let view = RequestView {
-        headers: h.headers(),
-        client_ip: client_ip(),
-        route_policy: None,
-        route_name: None,
-        virtual_host: None,
-    };
+    let view = bench_view(&h, None);
     let Ok(doc) = Document::parse(&body, Duplicates::KeepAll) else {
         fail("the order body does not parse");
     };
@@ -1240,7 +1203,7 @@ fn profile_loop(what: &str) {
             let body = order_body();
             let post = post_headers(body.len());
             let policy_name = std::env::var("PROFILE_POLICY").unwrap_or_else(|_| "body".into());
-            let view = profiled_view(&post, &policy_name);
+            let view = bench_view(&post, Some(&policy_name));
             let mut runtime = TokenRuntime::new(&full);
             let decision = decide_at(&full, &view, &mut runtime, false);
             let (Some(policy), Verdict::Allow(admission)) = (decision.policy, &decision.verdict)
@@ -1258,7 +1221,7 @@ fn profile_loop(what: &str) {
         "profile-post-headers" => {
             let post = post_headers(order_body().len());
             let policy_name = std::env::var("PROFILE_POLICY").unwrap_or_else(|_| "body".into());
-            let view = profiled_view(&post, &policy_name);
+            let view = bench_view(&post, Some(&policy_name));
             let mut runtime = TokenRuntime::new(&full);
             while started.elapsed() < Duration::from_secs(5) {
                 black_box(decide_at(&full, black_box(&view), &mut runtime, false));

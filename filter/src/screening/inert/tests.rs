@@ -464,6 +464,25 @@ fn pass_input() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// The pass, with and without the scan's bits given, answers `s` as the byte-at-a-time pass.
+fn answers_as_the_reference(s: &[u8]) -> Result<(), TestCaseError> {
+    let t = crate::screening::triggers();
+    let expected = inert_reference(s, t);
+    prop_assert_eq!(
+        super::inert(s, t),
+        expected,
+        "{:?}",
+        String::from_utf8_lossy(s)
+    );
+    prop_assert_eq!(
+        super::inert_scanned(s, crate::screening::decode::scan(s), t),
+        expected,
+        "{:?}",
+        String::from_utf8_lossy(s)
+    );
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: std::env::var("INERT_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(4000), ..ProptestConfig::default() })]
 
@@ -471,14 +490,7 @@ proptest! {
     /// scan's bits are the byte-at-a-time pass, on every value.
     #[test]
     fn the_pass_is_its_reference(s in pass_input()) {
-        let t = crate::screening::triggers();
-        let expected = inert_reference(&s, t);
-        prop_assert_eq!(super::inert(&s, t), expected, "{:?}", String::from_utf8_lossy(&s));
-        prop_assert_eq!(
-            super::inert_scanned(&s, crate::screening::decode::scan(&s), t),
-            expected,
-            "{:?}", String::from_utf8_lossy(&s)
-        );
+        answers_as_the_reference(&s)?;
     }
 }
 
@@ -570,14 +582,7 @@ proptest! {
     /// The skip over plain bytes and `a`-`f` runs answers as the byte-at-a-time pass.
     #[test]
     fn the_hex_skip_is_the_reference(s in hex_input()) {
-        let t = crate::screening::triggers();
-        let expected = inert_reference(&s, t);
-        prop_assert_eq!(super::inert(&s, t), expected, "{:?}", String::from_utf8_lossy(&s));
-        prop_assert_eq!(
-            super::inert_scanned(&s, crate::screening::decode::scan(&s), t),
-            expected,
-            "{:?}", String::from_utf8_lossy(&s)
-        );
+        answers_as_the_reference(&s)?;
     }
 
     /// Through the whole screening, hex-shaped values are answered as the detectors answer
