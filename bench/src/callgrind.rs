@@ -125,6 +125,36 @@ impl Count {
     pub fn jit(&self) -> u64 {
         self.by_object.get(JIT).copied().unwrap_or(0)
     }
+
+    /// This count less `idle` times `factor`, object by object and never below zero: a window's
+    /// instructions without what the process runs on its own (timers) in as long, `idle` being
+    /// counted over a window `1 / factor` as long with no request.
+    pub fn less_idle(&self, idle: &Count, factor: f64) -> Count {
+        let less =
+            |value: u64, idle: u64| value.saturating_sub((idle as f64 * factor).round() as u64);
+        let by_object: BTreeMap<String, u64> = self
+            .by_object
+            .iter()
+            .map(|(object, &value)| {
+                let idle = idle.by_object.get(object).copied().unwrap_or(0);
+                (object.clone(), less(value, idle))
+            })
+            .collect();
+        Count {
+            total: by_object.values().sum(),
+            by_object,
+        }
+    }
+}
+
+/// One counted window of a row: the requests that completed in it, their instructions with the
+/// idle process's share taken out ([`Count::less_idle`]), and that idle rate (instructions a
+/// second with no request).
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    pub requests: u64,
+    pub count: Count,
+    pub idle_per_second: f64,
 }
 
 pub const JIT: &str = "JIT";
@@ -202,12 +232,14 @@ fn object_name(value: &str, names: &mut BTreeMap<String, String>) -> String {
 /// per request, the share run in generated code, and the ratios to the row's no-filter and
 /// floor rows (fewer instructions is better, so a ratio is the other row's count over this one's,
 /// read like throughput).
-pub fn table(scenarios: &[Scenario], results: &[Vec<(u64, Count)>], requests: u32) -> String {
-    let per_request = |runs: &[(u64, Count)], key: &dyn Fn(&Count) -> u64| -> Option<f64> {
-        let values: Vec<f64> = runs
+pub fn table(scenarios: &[Scenario], results: &[Vec<Sample>], requests: u32) -> String {
+    let counted = |runs: &[Sample]| -> Vec<Sample> {
+        runs.iter().filter(|s| s.requests > 0).cloned().collect()
+    };
+    let per_request = |runs: &[Sample], key: &dyn Fn(&Count) -> u64| -> Option<f64> {
+        let values: Vec<f64> = counted(runs)
             .iter()
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, c)| key(c) as f64 / *n as f64)
+            .map(|s| key(&s.count) as f64 / s.requests as f64)
             .collect();
         (!values.is_empty()).then(|| crate::report::median(&values, |v| *v))
     };
@@ -223,22 +255,28 @@ pub fn table(scenarios: &[Scenario], results: &[Vec<(u64, Count)>], requests: u3
             .and_then(|(_, t)| *t)
     };
     let mut out = format!(
-        "Envoy --concurrency 1 under callgrind; per row {requests} requests on one connection (curl) after\n\
-         as many unmeasured; instructions of the Envoy process (every thread) per request, median of the rounds;\n\
+        "Envoy --concurrency 1 under callgrind; per row and round {requests} requests on one connection (curl)\n\
+         after as many unmeasured, counted in windows of a few requests; instructions of the Envoy process\n\
+         (every thread) per request, median of the windows of every round (\"windows\": lowest-highest, how many);\n\
+         each window is net of the idle Envoy's instructions (timers) over as long a time, from the median of\n\
+         one-second windows with no request before it (\"idle / s\");\n\
          \"outside files\": run in anonymous memory, mostly the module as V8 compiled it (no filter has some too:\n\
          compare rows);\n\
          \"vs no filter\" and \"vs floor\": that row's instructions over this row's (read like throughput);\n\
          \"over floor\": this row's instructions per request minus its floor row's\n\n\
-         | config | instructions / request | rounds | outside files | vs no filter | vs floor | over floor | floor |\n\
-         |---|---:|---|---:|---:|---:|---:|---|\n"
+         | config | instructions / request | windows | outside files | vs no filter | vs floor | over floor | floor | idle / s |\n\
+         |---|---:|---|---:|---:|---:|---:|---|---:|\n"
     );
     for ((scenario, runs), total) in scenarios.iter().zip(results).zip(&totals) {
         let Some(total) = *total else { continue };
-        let rounds: Vec<String> = runs
+        let each: Vec<f64> = counted(runs)
             .iter()
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, c)| format!("{:.0}", c.total as f64 / *n as f64))
+            .map(|s| s.count.total as f64 / s.requests as f64)
             .collect();
+        let low = each.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = each.iter().copied().fold(0.0, f64::max);
+        let windows = format!("{low:.0}-{high:.0} ({})", each.len());
+        let idle = crate::report::median_of(&counted(runs), |s| s.idle_per_second);
         let jit = per_request(runs, &|c| c.jit()).unwrap_or(0.0);
         let ratio = |other: Option<f64>| match other {
             Some(o) if total > 0.0 => format!("{:.3}", o / total),
@@ -247,15 +285,16 @@ pub fn table(scenarios: &[Scenario], results: &[Vec<(u64, Count)>], requests: u3
         let floor = scenario.floor.as_deref().and_then(of);
         let over = floor.map_or("-".to_string(), |f| format!("{:+.0}", total - f));
         out.push_str(&format!(
-            "| {} | {:.0} | {} | {:.0} | {} | {} | {} | {} |\n",
+            "| {} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {:.0} |\n",
             scenario.name,
             total,
-            rounds.join(", "),
+            windows,
             jit,
             ratio(of(&scenario.baseline)),
             ratio(floor),
             over,
             scenario.floor.as_deref().unwrap_or("-"),
+            idle,
         ));
     }
     out
@@ -293,5 +332,24 @@ mod tests {
     fn refuses_a_dump_without_the_ir_event() {
         assert!(parse("positions: line\nevents: Dr\nob=a\n0 5\n").is_err());
         assert!(parse("ob=a\n0 5\n").is_err());
+    }
+
+    #[test]
+    fn takes_the_scaled_idle_count_out_object_by_object_and_never_below_zero() {
+        let count = parse(DUMP).unwrap();
+        let mut idle = Count::default();
+        idle.by_object.insert("/usr/bin/envoy".to_string(), 40);
+        idle.by_object.insert(JIT.to_string(), 100);
+        idle.by_object.insert("/only/idle".to_string(), 7);
+        idle.total = 147;
+        // The counted window was twice as long as the idle one.
+        let net = count.less_idle(&idle, 2.0);
+        assert_eq!(net.by_object.get("/usr/bin/envoy"), Some(&40));
+        assert_eq!(net.jit(), 0, "more idle than counted is zero, not a wrap");
+        assert_eq!(net.by_object.get("/usr/lib/libc.so.6"), Some(&50));
+        assert_eq!(net.by_object.get("/only/idle"), None);
+        assert_eq!(net.total, 90);
+        // Without an idle window nothing changes.
+        assert_eq!(count.less_idle(&Count::default(), 1.0), count);
     }
 }

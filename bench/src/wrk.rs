@@ -286,9 +286,19 @@ pub fn run_counted(
     let codes = String::from_utf8_lossy(&output.stdout);
     let answered = codes.lines().filter(|c| c.starts_with('2')).count();
     if !output.status.success() || answered != requests as usize {
+        // Which answers, in order of first appearance, with how many of each (`000`: none).
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        for code in codes.lines() {
+            match seen.iter_mut().find(|(c, _)| *c == code) {
+                Some((_, n)) => *n += 1,
+                None => seen.push((code, 1)),
+            }
+        }
+        let seen: Vec<String> = seen.iter().map(|(c, n)| format!("{c} x{n}")).collect();
         return Err(format!(
-            "{}: {answered} of {requests} requests answered 2xx ({}; {})",
+            "{}: {answered} of {requests} requests answered 2xx (statuses {}; {}; {})",
             scenario.name,
+            seen.join(", "),
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         ));

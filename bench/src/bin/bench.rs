@@ -53,11 +53,15 @@
 //!
 //! `BENCH_INSTRUCTIONS=<n>` counts instructions instead of timing (`bench::callgrind`): every
 //! Envoy runs under valgrind's callgrind, each row gets `n` unmeasured then `n` counted requests
-//! on one connection, and the table gives instructions per request (median of `BENCH_ROUNDS`,
-//! default 2). The counts hardly move with the machine's load, which the timed rows here do.
+//! on one connection, counted in windows of `BENCH_INSTRUCTIONS_WINDOW` (default 25) requests,
+//! each less the idle Envoy's instructions in as long (the median of `BENCH_INSTRUCTIONS_IDLE`,
+//! default 5, one-second windows with no request), and the table gives the median window's
+//! instructions per request over `BENCH_ROUNDS` (default 2). The counts hardly move with the
+//! machine's load, which the timed rows here do.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
 use bench::callgrind;
 use bench::report::{before_after, env_number, stage_costs, table};
@@ -87,6 +91,17 @@ fn run() -> Result<(), String> {
         Err(_) => None,
     };
     let rounds = env_number("BENCH_ROUNDS", if instructions.is_some() { 2 } else { 7 })?;
+    // `BENCH_INSTRUCTIONS_WINDOW=<requests>` (default 25) counted requests per window,
+    // `BENCH_INSTRUCTIONS_IDLE=<n>` (default 5, 0 for none) idle windows of a second.
+    let windows = Windows {
+        chunk: env_number("BENCH_INSTRUCTIONS_WINDOW", 25)?,
+        idle: match std::env::var("BENCH_INSTRUCTIONS_IDLE") {
+            Err(_) => 5,
+            Ok(v) => v.parse().map_err(|_| {
+                format!("BENCH_INSTRUCTIONS_IDLE={v:?}: expected a whole number of windows")
+            })?,
+        },
+    };
     let mut scenarios = select(scenarios()?, std::env::var("BENCH_ONLY").ok().as_deref())?;
     let before: Vec<PathBuf> = std::env::var("BENCH_BEFORE_WASM")
         .ok()
@@ -208,7 +223,7 @@ fn run() -> Result<(), String> {
             &envoys,
             &ports,
             &pids,
-            (requests, rounds),
+            (requests, rounds, windows),
             &dumps,
             &scripts,
         );
@@ -264,14 +279,26 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// `BENCH_INSTRUCTIONS`: per round and row, `requests` unmeasured requests, then `requests`
-/// counted ones between a zero and a dump of the Envoy's counters.
+/// How `BENCH_INSTRUCTIONS` splits its counting: `chunk` requests per counted window, `idle`
+/// windows of a second with no request before them.
+#[derive(Debug, Clone, Copy)]
+struct Windows {
+    chunk: u32,
+    idle: u32,
+}
+
+/// `BENCH_INSTRUCTIONS`: per round and row, `requests` unmeasured requests, `idle` windows of a
+/// second with none (what the Envoy runs on its own: timers, the module's ticks), then
+/// `requests` counted ones in windows of `chunk`, each between a zero and a dump of the Envoy's
+/// counters and less the median idle window's instructions scaled to its length. The table
+/// takes medians over windows: a rare large timer job (the rate-limit census every 10 s) lands
+/// in one window and moves no median, where it would add its whole cost to one long window.
 fn count_instructions(
     scenarios: &[Scenario],
     envoys: &[Envoy],
     ports: &[u16],
     pids: &[u32],
-    (requests, rounds): (u32, u32),
+    (requests, rounds, windows): (u32, u32, Windows),
     dumps: &ScriptDir,
     scripts: &ScriptDir,
 ) -> Result<(), String> {
@@ -279,10 +306,10 @@ fn count_instructions(
         callgrind::instrument(envoy.pid())?;
     }
     // Under callgrind a request takes tens of milliseconds; bound each run generously.
-    let limit = std::time::Duration::from_secs(60 + u64::from(requests));
-    let mut results: Vec<Vec<(u64, callgrind::Count)>> = vec![Vec::new(); scenarios.len()];
+    let limit = Duration::from_secs(60 + u64::from(requests));
+    let mut results: Vec<Vec<callgrind::Sample>> = vec![Vec::new(); scenarios.len()];
     for round in 1..=rounds {
-        for (((scenario, &port), &pid), counts) in
+        for (((scenario, &port), &pid), samples) in
             scenarios.iter().zip(ports).zip(pids).zip(&mut results)
         {
             eprintln!(
@@ -290,9 +317,37 @@ fn count_instructions(
                 scenario.name
             );
             run_counted(scenario, port, requests, limit, scripts.path())?;
-            callgrind::zero(pid)?;
-            let done = run_counted(scenario, port, requests, limit, scripts.path())?;
-            counts.push((done, callgrind::dump(pid, dumps.path())?));
+            let mut idle: Vec<(callgrind::Count, Duration)> = Vec::new();
+            for _ in 0..windows.idle {
+                callgrind::zero(pid)?;
+                let start = Instant::now();
+                std::thread::sleep(Duration::from_secs(1));
+                let elapsed = start.elapsed();
+                idle.push((callgrind::dump(pid, dumps.path())?, elapsed));
+            }
+            // The median idle window (the upper middle of an even count), by rate.
+            let rate = |(c, t): &(callgrind::Count, Duration)| c.total as f64 / t.as_secs_f64();
+            idle.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+            let (idle_count, idle_time) = idle
+                .get(idle.len() / 2)
+                .cloned()
+                .unwrap_or((callgrind::Count::default(), Duration::from_secs(1)));
+            let mut left = requests;
+            while left > 0 {
+                let n = left.min(windows.chunk);
+                left -= n;
+                callgrind::zero(pid)?;
+                let start = Instant::now();
+                let done = run_counted(scenario, port, n, limit, scripts.path())?;
+                let elapsed = start.elapsed();
+                let count = callgrind::dump(pid, dumps.path())?;
+                samples.push(callgrind::Sample {
+                    requests: done,
+                    count: count
+                        .less_idle(&idle_count, elapsed.as_secs_f64() / idle_time.as_secs_f64()),
+                    idle_per_second: idle_count.total as f64 / idle_time.as_secs_f64(),
+                });
+            }
         }
     }
     println!("\n{}", callgrind::table(scenarios, &results, requests));
