@@ -1123,6 +1123,8 @@ fn memory_table(full: &Guard) {
 /// `screening` rows' requests), `post-headers` (`screen_request` of the JSON POST's headers),
 /// `plan-body` (its `plan_body`), `screen-document` (the parsed order body),
 /// `screen-body` (parse + screen). `ScreeningRule` with its defaults, clean inputs.
+/// `value:<text>`: `screen_value` of `<text>` as a JSON string (`PROFILE_RULE`: another
+/// `screening` object as JSON, e.g. `{"xss": false}`).
 fn profile_screening(row: &str) {
     use api_guard::payload::doc::{Document, Duplicates};
     let calls: usize = std::env::var("PROFILE_CALLS")
@@ -1145,6 +1147,7 @@ fn profile_screening(row: &str) {
             post_headers(body.len())
         }
         "bots-only" => get_headers(&[(":path", "/bench"), ("user-agent", FIREFOX)]),
+        other if other.starts_with("value:") => post_headers(body.len()),
         other => match named(other) {
             Some((_, _, pairs)) => get_headers(&pairs),
             None => fail(&format!(
@@ -1161,6 +1164,27 @@ fn profile_screening(row: &str) {
     } else {
         &rule
     };
+    if let Some(value) = row.strip_prefix("value:") {
+        // One JSON string value alone, optionally under another `screening` object (e.g. one
+        // class on, to price each detector): where the body's instructions go, value by value.
+        let custom = std::env::var("PROFILE_RULE").ok().map(|r| {
+            let Ok(v) = serde_json::from_str::<Value>(&r) else {
+                fail("PROFILE_RULE: not JSON");
+            };
+            let Ok(custom) = api_guard::screening::compile_screening(&v, "screening") else {
+                fail("PROFILE_RULE: not a screening object");
+            };
+            custom
+        });
+        let rule = custom.as_ref().unwrap_or(rule);
+        for _ in 0..calls {
+            black_box(rule.screen_value(
+                black_box(value.as_bytes()),
+                api_guard::screening::ValueKind::Json,
+            ));
+        }
+        return;
+    }
     for _ in 0..calls {
         match row {
             "plan-body" => {

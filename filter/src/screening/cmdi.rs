@@ -689,7 +689,13 @@ fn short_args(s: &[u8], end: usize) -> bool {
 /// A PowerShell cmdlet or alias as a word, used as code. Only words holding a `-`
 /// (`Invoke-Expression`, `-EncodedCommand`) or standing before `(` or a blank and `(`/`$`
 /// (`iex(`, `iex $x`, `.DownloadString(`) are looked up, so prose words never are.
-fn powershell(s: &[u8], v: Vocab<'_>) -> Option<&'static str> {
+///
+/// `call`: whether `s` holds `(`, `)` or `$`. Without them and without a `-`, no word is looked
+/// up, so the walk is skipped.
+fn powershell(s: &[u8], call: bool, v: Vocab<'_>) -> Option<&'static str> {
+    if !call && !s.contains(&b'-') {
+        return None;
+    }
     let is_word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
     let mut i = 0;
     while i < s.len() {
@@ -824,7 +830,7 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity, v: Vocab<'_>) -> Option<&'
         return Some(r);
     }
     if medium && mask & (d::SPACE | d::PAREN | d::PIPE | d::SEMI | d::DOLLAR) != 0 {
-        if let Some(r) = powershell(s, v) {
+        if let Some(r) = powershell(s, mask & (d::PAREN | d::DOLLAR) != 0, v) {
             return Some(r);
         }
     }

@@ -914,9 +914,7 @@ impl ScreeningRule {
             }),
             Json::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    path.push(Seg::Index(i));
-                    let d = self.walk(item, path);
-                    path.pop();
+                    let d = self.child(item, Seg::Index(i), path);
                     if d.is_some() {
                         return d;
                     }
@@ -934,9 +932,7 @@ impl ScreeningRule {
                     if d.is_some() {
                         return d;
                     }
-                    path.push(Seg::Key(k));
-                    let d = self.walk(item, path);
-                    path.pop();
+                    let d = self.child(item, Seg::Key(k), path);
                     if d.is_some() {
                         return d;
                     }
@@ -944,6 +940,38 @@ impl ScreeningRule {
                 None
             }
             _ => None,
+        }
+    }
+
+    /// [`ScreeningRule::walk`] of `item` at `path` and `seg`, answering as it does with less
+    /// work per member: numbers, booleans and `null` hold nothing to screen (no push, no call),
+    /// and a string, when no `skip` pattern reads the path, is screened in place (its segment
+    /// is pushed only to name a finding).
+    #[inline]
+    fn child<'a>(
+        &self,
+        item: Json<'a>,
+        seg: Seg<'a>,
+        path: &mut Vec<Seg<'a>>,
+    ) -> Option<Detection> {
+        match item {
+            Json::Null | Json::Bool(_) | Json::Number(_) => None,
+            // `walk` would refuse the pushed path when it is longer than `MAX_JSON_DEPTH`.
+            Json::String(_) if self.skip.json.is_empty() && path.len() >= MAX_JSON_DEPTH => None,
+            Json::String(s) if self.skip.json.is_empty() => {
+                self.found(s.as_bytes(), ValueKind::Json, || {
+                    path.push(seg);
+                    let pointer = pointer(path);
+                    path.pop();
+                    Location::Json { pointer }
+                })
+            }
+            _ => {
+                path.push(seg);
+                let d = self.walk(item, path);
+                path.pop();
+                d
+            }
         }
     }
 }

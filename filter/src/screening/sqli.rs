@@ -36,7 +36,7 @@
 //! backtick breakout), and `where` anchors a condition as `and`/`or` do (`) AS x WHERE 1=1`).
 
 use super::sensitivity::Sensitivity;
-use super::text::{at, bits, contains_ci, is_ws, starts_ci, WordIndex, Words};
+use super::text::{at, bits, contains_ci, is_ws, starts_ci, ByteSet, WordIndex, Words};
 use super::vocab::{PatternSet, Vocab, Vocabularies};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -264,9 +264,33 @@ struct Lexer<'a> {
     prefix: Option<u8>,
 }
 
+/// Bytes of a name: ASCII letters and digits, `_`, `$`, and every byte of 0x80 and above.
+#[inline]
 fn is_ident(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+    IDENT.contains(b)
 }
+
+/// [`is_ident`] as a table: one load per byte of every word the lexer reads, where the four
+/// tests took several compares and branches.
+const IDENT: ByteSet = ByteSet::new(&IDENT_BYTES);
+
+// Constant evaluation: an index out of bounds stops the build.
+#[allow(clippy::indexing_slicing)]
+const IDENT_BYTES: [u8; 192] = {
+    let mut out = [0u8; 192];
+    let mut n = 0;
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 {
+            out[n] = c;
+            n += 1;
+        }
+        b += 1;
+    }
+    assert!(n == 192);
+    out
+};
 
 /// Runs for every word of every value with SQL-ish punctuation, prose included: the indexes
 /// compare a word only with the entries of its first byte and length.
@@ -716,6 +740,9 @@ fn run(s: &[u8], prefix: Option<u8>, sens: Sensitivity) -> Option<&'static str> 
                     for a in 0..WINDOW {
                         let w = buf.get(a..len).unwrap_or_default();
                         let prev = prev_of(&buf, a, dropped);
+                        if !may_anchor(w, prev) {
+                            continue;
+                        }
                         if let Some(r) = rules(w, prev, quoted, false, sens) {
                             return Some(r);
                         }
@@ -736,8 +763,31 @@ fn run(s: &[u8], prefix: Option<u8>, sens: Sensitivity) -> Option<&'static str> 
     }
     (0..len).find_map(|a| {
         let w = buf.get(a..len).unwrap_or_default();
-        rules(w, prev_of(&buf, a, dropped), quoted, true, sens)
+        let prev = prev_of(&buf, a, dropped);
+        may_anchor(w, prev)
+            .then(|| rules(w, prev, quoted, true, sens))
+            .flatten()
     })
+}
+
+/// Whether [`rules`] may report anything anchored at `t[0]`: at the value's start (`prev` is
+/// `None`) always; elsewhere only at the tokens its `match` starts from, an operand only
+/// before a boolean operator, a comparison or `order` (most tokens of prose are neither, and
+/// skipping them saves a call each).
+#[inline]
+fn may_anchor(t: &[Tok], prev: Option<K>) -> bool {
+    let Some(first) = t.first() else {
+        return false;
+    };
+    prev.is_none()
+        || match first.k {
+            K::W(Kw::Union | Kw::TimeFn | Kw::Waitfor | Kw::Where | Kw::Into) | K::Semi => true,
+            K::Num | K::Str | K::RPar | K::W(Kw::Other) => matches!(
+                t.get(1).map(|n| n.k),
+                Some(K::Cmp | K::W(Kw::Or | Kw::And | Kw::Order))
+            ),
+            _ => false,
+        }
 }
 
 fn prev_of(buf: &[Tok], a: usize, dropped: Option<K>) -> Option<K> {
@@ -1019,8 +1069,8 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity, v: Vocab<'_>) -> Option<&'
         }
     }
 
-    for q in [b'\'', b'"', b'`'] {
-        if s.contains(&q) {
+    for (q, bit) in [(b'\'', d::QUOTE), (b'"', d::QUOTE), (b'`', d::BACKTICK)] {
+        if mask & bit != 0 && s.contains(&q) {
             if let Some(r) = run(s, Some(q), sens) {
                 return Some(r);
             }
@@ -1042,6 +1092,14 @@ mod tests {
     use super::super::decode::scan;
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn ident_table_is_the_ident_test() {
+        for b in 0..=u8::MAX {
+            let want = b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+            assert_eq!(is_ident(b), want, "{b:#x}");
+        }
+    }
 
     /// `classify` as it was written before the word indexes: a search through both lists.
     fn classify_reference(w: &[u8]) -> Kw {

@@ -447,6 +447,39 @@ fn deep_json_is_bounded() {
     assert!(r.screen_json(&v).is_some());
 }
 
+/// The walk screens strings in place unless a `skip` pattern reads the path: both ways answer
+/// alike at the depth bound (a string at `MAX_JSON_DEPTH` is screened, one deeper is not), with
+/// numbers, booleans and `null` beside it, and name the same pointer.
+#[test]
+fn json_walk_answers_alike_with_and_without_skip_patterns() {
+    let plain = ScreeningRule::default();
+    let with_skip = rule(json!({"skip": ["json./nothing/here"]}));
+    for depth in [1, 2, MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH, MAX_JSON_DEPTH + 1] {
+        for object in [false, true] {
+            let mut v = json!("<script>alert(1)</script>");
+            for level in 1..=depth {
+                v = if object {
+                    json!({"a": 1, "b": true, "c": null, "k": v, "z": "plain"})
+                } else {
+                    json!([1.5, false, null, v, format!("x{level}")])
+                };
+            }
+            let a = plain.screen_json(&v);
+            let b = with_skip.screen_json(&v);
+            assert_eq!(a.is_some(), depth <= MAX_JSON_DEPTH, "{depth} {object}");
+            assert_eq!(
+                a.map(|d| d.location.key()),
+                b.map(|d| d.location.key()),
+                "{depth} {object}"
+            );
+        }
+    }
+    let v = json!({"n": [1, {"m": [null, "x", "1 union select password from users"]}]});
+    let got = plain.screen_json(&v).map(|d| d.location.key());
+    assert_eq!(got, with_skip.screen_json(&v).map(|d| d.location.key()));
+    assert_eq!(got.as_deref(), Some("json./n/1/m/2"));
+}
+
 // ---- corpus quality ----
 
 pub(crate) const ATTACKS: [(Class, &str); 4] = [

@@ -23,7 +23,21 @@ pub fn starts_ci(s: &[u8], i: usize, pat: &[u8]) -> bool {
 
 /// First position at or after `from` where `pat` (lowercase) occurs, ignoring ASCII case. The
 /// patterns are short constants, so the naive search stays linear in `s`.
+///
+/// Inlined so that where `pat` is a literal the position of its first byte that is no letter
+/// (see [`find_ci_at`]) is known when compiling: an all-letter pattern pays nothing for it.
+#[inline]
 pub fn find_ci(s: &[u8], pat: &[u8], from: usize) -> Option<usize> {
+    find_ci_at(
+        s,
+        pat,
+        from,
+        pat.iter().position(|b| !b.is_ascii_alphabetic()),
+    )
+}
+
+/// [`find_ci`], told the position of `pat`'s first byte that is no ASCII letter, if any.
+fn find_ci_at(s: &[u8], pat: &[u8], from: usize, anchor: Option<usize>) -> Option<usize> {
     let (&first, rest) = pat.split_first()?;
     let hay = s.get(from..)?;
     let starts_here = |k: usize| {
@@ -35,6 +49,12 @@ pub fn find_ci(s: &[u8], pat: &[u8], from: usize) -> Option<usize> {
                         .is_some_and(|w| w.eq_ignore_ascii_case(rest))
             })
     };
+    // A pattern holding a byte that is no letter (`data:`, `<!--#`, `/dev/`, `${ifs}`): that
+    // byte is matched exactly, so candidates are where it occurs, found eight bytes at a time
+    // (most values hold it rarely or never), and only those are compared.
+    if let Some((off, &anchor)) = anchor.and_then(|off| Some((off, pat.get(off)?))) {
+        return find_anchored(hay, anchor, off, starts_here).map(|k| from + k);
+    }
     let mut start = 0;
     if let Some(&second) = rest.first() {
         // Most searches run over benign text to its end. Eight positions at a time, a word-wide
@@ -60,6 +80,33 @@ pub fn find_ci(s: &[u8], pat: &[u8], from: usize) -> Option<usize> {
     (start..hay.len())
         .find(|&k| starts_here(k))
         .map(|k| from + k)
+}
+
+/// The first start `k` (in order) where `hay[k + off]` is `anchor` and `starts_here(k)`.
+#[inline]
+fn find_anchored(
+    hay: &[u8],
+    anchor: u8,
+    off: usize,
+    starts_here: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    let needle = ONES * u64::from(anchor);
+    let mut j = off;
+    while let Some(block) = hay.get(j..).and_then(|t| t.first_chunk::<8>()) {
+        let mut hits = zero_bytes(u64::from_le_bytes(*block) ^ needle);
+        while hits != 0 {
+            let k = j + (hits.trailing_zeros() / 8) as usize - off;
+            if starts_here(k) {
+                return Some(k);
+            }
+            hits &= hits - 1;
+        }
+        j += 8;
+    }
+    (j..hay.len())
+        .filter(|&p| hay.get(p) == Some(&anchor))
+        .map(|p| p - off)
+        .find(|&k| starts_here(k))
 }
 
 /// 0x01 in every byte of a word.
@@ -337,6 +384,10 @@ mod tests {
         b".env",
         b"/*",
         b"x_y",
+        b"data:",
+        b"<!--#",
+        b"b:",
+        b"-moz-",
     ]);
 
     /// Text made of pattern pieces in either case, so that matches and near misses are common.
@@ -349,7 +400,7 @@ mod tests {
                 proptest::sample::select(SAMPLE.list().to_vec())
                     .prop_map(|p| p.get(1..).unwrap_or_default().to_vec()),
                 proptest::collection::vec(
-                    proptest::sample::select(b"abfrmesABFRME.*/_xy \xff".to_vec()),
+                    proptest::sample::select(b"abfrmesdtDTABFRME.*/_xy :<!-#\xff".to_vec()),
                     0..20
                 ),
             ],

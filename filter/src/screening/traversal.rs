@@ -316,9 +316,16 @@ fn file_end(b: Option<u8>) -> bool {
 /// - a single name (`.htpasswd`, `web.config`, `.bash_history`) as the last component of a
 ///   value that is one path (no blanks) starting at a root, a home, a drive or `.`, or as the
 ///   whole value when it is a dotfile.
-fn sensitive_anywhere(s: &[u8], v: Vocab<'_>) -> bool {
+///
+/// `seps`: whether `s` holds a `/` or `\`. Without one, no entry of two or more components
+/// can match (their inner `/` matches only a separator) and a single name needs a value
+/// without blanks: prose with neither (`Fragile: handle with care.`) is answered here.
+fn sensitive_anywhere(s: &[u8], seps: bool, v: Vocab<'_>) -> bool {
     let value = s.trim_ascii();
     let path_like = !value.iter().any(|&b| is_ws(b));
+    if !seps && !path_like {
+        return false;
+    }
     let rooted = matches!(value.first(), Some(b'/' | b'\\' | b'~' | b'.'))
         || (value.get(1) == Some(&b':') && value.first().is_some_and(u8::is_ascii_alphabetic))
         || starts_ci(value, 0, b"file:");
@@ -386,7 +393,7 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity, v: Vocab<'_>) -> Option<&'
     if mask & (d::SLASH | d::BACKSLASH) != 0 && sensitive(s) {
         return Some("traversal.sensitive_file");
     }
-    if medium && sensitive_anywhere(s, v) {
+    if medium && sensitive_anywhere(s, mask & (d::SLASH | d::BACKSLASH) != 0, v) {
         return Some("traversal.sensitive_file");
     }
     if medium && mask & d::COLON != 0 && file_scheme(s) {
@@ -470,6 +477,41 @@ mod tests {
         #[test]
         fn file_scheme_agrees_with_the_reference(s in pieces()) {
             prop_assert_eq!(file_scheme(&s), file_scheme_reference(&s));
+        }
+
+        /// The early answer of `sensitive_anywhere` (no separator, a blank) is its answer.
+        #[test]
+        fn sensitive_anywhere_without_separators_agrees(s in pieces()) {
+            let seps = s.iter().any(|&b| is_sep(b));
+            prop_assert_eq!(sensitive_anywhere(&s, seps, v()), sensitive_anywhere(&s, true, v()));
+        }
+    }
+
+    /// Every file entry, alone, in prose and in paths: the early answer agrees.
+    #[test]
+    fn sensitive_anywhere_early_answer_on_the_vocabulary() {
+        for e in v().base.files.entries() {
+            let e = String::from_utf8_lossy(e);
+            for s in [
+                e.to_string(),
+                format!(" {e}"),
+                format!("{e} "),
+                format!("see {e} here"),
+                format!("x={e}"),
+                format!("/{e}"),
+                format!("/home/u/{e}"),
+                e.replace('/', "\\"),
+                format!("edit {}", e.replace('/', "\\")),
+            ] {
+                let s = s.as_bytes();
+                let seps = s.iter().any(|&b| is_sep(b));
+                assert_eq!(
+                    sensitive_anywhere(s, seps, v()),
+                    sensitive_anywhere(s, true, v()),
+                    "{}",
+                    String::from_utf8_lossy(s)
+                );
+            }
         }
     }
 

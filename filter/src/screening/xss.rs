@@ -384,9 +384,11 @@ fn data_html(s: &[u8]) -> bool {
     false
 }
 
-fn css_expression(s: &[u8]) -> bool {
+/// `paren`: whether `s` holds a `(` or `)`. `expression(` and `behavior: url(` need one; without
+/// it only `-moz-binding` is searched.
+fn css_expression(s: &[u8], paren: bool) -> bool {
     let mut from = 0;
-    while let Some(p) = find_ci(s, b"expression", from) {
+    while let Some(p) = paren.then(|| find_ci(s, b"expression", from)).flatten() {
         from = p + 10;
         let mut k = skip_ws(s, p + 10);
         // CSS comments between the name and the parenthesis.
@@ -402,7 +404,7 @@ fn css_expression(s: &[u8]) -> bool {
             return true;
         }
     }
-    if let Some(p) = find_ci(s, b"behavior", 0) {
+    if let Some(p) = paren.then(|| find_ci(s, b"behavior", 0)).flatten() {
         let k = skip_ws(s, p + 8);
         if at(s, k) == Some(b':') && starts_ci(s, skip_ws(s, k + 1), b"url(") {
             return true;
@@ -539,7 +541,7 @@ pub fn detect(s: &[u8], mask: u32, sens: Sensitivity) -> Option<&'static str> {
     if mask & d::EQ != 0 && event_breakout(s) {
         return Some("xss.event_handler");
     }
-    if mask & (d::PAREN | d::COLON) != 0 && css_expression(s) {
+    if mask & (d::PAREN | d::COLON) != 0 && css_expression(s, mask & d::PAREN != 0) {
         return Some("xss.css_expression");
     }
     if mask & d::BRACE != 0 && template(s, sens) {
