@@ -67,16 +67,17 @@ const fn class(b: u8) -> u32 {
     }
 }
 
-/// The pairs `scan` reports, as the bit a byte sets when it comes first (`PAIR_FIRST`) and
-/// when it comes second (`PAIR_SECOND`): a pair is present where a byte's first-bits meet the
-/// next byte's second-bits.
+/// The pairs `scan` reports, as the bit a byte sets when it comes first (at `PAIR_FIRST`) and
+/// when it comes second (at `PAIR_SECOND`): a pair is present where a byte's first-bits meet
+/// the next byte's second-bits. `PAIR_FIRST` is `PAIR_SECOND + 8`, so that the previous entry
+/// shifted right by 8 lines its first-bits up with this entry's second-bits.
 const PAIR_DOT2: u64 = 1 << 0;
 const PAIR_DASH2: u64 = 1 << 1;
 const PAIR_AT2: u64 = 1 << 2;
 const PAIR_SLASH_STAR: u64 = 1 << 3;
 const PAIR_STAR_SLASH: u64 = 1 << 4;
-const PAIR_FIRST: u32 = 32;
 const PAIR_SECOND: u32 = 40;
+const PAIR_FIRST: u32 = PAIR_SECOND + 8;
 
 /// Per byte: its class bit (low 32 bits), its pair roles (at `PAIR_FIRST` and `PAIR_SECOND`).
 // Indexing is fine here: constant evaluation, where an index out of bounds stops the build.
@@ -103,7 +104,9 @@ const SCAN_TABLE: [u64; 256] = {
 /// included.
 ///
 /// Every screened value goes through here, so it is branch-free: one table lookup per byte,
-/// and a pair is the previous byte's "first" roles meeting this byte's "second" roles.
+/// and a pair is the previous byte's "first" roles meeting this byte's "second" roles (the
+/// previous entry is kept shifted by 8, which lines them up; what else the shifted entry meets
+/// in this one, class bits, falls below `PAIR_SECOND` and is dropped at the end).
 pub fn scan(s: &[u8]) -> u32 {
     let mut classes = 0u64;
     let mut pairs = 0u64;
@@ -111,8 +114,13 @@ pub fn scan(s: &[u8]) -> u32 {
     for &b in s {
         let t = SCAN_TABLE.get(usize::from(b)).copied().unwrap_or(0);
         classes |= t;
-        pairs |= (prev >> PAIR_FIRST) & (t >> PAIR_SECOND);
-        prev = t;
+        pairs |= prev & t;
+        prev = t >> 8;
+    }
+    let pairs = (pairs >> PAIR_SECOND) & 0xff;
+    // Most values hold no pair: their classes are the answer.
+    if pairs == 0 {
+        return classes as u32;
     }
     let pair_bit = |pair: u64, bit: u32| if pairs & pair != 0 { bit } else { 0 };
     (classes as u32)

@@ -124,6 +124,13 @@ pub enum HeaderSet {
 /// as the path and query) are left out too.
 pub const NEVER_SCREENED: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
 
+/// `content-type` values that [`ScreeningRule::body_kind`] knows to be JSON without parsing them.
+const JSON_MEDIA: [&[u8]; 3] = [
+    b"application/json",
+    b"application/json; charset=utf-8",
+    b"application/json;charset=utf-8",
+];
+
 /// Silences one rule id, on one location or everywhere (`exclude`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exclusion {
@@ -397,6 +404,11 @@ impl ScreeningRule {
     pub fn body_kind(&self, content_type: &[u8]) -> Option<ScreenedBody> {
         if !self.any_injection() {
             return None;
+        }
+        // The JSON types clients send verbatim, known without parsing (a test checks that the
+        // parse answers the same for each).
+        if JSON_MEDIA.contains(&content_type) {
+            return self.bodies.json.then_some(ScreenedBody::Json);
         }
         let media = crate::payload::parse_media_type(content_type)?;
         if media.is_json() {
@@ -729,15 +741,23 @@ impl ScreeningRule {
     /// Screens the request head: bots (user agent), then the path, the query parameters
     /// (names and values), the cookies and the configured headers. The first finding.
     pub fn screen_request(&self, req: &RequestView<'_>) -> Option<Detection> {
-        // What is read by name, in one pass over the map (names compared as bytes): the first
-        // user agent, the first request target, and whether any cookie header is there.
+        // One pass over the map (names compared as bytes): the first user agent, the first
+        // request target, whether any cookie header is there and, when every header is
+        // screened, the first finding in a screened header (in map order, as a walk of its
+        // own would find it). It is answered only after the bots, path, query and cookies,
+        // which come first; headers after it are not screened.
+        let scan_all = matches!(self.headers, HeaderSet::All) && self.any_injection();
         let (mut ua, mut target, mut cookies) = (None, None, false);
+        let mut header_finding = None;
         for (name, value) in req.headers.iter_raw() {
             match name {
                 b"user-agent" if ua.is_none() => ua = Some(value),
                 b":path" if target.is_none() => target = Some(value),
                 b"cookie" => cookies = true,
                 _ => {}
+            }
+            if scan_all && header_finding.is_none() && self.screens_header(name) {
+                header_finding = self.screen_header(name, value);
             }
         }
         if let Some(rule_id) = bots::check(
@@ -822,21 +842,20 @@ impl ScreeningRule {
                     }
                 }
             }
-            HeaderSet::All => {
-                for (name, value) in req.headers.iter_raw() {
-                    if name.first() == Some(&b':')
-                        || NEVER_SCREENED.iter().any(|n| n.as_bytes() == name)
-                        || self.skip.header.iter().any(|h| h.as_bytes() == name)
-                    {
-                        continue;
-                    }
-                    if let Some(d) = self.screen_header(name, value) {
-                        return Some(d);
-                    }
-                }
-            }
+            HeaderSet::All => return header_finding,
         }
         None
+    }
+
+    /// Whether [`HeaderSet::All`] screens the header `name`: not a pseudo-header, not one of
+    /// [`NEVER_SCREENED`], not skipped by the policy.
+    #[inline]
+    fn screens_header(&self, name: &[u8]) -> bool {
+        // `NEVER_SCREENED`, matched by length first (a test checks the two agree).
+        !(name.first() == Some(&b':')
+            || matches!(name, b"authorization" | b"proxy-authorization" | b"cookie")
+            || (!self.skip.header.is_empty()
+                && self.skip.header.iter().any(|h| h.as_bytes() == name)))
     }
 
     /// One header value; `name` as sent (a name that is not UTF-8 is located as

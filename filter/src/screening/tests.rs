@@ -1095,3 +1095,101 @@ fn request_head_read_in_one_pass() {
         assert_eq!(screen(&pairs), want, "{pairs:?}");
     }
 }
+
+/// Headers are screened in the one walk of the map that also finds the path and cookies:
+/// whichever positions the attacks take, the first one in map order is answered, and only after
+/// a finding in the path, query or cookies.
+#[test]
+fn header_findings_in_map_order() {
+    let all = rule(json!({}));
+    let n = 12;
+    let names: Vec<String> = (0..n).map(|i| format!("x-h{i}")).collect();
+    // A value with bytes of interest that passes, an attack, a value that leaves after its scan.
+    let benign = "text/plain; q=0.5";
+    let attack = "' or 1=1--";
+    for first in 0..n {
+        for second in [None, Some(n - 1), Some(first + 1)] {
+            let mut hs = vec![(":path".to_string(), "/a".to_string())];
+            for (i, name) in names.iter().enumerate() {
+                let value = if i == first || Some(i) == second {
+                    attack
+                } else if i % 3 == 2 {
+                    "plain-id-123"
+                } else {
+                    benign
+                };
+                hs.push((name.clone(), value.to_string()));
+                if i % 4 == 1 {
+                    hs.push(("authorization".to_string(), attack.to_string()));
+                }
+            }
+            let pairs: Vec<(&str, &str)> =
+                hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let map = headers(&pairs);
+            let got = all.screen_request(&request(&map)).map(|d| d.location.key());
+            assert_eq!(
+                got,
+                Some(format!("header.x-h{first}")),
+                "{first} {second:?}"
+            );
+        }
+    }
+    // Benign values only: nothing.
+    let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), benign)).collect();
+    assert_eq!(all.screen_request(&request(&headers(&pairs))), None);
+    // A header before the path, the query, the cookies: those are answered first.
+    let attack_path = "/a/../../etc/passwd";
+    for (hs, want) in [
+        (vec![("x-a", attack), (":path", attack_path)], "path"),
+        (
+            vec![("x-a", attack), (":path", "/a?q=<script>alert(1)</script>")],
+            "query.q",
+        ),
+        (
+            vec![("x-a", attack), (":path", "/a"), ("cookie", "s=' or 1=1--")],
+            "cookie.s",
+        ),
+        (
+            vec![
+                ("x-a", attack),
+                ("cookie", "s=1"),
+                ("x-b", "<script>alert(1)</script>"),
+                (":path", "/a"),
+            ],
+            "header.x-a",
+        ),
+    ] {
+        let map = headers(&hs);
+        let got = all.screen_request(&request(&map)).map(|d| d.location.key());
+        assert_eq!(got.as_deref(), Some(want), "{hs:?}");
+    }
+}
+
+/// `screens_header` (names matched by length) agrees with [`NEVER_SCREENED`].
+#[test]
+fn screened_header_names() {
+    let all = rule(json!({}));
+    for name in NEVER_SCREENED {
+        assert!(!all.screens_header(name.as_bytes()), "{name}");
+    }
+    for name in ["x-api-key", "authorizations", "cookie2", "user-agent", "a"] {
+        assert!(all.screens_header(name.as_bytes()), "{name}");
+    }
+    assert!(!all.screens_header(b":path"));
+    let skipped = rule(json!({"skip": ["header.X-Tenant"]}));
+    assert!(!skipped.screens_header(b"x-tenant"));
+    assert!(skipped.screens_header(b"x-tenants"));
+}
+
+/// The `content-type` values `body_kind` knows without parsing are JSON to the parser too.
+#[test]
+fn json_media_known_without_parsing_are_json() {
+    for ct in JSON_MEDIA {
+        let media = crate::payload::parse_media_type(ct);
+        assert!(media.is_some_and(|m| m.is_json()), "{ct:?}");
+    }
+    let r = rule(json!({}));
+    assert_eq!(r.body_kind(b"application/json"), Some(ScreenedBody::Json));
+    let no_json = rule(json!({"bodies": ["form"]}));
+    assert_eq!(no_json.body_kind(b"application/json"), None);
+}
