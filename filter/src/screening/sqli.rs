@@ -1201,6 +1201,172 @@ mod tests {
         assert!(skipped > 1000, "{skipped}");
     }
 
+    /// Every keyword class ([`every_kind`] checks the list against [`Kw`]).
+    const KWS: [Kw; 36] = [
+        Kw::Or,
+        Kw::And,
+        Kw::Not,
+        Kw::Union,
+        Kw::AllDistinct,
+        Kw::Select,
+        Kw::From,
+        Kw::Where,
+        Kw::Insert,
+        Kw::Into,
+        Kw::Update,
+        Kw::Set,
+        Kw::Delete,
+        Kw::Drop,
+        Kw::Create,
+        Kw::Alter,
+        Kw::Truncate,
+        Kw::Exec,
+        Kw::Declare,
+        Kw::Shutdown,
+        Kw::Waitfor,
+        Kw::Delay,
+        Kw::Order,
+        Kw::Group,
+        Kw::By,
+        Kw::Having,
+        Kw::Like,
+        Kw::Is,
+        Kw::Null,
+        Kw::Bool,
+        Kw::Object,
+        Kw::TimeFn,
+        Kw::SqlFn,
+        Kw::XpProc,
+        Kw::Outfile,
+        Kw::Other,
+    ];
+
+    /// Every token kind, `W` with every keyword class.
+    fn every_kind() -> Vec<K> {
+        let mut kinds = vec![
+            K::Str,
+            K::StrOpen,
+            K::Num,
+            K::Var,
+            K::Cmp,
+            K::Arith,
+            K::Comma,
+            K::Semi,
+            K::LPar,
+            K::RPar,
+            K::Other,
+        ];
+        kinds.extend(KWS.iter().map(|&kw| K::W(kw)));
+        // No wildcard: a class added to `Kw` stops the build here until `KWS` lists it.
+        for kw in KWS {
+            match kw {
+                Kw::Or
+                | Kw::And
+                | Kw::Not
+                | Kw::Union
+                | Kw::AllDistinct
+                | Kw::Select
+                | Kw::From
+                | Kw::Where
+                | Kw::Insert
+                | Kw::Into
+                | Kw::Update
+                | Kw::Set
+                | Kw::Delete
+                | Kw::Drop
+                | Kw::Create
+                | Kw::Alter
+                | Kw::Truncate
+                | Kw::Exec
+                | Kw::Declare
+                | Kw::Shutdown
+                | Kw::Waitfor
+                | Kw::Delay
+                | Kw::Order
+                | Kw::Group
+                | Kw::By
+                | Kw::Having
+                | Kw::Like
+                | Kw::Is
+                | Kw::Null
+                | Kw::Bool
+                | Kw::Object
+                | Kw::TimeFn
+                | Kw::SqlFn
+                | Kw::XpProc
+                | Kw::Outfile
+                | Kw::Other => {}
+            }
+        }
+        kinds
+    }
+
+    /// `run` calls the rules only where `may_anchor` says they may fire, which it decides
+    /// from the anchor, the token after it and whether one comes before. Every pair of kinds
+    /// as the anchor and its next token, followed by up to two tokens of the kinds that
+    /// complete the rules (`union select`, `; drop table`, `sleep(5)`, `1 order by 1`,
+    /// `into outfile`, `waitfor delay`, conditions, subqueries), in every context and at
+    /// every sensitivity: wherever `may_anchor` says no, the rules report nothing.
+    #[test]
+    fn rules_report_nothing_where_they_may_not_anchor() {
+        let kinds = every_kind();
+        let tail_kinds = [
+            K::Num,
+            K::Cmp,
+            K::LPar,
+            K::RPar,
+            K::W(Kw::Select),
+            K::W(Kw::By),
+            K::W(Kw::Object),
+            K::W(Kw::From),
+            K::W(Kw::Other),
+            K::W(Kw::Outfile),
+            K::W(Kw::Delay),
+        ];
+        let mut tails: Vec<Vec<K>> = vec![Vec::new()];
+        for &x in &tail_kinds {
+            tails.push(vec![x]);
+            for &y in &tail_kinds {
+                tails.push(vec![x, y]);
+            }
+        }
+        let tok = |k: K| Tok {
+            k,
+            comment_after: false,
+        };
+        let mut skipped = 0usize;
+        for &first in &kinds {
+            for &second in &kinds {
+                for prev in [Some(K::Arith), Some(K::W(Kw::Other))] {
+                    let head = [tok(first), tok(second)];
+                    if may_anchor(&head, prev) {
+                        continue;
+                    }
+                    for tail in &tails {
+                        let t: Vec<Tok> = head
+                            .iter()
+                            .copied()
+                            .chain(tail.iter().map(|&k| tok(k)))
+                            .collect();
+                        for (quoted, eos) in
+                            [(false, false), (false, true), (true, false), (true, true)]
+                        {
+                            for sens in Sensitivity::ALL {
+                                skipped += 1;
+                                assert_eq!(
+                                    rules(&t, prev, quoted, eos, sens),
+                                    None,
+                                    "{t:?} after {prev:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(skipped > 1_000_000, "{skipped}");
+    }
+
     proptest! {
         #[test]
         fn classify_agrees_with_the_reference(w in sql_piece()) {
