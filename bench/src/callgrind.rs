@@ -248,11 +248,9 @@ pub fn table(scenarios: &[Scenario], results: &[Vec<Sample>], requests: u32) -> 
         .map(|r| per_request(r, &|c| c.total))
         .collect();
     let of = |id: &str| {
-        scenarios
-            .iter()
-            .zip(&totals)
-            .find(|(s, _)| s.id == id)
-            .and_then(|(_, t)| *t)
+        crate::report::row_of(scenarios, &totals, id)
+            .copied()
+            .flatten()
     };
     let mut out = format!(
         "Envoy --concurrency 1 under callgrind; per row and round {requests} requests on one connection (curl)\n\

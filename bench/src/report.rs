@@ -22,6 +22,15 @@ pub fn median<T: Copy>(values: &[T], key: impl Fn(&T) -> f64) -> T {
     sorted[sorted.len() / 2]
 }
 
+/// The value of the row `id` in `values`, which go with `scenarios` one for one.
+pub fn row_of<'a, T>(scenarios: &[Scenario], values: &'a [T], id: &str) -> Option<&'a T> {
+    scenarios
+        .iter()
+        .zip(values)
+        .find(|(s, _)| s.id == id)
+        .map(|(_, v)| v)
+}
+
 pub fn table(
     scenarios: &[Scenario],
     results: &[Vec<Run>],
@@ -34,26 +43,14 @@ pub fn table(
         .iter()
         .map(|runs| median(runs, |r| r.requests_per_sec))
         .collect();
-    let throughput_of = |id: &str| {
-        scenarios
-            .iter()
-            .zip(&medians)
-            .find(|(s, _)| s.id == id)
-            .map(|(_, r)| r.requests_per_sec)
-    };
+    let throughput_of = |id: &str| row_of(scenarios, &medians, id).map(|r| r.requests_per_sec);
     let ratio = |value: f64, to: Option<f64>| match to {
         Some(to) if to > 0.0 => format!("{:.2}", value / to),
         _ => "-".to_string(),
     };
     // Envoy CPU time per request: the median over the rounds (each round measured on its own).
     let cpu: Vec<Option<Duration>> = results.iter().map(|runs| median_cpu(runs)).collect();
-    let cpu_of = |id: &str| {
-        scenarios
-            .iter()
-            .zip(&cpu)
-            .find(|(s, _)| s.id == id)
-            .and_then(|(_, c)| *c)
-    };
+    let cpu_of = |id: &str| row_of(scenarios, &cpu, id).copied().flatten();
     let mut out = format!(
         "wrk -t1 -c32 -d{seconds}s, Envoy --concurrency 1, {placement}, median of {rounds} interleaved rounds;\n\
          \"vs no filter\": against no filter with the same request (GET, or the same 1 KiB JSON POST);\n\
@@ -115,12 +112,11 @@ pub fn format_latency(d: Duration) -> String {
 pub fn before_after(scenarios: &[Scenario], results: &[Vec<Run>]) -> String {
     let mut out = String::from("| config | module | req/s | built module req/s | built / this (medians) | built / this (median of rounds) |\n|---|---|---:|---:|---:|---:|\n");
     for (s, runs) in scenarios.iter().zip(results) {
-        let Some((_, built_runs)) = s.module.as_ref().and_then(|_| {
-            scenarios
-                .iter()
-                .zip(results)
-                .find(|(t, _)| t.id == s.reference)
-        }) else {
+        let Some(built_runs) = s
+            .module
+            .as_ref()
+            .and_then(|_| row_of(scenarios, results, &s.reference))
+        else {
             continue;
         };
         let this = median(runs, |r| r.requests_per_sec).requests_per_sec;
@@ -160,11 +156,7 @@ pub fn stage_costs(scenarios: &[Scenario], results: &[Vec<Run>]) -> String {
             continue;
         }
         let mut lines: Vec<(String, f64)> = Vec::new();
-        if let Some((_, base)) = scenarios
-            .iter()
-            .zip(results)
-            .find(|(t, _)| t.id == s.baseline)
-        {
+        if let Some(base) = row_of(scenarios, results, &s.baseline) {
             lines.push(("no filter".into(), micros(base)));
         }
         for (t, probe_runs) in scenarios.iter().zip(results) {
