@@ -296,6 +296,14 @@ pub struct MediaType<'a> {
     pub subtype: &'a str,
 }
 
+/// `content-type` values clients send verbatim that [`parse_media_type`] reads as JSON (a test
+/// checks it), so that the request path can know them by one comparison without parsing.
+pub const VERBATIM_JSON: [&[u8]; 3] = [
+    b"application/json",
+    b"application/json; charset=utf-8",
+    b"application/json;charset=utf-8",
+];
+
 /// Media types that backend frameworks parse as JSON besides `application/json` and
 /// `application/*+json`: ASP.NET Core's JSON input formatter takes `text/json`, Rails registers
 /// `text/x-json` and `application/jsonrequest`, and several clients send `application/x-json`.

@@ -25,6 +25,7 @@
 //! signals) and for a policy with `extra` vocabularies (their words are not in the index).
 
 use super::vocab::PatternSet;
+use crate::payload::VERBATIM_JSON;
 
 // Indexing is fine here: constant evaluation, where an index out of bounds stops the build.
 #[allow(clippy::indexing_slicing)]
@@ -561,7 +562,11 @@ fn hash_of(word: &[u8]) -> u32 {
 /// | `if-none-match`, `if-match` | `*`, or entity tags `"..."` / `W/"..."` of `[A-Za-z0-9._:-]` whose words pass the index, separated by `,` and blanks |
 pub fn header_inert(name: &[u8], value: &[u8], t: &Triggers) -> bool {
     match name {
-        b"accept" | b"content-type" => COMMON_MEDIA.contains(&value) || media_ranges(value, t),
+        b"accept" | b"content-type" => {
+            VERBATIM_JSON.contains(&value)
+                || COMMON_MEDIA.contains(&value)
+                || media_ranges(value, t)
+        }
         b"sec-ch-ua" | b"sec-ch-ua-full-version-list" => brand_list(value, t),
         b"sec-ch-ua-platform"
         | b"sec-ch-ua-platform-version"
@@ -577,12 +582,10 @@ pub fn header_inert(name: &[u8], value: &[u8], t: &Triggers) -> bool {
 }
 
 /// `content-type` and `accept` values that clients send verbatim, answered by one comparison
-/// each before [`media_ranges`] reads the grammar: each is a value [`media_ranges`] accepts
-/// (a test checks it), so this list only saves the reading, it never lets more through.
-pub const COMMON_MEDIA: [&[u8]; 8] = [
-    b"application/json",
-    b"application/json; charset=utf-8",
-    b"application/json;charset=utf-8",
+/// each (with [`VERBATIM_JSON`]) before [`media_ranges`] reads the grammar: each is a value
+/// [`media_ranges`] accepts (a test checks it), so this list only saves the reading, it never
+/// lets more through.
+pub const COMMON_MEDIA: [&[u8]; 5] = [
     b"application/x-www-form-urlencoded",
     b"text/plain",
     b"text/plain; charset=utf-8",

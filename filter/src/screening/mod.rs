@@ -124,13 +124,6 @@ pub enum HeaderSet {
 /// as the path and query) are left out too.
 pub const NEVER_SCREENED: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
 
-/// `content-type` values that [`ScreeningRule::body_kind`] knows to be JSON without parsing them.
-const JSON_MEDIA: [&[u8]; 3] = [
-    b"application/json",
-    b"application/json; charset=utf-8",
-    b"application/json;charset=utf-8",
-];
-
 /// Silences one rule id, on one location or everywhere (`exclude`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exclusion {
@@ -407,7 +400,7 @@ impl ScreeningRule {
         }
         // The JSON types clients send verbatim, known without parsing (a test checks that the
         // parse answers the same for each).
-        if JSON_MEDIA.contains(&content_type) {
+        if crate::payload::VERBATIM_JSON.contains(&content_type) {
             return self.bodies.json.then_some(ScreenedBody::Json);
         }
         let media = crate::payload::parse_media_type(content_type)?;

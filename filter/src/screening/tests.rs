@@ -1184,7 +1184,7 @@ fn screened_header_names() {
 /// The `content-type` values `body_kind` knows without parsing are JSON to the parser too.
 #[test]
 fn json_media_known_without_parsing_are_json() {
-    for ct in JSON_MEDIA {
+    for ct in crate::payload::VERBATIM_JSON {
         let media = crate::payload::parse_media_type(ct);
         assert!(media.is_some_and(|m| m.is_json()), "{ct:?}");
     }

@@ -103,7 +103,10 @@ fn accepts_ordinary_header_values() {
 #[test]
 fn common_media_types_are_grammar_values() {
     let r = rule(Sensitivity::Medium);
-    for v in super::COMMON_MEDIA {
+    for v in crate::payload::VERBATIM_JSON
+        .into_iter()
+        .chain(super::COMMON_MEDIA)
+    {
         assert!(
             super::media_ranges(v, crate::screening::triggers()),
             "{v:?}"
@@ -125,6 +128,7 @@ fn common_media_types_are_grammar_values() {
         (b"text/plain; charset=us-ascii", false),
     ] {
         assert!(!super::COMMON_MEDIA.contains(&v), "{v:?}");
+        assert!(!crate::payload::VERBATIM_JSON.contains(&v), "{v:?}");
         for name in ["accept", "content-type"] {
             assert_eq!(
                 r.inert_header(name, v),
